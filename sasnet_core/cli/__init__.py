@@ -1,0 +1,53 @@
+"""The ``sasnet`` command line: one module per subcommand.
+
+Each subcommand module defines ``register(subparsers)``, which adds its parser and sets
+``func=run``. Modules keep heavy imports (torch, cv2) inside ``run`` so ``sasnet --help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order here is the order in `sasnet --help`.
+SUBCOMMANDS = ("count", "eval", "convert", "train", "finetune", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sasnet",
+        description="Count people in crowd images and videos with SASNet, convert crowd "
+        "annotations, evaluate, train and fine-tune models.",
+        epilog="Run 'sasnet COMMAND --help' for the options of one command. "
+        "Start with: sasnet models add NAME FILE.pth, then sasnet count IMAGES...",
+    )
+    from sasnet_core import __version__
+
+    parser.add_argument("--version", action="version", version=f"sasnet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"sasnet_core.cli.{name}_cmd")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sasnet_core.errors import SASNetError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SASNetError as exc:
+        print(f"sasnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sasnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Typed errors a person can cause. Each message names the file and what is wrong.
+
+The GUI shows any ``SASNetError`` in a dialog and keeps running; the CLI prints it on one line and
+exits with status 2. Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+
+
+class SASNetError(Exception):
+    """Base class for every error caused by input (files, settings), not by a bug."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None):
+        self.path = os.fspath(path) if path is not None else None
+        self.detail = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class CheckpointError(SASNetError):
+    """A weights file is missing, not a checkpoint, or does not fit the model."""
+
+
+class WeightsUnavailableError(SASNetError):
+    """Pretrained weights are needed but cannot be found offline."""
+
+
+class ImageReadError(SASNetError):
+    """An image file cannot be decoded."""
+
+
+class VideoReadError(SASNetError):
+    """A video cannot be opened or decoded."""
+
+
+class AnnotationFormatError(SASNetError):
+    """An annotation file is malformed: the message names the field and the problem."""
+
+
+class DatasetLayoutError(SASNetError):
+    """A folder matches no known data set layout."""
+
+
+class ModelRegistryError(SASNetError):
+    """A registered model name is unknown, or no model is available at all."""

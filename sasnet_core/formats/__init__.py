@@ -1,0 +1,132 @@
+"""Import and export adapters for crowd annotation formats, and a registry to pick one.
+
+Every adapter module has NAME, DESCRIPTION, EXTENSIONS, FIELD (named in error messages), MULTI
+(one file holds many images), ``read(path) -> list[Annotation]``, ``write(anns, path)`` and
+``default_name(image_path)`` (the file name the format's own data sets use for one image).
+
+Reading validates every point: NaN or infinite values raise ``AnnotationFormatError`` naming the
+file and field; points off the image are reported and kept (published counts stay intact),
+dropped with ``outside="drop"``, or refused with ``outside="error"``.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from sasnet_core.annotation import SUFFIX, Annotation
+from sasnet_core.formats._common import fail, validate
+
+_MODULES = ("sasnet", "shanghaitech", "ucf", "nwpu", "jhu", "text", "csv_points", "labelme",
+            "coco", "cvat", "via")
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    description: str
+    extensions: tuple[str, ...]
+    multi: bool  # one file holds many images (COCO, CVAT, VIA)
+    module: ModuleType
+
+    def read(self, path) -> list[Annotation]:
+        return self.module.read(Path(path))
+
+    def write(self, anns: list[Annotation], path) -> None:
+        self.module.write(list(anns), Path(path))
+
+    def default_name(self, image_path: str) -> str:
+        return self.module.default_name(image_path)
+
+
+def _load() -> dict[str, FormatSpec]:
+    out = {}
+    for mod_name in _MODULES:
+        mod = importlib.import_module(f"sasnet_core.formats.{mod_name}")
+        out[mod.NAME] = FormatSpec(mod.NAME, mod.DESCRIPTION, mod.EXTENSIONS, mod.MULTI, mod)
+    return out
+
+
+FORMATS: dict[str, FormatSpec] = _load()
+ANNOTATION_SUFFIXES = (".json", ".mat", ".txt", ".csv", ".xml")
+
+
+def detect_format(path) -> str:
+    """Format name of an annotation file, by extension and then by content."""
+    path = Path(path)
+    name, ext = path.name.lower(), path.suffix.lower()
+    if name.endswith(SUFFIX):
+        return "sasnet"
+    if ext == ".mat":
+        for fmt in ("shanghaitech", "ucf"):
+            if FORMATS[fmt].module.sniff(path):
+                return fmt
+        from sasnet_core.formats import _matfile
+
+        _matfile.load(path)  # a truncated/corrupt file fails here with its own message
+        fail(path, "a .mat file without 'image_info' (ShanghaiTech) or 'annPoints' (UCF)")
+    if ext == ".xml":
+        return "cvat"
+    if ext == ".csv":
+        return "csv"
+    if ext == ".txt":
+        from sasnet_core.formats._common import read_text
+
+        for line in read_text(path, allow_empty=True).splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                return "jhu" if len(line.replace(",", " ").split()) >= 6 else "text"
+        return "jhu" if path.parent.name == "gt" else "text"
+    if ext == ".json":
+        from sasnet_core.formats._common import read_json
+
+        data = read_json(path)
+        for fmt in ("sasnet", "labelme", "coco", "nwpu", "via"):
+            if FORMATS[fmt].module.sniff_data(data):
+                return fmt
+        keys = ", ".join(list(data)[:8]) if isinstance(data, dict) else type(data).__name__
+        fail(path, f"JSON matches no known format (LabelMe 'shapes', COCO 'images'+"
+                   f"'annotations', NWPU 'img_id'+'points', VIA 'filename'+'regions', SASNet "
+                   f"'format'); top-level keys: {keys}")
+    fail(path, f"unknown annotation file type '{ext}' (known: {', '.join(ANNOTATION_SUFFIXES)})")
+
+
+def get_format(name: str) -> FormatSpec:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
+
+
+def read_annotations(path, format: str | None = None, *, outside: str = "keep",
+                     report: list | None = None) -> list[Annotation]:
+    """Every image's annotation in one file (one for most formats, many for COCO/CVAT/VIA)."""
+    spec = get_format(format or detect_format(path))
+    anns = spec.read(path)
+    for ann in anns:
+        validate(ann, path, spec.module.FIELD, outside, report)
+    return anns
+
+
+def read_points(path, format: str | None = None, **kw) -> Annotation:
+    """The annotation of the one image a file describes (error if it holds several)."""
+    anns = read_annotations(path, format, **kw)
+    if len(anns) != 1:
+        fail(path, f"file holds {len(anns)} images; use read_annotations for many")
+    return anns[0]
+
+
+def write_annotations(anns: list[Annotation], path, format: str) -> None:
+    spec = get_format(format)
+    if not spec.multi and len(anns) != 1:
+        raise ValueError(f"format {format!r} holds one image per file, got {len(anns)}")
+    spec.write(anns, path)
+
+
+def write_points(annotation: Annotation, path, format: str) -> None:
+    write_annotations([annotation], path, format)
+
+
+__all__ = ["FORMATS", "FormatSpec", "detect_format", "get_format", "read_annotations",
+           "read_points", "write_annotations", "write_points"]

@@ -1,0 +1,88 @@
+"""CVAT for images 1.1 XML: ``<image name width height>`` with ``<points points="x,y;x,y">``
+heads (``source="auto"`` marks model proposals) and ``<polygon label="roi">`` regions."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation
+from sasnet_core.formats._common import (
+    fail, fmt, read_bytes, relative_name, resolve_image, write_text_atomic)
+
+NAME = "cvat"
+DESCRIPTION = "CVAT for images 1.1 XML (points; polygons labelled 'roi')"
+EXTENSIONS = (".xml",)
+FIELD = "points"
+MULTI = True
+
+
+def default_name(image_path: str) -> str:
+    return "annotations.xml"
+
+
+def _xy(text: str, path, where: str) -> np.ndarray:
+    try:
+        pairs = [tuple(float(v) for v in p.split(",")) for p in text.split(";") if p.strip()]
+        return np.array(pairs, np.float64).reshape(-1, 2)
+    except ValueError:
+        fail(path, f"{where}: attribute 'points' must be 'x,y;x,y;...', got {text[:60]!r}")
+
+
+def read(path: Path) -> list[Annotation]:
+    try:
+        root = ET.fromstring(read_bytes(path))
+    except ET.ParseError as exc:
+        fail(path, f"not valid XML ({exc})")
+    if root.tag != "annotations":
+        fail(path, f"root element is <{root.tag}>, expected <annotations> (CVAT for images 1.1)")
+    anns = []
+    for i, im in enumerate(root.iter("image")):
+        name = im.get("name")
+        if not name:
+            fail(path, f"<image> number {i + 1} has no attribute 'name'")
+        pts, src, rois = [], [], []
+        for el in im:
+            where = f"image '{name}' <{el.tag}>"
+            if el.tag == "points":
+                xy = _xy(el.get("points", ""), path, where)
+                pts.append(xy)
+                auto = el.get("source", "manual") != "manual"
+                src += [SOURCE_MODEL if auto else SOURCE_PERSON] * len(xy)
+            elif el.tag == "polygon" and el.get("label", "").lower() == "roi":
+                rois.append(_xy(el.get("points", ""), path, where))
+        try:
+            size = (int(im.get("width")), int(im.get("height")))
+        except (TypeError, ValueError):
+            size = None
+        points = np.concatenate(pts) if pts else np.zeros((0, 2))
+        anns.append(Annotation(resolve_image(name, path.parent), size, points, src, rois))
+    return anns
+
+
+def write(anns: list[Annotation], path: Path) -> None:
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(ET.SubElement(root, "meta"), "task")
+    labels = ET.SubElement(meta, "labels")
+    for name, kind in (("head", "points"), ("roi", "polygon")):
+        lab = ET.SubElement(labels, "label")
+        ET.SubElement(lab, "name").text = name
+        ET.SubElement(lab, "type").text = kind
+    for i, ann in enumerate(anns):
+        attrs = {"id": str(i), "name": relative_name(ann.image_path, path)}
+        if ann.image_size is not None:
+            attrs["width"], attrs["height"] = str(ann.image_size[0]), str(ann.image_size[1])
+        im = ET.SubElement(root, "image", attrs)
+        for (x, y), s in zip(ann.points, ann.sources):
+            ET.SubElement(im, "points", {"label": "head", "source": "auto" if s == SOURCE_MODEL
+                                         else "manual", "occluded": "0", "z_order": "0",
+                                         "points": f"{fmt(x)},{fmt(y)}"})
+        for r in ann.rois:
+            ET.SubElement(im, "polygon", {"label": "roi", "source": "manual", "occluded": "0",
+                                          "z_order": "0",
+                                          "points": ";".join(f"{fmt(x)},{fmt(y)}" for x, y in r)})
+    ET.indent(root)
+    write_text_atomic(path, '<?xml version="1.0" encoding="utf-8"?>\n'
+                      + ET.tostring(root, encoding="unicode") + "\n")

@@ -1,0 +1,50 @@
+"""NWPU-Crowd ``jsons/NNNN.json``: ``{"img_id": "0001.jpg", "human_num": N, "points": [[x, y]...],
+"boxes": [[x1, y1, x2, y2]...]}``. Boxes are kept through a round trip when the points are."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sasnet_core.annotation import Annotation
+from sasnet_core.formats._common import fail, find_image, number_pairs, read_json, write_text_atomic
+
+NAME = "nwpu"
+DESCRIPTION = "NWPU-Crowd JSON (img_id, human_num, points)"
+EXTENSIONS = (".json",)
+FIELD = "points"
+MULTI = False
+
+
+def sniff_data(data) -> bool:
+    return isinstance(data, dict) and "points" in data and ("human_num" in data or "img_id" in data)
+
+
+def default_name(image_path: str) -> str:
+    return f"{Path(image_path).stem}.json"
+
+
+def read(path: Path) -> list[Annotation]:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        fail(path, "expected a JSON object with 'img_id', 'human_num' and 'points'")
+    if "points" not in data:
+        fail(path, f"missing field 'points' (found: {', '.join(map(str, data)) or 'nothing'})")
+    pts = number_pairs(data["points"], path, FIELD)
+    num = data.get("human_num")
+    if num is not None and (not isinstance(num, int) or num != len(pts)):
+        fail(path, f"field 'human_num' is {num!r} but 'points' holds {len(pts)} points")
+    img_id = str(data.get("img_id") or path.stem)
+    stem = Path(img_id).stem
+    image = find_image([stem], [path.parent.parent / "images", path.parent])
+    extra = {"nwpu_boxes": data["boxes"]} if data.get("boxes") else {}
+    return [Annotation(image, None, pts, extra=extra)]
+
+
+def write(anns: list[Annotation], path: Path) -> None:
+    (ann,) = anns
+    boxes = ann.extra.get("nwpu_boxes", [])
+    if not isinstance(boxes, list) or len(boxes) != len(ann.points):
+        boxes = []  # boxes no longer match the (edited) points
+    data = {"img_id": Path(ann.image_path).name, "human_num": len(ann.points),
+            "points": ann.points.tolist(), "boxes": boxes}
+    write_text_atomic(path, json.dumps(data))

@@ -1,0 +1,29 @@
+"""Our own annotation file (``IMG_1.jpg.sasnet.json``), as a format like the others."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sasnet_core.annotation import SUFFIX, Annotation, load_annotation, save_annotation
+
+NAME = "sasnet"
+DESCRIPTION = "SASNet Studio annotation JSON (IMAGE.sasnet.json)"
+EXTENSIONS = (SUFFIX,)
+FIELD = "points"
+MULTI = False
+
+
+def sniff_data(data) -> bool:
+    return isinstance(data, dict) and data.get("format") == "sasnet-annotation"
+
+
+def default_name(image_path: str) -> str:
+    return Path(image_path).name + SUFFIX
+
+
+def read(path: Path) -> list[Annotation]:
+    return [load_annotation(path)]
+
+
+def write(anns: list[Annotation], path: Path) -> None:
+    (ann,) = anns
+    save_annotation(ann, path)

@@ -1,0 +1,334 @@
+"""The inference engine: device and precision, batching, tiling, downscaling, and what it returns.
+
+Speed on CPU comes from folding every BatchNorm into its convolution, channels_last tensors
+(oneDNN's fast convolution layout) and ``torch.inference_mode``; bf16/fp16 run under autocast,
+with the final sums in fp32. On CUDA the same code runs bf16 autocast + channels_last by request.
+Memory stays bounded: images whose activations would not fit the budget are split into
+overlapping tiles (see ``tiling``), so a 4K frame is counted in about 2 GB.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD, BasicConv2d, SASNet
+from sasnet_core.tiling import core_for_budget, plan_tiles
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Peak activation bytes per input pixel of one forward pass (measured on CPU with channels_last,
+# see benchmarks/bench_inference.py); used to decide batching and tiling.
+BYTES_PER_PIXEL = {"fp32": 2300, "bf16": 1300, "fp16": 1300}
+DEFAULT_MARGIN = 96
+
+
+def select_device(preference: str | torch.device = "auto") -> torch.device:
+    if str(preference) != "auto":
+        dev = torch.device(preference)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' was asked for but Metal (MPS) is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _available_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2**20
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 8192.0
+
+
+def prepare_for_inference(model: SASNet) -> SASNet:
+    """A copy of ``model`` in eval mode with BatchNorm folded into the convolutions."""
+    model = copy.deepcopy(model).eval()
+    for stage in (model.features1, model.features2, model.features3, model.features4, model.features5):
+        for i, layer in enumerate(stage):
+            if isinstance(layer, torch.nn.BatchNorm2d) and isinstance(stage[i - 1], torch.nn.Conv2d):
+                stage[i - 1] = fuse_conv_bn_eval(stage[i - 1], layer)
+                stage[i] = torch.nn.Identity()
+    for module in model.modules():
+        if isinstance(module, BasicConv2d) and isinstance(module.bn, torch.nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = torch.nn.Identity()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@dataclass
+class Prediction:
+    """What the model sees in one image, in original-image pixels and people (not model units)."""
+
+    count: float
+    density: np.ndarray  # (H, W) float32, people per pixel; sums to ``count``
+    level_densities: np.ndarray | None  # (5, H, W) float32, each level's own estimate, P1..P5
+    confidence: np.ndarray  # (5, h, w) float32 selection weights per 32x32 patch, P1..P5
+    patch_rows: np.ndarray  # (h + 1,) row edges of the patch cells, original pixels
+    patch_cols: np.ndarray  # (w + 1,) column edges
+    image_size: tuple[int, int]  # (width, height) of the original image
+    scale: float = 1.0  # the image was resized by this factor before the forward pass
+    tiles: int = 1
+    elapsed_s: float = 0.0
+    source: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def level_map(self) -> np.ndarray:
+        """(h, w) uint8: the selected level of every patch, 1..5 for P1..P5."""
+        return (self.confidence.argmax(0) + 1).astype(np.uint8)
+
+    @cached_property
+    def heads(self) -> np.ndarray:
+        """(N, 2) estimated head points (x, y), N = round(count)."""
+        from sasnet_core.heads import estimate_heads
+
+        return estimate_heads(self.density, self.count)
+
+    def patch_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(row, col) of the patch under image point (x, y), or None outside the grid."""
+        i = int(np.searchsorted(self.patch_rows, y, side="right")) - 1
+        j = int(np.searchsorted(self.patch_cols, x, side="right")) - 1
+        if 0 <= i < len(self.patch_rows) - 1 and 0 <= j < len(self.patch_cols) - 1:
+            return i, j
+        return None
+
+    def patch_count(self, i: int, j: int) -> float:
+        r0, r1 = self.patch_rows[i], self.patch_rows[i + 1]
+        c0, c1 = self.patch_cols[j], self.patch_cols[j + 1]
+        return float(self.density[r0:r1, c0:c1].sum(dtype=np.float64))
+
+
+def _patch_edges(n_pixels: int, n_cells: int) -> np.ndarray:
+    # Nearest upsampling from n_cells to n_pixels maps pixel p to cell floor(p * n_cells / n_pixels).
+    return np.ceil(np.arange(n_cells + 1) * n_pixels / n_cells).astype(np.int64)
+
+
+class Predictor:
+    """Count people in images with a SASNet model.
+
+    device: "auto" (cuda, then mps, then cpu) or a torch device string.
+    precision: "fp32", "bf16" or "fp16" (autocast; bf16 is the fast path on recent CPUs and GPUs).
+    max_side: downscale images whose long side exceeds this (the paper uses 1920 for UCF-QNRF);
+        the count and the returned maps stay in original-image units.
+    tile: None = tile only when the budget requires it; 0 = never tile; N = tiles of N x N pixels.
+    memory_budget_mb: activation memory one forward pass may use (default: from free memory).
+    """
+
+    def __init__(
+        self,
+        model: SASNet,
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        max_side: int | None = None,
+        tile: int | None = None,
+        memory_budget_mb: float | None = None,
+        margin: int = DEFAULT_MARGIN,
+        channels_last: bool = True,
+        keep_levels: bool = True,
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if max_side is not None and max_side < 32:
+            raise ValueError(f"max_side must be at least 32, got {max_side}")
+        if tile is not None and tile < 0:
+            raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
+        self.device = select_device(device)
+        if self.device.type == "mps" and precision == "bf16":
+            precision = "fp16"  # MPS autocast has no bf16 on most macOS versions
+        self.precision = precision
+        self.max_side = max_side
+        self.tile = tile
+        self.margin = margin
+        self.keep_levels = keep_levels
+        self.config = model.config
+        self.channels_last = channels_last
+        self.model = prepare_for_inference(model).to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if memory_budget_mb is None:
+            memory_budget_mb = min(2048.0, 0.4 * _available_memory_mb(self.device))
+        self.memory_budget_mb = memory_budget_mb
+        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    @classmethod
+    def from_weights(cls, weights: str | os.PathLike | None, **kwargs) -> "Predictor":
+        from sasnet_core.checkpoint import load_model
+
+        model, info = load_model(weights, device="cpu")
+        predictor = cls(model, **kwargs)
+        predictor.info = info
+        return predictor
+
+    # -- budget ------------------------------------------------------------------------------
+    @property
+    def budget_pixels(self) -> int:
+        return int(self.memory_budget_mb * 2**20 / BYTES_PER_PIXEL[self.precision])
+
+    def _needs_tiles(self, h: int, w: int) -> bool:
+        if self.tile == 0:
+            return False
+        if self.tile:
+            return h > self.tile or w > self.tile
+        return h * w > self.budget_pixels
+
+    # -- public API ----------------------------------------------------------------------------
+    def predict(self, image: np.ndarray | str | os.PathLike) -> Prediction:
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike]) -> list[Prediction]:
+        """Predict several images; those of the same size share forward passes."""
+        from sasnet_core.imageio import read_image
+
+        sources = [str(im) if isinstance(im, (str, Path)) else None for im in images]
+        arrays = [read_image(im) if isinstance(im, (str, Path)) else np.asarray(im) for im in images]
+        results: list[Prediction | None] = [None] * len(arrays)
+        prepared = [self._resize(a) for a in arrays]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (small, _) in enumerate(prepared):
+            groups.setdefault(small.shape[:2], []).append(i)
+        for (h, w), idx in groups.items():
+            if self._needs_tiles(h, w):
+                for i in idx:
+                    results[i] = self._predict_tiled(prepared[i][0], arrays[i].shape, prepared[i][1])
+                continue
+            per_batch = max(1, self.budget_pixels // max(h * w, 1)) if self.tile != 0 else len(idx)
+            for s in range(0, len(idx), per_batch):
+                chunk = idx[s : s + per_batch]
+                t0 = time.perf_counter()
+                batch = np.stack([prepared[i][0] for i in chunk])
+                dens, levels, conf = self._forward(self._to_tensor(batch))
+                elapsed = (time.perf_counter() - t0) / len(chunk)
+                for b, i in enumerate(chunk):
+                    results[i] = self._finish(
+                        dens[b, 0], levels[b] if levels is not None else None, conf[b],
+                        arrays[i].shape, prepared[i][1], 1, elapsed,
+                    )
+        for r, src in zip(results, sources):
+            r.source = src
+        return results
+
+    def iter_predict(self, images: Iterable[np.ndarray], batch_size: int = 4):
+        """Yield predictions for a stream (e.g. video frames), batching consecutive images."""
+        buf: list[np.ndarray] = []
+        for im in images:
+            buf.append(im)
+            if len(buf) == batch_size:
+                yield from self.predict_batch(buf)
+                buf = []
+        if buf:
+            yield from self.predict_batch(buf)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _resize(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            from sasnet_core.imageio import to_rgb8
+
+            image = to_rgb8(image)
+        h, w = image.shape[:2]
+        if self.max_side and max(h, w) > self.max_side:
+            s = self.max_side / max(h, w)
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            return cv2.resize(image, size, interpolation=cv2.INTER_AREA), s
+        return image, 1.0
+
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+        x = (x - self._mean) / self._std
+        k = self.config.block_size
+        h, w = x.shape[-2:]
+        if h < k or w < k:  # the confidence branch needs one whole patch: pad with the mean colour
+            x = F.pad(x, (0, max(0, k - w), 0, max(0, k - h)))
+        x = x.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor):
+        """(density (B,1,H,W), levels (B,5,H,W) or None, confidence (B,5,h,w)), fp32 on the CPU."""
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            out = self.model(x)
+        to = lambda t: t.float().cpu()  # noqa: E731
+        return to(out.density), (to(out.level_densities) if self.keep_levels else None), to(out.confidence)
+
+    def _predict_tiled(self, image: np.ndarray, orig_shape, scale: float) -> Prediction:
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        k = self.config.block_size
+        core = self.tile or core_for_budget(self.budget_pixels, self.margin, k)
+        tiles = plan_tiles(h, w, core, self.margin, k)
+        density = np.zeros((h, w), np.float32)
+        levels = np.zeros((5, h, w), np.float32) if self.keep_levels else None
+        gh, gw = max(h // k, 1), max(w // k, 1)
+        conf = np.zeros((5, gh, gw), np.float32)
+        for t in tiles:
+            d, lv, c = self._forward(self._to_tensor(image[None, t.y0 : t.y1, t.x0 : t.x1]))
+            ys, xs = slice(t.cy0 - t.y0, t.cy1 - t.y0), slice(t.cx0 - t.x0, t.cx1 - t.x0)
+            density[t.cy0 : t.cy1, t.cx0 : t.cx1] = d[0, 0, ys, xs].numpy()
+            if levels is not None:
+                levels[:, t.cy0 : t.cy1, t.cx0 : t.cx1] = lv[0, :, ys, xs].numpy()
+            # Patches whose top-left corner lies in this core; tile origins are multiples of k.
+            gi = np.arange(t.cy0 // k, min(gh, -(-t.cy1 // k)))
+            gj = np.arange(t.cx0 // k, min(gw, -(-t.cx1 // k)))
+            li = np.clip(gi - t.y0 // k, 0, c.shape[2] - 1)
+            lj = np.clip(gj - t.x0 // k, 0, c.shape[3] - 1)
+            conf[:, gi[:, None], gj[None, :]] = c[0].numpy()[:, li[:, None], lj[None, :]]
+        return self._finish(
+            torch.from_numpy(density), torch.from_numpy(levels) if levels is not None else None,
+            torch.from_numpy(conf), orig_shape, scale, len(tiles), time.perf_counter() - t0,
+        )
+
+    def _finish(self, density, levels, conf, orig_shape, scale, tiles, elapsed) -> Prediction:
+        cs = self.config.count_scale
+        H, W = orig_shape[:2]
+        dens = density.numpy()
+        h, w = dens.shape
+        # Padding (tiny images) is cut away; the count is what lies inside the image.
+        dens = dens[: min(h, round(H * scale)), : min(w, round(W * scale))]
+        count = float(dens.sum(dtype=np.float64)) / cs
+        lv = levels.numpy()[:, : dens.shape[0], : dens.shape[1]] if levels is not None else None
+        dens = dens / cs
+        if lv is not None:
+            lv = lv / cs
+        if scale != 1.0:
+            dens = _resize_mass(dens, W, H)
+            lv = np.stack([_resize_mass(m, W, H) for m in lv]) if lv is not None else None
+        gh, gw = conf.shape[-2:]
+        return Prediction(
+            count=count, density=np.ascontiguousarray(dens, dtype=np.float32),
+            level_densities=None if lv is None else lv.astype(np.float32, copy=False),
+            confidence=conf.numpy().astype(np.float32, copy=False),
+            patch_rows=_patch_edges(H, gh), patch_cols=_patch_edges(W, gw),
+            image_size=(W, H), scale=scale, tiles=tiles, elapsed_s=elapsed,
+        )
+
+
+def _resize_mass(density: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a density map and keep its total mass (the count) unchanged."""
+    total = float(density.sum(dtype=np.float64))
+    out = cv2.resize(density, (width, height), interpolation=cv2.INTER_LINEAR)
+    s = float(out.sum(dtype=np.float64))
+    return out * (total / s) if s > 0 else out

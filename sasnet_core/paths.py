@@ -1,0 +1,37 @@
+"""Where SASNet Studio keeps user data: platformdirs folders, never the working directory.
+
+``SASNET_STUDIO_HOME`` overrides all of them (tests and portable installs use it).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "sasnet-studio"
+
+
+def _root(kind: str) -> Path:
+    home = os.environ.get("SASNET_STUDIO_HOME")
+    if home:
+        return Path(home) / kind
+    return Path(getattr(platformdirs, f"user_{kind}_dir")(APP, appauthor=False))
+
+
+def data_dir() -> Path:
+    """Model registry and fine-tuned models."""
+    return _root("data")
+
+
+def config_dir() -> Path:
+    """Settings."""
+    return _root("config")
+
+
+def cache_dir() -> Path:
+    return _root("cache")
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"

@@ -1,0 +1,78 @@
+"""Settings of one training or fine-tuning run. Defaults are the paper's schedule.
+
+Paper (Sec. "Implementation details"): 8 images per step, 4 random 128 x 128 crops each (a batch of
+32 crops), random horizontal flip, Adam with learning rate 1e-5, k = 32, lambda = 10, gamma = 1.
+The paper gives no step count; ``steps`` is ours. Under ``torchrun`` every process takes
+``images_per_step`` images, so the global batch grows with the number of processes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class TrainConfig:
+    # -- data --------------------------------------------------------------------------------
+    data: str = ""  # training data: any layout sasnet can open, or a folder of our annotations
+    val_data: str | None = None  # validation set; None: the data set's test split, else a holdout
+    holdout: float = 0.0  # share of the training images held out for validation (0: none)
+    all_annotated: bool = False  # with our annotations: also use images not marked reviewed
+    sigma: float = 4.0  # fixed Gaussian kernel (released preprocessing), 15 x 15
+    adaptive_kernel: bool = False  # geometry-adaptive kernels instead
+    # -- schedule (paper) --------------------------------------------------------------------
+    images_per_step: int = 8
+    crops_per_image: int = 4
+    crop_size: int = 128
+    flip: bool = True
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    steps: int = 20000  # optimiser steps in total (a resumed run continues up to this)
+    max_minutes: float | None = None  # stop cleanly after this much training time
+    # -- loss (paper) ------------------------------------------------------------------------
+    lam: float = 10.0
+    gamma: float = 1.0
+    use_pra: bool = True  # False: plain Euclidean loss on the fused map ("w/o PRA" ablation)
+    # -- model -------------------------------------------------------------------------------
+    selection: str = "soft"  # soft | hard | average (Table 4 ablations)
+    block_size: int = 32  # k
+    width_mult: float = 1.0  # < 1: tiny models for tests and demos
+    init: str | None = None  # start from this checkpoint (path or registered name)
+    encoder_weights: str | None = "imagenet"  # "imagenet", a vgg16_bn file, or None (random)
+    freeze_encoder: bool = False  # train the decoder and heads only (encoder BN kept in eval mode)
+    # -- bookkeeping -------------------------------------------------------------------------
+    out: str = "runs/sasnet"  # run folder: last.pth, best.pth, log.jsonl
+    val_every: int = 500  # steps between validations (0: only at the end)
+    log_every: int = 10  # steps between progress records
+    resume: bool = False  # continue from OUT/last.pth
+    log_json: str | None = None  # JSON-lines progress: a file path, or "-" for stdout
+    progress: bool = True  # human progress bar on stderr
+    stop_file: str | None = None  # stop after the current step once this file exists
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16
+    workers: int = 2  # data loader processes (0: load in the training process)
+    cache_images: bool = False  # keep decoded images and density maps in memory
+
+    def __post_init__(self):
+        if self.selection not in ("soft", "hard", "average"):
+            raise ValueError(f"selection must be soft, hard or average, got {self.selection!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        for name in ("images_per_step", "crops_per_image", "crop_size", "block_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.crop_size % self.block_size:
+            raise ValueError(f"crop_size ({self.crop_size}) must be a multiple of block_size "
+                             f"({self.block_size}) so every crop is whole k x k patches")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,91 @@
+"""torch.distributed glue: the same command runs alone or under ``torchrun``.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR/PORT); with WORLD_SIZE > 1 we join
+the process group: NCCL when training on CUDA GPUs (one GPU per process, cuda:LOCAL_RANK), gloo on
+CPUs. Only rank 0 writes checkpoints and logs. Nothing home-made: DDP does the gradient all-reduce,
+DistributedSampler shards the data.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None  # None when not distributed
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # we created the process group, so we destroy it
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA GPU is available")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Join the torchrun process group if there is one; choose the device of this process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():  # a caller (a test, a launcher) did it
+        world, rank = dist.get_world_size(), dist.get_rank()
+        dev = pick_device(device, local)
+        return DistInfo(rank, world, local, dist.get_backend(), dev, owns_group=False)
+    dev = pick_device(device, local)
+    if world <= 1:
+        return DistInfo(device=dev)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    dist.init_process_group(backend=backend, timeout=_dt.timedelta(minutes=30))
+    return DistInfo(rank, world, local, backend, dev, owns_group=True)
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Sum a few numbers over all processes (float64 on the process's device)."""
+    if not info.enabled:
+        return list(values)
+    dev = info.device if info.backend == "nccl" else torch.device("cpu")
+    t = torch.tensor(values, dtype=torch.float64, device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def any_process(flag: bool, info: DistInfo) -> bool:
+    """True on every process when any one of them says True (so all stop at the same step)."""
+    if not info.enabled:
+        return flag
+    return all_reduce_sum([1.0 if flag else 0.0], info)[0] > 0
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()

@@ -1,0 +1,81 @@
+"""JSON-lines progress that other programs (the GUI, scripts) follow while training runs.
+
+One JSON object per line, flushed at once. Every record has ``event`` and ``time`` (Unix seconds).
+The first record is ``{"event": "start", "config": {...}, ...}``, the last ``{"event": "end",
+"status": ..., "checkpoint": ..., ...}`` (or ``"error"`` then ``"end"`` with status ``"failed"``).
+In between: ``step``, ``val``, ``checkpoint`` and ``message`` records. Values are plain JSON (NaN and
+infinity become null).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import IO, Any
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _clean(value.item())
+    return str(value)
+
+
+class JsonLog:
+    """Write records to a file path, ``"-"`` (stdout) or nowhere (``None`` or ``enabled=False``)."""
+
+    def __init__(self, target: str | os.PathLike | None, enabled: bool = True):
+        self._fh: IO[str] | None = None
+        self._own = False
+        if target is None or not enabled:
+            return
+        if str(target) == "-":
+            self._fh = sys.stdout
+        else:
+            path = os.fspath(target)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._fh = open(path, "a", encoding="utf-8")  # append: a resumed run continues its log
+            self._own = True
+
+    def write(self, event: str, **fields: Any) -> None:
+        if self._fh is None:
+            return
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        self._fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._own and self._fh is not None:
+            self._fh.close()
+        self._fh = None
+
+    def __enter__(self) -> "JsonLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_json_lines(path: str | os.PathLike) -> list[dict]:
+    """All complete records of a log (a line still being written is skipped)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out

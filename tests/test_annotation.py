@@ -1,0 +1,163 @@
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from sasnet_core.annotation import (
+    SOURCE_MODEL,
+    SOURCE_PERSON,
+    Annotation,
+    annotation_path_for,
+    find_annotation,
+    load_annotation,
+    points_in_polygon,
+    save_annotation,
+)
+from sasnet_core.errors import AnnotationFormatError
+
+
+def _ann(tmp_path, n=3):
+    rng = np.random.default_rng(0)
+    return Annotation(
+        image_path=str(tmp_path / "imgs" / "IMG_1.jpg"),
+        image_size=(640, 480),
+        points=rng.uniform(0, 400, (n, 2)),
+        sources=np.arange(n) % 2,
+        rois=[np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]])],
+        reviewed=True,
+        extra={"future_key": {"nested": [1, 2]}, "note": "keep me"},
+    )
+
+
+def test_round_trip_is_exact_and_relative(tmp_path):
+    ann = _ann(tmp_path, 50)
+    path = annotation_path_for(ann.image_path)
+    assert path.name == "IMG_1.jpg.sasnet.json" and path.parent == tmp_path / "imgs"
+    save_annotation(ann, path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "sasnet-annotation" and data["version"] == 1
+    assert data["image"] == "IMG_1.jpg"  # relative to the annotation file
+    back = load_annotation(path)
+    assert back == ann  # floats exact, sources, rois, reviewed, unknown keys
+    assert back.extra["future_key"] == {"nested": [1, 2]}
+
+
+def test_project_folder_path_is_relative_and_moves_with_folder(tmp_path):
+    ann = _ann(tmp_path)
+    proj = tmp_path / "proj"
+    path = annotation_path_for(ann.image_path, proj)
+    assert path == proj / "annotations" / "IMG_1.sasnet.json"
+    save_annotation(ann, path)
+    assert json.loads(path.read_text())["image"] == "../../imgs/IMG_1.jpg"
+    os.rename(tmp_path, tmp_path.parent / (tmp_path.name + "_moved"))
+    moved = tmp_path.parent / (tmp_path.name + "_moved")
+    back = find_annotation(moved / "imgs" / "IMG_1.jpg", moved / "proj")
+    assert back.image_path == str(moved / "imgs" / "IMG_1.jpg")
+
+
+def test_find_annotation_missing_returns_none(tmp_path):
+    assert find_annotation(tmp_path / "nothing.jpg") is None
+
+
+def test_atomic_save_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    ann = _ann(tmp_path)
+    path = tmp_path / "a.sasnet.json"
+    save_annotation(ann, path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    changed = ann.copy()
+    changed.points[0] = (1.0, 2.0)
+    with pytest.raises(OSError):
+        save_annotation(changed, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.sasnet.json"]
+
+
+def test_save_5000_points_is_fast(tmp_path):
+    ann = _ann(tmp_path, 5000)
+    path = tmp_path / "big.sasnet.json"
+    save_annotation(ann, path)  # warm up
+    t = time.perf_counter()
+    save_annotation(ann, path)
+    assert time.perf_counter() - t < 0.05
+    assert load_annotation(path).count == 5000
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.update(format="labelme"), "format"),
+        (lambda d: d.update(version=99), "version"),
+        (lambda d: d.pop("image"), "image"),
+        (lambda d: d.update(points=[[1, 2, 3]]), "points"),
+        (lambda d: d.update(points=[[1, "a"]]), "points"),
+        (lambda d: d.update(sources=[0]), "sources"),
+        (lambda d: d.update(sources=[0, 7, 0]), "sources"),
+        (lambda d: d.update(image_size=[0, 5]), "image_size"),
+        (lambda d: d.update(rois=[[[0, 0], [1, 1]]]), "rois[0]"),
+        (lambda d: d.update(reviewed="yes"), "reviewed"),
+    ],
+)
+def test_bad_fields_are_named(tmp_path, mutate, field):
+    path = tmp_path / "a.sasnet.json"
+    save_annotation(_ann(tmp_path), path)
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationFormatError) as err:
+        load_annotation(path)
+    assert f"'{field}'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_nan_point_and_broken_json_are_reported(tmp_path):
+    path = tmp_path / "a.sasnet.json"
+    path.write_text('{"format": "sasnet-annotation", "version": 1, "image": "x.jpg", '
+                    '"points": [[1, 2], [NaN, 3]]}')
+    with pytest.raises(AnnotationFormatError, match=r"'points'.*entry 1"):
+        load_annotation(path)
+    path.write_text('{"format": ')
+    with pytest.raises(AnnotationFormatError, match="not valid JSON"):
+        load_annotation(path)
+    path.write_text("")
+    with pytest.raises(AnnotationFormatError, match="empty"):
+        load_annotation(path)
+
+
+def test_roi_counting_and_mask_agree():
+    square = np.array([[10.0, 10.0], [30.0, 10.0], [30.0, 20.0], [10.0, 20.0]])
+    pts = np.array([[15.0, 15.0], [5.0, 5.0], [29.9, 19.9], [31.0, 15.0]])
+    ann = Annotation("x.jpg", (40, 30), pts, rois=[square])
+    assert ann.count == 4 and ann.count_in_roi() == 2
+    mask = ann.roi_mask((30, 40))
+    assert mask.sum() == 20 * 10 and mask[10:20, 10:30].all()
+    # without ROI everything counts
+    assert Annotation("x.jpg", points=pts).count_in_roi() == 4
+    assert Annotation("x.jpg").roi_mask((3, 4)).all()
+
+
+def test_mask_matches_point_test_on_concave_polygon():
+    rng = np.random.default_rng(1)
+    poly = np.array([[5, 5], [60, 8], [30, 25], [58, 45], [4, 40], [20, 22]], float)
+    ann = Annotation("x.jpg", rois=[poly])
+    mask = ann.roi_mask((50, 64))
+    ys, xs = np.mgrid[0:50, 0:64]
+    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
+    assert np.array_equal(mask.ravel(), points_in_polygon(centres, poly))
+    assert 0 < mask.sum() < 50 * 64
+
+
+def test_copy_is_deep_and_sources_default_to_person():
+    ann = Annotation("x.jpg", points=[[1, 2], [3, 4]])
+    assert ann.sources.tolist() == [SOURCE_PERSON, SOURCE_PERSON]
+    c = ann.copy()
+    c.points[0, 0] = 99
+    c.sources[1] = SOURCE_MODEL
+    assert ann.points[0, 0] == 1 and ann.sources[1] == SOURCE_PERSON
+    with pytest.raises(ValueError):
+        Annotation("x.jpg", points=[[1, 2]], sources=[0, 1])
