@@ -137,11 +137,12 @@ def validate(ann: Annotation, path, field: str, outside: str = "keep", report=No
                f"first is point {i} at ({pts[i, 0]:g}, {pts[i, 1]:g})")
         if outside == "error":
             fail(path, msg)
-        action = "dropped" if outside == "drop" else "kept (use --drop-outside to drop them)"
+        action = "dropped" if outside == "drop" else "kept"
         note = f"{os.fspath(path)}: {msg}; {action}"
-        log.warning(note)
         if report is not None:
             report.append(note)
+        else:  # nobody collects reports: leave it to the logging setup
+            log.warning(note)
         if outside == "drop":
             keep = ~off
             ann.points, ann.sources = ann.points[keep], ann.sources[keep]

@@ -51,7 +51,6 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16
     workers: int = 2  # data loader processes (0: load in the training process)
-    cache_images: bool = False  # keep decoded images and density maps in memory
 
     def __post_init__(self):
         if self.selection not in ("soft", "hard", "average"):

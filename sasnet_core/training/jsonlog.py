@@ -38,6 +38,7 @@ class JsonLog:
     def __init__(self, target: str | os.PathLike | None, enabled: bool = True):
         self._fh: IO[str] | None = None
         self._own = False
+        self.started = False  # a "start" record was written (failures write one first)
         if target is None or not enabled:
             return
         if str(target) == "-":
@@ -49,11 +50,22 @@ class JsonLog:
             self._own = True
 
     def write(self, event: str, **fields: Any) -> None:
+        if event == "start":
+            self.started = True
         if self._fh is None:
             return
         record = {"event": event, "time": round(time.time(), 3), **fields}
         self._fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
         self._fh.flush()
+
+    def fail(self, exc: BaseException, config: dict | None = None) -> None:
+        """Close the stream of a run that failed: start (if not written yet), error, end."""
+        if not self.started:
+            self.write("start", config=config or {})
+        killed = isinstance(exc, KeyboardInterrupt)
+        if not killed:
+            self.write("error", message=str(exc), type=type(exc).__name__)
+        self.write("end", status="killed" if killed else "failed", message=str(exc))
 
     def close(self) -> None:
         if self._own and self._fh is not None:

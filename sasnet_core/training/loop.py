@@ -35,13 +35,13 @@ from sasnet_core.losses import total_loss
 from sasnet_core.training import distributed as D
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.data import (
-    CropDataset,
     FullImageDataset,
     Sample,
     collate_crops,
-    has_split,
+    crop_dataset,
     load_samples,
     split_holdout,
+    validation_samples,
 )
 from sasnet_core.training.jsonlog import JsonLog
 from sasnet_core.training.progressbar import ProgressBar
@@ -298,8 +298,9 @@ def _samples_for(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
     if cfg.holdout > 0:
         train, val = split_holdout(train, cfg.holdout, cfg.seed)
         return train, val, f"holdout {cfg.holdout:g} of {cfg.data}"
-    if has_split(cfg.data, "test") and has_split(cfg.data, "train"):
-        return train, load_samples(cfg.data, split="test"), f"{cfg.data} test split"
+    val = validation_samples(cfg.data)
+    if val:
+        return train, val, f"{cfg.data} test split"
     return train, [], ""
 
 
@@ -344,10 +345,7 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
                         val_desc, final_path, extra_metadata or {}, start_event or {},
                         evaluate_before, save_run)
     except BaseException as exc:
-        if not isinstance(exc, KeyboardInterrupt):
-            log.write("error", message=str(exc), type=type(exc).__name__)
-        log.write("end", status="failed" if not isinstance(exc, KeyboardInterrupt) else "killed",
-                  message=str(exc))
+        log.fail(exc, cfg.to_dict())
         raise
     finally:
         if own_log:
@@ -409,14 +407,15 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         epoch = int(resume_state.get("epoch", 0))
         batch_in_epoch = int(resume_state.get("batch_in_epoch", 0))
         elapsed_prev = float(resume_state.get("elapsed_s", 0.0))
+        if isinstance(resume_state.get("torch_rng"), torch.Tensor):
+            torch.set_rng_state(resume_state["torch_rng"])
         best = dict(resume_state.get("best", best))
         if best.get("mae") is None:
             best["mae"] = float("inf")
 
     # -- loader --------------------------------------------------------------------------
-    crops = CropDataset(train_samples, cfg.crop_size, cfg.crops_per_image, cfg.flip, cfg.sigma,
-                        cfg.adaptive_kernel, model.config.count_scale, cfg.seed,
-                        cache=cfg.cache_images)
+    crops = crop_dataset(train_samples, cfg.crop_size, cfg.crops_per_image, cfg.flip, cfg.sigma,
+                         cfg.adaptive_kernel, model.config.count_scale)
     base = DistributedSampler(crops, num_replicas=info.world_size, rank=info.rank, shuffle=True,
                               seed=cfg.seed)
     sampler = _EpochSampler(base)
@@ -459,7 +458,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         if info.is_main and save_run:
             state = {"optimizer": optimizer.state_dict(), "step": step, "epoch": epoch,
                      "batch_in_epoch": batch_in_epoch, "best": dict(best),
-                     "elapsed_s": elapsed_prev + train_time, "config": cfg.to_dict()}
+                     "elapsed_s": elapsed_prev + train_time, "config": cfg.to_dict(),
+                     "torch_rng": torch.get_rng_state()}  # crops are drawn from torch's RNG
             save_training_checkpoint(last_path, model, metadata(figures), state)
             log.write("checkpoint", kind="last", path=str(last_path), step=step)
 
@@ -498,7 +498,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         nonlocal epoch, batch_in_epoch
         while True:
             sampler.set_epoch(epoch)
-            crops.set_epoch(epoch)
+            if hasattr(crops, "set_epoch"):
+                crops.set_epoch(epoch)
             got = False
             for batch in loader:
                 got = True

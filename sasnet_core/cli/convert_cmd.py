@@ -1,0 +1,115 @@
+"""``sasnet convert``: annotation files or folders from one format to another."""
+from __future__ import annotations
+
+import sys
+
+DATASET_TARGET = "shanghaitech-dataset"
+
+
+def register(subparsers) -> None:
+    from sasnet_core.formats import FORMATS
+
+    names = ", ".join(f"{n} ({s.description})" for n, s in FORMATS.items())
+    p = subparsers.add_parser(
+        "convert",
+        help="convert head-point annotations between formats",
+        description="Convert crowd annotations. SRC is one annotation file (format detected from "
+        "its extension and content) or a folder: a known data set layout (ShanghaiTech, UCF, "
+        "NWPU, JHU, a folder of *.sasnet.json) or a folder of annotation files. "
+        f"Formats: {names}. '{DATASET_TARGET}' writes a whole ShanghaiTech-style data set "
+        "(train_data/ and test_data/, images/ + ground-truth/).",
+        epilog="Examples: sasnet convert GT_IMG_1.mat --to labelme --out IMG_1.json; "
+        "sasnet convert data/ucf_cc_50 --to text --out ucf_txt/; "
+        f"sasnet convert my_project/ --to {DATASET_TARGET} --out export/ --test-fraction 0.2",
+    )
+    p.add_argument("src", metavar="SRC", help="annotation file or folder")
+    p.add_argument("--to", required=True, metavar="FORMAT", choices=[*FORMATS, DATASET_TARGET],
+                   help=f"output format: {', '.join(FORMATS)}, {DATASET_TARGET}")
+    p.add_argument("--out", required=True, metavar="DST",
+                   help="output file (one image, or COCO/CVAT/VIA) or folder")
+    p.add_argument("--from", dest="src_format", metavar="FORMAT", choices=list(FORMATS),
+                   help="input format when detection should not guess (default: detect)")
+    p.add_argument("--drop-outside", action="store_true",
+                   help="drop points outside the image (default: report them and keep them)")
+    p.add_argument("--strict", action="store_true",
+                   help="treat points outside the image as an error")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help=f"{DATASET_TARGET}: share of images put in test_data/ (when the source "
+                   "has no train/test split of its own)")
+    p.add_argument("--seed", type=int, default=0, help=f"{DATASET_TARGET}: seed of the split")
+    p.set_defaults(func=run)
+
+
+def _gather(src, src_format, outside, report):
+    """(annotations, split names or None) from a file or a folder."""
+    from pathlib import Path
+
+    from sasnet_core.errors import DatasetLayoutError
+    from sasnet_core.formats import ANNOTATION_SUFFIXES, FORMATS, read_annotations
+
+    src = Path(src)
+    if src.is_file():
+        return read_annotations(src, src_format, outside=outside, report=report), None
+    if not src.is_dir():
+        raise DatasetLayoutError("no such file or folder", src)
+    if src_format is None:
+        from sasnet_core.datasets import open_dataset
+
+        try:
+            ds = open_dataset(src, max_side=None)  # convert keeps original pixel coordinates
+        except DatasetLayoutError:
+            ds = None
+        if ds is not None:
+            report.extend(ds.report)
+            return [s.annotation() for s in ds], [s.split for s in ds]
+    suffixes = FORMATS[src_format].extensions if src_format else ANNOTATION_SUFFIXES
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
+    if not files:
+        raise DatasetLayoutError(f"no annotation files ({', '.join(suffixes)}) found", src)
+    anns = []
+    for f in files:
+        anns += read_annotations(f, src_format, outside=outside, report=report)
+    return anns, None
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from sasnet_core.formats import FORMATS, write_annotations
+    from sasnet_core.formats.shanghaitech_export import export_shanghaitech
+
+    outside = "error" if args.strict else ("drop" if args.drop_outside else "keep")
+    report: list[str] = []
+    anns, splits = _gather(args.src, args.src_format, outside, report)
+    for line in report:
+        print(f"sasnet convert: warning: {line}", file=sys.stderr)
+    if report and outside == "keep":
+        print("sasnet convert: points outside the image were kept; --drop-outside drops them",
+              file=sys.stderr)
+    out = Path(args.out)
+    n_points = sum(a.count for a in anns)
+    if args.to == DATASET_TARGET:
+        if splits is not None and not set(splits) <= {"train", "test"}:
+            splits = None  # e.g. UCF folds: use a seeded random split instead
+        counts = export_shanghaitech(anns, out, args.test_fraction, args.seed, splits)
+        print(f"wrote {counts['train']} training and {counts['test']} test images "
+              f"({n_points} heads) to {out}")
+        return 0
+    spec = FORMATS[args.to]
+    if spec.multi:
+        dst = out / spec.default_name("") if out.is_dir() else out
+        write_annotations(anns, dst, args.to)
+        print(f"wrote {len(anns)} images ({n_points} heads) to {dst}")
+        return 0
+    if len(anns) == 1 and not out.is_dir() and out.suffix:
+        write_annotations(anns, out, args.to)
+        print(f"wrote {n_points} heads to {out}")
+        return 0
+    names = [spec.default_name(a.image_path) for a in anns]
+    use_split_dirs = splits is not None and len(set(names)) < len(names)
+    for i, (ann, name) in enumerate(zip(anns, names)):
+        dst = out / splits[i] / name if use_split_dirs else out / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_annotations([ann], dst, args.to)
+    print(f"wrote {len(anns)} files ({n_points} heads) to {out}")
+    return 0

@@ -1,0 +1,55 @@
+"""Which layout a folder is, and ``open_dataset`` to read it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sasnet_core.datasets import layouts
+from sasnet_core.errors import DatasetLayoutError
+
+# name: (what we look for, test, reader). Checked in this order; the first match wins.
+LAYOUTS = {
+    "shanghaitech": ("train_data/ or test_data/ with images/ + ground-truth/GT_*.mat",
+                     lambda r: any((r / d / "ground-truth").is_dir() for d in layouts.SHANGHAITECH_SPLITS),
+                     layouts.shanghaitech),
+    "ucf_qnrf": ("Train/ and/or Test/ with img_*.jpg + img_*_ann.mat",
+                 lambda r: any(any((r / d).glob("*_ann.mat")) for d in ("Train", "Test")
+                               if (r / d).is_dir()),
+                 layouts.ucf_qnrf),
+    "ucf_cc_50": ("N.jpg + N_ann.mat in one folder",
+                  lambda r: any(r.glob("*_ann.mat")), layouts.ucf_cc_50),
+    "nwpu": ("images/ + jsons/*.json (and train.txt/val.txt)",
+             lambda r: (r / "images").is_dir() and (r / "jsons").is_dir(), layouts.nwpu),
+    "jhu": ("train/, val/ or test/ with images/ + gt/*.txt",
+            lambda r: any((r / s / "gt").is_dir() for s in ("train", "val", "test")), layouts.jhu),
+    "annotated_folder": ("images with IMAGE.sasnet.json beside them or in annotations/",
+                         layouts.has_annotation_files, layouts.annotated_folder),
+}
+
+
+def detect_layout(root) -> str:
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError("not a folder", root)
+    for name, (_, test, _) in LAYOUTS.items():
+        if test(root):
+            return name
+    looked = "; ".join(f"{name}: {what}" for name, (what, _, _) in LAYOUTS.items())
+    raise DatasetLayoutError(f"matches no known data set layout. Looked for: {looked}", root)
+
+
+def open_dataset(root, split: str | None = None, layout: str | None = None, **options):
+    """Read a data set folder. ``split``: "train", "test", "fold3", ... or None/"all".
+
+    Options by layout: ``fold`` (UCF_CC_50: that fold becomes "test", the others "train"),
+    ``max_side`` (UCF-QNRF: 1920 as in the paper; NWPU, JHU: None), ``project_dir`` and
+    ``reviewed_only`` (annotated folder). Returns a ``layouts.Dataset``.
+    """
+    root = Path(root)
+    name = layout or detect_layout(root)
+    if name not in LAYOUTS:
+        raise DatasetLayoutError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}", root)
+    report: list[str] = []
+    samples = LAYOUTS[name][2](root, report, **options)
+    if not samples:
+        raise DatasetLayoutError(f"{name} layout but no annotated images found", root)
+    return layouts.Dataset(name, root, samples, report).select(split)

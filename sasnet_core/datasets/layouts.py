@@ -1,0 +1,217 @@
+"""Readers for public crowd-counting data set layouts and for a folder of our annotation files.
+
+Every reader turns a root folder into ``Sample``s: image path, head points (N, 2) float64 x, y
+in the pixels of the image *as loaded* (after any ``max_side`` downscale), ROI polygons and a
+split name. Ground truth comes through ``sasnet_core.formats`` so a malformed file gets the same
+error, naming file and field, as on import; points off the image are kept (published counts stay
+exact) and collected in ``Dataset.report``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sasnet_core.annotation import SUFFIX, Annotation
+from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.formats import read_points
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class Sample:
+    image_path: str
+    points: np.ndarray  # (N, 2) float64 x, y in the loaded image's pixels
+    split: str
+    rois: list[np.ndarray] = field(default_factory=list)
+    resize: tuple[int, int] | None = None  # (w, h) the image is resized to when loaded
+    reviewed: bool = True
+
+    @property
+    def count(self) -> int:
+        """Heads inside the ROI (all heads without one): the ground-truth count."""
+        return self.annotation().count_in_roi()
+
+    def annotation(self) -> Annotation:
+        return Annotation(self.image_path, self.resize, self.points, rois=self.rois,
+                          reviewed=self.reviewed)
+
+    def load_image(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, resized as the points are (``resize``)."""
+        from sasnet_core.imageio import read_image
+
+        image = read_image(self.image_path)
+        if self.resize is not None and (image.shape[1], image.shape[0]) != tuple(self.resize):
+            import cv2
+
+            image = cv2.resize(image, tuple(self.resize), interpolation=cv2.INTER_AREA)
+        return image
+
+
+class Dataset:
+    """The samples of one layout, all splits; iterate it for the selected split's samples."""
+
+    def __init__(self, layout: str, root: Path, samples: list[Sample], report=None):
+        self.layout, self.root, self.all_samples = layout, Path(root), samples
+        self.report: list[str] = list(report or [])
+        self.samples = samples
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted({s.split for s in self.all_samples})
+
+    def select(self, split: str | None) -> "Dataset":
+        """Only ``split`` (None or "all": every sample). Unknown split: DatasetLayoutError."""
+        if split in (None, "all"):
+            chosen = list(self.all_samples)
+        else:
+            chosen = [s for s in self.all_samples if s.split == split]
+            if not chosen:
+                raise DatasetLayoutError(
+                    f"{self.layout} data set has no split {split!r} (has: "
+                    f"{', '.join(self.splits) or 'none'})", self.root)
+        ds = Dataset(self.layout, self.root, self.all_samples, self.report)
+        ds.samples = chosen
+        return ds
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self):
+        return iter(self.samples)
+
+    def __getitem__(self, i) -> Sample:
+        return self.samples[i]
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=_natural)
+
+
+def _natural(p: Path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+
+def _gt(path: Path, fmt: str, report: list) -> np.ndarray:
+    return read_points(path, fmt, report=report).points
+
+
+# -- ShanghaiTech A/B (and anything exported in that layout) ------------------------------------
+SHANGHAITECH_SPLITS = {"train_data": "train", "test_data": "test"}
+
+
+def shanghaitech(root: Path, report: list, **_) -> list[Sample]:
+    out = []
+    for folder, split in SHANGHAITECH_SPLITS.items():
+        for img in _images(root / folder / "images"):
+            gt = root / folder / "ground-truth" / f"GT_{img.stem}.mat"
+            if not gt.is_file():
+                raise DatasetLayoutError(f"image {img.name} has no ground truth {gt.name}", gt.parent)
+            out.append(Sample(str(img), _gt(gt, "shanghaitech", report), split))
+    return out
+
+
+# -- UCF_CC_50 ------------------------------------------------------------------------------------
+def ucf_fold(index: int, n_images: int = 50, n_folds: int = 5) -> int:
+    """Fold (1..5) of the index-th image (0-based, by number) in the paper's 5-fold protocol.
+
+    The protocol of Idrees et al. (CVPR 2013), followed by MCNN, CSRNet and SASNet: the 50 images
+    in numeric order, in five consecutive folds of ten (1-10, 11-20, ...).
+    """
+    return index * n_folds // n_images + 1
+
+
+def ucf_cc_50(root: Path, report: list, fold: int | None = None, **_) -> list[Sample]:
+    anns = sorted(root.glob("*_ann.mat"), key=_natural)
+    out = []
+    for i, ann in enumerate(anns):
+        k = ucf_fold(i, len(anns))
+        split = f"fold{k}" if fold is None else ("test" if k == int(fold) else "train")
+        pts_ann = read_points(ann, "ucf", report=report)
+        out.append(Sample(pts_ann.image_path, pts_ann.points, split))
+    return out
+
+
+# -- UCF-QNRF -------------------------------------------------------------------------------------
+def _limit(sample: Sample, max_side: int | None) -> Sample:
+    """Downscale so the long side is at most max_side, points with it (the paper: 1920)."""
+    if not max_side:
+        return sample
+    from sasnet_core.imageio import image_size
+
+    w, h = image_size(sample.image_path)
+    scale = max_side / max(w, h)
+    if scale < 1:
+        sample.resize = (max(1, round(w * scale)), max(1, round(h * scale)))
+        sx, sy = sample.resize[0] / w, sample.resize[1] / h
+        sample.points = sample.points * np.array([sx, sy])
+        sample.rois = [r * np.array([sx, sy]) for r in sample.rois]
+    return sample
+
+
+def ucf_qnrf(root: Path, report: list, max_side: int | None = 1920, **_) -> list[Sample]:
+    out = []
+    for folder, split in (("Train", "train"), ("Test", "test")):
+        for img in _images(root / folder):
+            ann = img.with_name(f"{img.stem}_ann.mat")
+            if ann.is_file():
+                out.append(_limit(Sample(str(img), _gt(ann, "ucf", report), split), max_side))
+    return out
+
+
+# -- NWPU-Crowd -----------------------------------------------------------------------------------
+def nwpu(root: Path, report: list, max_side: int | None = None, **_) -> list[Sample]:
+    split_of = {}
+    for split in ("train", "val", "test"):
+        lst = root / f"{split}.txt"
+        if lst.is_file():
+            for line in lst.read_text().split("\n"):
+                if line.strip():
+                    split_of[line.split()[0]] = split
+    out = []
+    for img in _images(root / "images"):
+        js = root / "jsons" / f"{img.stem}.json"
+        if js.is_file():  # the test split's annotations are not public
+            s = Sample(str(img), _gt(js, "nwpu", report), split_of.get(img.stem, "all"))
+            out.append(_limit(s, max_side))
+    return out
+
+
+# -- JHU-Crowd++ ----------------------------------------------------------------------------------
+def jhu(root: Path, report: list, max_side: int | None = None, **_) -> list[Sample]:
+    out = []
+    for split in ("train", "val", "test"):
+        for img in _images(root / split / "images"):
+            gt = root / split / "gt" / f"{img.stem}.txt"
+            if gt.is_file():
+                out.append(_limit(Sample(str(img), _gt(gt, "jhu", report), split), max_side))
+    return out
+
+
+# -- a folder of images with our annotation files ---------------------------------------------------
+def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
+                     reviewed_only: bool = False, **_) -> list[Sample]:
+    """Images with a ``.sasnet.json`` beside them or in ``project_dir/annotations`` (unannotated
+    images are skipped). Split from an annotation's ``"split"`` key, else "all"."""
+    from sasnet_core.annotation import find_annotation
+
+    out = []
+    for img in sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
+                      key=_natural):
+        ann = find_annotation(img, project_dir) or (
+            find_annotation(img, root) if project_dir is None else None)
+        if ann is None or (reviewed_only and not ann.reviewed):
+            continue
+        split = ann.extra.get("split") if isinstance(ann.extra.get("split"), str) else "all"
+        out.append(Sample(str(img), ann.points, split, ann.rois, None, ann.reviewed))
+    return out
+
+
+def has_annotation_files(root: Path) -> bool:
+    return any(root.rglob(f"*{SUFFIX}"))

@@ -1,0 +1,86 @@
+"""Training crops as the paper and the released code take them.
+
+Per image: ``crops_per_image`` (4) random ``crop`` x ``crop`` (128) windows, each flipped
+horizontally with probability 1/2, the density target cut with the image. Images are RGB in
+[0, 1] normalised with the ImageNet mean and std; targets are densities x ``count_scale`` (1000,
+as the released code). An image smaller than the crop is padded (image with the mean colour,
+i.e. 0 after normalising; density with 0), so a tiny image never crashes a run. Density
+targets are computed once per image and kept in memory (float32).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from sasnet_core.density import density_map
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+COUNT_SCALE = 1000.0
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 ImageNet-normalised."""
+    x = image.astype(np.float32) / 255.0
+    return np.ascontiguousarray(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
+
+
+class TrainCrops(TorchDataset):
+    """Item i: (images (K, 3, c, c) float32, targets (K, 1, c, c) float32) of sample i."""
+
+    def __init__(self, samples, crop: int = 128, crops_per_image: int = 4, flip: bool = True,
+                 sigma: float = 4.0, kernel_size: int = 15, adaptive: bool = False,
+                 count_scale: float = COUNT_SCALE, use_roi: bool = True):
+        self.samples = list(samples)
+        self.crop, self.k, self.flip = int(crop), int(crops_per_image), flip
+        self.density_args = dict(sigma=sigma, kernel_size=kernel_size, adaptive=adaptive)
+        self.count_scale, self.use_roi = count_scale, use_roi
+        self._targets: dict[int, np.ndarray] = {}  # per-process cache (each loader worker has one)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def target(self, i: int, shape) -> np.ndarray:
+        if i not in self._targets:
+            s = self.samples[i]
+            ann = s.annotation()
+            pts = s.points[ann.inside_roi()] if self.use_roi else s.points
+            dens = density_map(pts, shape[:2], **self.density_args)
+            if self.use_roi and s.rois:
+                dens *= ann.roi_mask(shape[:2])  # no target mass outside the region
+            self._targets[i] = (dens * self.count_scale).astype(np.float32)
+        return self._targets[i]
+
+    def __getitem__(self, i: int):
+        image = self.samples[i].load_image()
+        dens = self.target(i, image.shape)
+        if self.use_roi and self.samples[i].rois:
+            mask = self.samples[i].annotation().roi_mask(image.shape[:2])
+            image = np.where(mask[..., None], image, (IMAGENET_MEAN * 255).round().astype(np.uint8))
+        x = normalise(image)  # (3, H, W)
+        c = self.crop
+        _, h, w = x.shape
+        if h < c or w < c:  # pad bottom/right; 0 is the mean colour after normalising
+            ph, pw = max(c - h, 0), max(c - w, 0)
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
+            dens = np.pad(dens, ((0, ph), (0, pw)))
+            h, w = h + ph, w + pw
+        imgs = np.empty((self.k, 3, c, c), np.float32)
+        tgts = np.empty((self.k, 1, c, c), np.float32)
+        # torch's RNG: seeded per loader worker by torch, and by torch.manual_seed in a run.
+        ys = torch.randint(0, h - c + 1, (self.k,)).tolist()
+        xs = torch.randint(0, w - c + 1, (self.k,)).tolist()
+        flips = (torch.rand(self.k) < 0.5).tolist() if self.flip else [False] * self.k
+        for j, (y0, x0, f) in enumerate(zip(ys, xs, flips)):
+            im, dm = x[:, y0 : y0 + c, x0 : x0 + c], dens[y0 : y0 + c, x0 : x0 + c]
+            if f:
+                im, dm = im[:, :, ::-1], dm[:, ::-1]
+            imgs[j], tgts[j, 0] = im, dm
+        return torch.from_numpy(imgs), torch.from_numpy(tgts)
+
+
+def collate_crops(batch):
+    """List of (K, 3, c, c), (K, 1, c, c) pairs -> (B*K, 3, c, c), (B*K, 1, c, c)."""
+    images, targets = zip(*batch)
+    return torch.cat(images, 0), torch.cat(targets, 0)
