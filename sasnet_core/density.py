@@ -118,11 +118,11 @@ def _fixed(pts: np.ndarray, h: int, w: int, f: int, sigma: float) -> np.ndarray:
 def _scatter_lists(keys, base, kernel_for, w):
     """Flat indices and weights that add ``kernel_for(key)`` at each flat corner in ``base``."""
     idx, wts = [], []
-    for kk in np.unique(keys):
+    for kk in np.flatnonzero(np.bincount(keys)):  # keys are small: cheaper than np.unique
         sel = keys == kk
         kern = kernel_for(int(kk))
-        dy, dx = np.mgrid[0 : kern.shape[0], 0 : kern.shape[1]]
-        idx.append((base[sel][:, None] + (dy * w + dx).ravel()[None, :]).ravel())
+        offsets = (np.arange(kern.shape[0])[:, None] * w + np.arange(kern.shape[1])).ravel()
+        idx.append((base[sel][:, None] + offsets).ravel())
         wts.append(np.tile(kern.ravel(), int(sel.sum())))
     return np.concatenate(idx), np.concatenate(wts)
 

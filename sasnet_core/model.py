@@ -138,11 +138,16 @@ class SASNet(nn.Module):
         self.de_pred2 = nn.Sequential(ConvAct(c2 + d3, c2, 3), ConvAct(c2, d2, 3))
         self.de_pred1 = nn.Sequential(ConvAct(c1 + d2, c1, 3), ConvAct(c1, d1, 3))
 
-        for level, c in zip((5, 4, 3, 2, 1), (d5, d4, d3, d2, d1)):
-            density = nn.Sequential(MultiBranchModule(c), ConvAct(4 * c, 1, 1, relu=True))
-            confidence = nn.Sequential(ConvAct(c, max(c // 2, 1), 1), ConvAct(max(c // 2, 1), 1, 1, relu=False))
-            self.add_module(f"density_head{level}", density)
-            self.add_module(f"confidence_head{level}", confidence)
+        # Registered in the release's order (all density heads, then all confidence heads) so our
+        # state dict lists keys exactly as SHHA.pth does.
+        widths = dict(zip((5, 4, 3, 2, 1), (d5, d4, d3, d2, d1)))
+        for level, c in widths.items():
+            self.add_module(f"density_head{level}", nn.Sequential(MultiBranchModule(c), ConvAct(4 * c, 1, 1)))
+        for level, c in widths.items():
+            hidden = max(c // 2, 1)
+            self.add_module(
+                f"confidence_head{level}", nn.Sequential(ConvAct(c, hidden, 1), ConvAct(hidden, 1, 1, relu=False))
+            )
 
     # -- parts, so training can freeze the encoder -------------------------------------------
     @property

@@ -1,0 +1,288 @@
+"""The annotation being edited: points, ROIs, review state, its undo stack and its autosave.
+
+Views never change the data themselves: gestures become commands pushed on ``undo_stack``; the
+commands call the private mutators below, which emit ``pointsChanged`` / ``roisChanged`` /
+``reviewedChanged``. Every change to the stack (push, undo, redo) marks the document dirty; a
+single-shot timer saves it ``autosave_ms`` after the first unsaved change (a throttle, not a
+debounce, so steady editing still saves at least every ``autosave_ms``). Saving goes through
+``save_annotation`` (temp file + fsync + os.replace): a crash never leaves half a file.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoStack
+
+from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, save_annotation
+from sasnet_core.errors import SASNetError
+
+from sasnet_gui.editing import commands as cmd
+from sasnet_gui.editing.storage import annotation_file_for, read_annotation
+
+AUTOSAVE_MS = 400
+
+
+class AnnotationDocument(QObject):
+    loaded = Signal(str)  # image path ("" when closed)
+    pointsChanged = Signal()
+    selectionChanged = Signal()
+    roisChanged = Signal()
+    reviewedChanged = Signal(bool)
+    saved = Signal(str)  # annotation file path
+    saveFailed = Signal(object)  # the exception
+    loadFailed = Signal(object)
+
+    def __init__(self, parent=None, autosave_ms: int = AUTOSAVE_MS):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.indexChanged.connect(self._on_stack_changed)
+        self.image_path: str | None = None
+        self.file: Path | None = None
+        self._ann = Annotation("", None)
+        self.selection = np.zeros(0, np.int64)  # sorted point indices
+        self._drag: tuple[np.ndarray, np.ndarray] | None = None  # (indices, start positions)
+        self._dirty = False
+        self._timer = QTimer(self, singleShot=True, interval=autosave_ms)
+        self._timer.timeout.connect(self.save)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def points(self) -> np.ndarray:
+        return self._ann.points
+
+    @property
+    def sources(self) -> np.ndarray:
+        return self._ann.sources
+
+    @property
+    def rois(self) -> list[np.ndarray]:
+        return self._ann.rois
+
+    @property
+    def reviewed(self) -> bool:
+        return self._ann.reviewed
+
+    @property
+    def count(self) -> int:
+        return len(self._ann.points)
+
+    @property
+    def is_open(self) -> bool:
+        return self.image_path is not None
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def annotation(self) -> Annotation:
+        """A copy of the current annotation (for export)."""
+        return self._ann.copy()
+
+    def count_in_roi(self) -> int | None:
+        return self._ann.count_in_roi() if self._ann.rois else None
+
+    # -- open / close ---------------------------------------------------------------------------
+    def open(self, image_path, image_size: tuple[int, int] | None = None) -> None:
+        """Save the current image's work, then load ``image_path``'s annotation (or start empty)."""
+        self.flush()
+        image_path = str(Path(image_path).absolute())
+        self.undo_stack.clear()
+        self._dirty = False
+        self.file = annotation_file_for(image_path)
+        ann = None
+        try:
+            ann = read_annotation(image_path)
+        except SASNetError as exc:
+            # Keep the unreadable file for a person to look at; our next save writes a fresh one.
+            backup = self.file.with_name(self.file.name + ".unreadable")
+            try:
+                shutil.copy2(self.file, backup)
+            except OSError:
+                pass
+            self.loadFailed.emit(exc)
+        if ann is None:
+            ann = Annotation(image_path, image_size)
+        elif image_size is not None:
+            ann.image_size = image_size
+        self._ann = ann
+        self.image_path = image_path
+        self.selection = np.zeros(0, np.int64)
+        self._emit_all()
+        self.loaded.emit(image_path)
+
+    def close(self) -> None:
+        self.flush()
+        self.undo_stack.clear()
+        self.image_path = None
+        self.file = None
+        self._ann = Annotation("", None)
+        self.selection = np.zeros(0, np.int64)
+        self._emit_all()
+        self.loaded.emit("")
+
+    def set_image_size(self, size: tuple[int, int]) -> None:
+        self._ann.image_size = (int(size[0]), int(size[1]))
+
+    def _emit_all(self):
+        self.pointsChanged.emit()
+        self.selectionChanged.emit()
+        self.roisChanged.emit()
+        self.reviewedChanged.emit(self._ann.reviewed)
+
+    # -- saving ---------------------------------------------------------------------------------
+    def _on_stack_changed(self, _index: int) -> None:
+        if self.image_path is None:
+            return
+        self._dirty = True
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def save(self) -> bool:
+        """Write now if anything changed. Returns False when the write failed."""
+        self._timer.stop()
+        if not self._dirty or self.image_path is None or self.file is None:
+            return True
+        try:
+            save_annotation(self._ann, self.file)
+        except (SASNetError, OSError) as exc:
+            self.saveFailed.emit(exc)
+            return False
+        self._dirty = False
+        self.saved.emit(str(self.file))
+        return True
+
+    flush = save
+
+    # -- gestures (each pushes one command) -------------------------------------------------------
+    def add_point(self, x: float, y: float) -> None:
+        n = self.count
+        self.undo_stack.push(cmd.InsertPointsCommand(self, [n], [[x, y]], [SOURCE_PERSON]))
+
+    def delete_points(self, indices) -> None:
+        indices = np.unique(np.asarray(indices, np.int64))
+        if len(indices):
+            text = "Delete point" if len(indices) == 1 else f"Delete {len(indices)} points"
+            self.undo_stack.push(cmd.RemovePointsCommand(self, indices, text))
+
+    def delete_selection(self) -> None:
+        self.delete_points(self.selection)
+
+    def replace_points(self, points, sources=None, text: str = "Replace points") -> None:
+        points = np.asarray(points, np.float64).reshape(-1, 2)
+        if sources is None:
+            sources = np.full(len(points), SOURCE_PERSON, np.uint8)
+        self.undo_stack.push(cmd.ReplacePointsCommand(self, points, sources, text))
+
+    def start_from_model(self, heads) -> None:
+        heads = np.asarray(heads, np.float64).reshape(-1, 2)
+        self.replace_points(heads, np.full(len(heads), SOURCE_MODEL, np.uint8), "Start from model points")
+
+    def add_roi(self, polygon) -> None:
+        if len(polygon) >= 3:
+            self.undo_stack.push(cmd.AddRoiCommand(self, polygon))
+
+    def remove_roi(self, index: int) -> None:
+        self.undo_stack.push(cmd.RemoveRoiCommand(self, index))
+
+    def set_reviewed(self, value: bool) -> None:
+        if bool(value) != self.reviewed:
+            self.undo_stack.push(cmd.SetReviewedCommand(self, value))
+
+    # A drag is previewed live (no command) and becomes one command when the mouse is released.
+    def begin_move(self, indices) -> None:
+        indices = np.asarray(indices, np.int64)
+        self._drag = (indices, self.points[indices].copy(), self.sources[indices].copy())
+
+    def preview_move(self, dx: float, dy: float) -> None:
+        if self._drag is None:
+            return
+        indices, start, _ = self._drag
+        self._ann.points[indices] = start + (dx, dy)
+        self.pointsChanged.emit()
+
+    def end_move(self) -> None:
+        if self._drag is None:
+            return
+        indices, start, sources = self._drag
+        self._drag = None
+        new = self.points[indices].copy()
+        if np.array_equal(new, start):
+            return
+        text = "Move point" if len(indices) == 1 else f"Move {len(indices)} points"
+        self.undo_stack.push(cmd.MovePointsCommand(self, indices, start, new, sources, text))
+
+    def cancel_move(self) -> None:
+        if self._drag is not None:
+            indices, start, _ = self._drag
+            self._drag = None
+            self._ann.points[indices] = start
+            self.pointsChanged.emit()
+
+    # -- selection (not undoable, as in every editor) -------------------------------------------
+    def set_selection(self, indices) -> None:
+        sel = np.unique(np.asarray(indices, np.int64))
+        sel = sel[(sel >= 0) & (sel < self.count)]
+        if not np.array_equal(sel, self.selection):
+            self.selection = sel
+            self.selectionChanged.emit()
+
+    def select_in_rect(self, x0, y0, x1, y1, add: bool = False) -> None:
+        xa, xb = sorted((x0, x1))
+        ya, yb = sorted((y0, y1))
+        p = self.points
+        inside = np.nonzero((p[:, 0] >= xa) & (p[:, 0] <= xb) & (p[:, 1] >= ya) & (p[:, 1] <= yb))[0]
+        self.set_selection(np.concatenate([self.selection, inside]) if add else inside)
+
+    def select_all(self) -> None:
+        self.set_selection(np.arange(self.count))
+
+    # -- mutators called by commands --------------------------------------------------------------
+    def _insert(self, indices, points, sources) -> None:
+        n = self.count + len(indices)
+        mask = np.zeros(n, bool)
+        mask[indices] = True
+        new_pts = np.empty((n, 2), np.float64)
+        new_src = np.empty(n, np.uint8)
+        new_pts[mask], new_src[mask] = points, sources
+        new_pts[~mask], new_src[~mask] = self._ann.points, self._ann.sources
+        self._ann.points, self._ann.sources = new_pts, new_src
+        self._clear_selection()
+        self.pointsChanged.emit()
+
+    def _remove(self, indices) -> None:
+        keep = np.ones(self.count, bool)
+        keep[indices] = False
+        self._ann.points = self._ann.points[keep]
+        self._ann.sources = self._ann.sources[keep]
+        self._clear_selection()
+        self.pointsChanged.emit()
+
+    def _set_positions(self, indices, positions, sources) -> None:
+        self._ann.points[indices] = positions
+        self._ann.sources[indices] = sources
+        self.pointsChanged.emit()
+
+    def _replace(self, points, sources) -> None:
+        self._ann.points, self._ann.sources = points.copy(), sources.copy()
+        self._clear_selection()
+        self.pointsChanged.emit()
+
+    def _insert_roi(self, index, polygon) -> None:
+        self._ann.rois.insert(index, polygon.copy())
+        self.roisChanged.emit()
+
+    def _remove_roi(self, index) -> None:
+        del self._ann.rois[index]
+        self.roisChanged.emit()
+
+    def _set_reviewed(self, value: bool) -> None:
+        self._ann.reviewed = bool(value)
+        self.reviewedChanged.emit(self._ann.reviewed)
+
+    def _clear_selection(self) -> None:
+        if len(self.selection):
+            self.selection = np.zeros(0, np.int64)
+            self.selectionChanged.emit()

@@ -1,0 +1,113 @@
+"""The file list dock: a table of the opened images; selecting a row opens it.
+
+Annotation counts of newly added files are read in a worker thread (a folder of UCF_CC_50 files
+with thousands of points each would otherwise stall the window when it is dropped).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QLineEdit, QTableView,
+                               QVBoxLayout, QWidget)
+
+from sasnet_gui.files.model import FileListModel
+
+
+def _scan_annotations(paths):
+    from sasnet_core.errors import SASNetError
+
+    from sasnet_gui.editing.storage import read_annotation
+
+    for p in paths:
+        try:
+            ann = read_annotation(p)
+        except SASNetError as exc:
+            yield p, None, False, exc.detail
+            continue
+        if ann is not None:
+            yield p, ann.count, ann.reviewed, None
+
+
+class FileListDock(QDockWidget):
+    fileActivated = Signal(str)
+
+    def __init__(self, model: FileListModel, parent=None):
+        super().__init__("Files", parent)
+        self.setObjectName("FilesDock")
+        self.model = model
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.proxy.setFilterKeyColumn(0)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
+
+        self.filter = QLineEdit(placeholderText="Filter by name")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setAlternatingRowColors(True)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.Stretch)
+        for c in range(1, model.columnCount()):
+            hh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.filter)
+        lay.addWidget(self.table)
+        self.setWidget(body)
+        model.entriesAdded.connect(self._scan)
+        self._scans = []
+
+    def _on_current(self, current, _previous) -> None:
+        if current.isValid():
+            self.fileActivated.emit(self.proxy.data(current, Qt.UserRole))
+
+    def select_path(self, path) -> None:
+        """Highlight ``path`` without emitting fileActivated again."""
+        row = self.model.row_of(path)
+        if row < 0:
+            return
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            return
+        self.table.blockSignals(True)
+        sm = self.table.selectionModel()
+        sm.blockSignals(True)
+        sm.setCurrentIndex(index, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+        sm.blockSignals(False)
+        self.table.blockSignals(False)
+        self.table.scrollTo(index)
+
+    def step(self, delta: int) -> str | None:
+        """The path ``delta`` rows from the current one (in the shown order), or None."""
+        cur = self.table.currentIndex()
+        row = (cur.row() if cur.isValid() else -1) + delta
+        if 0 <= row < self.proxy.rowCount():
+            return self.proxy.data(self.proxy.index(row, 0), Qt.UserRole)
+        return None
+
+    def _scan(self, paths) -> None:
+        from superqt.utils import thread_worker
+
+        worker = thread_worker(_scan_annotations, start_thread=False)(list(paths))
+        worker.yielded.connect(self._on_scanned)
+        worker.finished.connect(lambda w=worker: self._scans.remove(w) if w in self._scans else None)
+        self._scans.append(worker)
+        worker.start()
+
+    def _on_scanned(self, item) -> None:
+        path, count, reviewed, error = item
+        if error:
+            self.model.set_error(path, error)
+        else:
+            self.model.set_annotation(path, count, reviewed)
+
+    def scanning(self) -> bool:
+        return bool(self._scans)

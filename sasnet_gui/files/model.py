@@ -1,0 +1,170 @@
+"""The file list: one row per image with its status, model count, annotated count and review state."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+
+
+class Status(enum.Enum):
+    NOT_RUN = "not run"
+    COUNTING = "counting"
+    COUNTED = "counted"
+    ANNOTATED = "annotated"
+    ERROR = "error"
+
+
+_STATUS_COLOURS = {
+    Status.NOT_RUN: "#8a8a8a",
+    Status.COUNTING: "#d08a00",
+    Status.COUNTED: "#2f7fd0",
+    Status.ANNOTATED: "#2e9d4f",
+    Status.ERROR: "#c8323c",
+}
+
+
+@dataclass
+class FileEntry:
+    path: str
+    model_count: float | None = None
+    annotated_count: int | None = None  # None: no annotation file yet
+    reviewed: bool = False
+    counting: bool = False
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def status(self) -> Status:
+        if self.error:
+            return Status.ERROR
+        if self.counting:
+            return Status.COUNTING
+        if self.annotated_count is not None:
+            return Status.ANNOTATED
+        if self.model_count is not None:
+            return Status.COUNTED
+        return Status.NOT_RUN
+
+
+class FileListModel(QAbstractTableModel):
+    COLUMNS = ("File", "Status", "Model", "Annotated", "Reviewed")
+    entriesAdded = Signal(list)  # paths
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._entries: list[FileEntry] = []
+        self._rows: dict[str, int] = {}
+
+    # -- queries ---------------------------------------------------------------------------------
+    def entries(self) -> list[FileEntry]:
+        return list(self._entries)
+
+    def paths(self) -> list[str]:
+        return [e.path for e in self._entries]
+
+    def entry(self, path_or_row) -> FileEntry | None:
+        if isinstance(path_or_row, int):
+            return self._entries[path_or_row] if 0 <= path_or_row < len(self._entries) else None
+        row = self._rows.get(str(path_or_row))
+        return None if row is None else self._entries[row]
+
+    def row_of(self, path) -> int:
+        return self._rows.get(str(path), -1)
+
+    def reviewed_paths(self) -> list[str]:
+        return [e.path for e in self._entries if e.reviewed]
+
+    # -- changes ---------------------------------------------------------------------------------
+    def add_paths(self, paths) -> list[str]:
+        """Append new paths (already present ones are ignored); returns the added ones."""
+        new = []
+        for p in paths:
+            p = str(p)
+            if p not in self._rows and p not in new:
+                new.append(p)
+        if new:
+            first = len(self._entries)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for i, p in enumerate(new):
+                self._entries.append(FileEntry(p))
+                self._rows[p] = first + i
+            self.endInsertRows()
+            self.entriesAdded.emit(new)
+        return new
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._entries.clear()
+        self._rows.clear()
+        self.endResetModel()
+
+    def update(self, path, **fields) -> None:
+        row = self._rows.get(str(path))
+        if row is None:
+            return
+        e = self._entries[row]
+        for k, v in fields.items():
+            setattr(e, k, v)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+    def set_counting(self, path) -> None:
+        self.update(path, counting=True, error=None)
+
+    def set_counted(self, path, count: float) -> None:
+        self.update(path, counting=False, model_count=float(count), error=None)
+
+    def set_error(self, path, message: str) -> None:
+        self.update(path, counting=False, error=message)
+
+    def set_annotation(self, path, count: int | None, reviewed: bool) -> None:
+        self.update(path, annotated_count=count, reviewed=bool(reviewed))
+
+    def stop_counting(self) -> None:
+        """After a cancel: rows still marked counting go back to what they were."""
+        for e in self._entries:
+            if e.counting:
+                self.update(e.path, counting=False)
+
+    # -- Qt model ---------------------------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self._entries)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        e = self._entries[index.row()]
+        col = index.column()
+        if role == Qt.DisplayRole:
+            if col == 0:
+                return e.name
+            if col == 1:
+                return e.status.value
+            if col == 2:
+                return "" if e.model_count is None else f"{e.model_count:.1f}"
+            if col == 3:
+                return "" if e.annotated_count is None else str(e.annotated_count)
+            if col == 4:
+                return "\u2713" if e.reviewed else ""
+        elif role == Qt.ToolTipRole:
+            return f"{e.path}\n{e.error}" if e.error else e.path
+        elif role == Qt.ForegroundRole and col == 1:
+            return QBrush(QColor(_STATUS_COLOURS[e.status]))
+        elif role == Qt.TextAlignmentRole and col >= 2:
+            return int(Qt.AlignRight | Qt.AlignVCenter) if col < 4 else int(Qt.AlignCenter)
+        elif role == Qt.UserRole:
+            return e.path
+        return None

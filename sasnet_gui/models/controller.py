@@ -1,0 +1,205 @@
+"""The current model of the app: which checkpoint, on which device and precision.
+
+``ModelController`` owns one ``Predictor`` (or None: the app still opens and annotates images
+without a model). Loading a checkpoint takes seconds (torch.load of ~100 MB, BatchNorm folding),
+so it runs in a superqt worker thread; views only listen to the signals:
+
+    predictorChanged(object)  the new Predictor, or None
+    loadFailed(str)           message naming the file and the problem
+    busyChanged(bool)         a load is running
+    registryChanged()         models were added to / removed from the registry through the GUI
+
+Device and precision are remembered in ``config_dir()/gui.ini`` (QSettings, IniFormat) and apply
+to the next load; changing them reloads the current model.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from superqt.utils import create_worker
+
+from sasnet_core import paths
+from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DEVICE_KEY, _PRECISION_KEY = "models/device", "models/precision"
+
+
+def gui_settings() -> QSettings:
+    """The app's settings file (shared by every widget; one group per widget)."""
+    path = paths.config_dir() / "gui.ini"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+def _load_predictor(weights, device: str, precision: str):
+    """Worker body (runs off the GUI thread): resolve, load and prepare the model."""
+    from sasnet_core.inference import Predictor
+
+    return Predictor.from_weights(weights, device=device, precision=precision)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"out of memory while loading the model; try device 'cpu' or precision 'bf16' ({text})"
+    return text or type(exc).__name__
+
+
+class ModelController(QObject):
+    predictorChanged = Signal(object)
+    loadFailed = Signal(str)
+    busyChanged = Signal(bool)
+    registryChanged = Signal()
+
+    def __init__(self, parent: QObject | None = None, *, registry: ModelRegistry | None = None,
+                 settings: QSettings | None = None, load_default: bool = True):
+        super().__init__(parent)
+        self.registry = registry or ModelRegistry()
+        self._settings = settings or gui_settings()
+        self._device = self._read_setting(_DEVICE_KEY, DEVICES, "auto")
+        self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, "fp32")
+        self._predictor = None
+        self._name: str | None = None
+        self._path: Path | None = None
+        self._generation = 0  # only the newest load may set the model
+        self._workers: set = set()
+        self._pending = 0  # loads started and not yet answered
+        if load_default:
+            # After the event loop starts, so the window shows first and listeners are connected.
+            QTimer.singleShot(0, self.load_default)
+
+    # -- settings --------------------------------------------------------------------------
+    def _read_setting(self, key: str, allowed: tuple, fallback: str) -> str:
+        value = str(self._settings.value(key, fallback))
+        return value if value in allowed else fallback
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        if value not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {value!r}")
+        self._change_setting("_device", _DEVICE_KEY, value)
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._change_setting("_precision", _PRECISION_KEY, value)
+
+    def _change_setting(self, attr: str, key: str, value: str) -> None:
+        if getattr(self, attr) == value:
+            return
+        setattr(self, attr, value)
+        self._settings.setValue(key, value)
+        self._settings.sync()
+        if self._path is not None:  # the model in use moves to the new device / precision
+            self.load(self._path, name=self._name)
+
+    # -- state -----------------------------------------------------------------------------
+    def predictor(self):
+        return self._predictor
+
+    def has_model(self) -> bool:
+        return self._predictor is not None
+
+    def current_name(self) -> str | None:
+        return self._name
+
+    def current_weights_path(self) -> Path | None:
+        return self._path
+
+    def current_info(self):
+        """The CheckpointInfo of the model in use (kind, metadata), or None."""
+        return getattr(self._predictor, "info", None)
+
+    def is_busy(self) -> bool:
+        return self._pending > 0
+
+    @staticmethod
+    def how_to_get_a_model() -> str:
+        return HOW_TO_GET_A_MODEL
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_default(self) -> bool:
+        """Load the registry's default model in the background; False when there is none."""
+        try:
+            entry = self.registry.default()
+        except Exception as exc:  # a damaged registry: say so, keep running without a model
+            self.loadFailed.emit(_error_text(exc))
+            return False
+        if entry is None:
+            return False
+        self.load(entry.name)
+        return True
+
+    def load(self, weights: str | os.PathLike, *, name: str | None = None) -> None:
+        """Load a checkpoint file or registered model name off the GUI thread."""
+        self._generation += 1
+        generation = self._generation
+        worker = create_worker(_load_predictor, weights, self._device, self._precision,
+                               _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda p: self._loaded(generation, weights, name, p))
+        worker.errored.connect(lambda exc: self._failed(generation, exc))
+        worker.finished.connect(lambda: self._workers.discard(worker))  # keep it alive till then
+        self._workers.add(worker)
+        self._pending += 1
+        if self._pending == 1:
+            self.busyChanged.emit(True)
+        worker.start()
+
+    def unload(self) -> None:
+        """Use no model (e.g. the one in use was removed)."""
+        self._generation += 1
+        self._predictor, self._name, self._path = None, None, None
+        self.predictorChanged.emit(None)
+
+    def _one_done(self) -> None:
+        # Before predictorChanged / loadFailed, so listeners already see is_busy() False.
+        self._pending -= 1
+        if self._pending == 0:
+            self.busyChanged.emit(False)
+
+    def _loaded(self, generation: int, weights, name: str | None, predictor) -> None:
+        self._one_done()
+        if generation != self._generation:
+            return  # a newer load was asked for meanwhile
+        info = getattr(predictor, "info", None)
+        self._path = Path(info.path) if info is not None else Path(weights)
+        self._name = name or self._registered_name(weights, self._path) or self._path.stem
+        self._predictor = predictor
+        self.predictorChanged.emit(predictor)
+
+    def _registered_name(self, weights, path: Path) -> str | None:
+        try:
+            entries = self.registry.entries()
+        except Exception:  # noqa: BLE001 - a damaged registry only costs us the nice name
+            return None
+        for e in entries:
+            if e.name == str(weights):
+                return e.name
+        for e in entries:
+            if e.path.resolve() == path.resolve():
+                return e.name
+        return None
+
+    def _failed(self, generation: int, exc: BaseException) -> None:
+        self._one_done()
+        if generation == self._generation:
+            self.loadFailed.emit(_error_text(exc))
+
+    def wait(self, timeout_ms: int = 60000) -> bool:
+        """Block until running loads finish (scripts and shutdown; never from a slot)."""
+        from PySide6.QtCore import QThreadPool
+
+        return QThreadPool.globalInstance().waitForDone(timeout_ms)

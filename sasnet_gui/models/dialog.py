@@ -1,0 +1,333 @@
+"""The Models dialog: the registry the ``sasnet`` command uses, plus device and precision.
+
+One row per registered model with what its checkpoint says about itself (kind, parent, training
+data, date, held-out MAE before and after fine-tuning). Adding a file reads the whole checkpoint
+to validate it, so it runs in a worker thread; the rest are quick registry edits.
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import create_worker
+
+from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelEntry
+from sasnet_gui.models.controller import DEVICES, PRECISIONS, ModelController
+
+COLUMNS = ("Name", "Kind", "Parent", "Trained on", "Date", "MAE before", "MAE after", "File")
+
+
+def _fmt_mae(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "–"
+
+
+def describe(entry: ModelEntry) -> dict[str, str]:
+    """The table cells of one registry entry (from the metadata its checkpoint carries)."""
+    m = entry.metadata or {}
+    kind = m.get("kind") or entry.kind  # "finetuned" says more than "ours"
+    if entry.kind == "released":
+        kind = "released (authors')"
+    parent = m.get("parent_name") or (Path(m["parent"]).stem if m.get("parent") else "–")
+    images = m.get("finetune_images")
+    data = m.get("data")
+    if isinstance(images, list) and images:
+        trained_on = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+        if data:
+            trained_on += f" ({Path(str(data)).name})"
+    elif data:
+        trained_on = Path(str(data)).name
+    elif entry.kind == "released":
+        trained_on = {"shha": "ShanghaiTech A", "shhb": "ShanghaiTech B"}.get(entry.path.stem.lower(), "–")
+    else:
+        trained_on = "–"
+    date = str(m.get("trained") or m.get("created") or entry.added or "")[:16].replace("T", " ")
+    return {
+        "Name": entry.name + ("  ★ default" if entry.is_default else ""),
+        "Kind": str(kind),
+        "Parent": str(parent),
+        "Trained on": trained_on,
+        "Date": date or "–",
+        "MAE before": _fmt_mae(m.get("val_mae_before")),
+        "MAE after": _fmt_mae(m.get("val_mae")),
+        "File": str(entry.path),
+    }
+
+
+def suggest_name(path: str | Path, taken: set[str]) -> str:
+    """A registry name from a file name: allowed characters only, unique."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.") or "model"
+    stem = stem[:56]
+    if not stem[0].isalnum():
+        stem = "m" + stem
+    name, i = stem, 2
+    while name in taken:
+        name, i = f"{stem}-{i}", i + 1
+    return name
+
+
+def _add_to_registry(registry, name: str, path: str, copy: bool, make_default: bool):
+    return registry.add(name, path, copy=copy, make_default=make_default)
+
+
+class ModelsDialog(QDialog):
+    """Registered models, device and precision. Non-modal friendly: call ``show()`` or ``exec()``."""
+
+    modelAdded = Signal(str)  # name
+
+    def __init__(self, controller: ModelController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("Models")
+        self.resize(900, 380)
+        self._workers: set = set()
+        self._entries: list[ModelEntry] = []
+        self.last_error: str | None = None
+
+        self.current_label = QLabel()
+        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
+
+        self.empty_label = QLabel("<b>No model yet.</b> The app opens and annotates images "
+                                  "without one; counting needs a model.<br>" + HOW_TO_GET_A_MODEL
+                                  + "<br>Or click <i>Add file…</i> and choose a .pth file.")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.add_button = QPushButton("Add file…")
+        self.remove_button = QPushButton("Remove")
+        self.default_button = QPushButton("Set default")
+        self.use_button = QPushButton("Use")
+        self.copy_check = QCheckBox("Copy added files into the app's model folder")
+        self.add_button.clicked.connect(self._choose_file)
+        self.remove_button.clicked.connect(lambda: self.remove_selected())
+        self.default_button.clicked.connect(self.set_selected_default)
+        self.use_button.clicked.connect(self.use_selected)
+        buttons = QHBoxLayout()
+        for b in (self.add_button, self.remove_button, self.default_button, self.use_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.copy_check)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_combo.setToolTip("auto: CUDA GPU, then Apple GPU (MPS), then CPU")
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(PRECISIONS)
+        self.precision_combo.setToolTip("bf16 / fp16 are faster on recent GPUs and CPUs; the count "
+                                        "changes by well under one person")
+        self.device_combo.setCurrentText(controller.device)
+        self.precision_combo.setCurrentText(controller.precision)
+        self.device_combo.currentTextChanged.connect(self._set_device)
+        self.precision_combo.currentTextChanged.connect(self._set_precision)
+        form = QFormLayout()
+        form.addRow("Device:", self.device_combo)
+        form.addRow("Precision:", self.precision_combo)
+
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.current_label)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty_label)
+        layout.addLayout(buttons)
+        layout.addLayout(form)
+        layout.addWidget(self.status_label)
+        layout.addWidget(close)
+
+        controller.predictorChanged.connect(lambda _p: self._show_current())
+        controller.busyChanged.connect(lambda _b: self._show_current())
+        controller.loadFailed.connect(self._load_failed)
+        controller.registryChanged.connect(self.refresh)
+        self.refresh()
+
+    # -- view ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        selected = self.selected_name()
+        try:
+            entries = self.controller.registry.entries()
+        except Exception as exc:  # damaged registry file: say which and how to fix
+            entries = []
+            self._error("Model registry", str(exc))
+        self._entries = entries
+        self.table.setRowCount(len(entries))
+        for row, entry in enumerate(entries):
+            cells = describe(entry)
+            for col, key in enumerate(COLUMNS):
+                item = QTableWidgetItem(cells[key])
+                item.setData(Qt.ItemDataRole.UserRole, entry.name)
+                item.setToolTip(self._tooltip(entry))
+                if not entry.path.is_file():
+                    item.setForeground(Qt.GlobalColor.red)
+                    item.setToolTip("file is gone: " + str(entry.path))
+                self.table.setItem(row, col, item)
+            if entry.name == selected:
+                self.table.selectRow(row)
+        self.table.setVisible(bool(entries))
+        self.empty_label.setVisible(not entries)
+        self._show_current()
+        self._update_buttons()
+
+    @staticmethod
+    def _tooltip(entry: ModelEntry) -> str:
+        m = entry.metadata or {}
+        lines = [f"{entry.name} ({entry.kind})", str(entry.path)]
+        for key in ("kind", "parent", "data", "steps", "status", "val_mae_before", "val_mae",
+                    "val_mse", "train_images", "val_images", "validation", "trained", "created"):
+            if m.get(key) not in (None, ""):
+                lines.append(f"{key}: {m[key]}")
+        return "\n".join(lines)
+
+    def _show_current(self) -> None:
+        c = self.controller
+        if c.is_busy():
+            text = "Loading model…"
+        elif c.has_model():
+            p = c.predictor()
+            text = (f"In use: <b>{html.escape(str(c.current_name()))}</b> on {p.device} "
+                    f"({p.precision}) — {html.escape(str(c.current_weights_path()))}")
+        else:
+            text = "In use: <b>no model</b>"
+        self.current_label.setText(text)
+
+    def _update_buttons(self) -> None:
+        has = self.selected_name() is not None
+        for b in (self.remove_button, self.default_button, self.use_button):
+            b.setEnabled(has)
+
+    def selected_name(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def select(self, name: str) -> bool:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == name:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    # -- actions ---------------------------------------------------------------------------
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a SASNet checkpoint", "",
+                                              "PyTorch checkpoints (*.pth *.pt);;All files (*)")
+        if not path:
+            return
+        taken = {e.name for e in self._entries}
+        name, ok = QInputDialog.getText(self, "Model name", "Name for this model:",
+                                        text=suggest_name(path, taken))
+        if ok and name.strip():
+            self.add_file(path, name.strip())
+
+    def add_file(self, path: str | Path, name: str | None = None, make_default: bool = False) -> None:
+        """Register ``path`` (validated in a worker thread); emits modelAdded(name) when done."""
+        taken = {e.name for e in self._entries}
+        name = name or suggest_name(path, taken)
+        worker = create_worker(_add_to_registry, self.controller.registry, name, str(path),
+                               self.copy_check.isChecked(), make_default, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self._added)
+        worker.errored.connect(lambda exc: self._error("Cannot add model", str(exc)))
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        self._workers.add(worker)
+        self.add_button.setEnabled(False)
+        worker.finished.connect(lambda: self.add_button.setEnabled(True))
+        self.status_label.setText(f"Reading {path}…")
+        worker.start()
+
+    def _added(self, entry: ModelEntry) -> None:
+        self.status_label.setText(f"Added {entry.name}.")
+        self.controller.registryChanged.emit()  # refreshes this dialog too
+        self.select(entry.name)
+        self.modelAdded.emit(entry.name)
+        if not self.controller.has_model() and not self.controller.is_busy():
+            self.controller.load(entry.name)  # the first model: start using it right away
+
+    def remove_selected(self, confirm: bool = True) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Remove model",
+                f"Remove '{name}' from the list? The file itself stays on disk.")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        try:
+            self.controller.registry.remove(name)
+        except Exception as exc:
+            self._error("Cannot remove model", str(exc))
+            return
+        self.status_label.setText(f"Removed {name}" + (" (still in use until you choose another)"
+                                                       if name == self.controller.current_name() else "."))
+        self.controller.registryChanged.emit()
+
+    def set_selected_default(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        try:
+            self.controller.registry.set_default(name)
+        except Exception as exc:
+            self._error("Cannot set the default model", str(exc))
+            return
+        self.status_label.setText(f"{name} is the default model (used at start and by 'sasnet').")
+        self.controller.registryChanged.emit()
+
+    def use_selected(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            self.status_label.setText(f"Loading {name}…")
+            self.controller.load(name)
+
+    def _set_device(self, value: str) -> None:
+        self.controller.device = value
+
+    def _set_precision(self, value: str) -> None:
+        self.controller.precision = value
+
+    def _load_failed(self, message: str) -> None:
+        self.status_label.setText(f"<span style='color:#c0392b'>Could not load the model: "
+                                  f"{html.escape(message)}</span>")
+        self._show_current()
+
+    def _error(self, title: str, message: str) -> None:
+        self.status_label.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # window-modal but not blocking: the app keeps running
+        self.last_error = message

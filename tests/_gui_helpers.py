@@ -1,0 +1,88 @@
+"""Shared pieces of the GUI tests for models, video and fine-tuning (import before any Qt widget).
+
+Every test that uses ``studio_home`` gets its own ``SASNET_STUDIO_HOME``, so the model registry,
+settings (gui.ini) and fine-tuned models live under tmp_path, never in the real user folders.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+TINY_WIDTH = 0.125
+
+
+@pytest.fixture
+def studio_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
+    return home
+
+
+def make_tiny_checkpoint(path: str | os.PathLike, seed: int = 0, name: str | None = None) -> Path:
+    """A SASNet with 1/8 of the channels (fast on CPU), in our checkpoint format."""
+    import torch
+
+    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.model import SASNet, SASNetConfig
+
+    torch.manual_seed(seed)
+    model = SASNet(SASNetConfig(width_mult=TINY_WIDTH))
+    return save_checkpoint(path, model, {"name": name or Path(path).stem})
+
+
+def make_video(path: str | os.PathLike, frames: int = 20, size: tuple[int, int] = (160, 128),
+               fps: float = 10.0) -> Path:
+    """An MJPG .avi of moving dark dots on a grey background; frame i has a bar i pixels wide."""
+    import cv2
+
+    path = Path(path)
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write MJPG here"
+    rng = np.random.default_rng(0)
+    pts = rng.uniform((8, 8), (w - 8, h - 8), size=(12, 2))
+    for i in range(frames):
+        img = np.full((h, w, 3), 170, np.uint8)
+        for x, y in pts + (i, 0):
+            cv2.circle(img, (int(x) % w, int(y)), 3, (40, 30, 30), -1)
+        img[:4, : min(w, i * 4)] = (0, 0, 255)  # a frame marker a test can see
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def make_annotated_images(folder: str | os.PathLike, n: int = 3, size: tuple[int, int] = (64, 64),
+                          reviewed: bool | list[bool] = True, seed: int = 0) -> list[Path]:
+    """Small synthetic crowd images with *.sasnet.json annotations beside them."""
+    from sasnet_core.training.synthetic import make_blob_dataset
+
+    return make_blob_dataset(Path(folder).resolve(), n_images=n, size=size, max_heads=8,
+                             layout="annotations", seed=seed, reviewed=reviewed)
+
+
+def register_tiny_model(home_tmp: Path, name: str = "tiny", make_default: bool = True) -> Path:
+    """A tiny checkpoint registered under ``name`` in the (test) registry."""
+    from sasnet_core.registry import ModelRegistry
+
+    path = make_tiny_checkpoint(home_tmp / f"{name}.pth", name=name)
+    ModelRegistry().add(name, path, make_default=make_default)
+    return path
+
+
+def make_controller(qtbot, load_default: bool = True):
+    """A ModelController on the test home; waits for the default model when one is registered."""
+    from sasnet_core.registry import ModelRegistry
+    from sasnet_gui.models.controller import ModelController
+
+    has_default = ModelRegistry().default() is not None
+    controller = ModelController(load_default=False)
+    if load_default and has_default:
+        with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+            controller.load_default()
+    return controller

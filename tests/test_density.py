@@ -1,0 +1,154 @@
+"""Ground-truth density maps: exact parity with the released preprocessing, counts, speed."""
+import time
+
+import numpy as np
+import pytest
+from _data_paths import SHANGHAITECH_A, UCF_CC_50, need
+
+from sasnet_core.density import density_map, inside_image
+
+
+# -- the oracle: the released prepare_dataset.py, verbatim in logic ------------------------------
+def matlab_style_gauss2D(shape=(3, 3), sigma=0.5):
+    m, n = [(ss - 1.0) / 2.0 for ss in shape]
+    y, x = np.ogrid[-m : m + 1, -n : n + 1]
+    h = np.exp(-(x * x + y * y) / (2.0 * sigma * sigma))
+    h[h < np.finfo(h.dtype).eps * h.max()] = 0
+    s = h.sum()
+    h /= s if s != 0 else 1
+    return h
+
+
+def generate_density_map(shape, points, f_sz=15, sigma=4):
+    im_density = np.zeros(shape[0:2])
+    h, w = shape[0:2]
+    for j in range(len(points)):
+        H = matlab_style_gauss2D((f_sz, f_sz), sigma)
+        x = np.minimum(w, np.maximum(1, np.abs(np.int32(np.floor(points[j, 0])))))
+        y = np.minimum(h, np.maximum(1, np.abs(np.int32(np.floor(points[j, 1])))))
+        x1 = x - f_sz // 2; y1 = y - f_sz // 2; x2 = x + f_sz // 2; y2 = y + f_sz // 2  # noqa: E702
+        dx1 = dy1 = dx2 = dy2 = 0
+        change_H = False
+        if x1 < 1:
+            dx1 = abs(x1) + 1; x1 = 1; change_H = True  # noqa: E702
+        if y1 < 1:
+            dy1 = abs(y1) + 1; y1 = 1; change_H = True  # noqa: E702
+        if x2 > w:
+            dx2 = x2 - w; x2 = w; change_H = True  # noqa: E702
+        if y2 > h:
+            dy2 = y2 - h; y2 = h; change_H = True  # noqa: E702
+        x1h = 1 + dx1; y1h = 1 + dy1; x2h = f_sz - dx2; y2h = f_sz - dy2  # noqa: E702
+        if change_H:
+            H = matlab_style_gauss2D((y2h - y1h + 1, x2h - x1h + 1), sigma)
+        im_density[y1 - 1 : y2, x1 - 1 : x2] += H
+    return im_density
+
+
+def _ucf(n):
+    from sasnet_core.formats import read_points
+    from sasnet_core.imageio import image_size
+
+    need(UCF_CC_50 / f"{n}_ann.mat")
+    w, h = image_size(UCF_CC_50 / f"{n}.jpg")
+    return read_points(UCF_CC_50 / f"{n}_ann.mat", report=[]).points, (h, w)
+
+
+def test_parity_with_released_code_on_random_edge_cases():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        pts = rng.uniform(-12, 72, (int(rng.integers(0, 40)), 2))  # inside, borders, outside
+        sigma = float(rng.choice([4.0, 2.5, 1.0, 0.5]))
+        f = int(rng.choice([15, 1, 3, 5, 21]))
+        ref = generate_density_map((h, w), pts, f, sigma)
+        ours = density_map(pts, (h, w), sigma, f, drop_outside=False)
+        assert ours.shape == (h, w)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_parity_default_mode_for_points_inside_image():
+    rng = np.random.default_rng(1)
+    pts = np.concatenate([rng.uniform(0, [200, 100], (500, 2)),
+                          [[0, 0], [199.9, 99.9], [200.5, 100.5], [0.2, 50]]])  # edges; 1-based edge
+    assert inside_image(pts, (100, 200)).all()
+    np.testing.assert_allclose(density_map(pts, (100, 200)),
+                               generate_density_map((100, 200), pts), rtol=0, atol=1e-12)
+
+
+def test_floor_and_one_based_placement_quirk():
+    d = density_map(np.array([[10.7, 20.2]]), (40, 40))
+    # floor -> (10, 20), read 1-based -> 0-based pixel (col 9, row 19) holds the peak
+    assert np.unravel_index(d.argmax(), d.shape) == (19, 9)
+
+
+def test_border_kernel_is_fresh_centred_gaussian_not_a_crop():
+    d = density_map(np.array([[1.0, 1.0]]), (30, 30))  # window cropped to 8 x 8
+    np.testing.assert_allclose(d[:8, :8], matlab_style_gauss2D((8, 8), 4.0), atol=1e-15)
+    assert d.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_outside_points_dropped_by_default_and_clamped_in_parity_mode():
+    pts = np.array([[5.0, 5.0], [-30.0, 8.0], [500.0, 5.0], [8.0, 41.5]])
+    d = density_map(pts, (40, 50))
+    assert d.sum() == pytest.approx(1.0, abs=1e-12)  # only the first is on the image
+    p = density_map(pts, (40, 50), drop_outside=False)
+    assert p.sum() == pytest.approx(4.0, abs=1e-12)  # released: every point lands somewhere
+    np.testing.assert_allclose(p, generate_density_map((40, 50), pts), atol=1e-12)
+
+
+def test_every_map_sums_to_count_on_real_data():
+    pts, shape = _ucf(1)
+    d = density_map(pts, shape)
+    assert len(pts) == 4633
+    assert d.sum() == pytest.approx(inside_image(pts, shape).sum(), abs=1e-8)
+    np.testing.assert_allclose(d, generate_density_map(shape, pts), atol=1e-12)
+
+
+def test_shanghaitech_map_sums_to_published_count():
+    from sasnet_core.formats import read_points
+    from sasnet_core.imageio import image_size
+
+    gt = need(SHANGHAITECH_A / "test_data" / "ground-truth" / "GT_IMG_4.mat")
+    w, h = image_size(SHANGHAITECH_A / "test_data" / "images" / "IMG_4.jpg")
+    assert density_map(read_points(gt).points, (h, w)).sum() == pytest.approx(413, abs=1e-8)
+
+
+def test_fixed_mode_at_least_10x_faster_than_released_loop():
+    pts, shape = _ucf(1)
+    density_map(pts, shape)  # warm-up
+    def best(fn, n):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+    t_ref = best(lambda: generate_density_map(shape, pts), 3)
+    t_ours = best(lambda: density_map(pts, shape, drop_outside=False), 7)
+    assert t_ref / t_ours >= 10, f"speed-up {t_ref / t_ours:.1f}x ({t_ours * 1e3:.1f} ms)"
+
+
+def test_adaptive_mode_sums_to_count_is_local_and_fast():
+    pts, shape = _ucf(1)
+    t = time.perf_counter()
+    d = density_map(pts, shape, adaptive=True)
+    assert time.perf_counter() - t < 1.0
+    assert d.sum() == pytest.approx(inside_image(pts, shape).sum(), rel=1e-9)
+    # dense crowd -> small kernels; an isolated pair far apart -> wide kernels
+    pair = density_map(np.array([[10.0, 10.0], [90.0, 90.0]]), (100, 100), adaptive=True)
+    assert pair.sum() == pytest.approx(2.0) and pair[10, 10] < 0.01
+    tight = density_map(np.array([[50.0, 50.0], [52.0, 50.0]]), (100, 100), adaptive=True)
+    assert tight[50, 50] > 0.1
+
+
+def test_degenerate_inputs():
+    assert density_map(np.zeros((0, 2)), (5, 6)).shape == (5, 6)
+    assert density_map([[1.0, 1.0]], (0, 4)).shape == (0, 4)
+    one = density_map([[2.0, 2.0]], (3, 3), adaptive=True)
+    assert one.sum() == pytest.approx(1.0)
+    dup = density_map([[5.0, 5.0], [5.0, 5.0]], (20, 20), adaptive=True)
+    assert np.isfinite(dup).all() and dup.sum() == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        density_map([[np.nan, 1.0]], (5, 5))
+    with pytest.raises(ValueError):
+        density_map([[1.0, 1.0]], (5, 5), kernel_size=4)

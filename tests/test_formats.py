@@ -1,0 +1,238 @@
+"""Format adapters: round trips, real files, detection, malformed input, the CLI."""
+import json
+
+import numpy as np
+import pytest
+from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
+
+from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
+from sasnet_core.errors import AnnotationFormatError
+from sasnet_core.formats import (
+    FORMATS, detect_format, read_annotations, read_points, write_annotations, write_points)
+
+# What each format can carry besides points.
+KEEPS_SOURCES = {"sasnet", "csv", "coco", "cvat"}
+KEEPS_ROIS = {"sasnet", "labelme", "cvat", "via"}
+KEEPS_SIZE = {"sasnet", "labelme", "coco", "cvat"}
+
+
+@pytest.fixture
+def ann(tmp_path):
+    import cv2
+
+    img = tmp_path / "IMG_7.jpg"
+    cv2.imwrite(str(img), np.zeros((80, 100, 3), np.uint8))
+    rng = np.random.default_rng(3)
+    pts = np.concatenate([rng.uniform(0, [100, 80], (12, 2)), [[0.0, 0.0], [33.0, 12.0]]])
+    return Annotation(str(img), (100, 80), pts, sources=np.arange(14) % 2,
+                      rois=[np.array([[1.0, 1.0], [60.5, 2.0], [50.0, 70.25]])])
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_round_trip_every_format(tmp_path, ann, name):
+    spec = FORMATS[name]
+    path = tmp_path / spec.default_name(ann.image_path)
+    write_points(ann, path, name)
+    assert detect_format(path) == name
+    back = read_points(path)
+    np.testing.assert_array_equal(back.points, ann.points)  # exact, not rounded
+    assert back.image_path == ann.image_path  # found beside the annotation
+    if name in KEEPS_SOURCES:
+        assert back.sources.tolist() == ann.sources.tolist()
+    if name in KEEPS_ROIS:
+        assert len(back.rois) == 1 and np.array_equal(back.rois[0], ann.rois[0])
+    if name in KEEPS_SIZE:
+        assert back.image_size == (100, 80)
+
+
+@pytest.mark.parametrize("name", [n for n, s in FORMATS.items() if s.multi])
+def test_multi_image_formats_keep_every_image(tmp_path, ann, name):
+    other = Annotation(str(tmp_path / "IMG_8.jpg"), (50, 40), [[1.5, 2.5]])
+    empty = Annotation(str(tmp_path / "IMG_9.jpg"), (50, 40))
+    path = tmp_path / FORMATS[name].default_name("")
+    write_annotations([ann, other, empty], path, name)
+    back = read_annotations(path)
+    assert [a.count for a in back] == [14, 1, 0]
+    assert [a.image_path for a in back] == [ann.image_path, other.image_path, empty.image_path]
+
+
+def test_round_trip_keeps_format_specific_fields(tmp_path):
+    (tmp_path / "gt").mkdir()
+    jhu = tmp_path / "gt" / "0001.txt"
+    jhu.write_text("10 20 8 9 1 0\n30.5 40 12 13 2 1\n")
+    a = read_points(jhu)
+    write_points(a, tmp_path / "copy.txt", "jhu")
+    assert (tmp_path / "copy.txt").read_text() == "10 20 8 9 1 0\n30.5 40 12 13 2 1\n"
+    (tmp_path / "n.json").write_text(json.dumps(
+        {"img_id": "0001.jpg", "human_num": 1, "points": [[3, 4]], "boxes": [[1, 2, 5, 6]]}))
+    write_points(read_points(tmp_path / "n.json"), tmp_path / "n2.json", "nwpu")
+    assert json.loads((tmp_path / "n2.json").read_text())["boxes"] == [[1, 2, 5, 6]]
+
+
+def test_shanghaitech_real_files_give_published_counts():
+    for name, count in SHANGHAITECH_A_COUNTS.items():
+        gt = need(SHANGHAITECH_A / "test_data" / "ground-truth" / f"GT_{name}.mat")
+        assert detect_format(gt) == "shanghaitech"
+        a = read_points(gt)
+        assert a.count == count
+        assert a.image_path.endswith(f"images/{name}.jpg")
+
+
+def test_shanghaitech_written_file_reads_like_public_code(tmp_path):
+    import scipy.io
+
+    gt = need(STREET_B / "train_data" / "ground-truth" / "GT_IMG_4.mat")
+    a = read_points(gt)
+    assert a.count == 53
+    out = tmp_path / "GT_IMG_4.mat"
+    write_points(a, out, "shanghaitech")
+    mat = scipy.io.loadmat(out)
+    np.testing.assert_array_equal(mat["image_info"][0, 0][0, 0][0], a.points)
+    assert int(mat["image_info"][0, 0][0, 0][1][0, 0]) == 53
+
+
+def test_ucf_real_files_and_off_image_points_are_reported_not_dropped():
+    a = read_points(need(UCF_CC_50 / "1_ann.mat"), report=[])
+    assert detect_format(UCF_CC_50 / "1_ann.mat") == "ucf" and a.count == 4633
+    report = []
+    six = read_points(UCF_CC_50 / "6_ann.mat", report=report)
+    assert six.count == 2550  # the published count, one point at x = -358.7 included
+    assert len(report) == 1 and "6_ann.mat" in report[0] and "annPoints" in report[0]
+    dropped = read_points(UCF_CC_50 / "6_ann.mat", outside="drop", report=[])
+    assert dropped.count == 2549
+    with pytest.raises(AnnotationFormatError, match="outside the 1024x768 image"):
+        read_points(UCF_CC_50 / "6_ann.mat", outside="error")
+
+
+def test_outside_points_with_known_image_size(tmp_path):
+    p = tmp_path / "a.json"
+    write_points(Annotation("a.jpg", (10, 10), [[5, 5], [30, 5]]), p, "labelme")
+    report = []
+    assert read_points(p, report=report).count == 2 and "1 of 2 points" in report[0]
+    assert read_points(p, outside="drop", report=[]).count == 1
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("GT_IMG_1.mat", b"MATLAB 5.0 MAT-file, truncated", "not a readable MATLAB"),
+        ("x.mat", b"", "empty"),
+        ("x.json", b"", "empty"),
+        ("x.json", b'{"shapes": [{"shape_type": "point", "points": [[1, "a"]]}]}', "shapes[0].points"),
+        ("x.json", b'{"img_id": "1.jpg", "human_num": 3, "points": [[1, 2]]}', "human_num"),
+        ("x.json", b'{"foo": 1}', "matches no known format"),
+        ("x.json", b'{"shapes": [{"shape_type": "point", "points": [[NaN, 2]]}]}', "not a finite"),
+        ("x.txt", b"1 2\n3\n", "line 2"),
+        ("x.txt", b"1 2\nfoo bar\n", "line 2"),
+        ("x.csv", b"x,y\n1,2\n3,abc\n", "row 3"),
+        ("x.csv", b"a,b\n1,2\n", "matches"),
+        ("x.xml", b"<annotations><image name='a.jpg'><points points='1,2;x'/></image></annotations>", "points"),
+        ("x.xml", b"<annotations><image", "not valid XML"),
+    ],
+)
+def test_malformed_input_names_file_field_and_problem(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(AnnotationFormatError) as err:
+        read_points(p)
+    assert str(p) in str(err.value)
+    if message != "matches":
+        assert message in str(err.value)
+
+
+def test_mat_with_wrong_variables_and_truncated_real_file(tmp_path):
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "x.mat", {"points": np.zeros((2, 2))})
+    with pytest.raises(AnnotationFormatError, match="image_info.*annPoints"):
+        read_points(tmp_path / "x.mat")
+    with pytest.raises(AnnotationFormatError, match="no variable 'annPoints'"):
+        read_points(tmp_path / "x.mat", "ucf")
+    real = need(UCF_CC_50 / "4_ann.mat").read_bytes()
+    (tmp_path / "4_ann.mat").write_bytes(real[: len(real) // 2])
+    with pytest.raises(AnnotationFormatError, match="4_ann.mat"):
+        read_points(tmp_path / "4_ann.mat")
+
+
+def test_cvat_and_coco_carry_model_proposals(tmp_path):
+    a = Annotation("a.jpg", (20, 20), [[1, 1], [2, 2]], sources=[0, SOURCE_MODEL])
+    write_points(a, tmp_path / "a.xml", "cvat")
+    assert 'source="auto"' in (tmp_path / "a.xml").read_text()
+    assert read_points(tmp_path / "a.xml").sources.tolist() == [0, 1]
+
+
+def test_empty_text_file_is_an_image_without_people(tmp_path):
+    (tmp_path / "a.txt").write_text("")
+    assert read_points(tmp_path / "a.txt").count == 0
+
+
+# -- sasnet convert --------------------------------------------------------------------------------
+def _convert(*args):
+    from sasnet_core.cli import main
+
+    return main(["convert", *map(str, args)])
+
+
+def test_cli_converts_real_file_through_every_format_and_back(tmp_path):
+    src = need(SHANGHAITECH_A / "test_data" / "ground-truth" / "GT_IMG_51.mat")
+    orig = read_points(src)
+    for name, spec in FORMATS.items():
+        out = tmp_path / name / spec.default_name(orig.image_path)
+        out.parent.mkdir()
+        assert _convert(src, "--to", name, "--out", out) == 0
+        back = tmp_path / name / "GT_back.mat"
+        assert _convert(out, "--to", "shanghaitech", "--out", back) == 0
+        np.testing.assert_array_equal(read_points(back).points, orig.points)
+        assert read_points(back).count == 569
+
+
+def test_cli_converts_a_dataset_folder(tmp_path):
+    need(STREET_B)
+    assert _convert(STREET_B, "--to", "text", "--out", tmp_path / "txt") == 0
+    files = sorted((tmp_path / "txt").rglob("*.txt"))
+    assert len(files) == 38  # train and test both have IMG_1..: kept apart in split folders
+    assert {f.parent.name for f in files} == {"train", "test"}
+    assert read_points(tmp_path / "txt" / "train" / "IMG_4.txt").count == 53
+
+
+def test_cli_folder_of_annotations_to_coco_and_errors(tmp_path, capsys):
+    for i in range(3):
+        save_annotation(Annotation(str(tmp_path / f"im{i}.jpg"), (10, 10), [[1, 1]] * (i + 1)),
+                        tmp_path / f"im{i}.jpg.sasnet.json")
+    assert _convert(tmp_path, "--to", "coco", "--out", tmp_path / "all.json", "--from", "sasnet") == 0
+    assert [a.count for a in read_annotations(tmp_path / "all.json")] == [1, 2, 3]
+    (tmp_path / "bad.json").write_text("{")
+    assert _convert(tmp_path / "bad.json", "--to", "text", "--out", tmp_path / "o.txt") == 2
+    assert "bad.json" in capsys.readouterr().err
+
+
+def test_cli_drop_outside(tmp_path, capsys):
+    p = tmp_path / "a.json"
+    write_points(Annotation("a.jpg", (10, 10), [[5, 5], [30, 5]]), p, "labelme")
+    assert _convert(p, "--to", "text", "--out", tmp_path / "keep.txt") == 0
+    assert "outside" in capsys.readouterr().err
+    assert read_points(tmp_path / "keep.txt").count == 2
+    assert _convert(p, "--to", "text", "--out", tmp_path / "drop.txt", "--drop-outside") == 0
+    assert read_points(tmp_path / "drop.txt").count == 1
+    assert _convert(p, "--to", "text", "--out", tmp_path / "x.txt", "--strict") == 2
+
+
+def test_export_annotated_folder_as_shanghaitech_dataset(tmp_path):
+    import cv2
+
+    from sasnet_core.datasets import open_dataset
+
+    src = tmp_path / "proj"
+    src.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(src / f"photo{i}.png"), np.full((40, 60, 3), i * 40, np.uint8))
+        save_annotation(Annotation(str(src / f"photo{i}.png"), (60, 40), [[3.5, 4.5]] * (i + 1)),
+                        src / f"photo{i}.png.sasnet.json")
+    out = tmp_path / "export"
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out, "--test-fraction", "0.4") == 0
+    ds = open_dataset(out)
+    assert ds.layout == "shanghaitech" and len(ds) == 5
+    assert sorted(s.split for s in ds) == ["test", "test", "train", "train", "train"]
+    assert sorted(s.count for s in ds) == [1, 2, 3, 4, 5]
+    assert (out / "train_data" / "images" / "IMG_1.jpg").is_file()
+    assert (out / "sources.csv").read_text().count("photo") == 5

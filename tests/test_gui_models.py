@@ -1,0 +1,150 @@
+"""The model controller and the Models dialog, driven through their real widgets (offscreen)."""
+from __future__ import annotations
+
+from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_model, studio_home  # noqa: F401
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+
+from sasnet_core import paths  # noqa: E402
+from sasnet_core.checkpoint import save_checkpoint  # noqa: E402
+from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry  # noqa: E402
+
+
+def _dialog(qtbot, controller):
+    from sasnet_gui.models.dialog import ModelsDialog
+
+    dialog = ModelsDialog(controller)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def _cell(dialog, row, column):
+    from sasnet_gui.models.dialog import COLUMNS
+
+    return dialog.table.item(row, COLUMNS.index(column)).text()
+
+
+def test_no_model_says_how_to_get_one(qtbot, studio_home):
+    controller = make_controller(qtbot)
+    assert controller.predictor() is None and controller.current_name() is None
+    assert controller.load_default() is False
+    dialog = _dialog(qtbot, controller)
+    assert dialog.table.rowCount() == 0
+    assert dialog.empty_label.isVisible() and not dialog.table.isVisible()
+    assert HOW_TO_GET_A_MODEL in dialog.empty_label.text()
+    assert "no model" in dialog.current_label.text()
+    assert not dialog.use_button.isEnabled() and not dialog.remove_button.isEnabled()
+
+
+def test_default_model_loads_in_background_at_start(qtbot, studio_home, tmp_path):
+    from sasnet_gui.models.controller import ModelController
+
+    register_tiny_model(tmp_path, "tiny")
+    busy = []
+    controller = ModelController()  # load_default=True: starts once the event loop runs
+    controller.busyChanged.connect(busy.append)
+    assert controller.predictor() is None  # nothing loaded on the GUI thread
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000) as blocker:
+        pass
+    assert blocker.args[0] is controller.predictor() is not None
+    assert controller.current_name() == "tiny"
+    assert controller.current_weights_path() == tmp_path / "tiny.pth"
+    qtbot.waitUntil(lambda: busy == [True, False])
+    assert controller.predictor().predict(__import__("numpy").zeros((64, 64, 3), "uint8")).count >= 0
+
+
+def test_add_file_through_the_dialog_then_use_it(qtbot, studio_home, tmp_path, monkeypatch):
+    ckpt = make_tiny_checkpoint(tmp_path / "street cam.pth")
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(ckpt), ""))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (k.get("text", "x"), True))
+    with qtbot.waitSignals([dialog.modelAdded, controller.predictorChanged], timeout=60000):
+        qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    entry = ModelRegistry().get("street-cam")  # name suggested from the file name
+    assert entry is not None and entry.path == ckpt and entry.is_default
+    assert dialog.table.rowCount() == 1 and dialog.table.isVisible()
+    assert _cell(dialog, 0, "Name").startswith("street-cam") and "default" in _cell(dialog, 0, "Name")
+    assert _cell(dialog, 0, "Kind") == "ours"
+    assert controller.current_name() == "street-cam"  # the first model is used right away
+    assert "street-cam" in dialog.current_label.text()
+
+
+def test_metadata_columns_set_default_use_and_remove(qtbot, studio_home, tmp_path, monkeypatch):
+    from sasnet_core.model import SASNet, SASNetConfig
+
+    register_tiny_model(tmp_path, "base")
+    ft = save_checkpoint(tmp_path / "ft.pth", SASNet(SASNetConfig(width_mult=0.125)), {
+        "kind": "finetuned", "parent_name": "base", "parent": str(tmp_path / "base.pth"),
+        "finetune_images": ["a.png", "b.png", "c.png"], "data": str(tmp_path / "frames"),
+        "val_mae_before": 4.25, "val_mae": 1.5, "trained": "2025-01-02T03:04:05+00:00"})
+    ModelRegistry().add("street-ft", ft)
+    controller = make_controller(qtbot)
+    assert controller.current_name() == "base"
+    dialog = _dialog(qtbot, controller)
+    assert dialog.table.rowCount() == 2
+    assert dialog.select("street-ft")
+    row = dialog.table.currentRow()
+    assert _cell(dialog, row, "Kind") == "finetuned"
+    assert _cell(dialog, row, "Parent") == "base"
+    assert _cell(dialog, row, "Trained on") == "3 images (frames)"
+    assert _cell(dialog, row, "Date") == "2025-01-02 03:04"
+    assert (_cell(dialog, row, "MAE before"), _cell(dialog, row, "MAE after")) == ("4.25", "1.50")
+
+    qtbot.mouseClick(dialog.default_button, Qt.MouseButton.LeftButton)
+    assert ModelRegistry().default().name == "street-ft"
+    assert "default" in _cell(dialog, dialog.table.currentRow(), "Name")
+
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+        qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+    assert controller.current_name() == "street-ft"
+    assert controller.current_info().metadata["kind"] == "finetuned"
+
+    dialog.select("base")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert [e.name for e in ModelRegistry().entries()] == ["street-ft"]
+    assert (tmp_path / "base.pth").is_file()  # the file itself stays
+    assert dialog.table.rowCount() == 1
+
+
+def test_device_and_precision_are_remembered(qtbot, studio_home, tmp_path):
+    from sasnet_gui.models.controller import ModelController
+
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    assert dialog.device_combo.currentText() == "auto"
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):  # reloads the model
+        dialog.precision_combo.setCurrentText("bf16")
+    assert controller.predictor().precision == "bf16"
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+        dialog.device_combo.setCurrentText("cpu")
+    assert str(controller.predictor().device) == "cpu"
+    ini = paths.config_dir() / "gui.ini"
+    assert ini.is_file() and "bf16" in ini.read_text()
+    again = ModelController(load_default=False)
+    assert (again.device, again.precision) == ("cpu", "bf16")
+    assert _dialog(qtbot, again).precision_combo.currentText() == "bf16"
+
+
+def test_bad_files_show_an_error_and_the_app_keeps_going(qtbot, studio_home, tmp_path):
+    bad = tmp_path / "notes.pth"
+    bad.write_text("this is not a checkpoint")
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    dialog.add_file(bad, "notes")
+    qtbot.waitUntil(lambda: dialog.last_error is not None, timeout=30000)
+    assert str(bad) in dialog.last_error
+    box = dialog.findChild(QMessageBox)
+    assert box is not None and str(bad) in box.text()
+    assert ModelRegistry().entries() == []
+
+    failures = []
+    controller.loadFailed.connect(failures.append)
+    with qtbot.waitSignal(controller.loadFailed, timeout=30000):
+        controller.load(tmp_path / "missing.pth")
+    assert str(tmp_path / "missing.pth") in failures[0] and controller.predictor() is None
+    assert "missing.pth" in dialog.status_label.text()

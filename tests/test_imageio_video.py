@@ -1,0 +1,135 @@
+"""Images as a person sees them (EXIF, 16-bit, grayscale, every format) and video frames."""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from sasnet_core.errors import ImageReadError, VideoReadError
+from sasnet_core.imageio import image_size, read_image, write_image
+from sasnet_core.video import frame_indices, iter_frames, open_video, read_frame
+
+
+def _rgb(h=24, w=40):
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2, 0] = 200  # left half red
+    img[: h // 2, :, 2] = 100  # top half blue
+    return img
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".webp", ".jpg"])
+def test_every_format_reads_as_rgb(tmp_path, suffix):
+    img = _rgb()
+    path = tmp_path / f"im{suffix}"
+    Image.fromarray(img).save(path, **({"quality": 100} if suffix == ".jpg" else {"lossless": True} if suffix == ".webp" else {}))
+    out = read_image(path)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    tol = 8 if suffix == ".jpg" else 0
+    assert np.abs(out.astype(int) - img).max() <= tol + (30 if suffix == ".jpg" else 0)
+    assert out[2, 2, 0] > 150 and out[2, -2, 0] < 50  # red stays red: channels are RGB, not BGR
+    assert image_size(path) == (40, 24)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = _rgb(20, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rot.jpg"
+    Image.fromarray(img).save(path, exif=exif, quality=100)
+    out = read_image(path)
+    assert out.shape == (30, 20, 3)
+    assert image_size(path) == (20, 30)
+    # after a clockwise turn the red left half is on top
+    assert out[2, 10, 0] > 150 and out[-2, 10, 0] < 60
+
+
+def test_16bit_and_grayscale(tmp_path):
+    gray16 = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray16)
+    out = read_image(tmp_path / "g16.png")
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert out[-1, -1, 0] == round(gray16[-1, -1] / 257) and (out[..., 0] == out[..., 2]).all()
+    rgb16 = np.stack([gray16, gray16 // 2, gray16 // 4], axis=2)
+    cv2.imwrite(str(tmp_path / "c16.tif"), rgb16[:, :, ::-1])
+    out = read_image(tmp_path / "c16.tif")
+    assert out[-1, -1].tolist() == [round(v / 257) for v in rgb16[-1, -1]]
+    Image.fromarray(np.full((8, 8), 77, np.uint8), "L").save(tmp_path / "g.png")
+    assert read_image(tmp_path / "g.png")[0, 0].tolist() == [77, 77, 77]
+
+
+@pytest.mark.parametrize("content,match", [(b"", "empty"), (b"\xff\xd8\xff\xe0garbage", "not a readable image")])
+def test_unreadable_images_name_the_file(tmp_path, content, match):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=f"bad.jpg.*{match}"):
+        read_image(path)
+
+
+def test_truncated_jpeg_and_missing_file(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(_rgb(64, 64)).save(buf, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[:20])
+    with pytest.raises(ImageReadError, match="cut.jpg"):
+        read_image(tmp_path / "cut.jpg")
+    with pytest.raises(ImageReadError, match="nope.png"):
+        read_image(tmp_path / "nope.png")
+
+
+def test_write_image_round_trip(tmp_path):
+    img = _rgb()
+    write_image(tmp_path / "o.png", img)
+    assert (read_image(tmp_path / "o.png") == img).all()
+
+
+def make_video(path, frames=20, size=(64, 48), fps=10.0):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 0, np.uint8)
+        frame[:, :, 2] = (i * 10) % 250  # red channel (BGR order for OpenCV) encodes the frame number
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_every_nth_frame_and_time_step(tmp_path):
+    path = make_video(tmp_path / "v.avi")
+    info = open_video(path)
+    assert (info.frame_count, info.width, info.height) == (20, 64, 48)
+    assert info.fps == pytest.approx(10.0) and info.duration_s == pytest.approx(2.0)
+    recs = list(iter_frames(path, every_n=5))
+    assert [r.index for r in recs] == [0, 5, 10, 15]
+    assert [r.time_s for r in recs] == pytest.approx([0, 0.5, 1.0, 1.5])
+    for r in recs:
+        assert r.error is None and abs(int(r.image[0, 0, 0]) - r.index * 10) <= 6  # RGB: red first
+    assert frame_indices(info, time_step=0.7) == [0, 7, 14]
+    assert abs(int(read_frame(path, 13)[0, 0, 0]) - 130) <= 6
+
+
+def test_damaged_videos(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    with pytest.raises(VideoReadError, match="bad.mp4"):
+        open_video(bad)
+    with pytest.raises(VideoReadError, match="missing.avi"):
+        list(iter_frames(tmp_path / "missing.avi"))
+    path = make_video(tmp_path / "v.avi", frames=10)
+    with pytest.raises(VideoReadError, match="past the end"):
+        read_frame(path, 50)
+    with pytest.raises(ValueError):
+        frame_indices(open_video(path), every_n=0)
+
+
+def test_truncated_video_gives_skipped_frame_records_not_zeros(tmp_path):
+    path = make_video(tmp_path / "v.avi", frames=30)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # header still claims 30 frames
+    recs = list(iter_frames(cut))
+    good = [r for r in recs if r.image is not None]
+    bad = [r for r in recs if r.image is None]
+    assert good and bad, "some frames decode, the lost ones are reported"
+    assert all(r.error for r in bad)
+    assert max(r.index for r in good) < min(r.index for r in bad)

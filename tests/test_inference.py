@@ -1,0 +1,166 @@
+"""The inference engine: batching, tiling, downscaling, precision and head points."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sasnet_core.imageio import read_image
+from sasnet_core.inference import Predictor, prepare_for_inference
+from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.tiling import core_for_budget, plan_tiles
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = SASNet(SASNetConfig(width_mult=0.125)).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding them is really exercised
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def crowd():
+    path = DATA / "shanghaitech_a_sample" / "test_data" / "images" / "IMG_4.jpg"
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path}")
+    return read_image(path)[:320, :448]
+
+
+def test_folded_model_matches_the_original(model):
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        a = model(x).density
+        b = prepare_for_inference(model)(x).density
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "original must stay intact"
+
+
+def test_prediction_is_in_people_and_original_pixels(model, crowd):
+    pred = Predictor(model, device="cpu").predict(crowd)
+    h, w = crowd.shape[:2]
+    assert pred.density.shape == (h, w) and pred.density.dtype == np.float32
+    assert pred.image_size == (w, h)
+    assert pred.count == pytest.approx(float(pred.density.sum(dtype=np.float64)), rel=1e-5)
+    assert pred.level_densities.shape == (5, h, w)
+    assert pred.confidence.shape == (5, h // 32, w // 32)
+    np.testing.assert_allclose(pred.confidence.sum(0), 1.0, rtol=1e-5)
+    assert set(np.unique(pred.level_map)) <= {1, 2, 3, 4, 5}
+    assert pred.patch_rows[0] == 0 and pred.patch_rows[-1] == h and pred.patch_cols[-1] == w
+    i, j = pred.patch_at(40.0, 70.0)
+    assert (i, j) == (2, 1)
+    assert pred.patch_count(i, j) == pytest.approx(float(pred.density[64:96, 32:64].sum()), rel=1e-5)
+    assert pred.patch_at(-1, 5) is None and pred.patch_at(w + 1, 5) is None
+
+
+def test_batched_images_give_the_same_results_as_single_ones(model, crowd):
+    p = Predictor(model, device="cpu")
+    a, b = crowd[:160, :224], crowd[160:, 224:]
+    other = crowd[:96, :128]  # a different size goes in its own batch
+    batch = p.predict_batch([a, other, b])
+    for img, pred in zip([a, other, b], batch):
+        single = p.predict(img)
+        assert pred.count == pytest.approx(single.count, rel=1e-4)
+        np.testing.assert_allclose(pred.density, single.density, rtol=1e-3, atol=1e-7)
+
+
+def test_tiled_count_is_within_one_percent_of_the_untiled_count(model, crowd):
+    whole = Predictor(model, device="cpu", tile=0).predict(crowd)
+    tiled = Predictor(model, device="cpu", tile=128).predict(crowd)
+    assert tiled.tiles == 12 and whole.tiles == 1
+    assert abs(tiled.count - whole.count) / whole.count < 0.01
+    assert tiled.density.shape == whole.density.shape
+    # The selected levels of most patches agree as well.
+    assert (tiled.level_map == whole.level_map).mean() > 0.9
+
+
+def test_memory_budget_switches_tiling_on(model, crowd):
+    p = Predictor(model, device="cpu", memory_budget_mb=150)  # ~68k pixels per pass at fp32
+    pred = p.predict(crowd)
+    assert pred.tiles > 1
+    ref = Predictor(model, device="cpu", tile=0).predict(crowd)
+    assert abs(pred.count - ref.count) / ref.count < 0.01
+
+
+def test_plan_tiles_cover_every_pixel_once():
+    tiles = plan_tiles(700, 1000, core=256, margin=64)
+    owned = np.zeros((700, 1000), int)
+    for t in tiles:
+        owned[t.cy0 : t.cy1, t.cx0 : t.cx1] += 1
+        assert t.y0 % 32 == 0 and t.x0 % 32 == 0
+        assert t.y0 <= t.cy0 and t.cy1 <= t.y1 and t.x0 <= t.cx0 and t.cx1 <= t.x1
+    assert (owned == 1).all()
+    assert core_for_budget(512 * 512, 64) == 384
+
+
+def test_downscale_keeps_count_in_original_units(model, crowd):
+    pred = Predictor(model, device="cpu", max_side=224).predict(crowd)
+    assert pred.scale == pytest.approx(0.5)
+    assert pred.density.shape == crowd.shape[:2]
+    assert float(pred.density.sum()) == pytest.approx(pred.count, rel=1e-4)
+    small = Predictor(model, device="cpu").predict(
+        __import__("cv2").resize(crowd, (224, 160), interpolation=__import__("cv2").INTER_AREA)
+    )
+    assert pred.count == pytest.approx(small.count, rel=1e-4)
+
+
+def test_images_smaller_than_a_patch_are_padded_not_refused(model):
+    tiny = np.full((20, 25, 3), 128, np.uint8)
+    pred = Predictor(model, device="cpu").predict(tiny)
+    assert pred.density.shape == (20, 25)
+    assert np.isfinite(pred.count)
+
+
+def test_grayscale_and_16bit_arrays_are_accepted(model):
+    gray = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    a = Predictor(model, device="cpu").predict(gray)
+    b = Predictor(model, device="cpu").predict(np.repeat(gray[:, :, None], 3, 2))
+    assert a.count == pytest.approx(b.count, rel=1e-6)
+
+
+def test_bf16_count_is_close_to_fp32(model, crowd):
+    fp32 = Predictor(model, device="cpu", precision="fp32").predict(crowd)
+    bf16 = Predictor(model, device="cpu", precision="bf16").predict(crowd)
+    assert abs(bf16.count - fp32.count) / fp32.count < 0.02
+
+
+def test_heads_number_equals_rounded_count(model, crowd):
+    pred = Predictor(model, device="cpu").predict(crowd)
+    heads = pred.heads
+    assert len(heads) == round(pred.count)
+    h, w = crowd.shape[:2]
+    assert (heads[:, 0] >= 0).all() and (heads[:, 0] < w).all() and (heads[:, 1] < h).all()
+
+
+def test_heads_find_separate_blobs():
+    from sasnet_core.density import density_map
+    from sasnet_core.heads import estimate_heads
+
+    pts = np.array([[20.5, 30.5], [60.5, 30.5], [40.5, 70.5]])
+    dens = density_map(pts, (100, 100))
+    found = estimate_heads(dens)
+    assert len(found) == 3
+    # each true head has an estimated point within 2 pixels
+    d = np.linalg.norm(found[:, None, :] - pts[None, :, :], axis=2)
+    assert (d.min(0) <= 2.0).all()
+    dense = density_map(np.random.default_rng(1).uniform(10, 40, (40, 2)), (50, 50))
+    assert len(estimate_heads(dense)) == 40  # merged blobs are filled up to the count
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"precision": "fp8"}, "precision"), ({"tile": -1}, "tile"), ({"max_side": 8}, "max_side"),
+    ({"device": "cuda:7"}, "cuda"),
+])
+def test_bad_settings_are_explained(model, kwargs, match):
+    if kwargs.get("device", "").startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match=match):
+        Predictor(model, **kwargs)

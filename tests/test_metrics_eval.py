@@ -1,0 +1,139 @@
+"""Metrics on hand-computed cases, evaluate() with a fake predictor, and `sasnet eval`."""
+import csv
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
+
+from sasnet_core import metrics
+from sasnet_core.annotation import Annotation, save_annotation
+from sasnet_core.datasets import open_dataset
+from sasnet_core.evaluate import evaluate
+
+
+def test_mae_rmse_nae_by_hand():
+    gt, pred = [10, 20, 0], [12, 14, 1]
+    assert metrics.mae(gt, pred) == pytest.approx((2 + 6 + 1) / 3)
+    assert metrics.mse(gt, pred) == pytest.approx(np.sqrt((4 + 36 + 1) / 3))  # root, as papers
+    assert metrics.nae(gt, pred) == pytest.approx((2 / 10 + 6 / 20) / 2)  # gt = 0 skipped
+
+
+def test_game_cells_by_hand():
+    dens = np.zeros((8, 8))
+    dens[1, 1] = 2.0  # top-left cell: predicts 2
+    pts = np.array([[6.5, 1.0], [1.0, 1.0]])  # one head top-right, one top-left
+    assert metrics.game(dens, pts, 0) == 0.0  # totals agree
+    assert metrics.game(dens, pts, 1) == pytest.approx(2.0)  # TL: |2-1|, TR: |0-1|
+    assert metrics.cell_counts_from_points(pts, (8, 8), 2).sum() == 2
+    # odd sizes and images smaller than the grid still give 4^L cells holding all the mass
+    d = np.random.default_rng(0).random((5, 3))
+    for L in range(4):
+        cells = metrics.cell_counts_from_density(d, L)
+        assert cells.shape == (2**L, 2**L) and cells.sum() == pytest.approx(d.sum())
+
+
+class OracleOnPoints:
+    """Predicts a density with one unit at each true head plus a fixed bias."""
+
+    def __init__(self, points_by_shape, bias=0.0):
+        self.points_by_shape, self.bias = points_by_shape, bias
+
+    def predict(self, image):
+        h, w = image.shape[:2]
+        d = np.zeros((h, w), np.float32)
+        for x, y in self.points_by_shape[(h, w)]:
+            d[min(int(y), h - 1), min(int(x), w - 1)] += 1
+        d[0, 0] += self.bias
+        return SimpleNamespace(count=float(d.sum()), density=d)
+
+
+def test_evaluate_with_fake_predictor_and_roi(tmp_path):
+    import cv2
+
+    for name, size in (("a.jpg", (40, 30)), ("b.jpg", (50, 20))):
+        cv2.imwrite(str(tmp_path / name), np.zeros((size[1], size[0], 3), np.uint8))
+    roi = [[10, 0], [40, 0], [40, 30], [10, 30]]  # excludes x < 10, so (0, 0) too
+    save_annotation(Annotation(str(tmp_path / "a.jpg"), (40, 30), [[5, 5], [20, 5], [30, 20]],
+                               rois=[roi]), tmp_path / "a.jpg.sasnet.json")
+    save_annotation(Annotation(str(tmp_path / "b.jpg"), (50, 20), [[1, 1], [2, 2]]),
+                    tmp_path / "b.jpg.sasnet.json")
+    ds = open_dataset(tmp_path)
+    fake = OracleOnPoints({(30, 40): [[5, 5], [20, 5], [30, 20]], (20, 50): [[1, 1], [2, 2]]}, bias=3)
+    calls = []
+    rep = evaluate(fake, ds, progress=lambda done, total: calls.append((done, total)))
+    rows = {r["image"].rsplit("/", 1)[1]: r for r in rep.rows}
+    assert rows["a.jpg"]["gt_count"] == 2  # ROI restricts the ground truth...
+    assert rows["a.jpg"]["pred_count"] == pytest.approx(2)  # ...and the prediction (bias at 0,0)
+    assert rows["b.jpg"]["pred_count"] == pytest.approx(5)
+    assert rep.mae == pytest.approx(1.5) and rep.mse == pytest.approx(np.sqrt(4.5))
+    assert calls == [(1, 2), (2, 2)]
+    no_roi = evaluate(fake, ds, roi=False)
+    assert no_roi.rows[0]["gt_count"] == 3 and no_roi.rows[0]["pred_count"] == pytest.approx(6)
+    rep.write_csv(tmp_path / "r.csv")
+    with open(tmp_path / "r.csv") as fh:
+        got = list(csv.DictReader(fh))
+    assert {"image", "gt_count", "pred_count"} <= set(got[0]) and len(got) == 2
+    assert json.loads(rep.to_json())["summary"]["images"] == 2
+
+
+def test_evaluate_perfect_predictor_scores_zero_on_real_data():
+    sample = open_dataset(need(STREET_B), "test")[0]
+    oracle = OracleOnPoints({sample.load_image().shape[:2]: sample.points})
+    rep = evaluate(oracle, [sample])
+    assert rep.rows[0]["gt_count"] == 16 and rep.mae == 0 and rep.game[3] == 0
+    biased = evaluate(OracleOnPoints(oracle.points_by_shape, bias=4), [sample])
+    assert biased.mae == pytest.approx(4) and biased.game[3] == pytest.approx(4)
+
+
+# -- sasnet eval end to end with a small random-weights model ------------------------------------
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.model import SASNet, SASNetConfig
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.0625)))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("root, n, counts", [
+    (SHANGHAITECH_A, 5, sorted(SHANGHAITECH_A_COUNTS.values())),
+    (STREET_B, 8, None),
+])
+def test_cli_eval_reads_every_ground_truth(tmp_path, tiny_weights, capsys, root, n, counts):
+    from sasnet_core.cli import main
+
+    need(root)
+    out = tmp_path / "rows.csv"
+    assert main(["eval", str(root), "--weights", str(tiny_weights), "--csv", str(out), "--json",
+                 "--device", "cpu", "--max-side", "128"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["images"] == n
+    with open(out) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == n and all(r["split"] == "test" for r in rows)
+    if counts:
+        assert sorted(int(float(r["gt_count"])) for r in rows) == counts
+    for key in ("mae", "mse", "nae", "game0", "game1", "game2", "game3"):
+        assert np.isfinite(report["summary"][key])
+
+
+@pytest.mark.slow
+def test_cli_eval_ucf_fold(tmp_path, tiny_weights, capsys):
+    from sasnet_core.cli import main
+
+    need(UCF_CC_50)
+    out = tmp_path / "rows.csv"
+    assert main(["eval", str(UCF_CC_50), "--weights", str(tiny_weights), "--fold", "1",
+                 "--csv", str(out), "--device", "cpu", "--max-side", "96"]) == 0
+    text = capsys.readouterr().out
+    assert "MAE" in text and "GAME(3)" in text
+    with open(out) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(float(r["gt_count"])) for r in rows][:4] == [4633, 1940, 2364, 96]
+    assert len(rows) == 10

@@ -1,0 +1,38 @@
+"""The package installs what it needs, and the core never imports Qt."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sasnet_core_imports_no_qt():
+    code = (
+        "import sys, importlib, pkgutil, sasnet_core\n"
+        "for m in pkgutil.walk_packages(sasnet_core.__path__, 'sasnet_core.'):\n"
+        "    if m.name != 'sasnet_core.__main__': importlib.import_module(m.name)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('PySide6', 'pyqtgraph', 'sasnet_gui', 'superqt'))\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_package_directory_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("sasnet_core", "sasnet_gui")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert found - listed == set(), "add these packages to [tool.setuptools] packages"
+
+
+def test_entry_points():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["sasnet"] == "sasnet_core.cli:main"
+    assert project["gui-scripts"]["sasnet-gui"] == "sasnet_gui.app:main"
+    assert "test" in project["optional-dependencies"]

@@ -1,0 +1,303 @@
+"""Training, fine-tuning and their command lines, on tiny models (width_mult 0.125) and tiny data."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sasnet_core.training import make_optimizer, read_json_lines, train_steps
+from sasnet_core.training.data import TensorCropDataset, collate_crops
+from sasnet_core.training.synthetic import blob_image, make_blob_dataset, random_points
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+TINY = ["--width-mult", "0.125", "--encoder-weights", "none", "--crop-size", "64",
+        "--images-per-step", "2", "--workers", "0", "--no-progress"]
+
+
+def _tiny_model(seed=0, selection="soft"):
+    from sasnet_core.model import SASNetConfig, sasnet
+
+    torch.manual_seed(seed)
+    return sasnet(config=SASNetConfig(width_mult=0.125, selection=selection))
+
+
+def _cli(argv) -> int:
+    from sasnet_core.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["SASNET_STUDIO_HOME"] = env.get("SASNET_STUDIO_HOME", "/tmp/sasnet-test-home")
+    return env
+
+
+@pytest.fixture(scope="module")
+def blob_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blobs")
+    make_blob_dataset(root, 6, size=(96, 128), seed=1)
+    make_blob_dataset(root, 2, size=(96, 128), split="test", seed=2)
+    return root
+
+
+def _blob_crops(n=6, size=64, seed=0):
+    from sasnet_core.datasets.training import normalise
+    from sasnet_core.density import density_map
+
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for i in range(n):
+        pts = random_points(int(rng.integers(1, 9)), (size, size), rng, margin=6)
+        images.append(torch.from_numpy(normalise(blob_image(pts, (size, size), rng))))
+        targets.append(torch.from_numpy(density_map(pts, (size, size))).float()[None] * 1000)
+    return torch.stack(images), torch.stack(targets)
+
+
+# ---------------------------------------------------------------------------------------------
+# it learns
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_overfits_tiny_blob_set():
+    images, targets = _blob_crops()
+    model = _tiny_model()
+    opt = make_optimizer(model, lr=1e-3)
+    batches = torch.utils.data.DataLoader(TensorCropDataset(images, targets), batch_size=6,
+                                          collate_fn=collate_crops)
+
+    def count_error():
+        model.eval()
+        with torch.no_grad():
+            pred = model(images).density.sum((1, 2, 3)) / 1000
+        model.train()
+        return float((pred - targets.sum((1, 2, 3)) / 1000).abs().mean())
+
+    before = count_error()
+    hist = train_steps(model, opt, batches, 150)
+    after = count_error()
+    assert len(hist) == 150
+    assert hist[-1]["total"] < 0.5 * hist[0]["total"]
+    assert after < 0.5 * before, (before, after)
+
+
+@pytest.mark.slow
+def test_short_run_on_street_b_lowers_loss():
+    from sasnet_core.training.data import collate_crops as collate
+    from sasnet_core.training.data import crop_dataset, load_samples
+    from sasnet_core.losses import total_loss
+
+    folder = DATA / "street_b_layout" / "train_data"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found at {folder} (tests read real data from ../shared/data)")
+    samples = load_samples(DATA / "street_b_layout", split="train")[:8]
+    torch.manual_seed(0)
+    crops = crop_dataset(samples, crop_size=64, crops_per_image=4)
+    fixed = collate([crops[i] for i in range(len(samples))])  # the same 32 crops before and after
+    model = _tiny_model()
+
+    def loss_on_fixed():
+        with torch.no_grad():
+            return total_loss(model(fixed[0]), fixed[1])[1]["total"]
+
+    model.train()
+    before = loss_on_fixed()
+    loader = torch.utils.data.DataLoader(crops, batch_size=4, shuffle=True, collate_fn=collate)
+    train_steps(model, make_optimizer(model, lr=1e-3), loader, 25)
+    model.train()
+    after = loss_on_fixed()
+    assert after < before, (before, after)
+
+
+@pytest.mark.parametrize("selection,use_pra", [("hard", True), ("average", True), ("soft", False)])
+def test_ablation_switches_train(selection, use_pra):
+    images, targets = _blob_crops(n=2)
+    model = _tiny_model(selection=selection)
+    opt = make_optimizer(model, lr=1e-3)
+    w0 = model.confidence_head1[1].conv.weight.detach().clone()
+    hist = train_steps(model, opt, [(images, targets)], 2, use_pra=use_pra)
+    assert all(np.isfinite(h["total"]) for h in hist)
+    assert (hist[0]["hard_fraction"] > 0) == use_pra
+    assert not torch.equal(w0, model.confidence_head1[1].conv.weight)  # L_conf trains the branch
+
+
+def test_freeze_encoder_keeps_encoder_and_its_bn_stats(blob_set, tmp_path):
+    from sasnet_core.training.loop import freeze_encoder_, set_train_mode
+
+    images, targets = _blob_crops(n=2)
+    model = _tiny_model()
+    freeze_encoder_(model)
+    enc = {k: v.clone() for k, v in model.features1.state_dict().items()}
+    dec = model.de_pred1[0].conv.weight.detach().clone()
+    train_steps(model, make_optimizer(model, lr=1e-3), [(images, targets)], 2, freeze_encoder=True)
+    assert all(torch.equal(enc[k], v) for k, v in model.features1.state_dict().items())
+    assert not torch.equal(dec, model.de_pred1[0].conv.weight)
+    set_train_mode(model, freeze_encoder=True)
+    assert not model.features1.training and model.de_pred1.training
+
+
+# ---------------------------------------------------------------------------------------------
+# sasnet train: logs, checkpoints, resume
+# ---------------------------------------------------------------------------------------------
+def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
+    from sasnet_core.checkpoint import load_model
+
+    run = tmp_path / "run"
+    log = tmp_path / "progress.jsonl"
+    args = ["train", blob_set, "--out", run, *TINY, "--steps", 6, "--val-every", 3,
+            "--log-every", 2, "--log-json", log, "--lr", "1e-3"]
+    assert _cli(args) == 0
+    recs = read_json_lines(log)
+    assert recs[0]["event"] == "start" and recs[0]["config"]["lam"] == 10.0
+    assert recs[0]["train_images"] == 6 and recs[0]["val_images"] == 2
+    assert recs[-1]["event"] == "end" and recs[-1]["status"] == "completed"
+    assert recs[-1]["checkpoint"] == str(run / "last.pth") and recs[-1]["mae"] is not None
+    steps = [r for r in recs if r["event"] == "step"]
+    assert steps and all({"loss", "den", "conf", "pra", "images_per_s", "eta_s"} <= set(r) for r in steps)
+    vals = [r for r in recs if r["event"] == "val"]
+    assert [v["step"] for v in vals] == [3, 6]
+    model, info = load_model(run / "last.pth")
+    assert info.metadata["steps"] == 6 and info.config.width_mult == 0.125
+    best, binfo = load_model(run / "best.pth")
+    assert binfo.metadata["best_step"] in (3, 6)
+
+    # resume: continues at step 7 with the optimiser state, appends to the same log
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 8, "--val-every", 0,
+                 "--resume", "--lr", "1e-3"]) == 0
+    recs = read_json_lines(run / "log.jsonl")
+    start = [r for r in recs if r["event"] == "start"][-1]
+    assert start["resumed_from_step"] == 6
+    assert recs[-1]["event"] == "end" and recs[-1]["step"] == 8
+    _, info = load_model(run / "last.pth")
+    assert info.metadata["steps"] == 8
+
+
+def test_log_json_stdout_is_json_lines(blob_set, tmp_path, capsys):
+    assert _cli(["train", blob_set, "--out", tmp_path / "r", *TINY, "--steps", 2,
+                 "--val-every", 0, "--log-json", "-"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    recs = [json.loads(line) for line in lines]
+    assert recs[0]["event"] == "start" and recs[-1]["event"] == "end"
+
+
+def test_train_refuses_test_only_data(tmp_path):
+    make_blob_dataset(tmp_path, 2, split="test")
+    assert _cli(["train", tmp_path, "--out", tmp_path / "r", *TINY, "--steps", 1]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# sasnet finetune
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    from sasnet_core.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    save_checkpoint(path, _tiny_model(), {"name": "tiny"})
+    return path
+
+
+def test_finetune_provenance_before_after_and_registry(tiny_weights, tmp_path):
+    from sasnet_core.checkpoint import load_model
+    from sasnet_core.registry import ModelRegistry
+
+    data = tmp_path / "mine"
+    make_blob_dataset(data, 5, layout="annotations", reviewed=[True, True, False, True, True])
+    out, log = tmp_path / "ft.pth", tmp_path / "ft.jsonl"
+    assert _cli(["finetune", tiny_weights, data, "--out", out, "--steps", 3, "--crop-size", 64,
+                 "--images-per-step", 2, "--workers", 0, "--no-progress", "--log-json", log]) == 0
+    _, info = load_model(out)
+    m = info.metadata
+    assert m["parent"] == str(tiny_weights) and m["kind"] == "finetuned" and m["steps"] == 3
+    assert m["finetune_images"] == 3 and m["holdout_images"] == 1  # 4 reviewed, 20% held out
+    assert m["val_mae_before"] is not None and m["val_mae"] is not None and m["trained"]
+    assert m["data_folder"] == str(data.resolve())
+    recs = read_json_lines(log)
+    assert recs[0]["event"] == "start" and recs[-1]["event"] == "end"
+    assert recs[-1]["mae_before"] is not None and recs[-1]["checkpoint"] == str(out)
+    assert [r["phase"] for r in recs if r["event"] == "val"] == ["before", "final"]
+    entry = ModelRegistry(tmp_path / "models.json").add("ft", out)
+    assert entry.metadata["parent"] == str(tiny_weights)
+
+
+def test_finetune_bad_input_exits_nonzero_with_message(tiny_weights, tmp_path, capsys):
+    data = tmp_path / "unreviewed"
+    make_blob_dataset(data, 2, layout="annotations", reviewed=False)
+    log = tmp_path / "f.jsonl"
+    code = _cli(["finetune", tiny_weights, data, "--out", tmp_path / "x.pth", "--log-json", log])
+    assert code == 2
+    assert "none marked reviewed" in capsys.readouterr().err
+    recs = read_json_lines(log)
+    assert [r["event"] for r in recs] == ["start", "error", "end"] and recs[-1]["status"] == "failed"
+    assert not (tmp_path / "x.pth").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli(["finetune", tiny_weights, empty, "--out", tmp_path / "y.pth"]) == 2
+    assert _cli(["finetune", tmp_path / "missing.pth", data, "--out", tmp_path / "z.pth",
+                 "--all-annotated"]) == 2
+    (tmp_path / "exists.pth").write_bytes(b"x")
+    assert _cli(["finetune", tiny_weights, data, "--out", tmp_path / "exists.pth",
+                 "--all-annotated"]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_step_with_valid_output(tiny_weights, tmp_path):
+    from sasnet_core.checkpoint import load_model
+
+    data = tmp_path / "mine"
+    make_blob_dataset(data, 4, layout="annotations")
+    out, log = tmp_path / "ft.pth", tmp_path / "ft.jsonl"
+    cmd = [sys.executable, "-m", "sasnet_core", "finetune", str(tiny_weights), str(data),
+           "--out", str(out), "--steps", "100000", "--crop-size", "64", "--images-per-step", "2",
+           "--workers", "0", "--log-every", "1", "--holdout", "0", "--log-json", str(log)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if log.exists() and any(r["event"] == "step" for r in read_json_lines(log)):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no step record within 60 s")
+        assert not out.exists()  # nothing written before the end
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, proc.stderr.read().decode()
+    end = read_json_lines(log)[-1]
+    assert end["event"] == "end" and end["status"] == "stopped" and end["stop_reason"] == "SIGTERM"
+    _, info = load_model(out)
+    assert info.metadata["status"] == "stopped" and info.metadata["steps"] == end["step"] >= 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no partial files
+
+
+def test_stop_file_and_time_limit_end_cleanly(blob_set, tmp_path):
+    from sasnet_core.checkpoint import load_model
+
+    stop = tmp_path / "STOP"
+    stop.write_text("")
+    run = tmp_path / "a"
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 50, "--val-every", 0,
+                 "--stop-file", stop]) == 0
+    end = read_json_lines(run / "log.jsonl")[-1]
+    assert end["status"] == "stopped" and end["stop_reason"] == "stop file" and end["step"] == 0
+    load_model(run / "last.pth")  # a valid checkpoint even when stopped before any step
+
+    run = tmp_path / "b"
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 50, "--val-every", 0,
+                 "--max-minutes", "0"]) == 0
+    end = read_json_lines(run / "log.jsonl")[-1]
+    assert end["status"] == "time_limit" and end["mae"] is not None
