@@ -102,7 +102,7 @@ def _fixed(pts: np.ndarray, h: int, w: int, f: int, sigma: float) -> np.ndarray:
                                   lambda kr: matlab_style_gauss2D((kr, 1), sigma), w)
         colsum = np.bincount(idx, wts, minlength=h * w).reshape(h, w)
         c0, c1 = int(left[sep].min()), int(left[sep].max()) + f  # columns the kernels reach
-        dens[:, c0:c1] = correlate1d(colsum[:, c0:c1], gx, axis=1, mode="constant")
+        correlate1d(colsum[:, c0:c1], gx, axis=1, output=dens[:, c0:c1], mode="constant")
     else:
         sep[:] = False
     rest = ~sep

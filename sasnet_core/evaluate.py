@@ -106,8 +106,10 @@ def evaluate(predictor, dataset, roi: bool = True, progress=None) -> EvalReport:
         image = sample.load_image()
         pred = predictor.predict(image)
         report.rows.append(evaluate_sample(pred.density, sample, image.shape, roi))
-        if progress is not None:
-            progress.update() if hasattr(progress, "update") else progress(i + 1, len(samples))
+        if hasattr(progress, "update"):
+            progress.update()
+        elif progress is not None:
+            progress(i + 1, len(samples))
     return report
 
 

@@ -2,7 +2,8 @@
 
 On a terminal it redraws one line with done/total, rate and ETA. When the stream is not a
 terminal (a log file, a pipe, CI) it stays quiet and writes one final summary line, so logs
-are not flooded; ``SASNET_PROGRESS=1`` forces the live bar, ``=0`` silences it completely.
+are not flooded; ``SASNET_PROGRESS=1`` forces the live bar, ``=0`` silences it completely, as
+does ``enabled=False``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Progress:
         env = os.environ.get("SASNET_PROGRESS")
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.live = (env == "1" or (env != "0" and tty)) if enabled is None else bool(enabled)
-        self.final_line = env != "0"
+        # enabled=False (e.g. --no-progress) means no output at all, not even the final line.
+        self.final_line = env != "0" and enabled is not False
         self.total, self.desc, self.unit = total, desc, unit
         self.n, self.start, self._last = 0, time.monotonic(), 0.0
         self.min_interval = min_interval

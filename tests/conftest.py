@@ -18,3 +18,141 @@ def _isolated_user_folders(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
     monkeypatch.setenv("SASNET_PROGRESS", "0")
     yield home
+
+
+# ==================================================================================================
+# GUI (main window, canvas, editing, files, export): shared by tests/test_gui_{canvas,editing,
+# files,export,app}.py. Qt widgets come from pytest-qt's qtbot; these helpers only build inputs
+# and send mouse events the way a person would (QTest.mouseMove carries no buttons, so drags are
+# sent as explicit QMouseEvents).
+# ==================================================================================================
+class _GuiHelpers:
+    @staticmethod
+    def image(h: int = 192, w: int = 256, seed: int = 0):
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        base = np.linspace(40, 200, w, dtype=np.float32)[None, :, None]
+        return np.clip(base + rng.normal(0, 25, (h, w, 3)), 0, 255).astype("uint8")
+
+    @classmethod
+    def write_images(cls, folder, n: int = 3, h: int = 192, w: int = 256):
+        from pathlib import Path
+
+        from sasnet_core.imageio import write_image
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i in range(n):
+            p = folder / f"img_{i + 1}.png"
+            write_image(p, cls.image(h, w, seed=i))
+            paths.append(p)
+        return paths
+
+    @staticmethod
+    def to_widget(canvas, x: float, y: float):
+        from PySide6.QtCore import QPointF
+
+        scene = canvas.vb.mapViewToScene(QPointF(x, y))
+        return canvas.mapFromScene(scene)
+
+    @classmethod
+    def click(cls, qtbot, canvas, x, y, button=None, modifiers=None):
+        from PySide6.QtCore import Qt
+
+        qtbot.mouseClick(canvas.viewport(), button or Qt.LeftButton, modifiers or Qt.NoModifier,
+                         cls.to_widget(canvas, x, y))
+
+    @classmethod
+    def double_click(cls, qtbot, canvas, x, y):
+        """Press, release, double-click, release: the sequence a real double-click delivers
+        (QTest.mouseDClick sends only the double-click event)."""
+        from PySide6.QtCore import QEvent, QPointF, Qt
+        from PySide6.QtGui import QMouseEvent
+        from PySide6.QtWidgets import QApplication
+
+        vp, p = canvas.viewport(), cls.to_widget(canvas, x, y)
+        for kind, buttons in ((QEvent.MouseButtonPress, Qt.LeftButton), (QEvent.MouseButtonRelease, Qt.NoButton),
+                              (QEvent.MouseButtonDblClick, Qt.LeftButton), (QEvent.MouseButtonRelease, Qt.NoButton)):
+            ev = QMouseEvent(kind, QPointF(p), QPointF(vp.mapToGlobal(p)), Qt.LeftButton, buttons, Qt.NoModifier)
+            QApplication.sendEvent(vp, ev)
+
+    @classmethod
+    def drag(cls, canvas, start, end, modifiers=None, steps: int = 6):
+        from PySide6.QtCore import QEvent, QPointF, Qt
+        from PySide6.QtGui import QMouseEvent
+        from PySide6.QtWidgets import QApplication
+
+        mods = modifiers or Qt.NoModifier
+        vp = canvas.viewport()
+
+        def send(kind, point, button, buttons):
+            local = QPointF(point)
+            ev = QMouseEvent(kind, local, QPointF(vp.mapToGlobal(point)), button, buttons, mods)
+            QApplication.sendEvent(vp, ev)
+
+        a, b = cls.to_widget(canvas, *start), cls.to_widget(canvas, *end)
+        send(QEvent.MouseButtonPress, a, Qt.LeftButton, Qt.LeftButton)
+        for k in range(1, steps + 1):
+            p = a + (b - a) * (k / steps)
+            send(QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+        send(QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
+
+
+@pytest.fixture
+def gui():
+    return _GuiHelpers
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor():
+    """A SASNet with 1/8 of the channels on the CPU: untrained, fast, real code paths."""
+    import torch
+
+    from sasnet_core.inference import Predictor
+    from sasnet_core.model import SASNet, SASNetConfig
+
+    torch.manual_seed(0)
+    return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def fake_controller(qtbot):
+    """Stands in for GUI-2's ModelController: the window only needs its signals and getters."""
+    from PySide6.QtCore import QObject, Signal
+
+    class FakeController(QObject):
+        predictorChanged = Signal(object)
+        loadFailed = Signal(str)
+
+        def __init__(self):
+            super().__init__()
+            self._p = None
+
+        def predictor(self):
+            return self._p
+
+        def current_name(self):
+            return "tiny" if self._p is not None else None
+
+        def set(self, predictor):
+            self._p = predictor
+            self.predictorChanged.emit(predictor)
+
+    return FakeController()
+
+
+@pytest.fixture
+def main_window(qtbot, fake_controller):
+    from sasnet_gui.main_window import MainWindow
+
+    window = MainWindow(controller=fake_controller)
+    qtbot.addWidget(window)
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.counter.cancel()
+    window.counter.wait_idle()
+    window.document.flush()

@@ -196,11 +196,17 @@ def test_cli_converts_a_dataset_folder(tmp_path):
 
 
 def test_cli_folder_of_annotations_to_coco_and_errors(tmp_path, capsys):
+    import cv2
+
     for i in range(3):
-        save_annotation(Annotation(str(tmp_path / f"im{i}.jpg"), (10, 10), [[1, 1]] * (i + 1)),
-                        tmp_path / f"im{i}.jpg.sasnet.json")
-    assert _convert(tmp_path, "--to", "coco", "--out", tmp_path / "all.json", "--from", "sasnet") == 0
-    assert [a.count for a in read_annotations(tmp_path / "all.json")] == [1, 2, 3]
+        cv2.imwrite(str(tmp_path / f"im{i}.jpg"), np.zeros((10, 10, 3), np.uint8))
+        save_annotation(Annotation(str(tmp_path / f"im{i}.jpg"), (10, 10), [[1, 1]] * (i + 1),
+                                   sources=[SOURCE_MODEL] * (i + 1)), tmp_path / f"im{i}.jpg.sasnet.json")
+    assert _convert(tmp_path, "--to", "coco", "--out", tmp_path / "all.json") == 0
+    back = read_annotations(tmp_path / "all.json")
+    assert [a.count for a in back] == [1, 2, 3]
+    assert all((a.sources == SOURCE_MODEL).all() for a in back)  # provenance survives
+    assert back[0].image_path == str(tmp_path / "im0.jpg")
     (tmp_path / "bad.json").write_text("{")
     assert _convert(tmp_path / "bad.json", "--to", "text", "--out", tmp_path / "o.txt") == 2
     assert "bad.json" in capsys.readouterr().err

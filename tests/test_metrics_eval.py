@@ -137,3 +137,30 @@ def test_cli_eval_ucf_fold(tmp_path, tiny_weights, capsys):
         rows = list(csv.DictReader(fh))
     assert [int(float(r["gt_count"])) for r in rows][:4] == [4633, 1940, 2364, 96]
     assert len(rows) == 10
+
+
+def test_progress_is_quiet_off_a_terminal_but_prints_a_final_line(monkeypatch):
+    import io
+
+    from sasnet_core.progress import Progress
+
+    monkeypatch.delenv("SASNET_PROGRESS", raising=False)
+    log = io.StringIO()  # not a TTY
+    with Progress(3, desc="eval", stream=log, unit="img") as bar:
+        for _ in range(3):
+            bar.update()
+    assert log.getvalue().count("\n") == 1 and "3/3" in log.getvalue() and "\r" not in log.getvalue()
+    live = io.StringIO()
+    bar = Progress(2, desc="eval", stream=live, enabled=True, min_interval=0)
+    bar.update()
+    assert "\r" in live.getvalue() and "1/2" in live.getvalue() and "ETA" in live.getvalue()
+    bar.close()
+    off = io.StringIO()
+    with Progress(1, stream=off, enabled=False) as bar:  # --no-progress: nothing at all
+        bar.update()
+    assert off.getvalue() == ""
+    monkeypatch.setenv("SASNET_PROGRESS", "0")
+    silent = io.StringIO()
+    with Progress(1, stream=silent) as bar:
+        bar.update()
+    assert silent.getvalue() == ""

@@ -36,3 +36,11 @@ def test_entry_points():
     assert project["scripts"]["sasnet"] == "sasnet_core.cli:main"
     assert project["gui-scripts"]["sasnet-gui"] == "sasnet_gui.app:main"
     assert "test" in project["optional-dependencies"]
+
+
+def test_import_linter_contracts_hold():
+    # The same rule, statically: import-linter reads the contracts in pyproject.toml.
+    lint = Path(sys.executable).with_name("lint-imports")
+    cmd = [str(lint)] if lint.exists() else ["lint-imports"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -53,13 +53,16 @@ def _gather(src, src_format, outside, report):
     if not src.is_dir():
         raise DatasetLayoutError("no such file or folder", src)
     if src_format is None:
-        from sasnet_core.datasets import open_dataset
+        from sasnet_core.datasets import detect_layout, open_dataset
 
         try:
-            ds = open_dataset(src, max_side=None)  # convert keeps original pixel coordinates
+            layout = detect_layout(src)
         except DatasetLayoutError:
-            ds = None
-        if ds is not None:
+            layout = None
+        if layout == "annotated_folder":
+            src_format = "sasnet"  # read the files themselves: keeps sources and extra keys
+        elif layout is not None:
+            ds = open_dataset(src, layout=layout, max_side=None)  # original pixel coordinates
             report.extend(ds.report)
             return [s.annotation() for s in ds], [s.split for s in ds]
     suffixes = FORMATS[src_format].extensions if src_format else ANNOTATION_SUFFIXES

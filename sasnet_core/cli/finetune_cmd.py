@@ -32,6 +32,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import json
+    import os
     import sys
 
     from sasnet_core.cli.train_cmd import config_from_args
@@ -44,13 +45,11 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"sasnet finetune: error: {exc}", file=sys.stderr)
         return 2
-    import os
-
     with JsonLog(cfg.log_json, enabled=os.environ.get("RANK", "0") == "0") as log:
         result = finetune(args.weights, args.data, args.out, cfg, overwrite=args.force,
                           name=args.name, log=log)
     summary = {"status": result.status, "step": result.step, "checkpoint": str(result.checkpoint),
                "mae_before": result.before.get("mae"), "mae_after": result.figures.get("mae")}
-    if cfg.log_json != "-":
+    if cfg.log_json != "-" and os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary))
     return 0

@@ -101,6 +101,7 @@ def config_from_args(args, **extra):
 
 def run(args) -> int:
     import json
+    import os
     import sys
     from pathlib import Path
 
@@ -111,11 +112,11 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"sasnet train: error: {exc}", file=sys.stderr)
         return 2
-    # The run folder always keeps its own log; --log-json adds a copy where a caller wants it.
+    # Without --log-json the progress records go to RUN_DIR/log.jsonl (appended on --resume).
     if cfg.log_json is None:
         cfg.log_json = str(Path(cfg.out) / LOG)
     result = train(cfg)
-    if cfg.log_json != "-":
+    if cfg.log_json != "-" and os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         print(json.dumps({"status": result.status, "step": result.step,
                           "checkpoint": str(result.checkpoint),
                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, save_annotation
+from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emit() refcount guard)
 from sasnet_core.errors import SASNetError
 
 from sasnet_gui.editing import commands as cmd

@@ -49,10 +49,11 @@ def describe(entry: ModelEntry) -> dict[str, str]:
     if entry.kind == "released":
         kind = "released (authors')"
     parent = m.get("parent_name") or (Path(m["parent"]).stem if m.get("parent") else "–")
-    images = m.get("finetune_images")
-    data = m.get("data")
-    if isinstance(images, list) and images:
-        trained_on = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+    images = m.get("finetune_images")  # a count (older files: a list of paths)
+    n_images = len(images) if isinstance(images, list) else images
+    data = m.get("data_folder") or m.get("data")
+    if isinstance(n_images, int) and n_images > 0:
+        trained_on = f"{n_images} image{'s' if n_images != 1 else ''}"
         if data:
             trained_on += f" ({Path(str(data)).name})"
     elif data:
@@ -205,7 +206,7 @@ class ModelsDialog(QDialog):
     def _tooltip(entry: ModelEntry) -> str:
         m = entry.metadata or {}
         lines = [f"{entry.name} ({entry.kind})", str(entry.path)]
-        for key in ("kind", "parent", "data", "steps", "status", "val_mae_before", "val_mae",
+        for key in ("kind", "parent", "data_folder", "data", "finetune_images", "holdout_files", "steps", "status", "val_mae_before", "val_mae",
                     "val_mse", "train_images", "val_images", "validation", "trained", "created"):
             if m.get(key) not in (None, ""):
                 lines.append(f"{key}: {m[key]}")

@@ -1,0 +1,99 @@
+"""``sasnet-gui [PATH...]``: start SASNet Studio, opening the given images, folders or videos.
+
+The window shows first; torch is imported later, in the model controller's worker thread, when
+the default model loads (so the window appears in well under a second). SIGINT and SIGTERM save
+the current annotation before quitting; uncaught exceptions in slots are shown in a dialog
+instead of killing the app.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="sasnet-gui", description="Count people in crowd images and videos with SASNet.")
+    p.add_argument("paths", nargs="*", help="images, folders of images, or videos to open")
+    p.add_argument("--weights", help="a checkpoint file or registered model name to use instead of the default")
+    p.add_argument("--no-model", action="store_true", help="start without loading any model")
+    return p.parse_args(argv)
+
+
+def _install_handlers(app, window) -> None:
+    from PySide6.QtCore import QTimer
+
+    from sasnet_gui import errors
+
+    def quit_cleanly(*_):
+        window.document.flush()
+        window.close()
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, quit_cleanly)
+        except (ValueError, OSError):  # not the main thread, or not on this platform
+            pass
+    # Python only runs signal handlers between bytecodes; a idle timer gives it the chance.
+    timer = QTimer(window, interval=250)
+    timer.timeout.connect(lambda: None)
+    timer.start()
+
+    previous = sys.excepthook
+
+    def hook(etype, value, tb):
+        if issubclass(etype, KeyboardInterrupt):
+            previous(etype, value, tb)
+            return
+        try:
+            window.document.flush()
+            errors.show_error(window, value.with_traceback(tb), what="Unexpected error (your work is saved)")
+        except Exception:  # noqa: BLE001 - never let the hook itself crash
+            previous(etype, value, tb)
+
+    sys.excepthook = hook
+
+
+def create_window(paths=(), weights=None, no_model=False, controller=None):
+    """Build and show the window (used by ``main`` and the tests)."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    from sasnet_gui.main_window import MainWindow
+
+    if controller is None and not no_model:
+        try:
+            from sasnet_gui.models.controller import ModelController
+
+            controller = ModelController(load_default=weights is None)
+        except ImportError:
+            controller = None
+    window = MainWindow(controller=controller)
+    if controller is not None and weights:
+        controller.load(weights)
+    window.show()
+    if paths:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: window.open_paths(list(paths)))
+    return window
+
+
+def main(argv=None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("SASNet Studio")
+    app.setOrganizationName("sasnet-studio")
+    app.setStyle("Fusion")
+    window = create_window(args.paths, args.weights, args.no_model)
+    if window.controller is not None and hasattr(window.controller, "setParent"):
+        window.controller.setParent(window)
+    _install_handlers(app, window)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

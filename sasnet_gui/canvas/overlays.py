@@ -1,0 +1,93 @@
+"""What the model sees, drawn over the image: the density map and the per-patch selected level.
+
+Both are ``ImageItem`` subclasses placed over the image with ``setRect``, so they are small
+arrays (the density at display resolution, the level map at one pixel per 32 x 32 patch) that
+the view scales; the GUI thread never converts a full-resolution map.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem
+
+from sasnet_gui.canvas.colors import LEVELS
+
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_COLOURS, LEVEL_RGBA, density_lut
+
+PATCH_AREA = 32 * 32  # the colour bar speaks of people per 32 x 32 patch, not per pixel
+
+
+class DensityOverlay(pg.ImageItem):
+    """The predicted density, in people per 32 x 32 pixels, through a colour map with alpha."""
+
+    def __init__(self):
+        super().__init__(axisOrder="row-major")
+        self.colormap = DEFAULT_COLORMAP
+        self.vmax = 1.0
+        self.setLookupTable(density_lut(self.colormap))
+        self.setOpacity(0.6)
+        self.setZValue(10)
+
+    def set_density(self, density: np.ndarray | None, image_size: tuple[int, int] | None) -> None:
+        if density is None or image_size is None:
+            self.clear()
+            return
+        w, h = image_size
+        # density is per display pixel; one display pixel covers (w / dw) x (h / dh) image pixels.
+        per_patch = density * (PATCH_AREA * density.shape[0] * density.shape[1] / (w * h))
+        # The top 0.5 % saturate: a few hot pixels must not wash the rest of the map out.
+        self.vmax = float(max(np.percentile(per_patch, 99.5), 1e-3)) if per_patch.size else 1.0
+        self.setImage(per_patch.astype(np.float32), autoLevels=False, levels=(0.0, self.vmax))
+        self.setRect(QRectF(0, 0, w, h))
+
+    def set_colormap(self, name: str) -> None:
+        self.colormap = name
+        self.setLookupTable(density_lut(name))
+
+
+class LevelOverlay(pg.ImageItem):
+    """One pixel per patch, coloured by the level the model selected there (P1..P5)."""
+
+    def __init__(self):
+        super().__init__(axisOrder="row-major")
+        self.setOpacity(0.45)
+        self.setZValue(11)
+        self.grid = QGraphicsPathItem(self)
+        pen = QPen(QColor(255, 255, 255, 90))
+        pen.setCosmetic(True)
+        pen.setWidthF(0.8)
+        self.grid.setPen(pen)
+
+    def set_levels(self, level_map: np.ndarray | None, patch_rows=None, patch_cols=None) -> None:
+        if level_map is None:
+            self.clear()
+            self.grid.setPath(QPainterPath())
+            return
+        self.setImage(LEVEL_RGBA[level_map], autoLevels=False, levels=None)
+        h, w = float(patch_rows[-1]), float(patch_cols[-1])
+        self.setRect(QRectF(0, 0, w, h))
+        # The grid lines are a child of this (scaled) item: draw them in level-map units.
+        gh, gw = level_map.shape
+        path = QPainterPath()
+        for i in range(gh + 1):
+            path.moveTo(0, i)
+            path.lineTo(gw, i)
+        for j in range(gw + 1):
+            path.moveTo(j, 0)
+            path.lineTo(j, gh)
+        self.grid.setPath(path)
+
+
+def make_level_legend(view_box) -> pg.LegendItem:
+    """A P1..P5 legend pinned to the top-right corner of the view (does not zoom with it)."""
+    legend = pg.LegendItem(offset=(-10, 10), labelTextColor="w", brush=pg.mkBrush(20, 20, 20, 190),
+                           pen=pg.mkPen(255, 255, 255, 60), labelTextSize="9pt")
+    legend.setParentItem(view_box)
+    descriptions = ("finest", "", "", "", "coarsest")
+    for name, colour, what in zip(LEVELS, LEVEL_COLOURS, descriptions):
+        sample = pg.ScatterPlotItem(symbol="s", size=12, brush=pg.mkBrush(colour), pen=pg.mkPen("w"))
+        legend.addItem(sample, f"{name} {what}".strip())
+    legend.setZValue(100)
+    return legend

@@ -1,0 +1,274 @@
+"""The image canvas: a pyqtgraph view with the photo, the model's overlays, the points and ROIs.
+
+Layers, bottom to top: ``CanvasImageItem`` (the photo; a click on it adds a point), the density
+overlay, the level overlay with its patch grid, ROI polygons, the points, the hovered patch's
+outline. Mouse, in the edit tool: click = add a head, drag a head = move it (with the selection),
+click a head = select it (Ctrl/Shift toggles), right-click a head = delete it, Shift+drag = box
+selection, drag on empty space = pan, wheel = zoom. In the ROI tool clicks add polygon vertices.
+The canvas only turns gestures into document calls; the document owns the data and the undo.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem
+
+from sasnet_gui.canvas.colors import LEVELS
+
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP
+from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, make_level_legend
+from sasnet_gui.canvas.points import PointsItem
+from sasnet_gui.canvas.roi import RoiLayer
+
+TOOLS = ("edit", "roi", "pan")
+
+
+class CanvasImageItem(pg.ImageItem):
+    """The photo. Clicks and drags that no item above took land here."""
+
+    def __init__(self, canvas):
+        super().__init__(axisOrder="row-major")
+        self.canvas = canvas
+
+    def mouseClickEvent(self, ev):
+        self.canvas._click_on_image(ev)
+
+    def mouseDragEvent(self, ev):
+        self.canvas._drag_on_image(ev)
+
+
+class CanvasView(pg.GraphicsLayoutWidget):
+    cursorMoved = Signal(float, float, object)  # image x, y and the pixel value (or None)
+    hoverChanged = Signal(str)  # text about the patch under the cursor ("" when none)
+    toolChanged = Signal(str)
+
+    def __init__(self, document, parent=None):
+        super().__init__(parent)
+        self.document = document
+        self.tool = "edit"
+        self.result = None  # CountResult of the shown image, or None
+        self._rgb: np.ndarray | None = None
+        self.setBackground("#1e1e1e")
+        self.ci.layout.setContentsMargins(0, 0, 0, 0)
+
+        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMenu=False)
+        self.vb.setDefaultPadding(0.01)
+        self.image_item = CanvasImageItem(self)
+        self.density_item = DensityOverlay()
+        self.level_item = LevelOverlay()
+        self.roi_layer = RoiLayer()
+        self.points_item = PointsItem(self)
+        self.points_item.setZValue(30)
+        for item in (self.image_item, self.density_item, self.level_item, self.roi_layer, self.points_item):
+            self.vb.addItem(item)
+        self._hover_rect = QGraphicsRectItem()
+        pen = QPen(QColor("#ffffff"), 1.5)
+        pen.setCosmetic(True)
+        self._hover_rect.setPen(pen)
+        self._hover_rect.setZValue(40)
+        self._hover_rect.hide()
+        self.vb.addItem(self._hover_rect, ignoreBounds=True)
+        self._band = QGraphicsRectItem()
+        bpen = QPen(QColor("#ffffff"), 1, Qt.DashLine)
+        bpen.setCosmetic(True)
+        self._band.setPen(bpen)
+        self._band.setBrush(QColor(255, 255, 255, 30))
+        self._band.setZValue(50)
+        self._band.hide()
+        self.vb.addItem(self._band, ignoreBounds=True)
+
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(DEFAULT_COLORMAP),
+                                        interactive=False, width=14, label="people per 32\u00d732 px")
+        self.addItem(self.colorbar, row=0, col=1)
+        self.legend = make_level_legend(self.vb)
+        self.hover_text = pg.TextItem(anchor=(0, 0), color="w", fill=pg.mkBrush(20, 20, 20, 200))
+        self.hover_text.setParentItem(self.vb)
+        self.hover_text.setPos(8, 8)
+        self.hover_text.setZValue(100)
+        self.hover_text.hide()
+
+        self._hover_patch = None
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        document.pointsChanged.connect(self.refresh_points)
+        document.selectionChanged.connect(lambda: self.points_item.set_selection(document.selection))
+        document.roisChanged.connect(lambda: self.roi_layer.set_rois(document.rois))
+        self.show_density(True)
+        self.show_levels(False)
+
+    # -- content ----------------------------------------------------------------------------------
+    @property
+    def image_shape(self):
+        return None if self._rgb is None else self._rgb.shape
+
+    def set_image(self, rgb: np.ndarray | None) -> None:
+        old = self.image_shape
+        self._rgb = rgb
+        self.roi_layer.cancel()
+        if rgb is None:
+            self.image_item.clear()
+            self.set_result(None)
+            return
+        self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        h, w = rgb.shape[:2]
+        self.points_item.set_image_rect(QRectF(0, 0, w, h))
+        if old is None or old[:2] != rgb.shape[:2]:
+            self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def set_result(self, result) -> None:
+        """Show a CountResult (or None) over the current image."""
+        self.result = result
+        if result is None:
+            self.density_item.set_density(None, None)
+            self.level_item.set_levels(None)
+        else:
+            self.density_item.set_density(result.density, result.image_size)
+            self.level_item.set_levels(result.level_map, result.patch_rows, result.patch_cols)
+            self.colorbar.setLevels((0.0, self.density_item.vmax))
+        self._hover_patch = None
+        self._hover_rect.hide()
+        self.hover_text.hide()
+        self.refresh_points()
+
+    def refresh_points(self) -> None:
+        doc = self.document
+        levels = self.result.levels_of(doc.points) if self.result is not None else None
+        self.points_item.set_points(doc.points, levels, doc.sources)
+        self.points_item.set_selection(doc.selection)
+
+    # -- overlay controls -------------------------------------------------------------------------
+    def show_density(self, on: bool) -> None:
+        self.density_item.setVisible(on)
+        self.colorbar.setVisible(on)
+
+    def show_levels(self, on: bool) -> None:
+        self.level_item.setVisible(on)
+        self.legend.setVisible(on)
+
+    def show_points(self, on: bool) -> None:
+        self.points_item.setVisible(on)
+
+    def set_density_opacity(self, value: float) -> None:
+        self.density_item.setOpacity(value)
+
+    def set_level_opacity(self, value: float) -> None:
+        self.level_item.setOpacity(value)
+
+    def set_colormap(self, name: str) -> None:
+        self.density_item.set_colormap(name)
+        self.colorbar.setColorMap(pg.colormap.get(name))
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"tool must be one of {TOOLS}, got {tool!r}")
+        if tool != "roi":
+            self.roi_layer.cancel()
+        self.tool = tool
+        self.setCursor(Qt.CrossCursor if tool in ("edit", "roi") else Qt.OpenHandCursor)
+        self.toolChanged.emit(tool)
+
+    def fit(self) -> None:
+        if self._rgb is not None:
+            h, w = self._rgb.shape[:2]
+            self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def zoom(self, factor: float) -> None:
+        self.vb.scaleBy((1 / factor, 1 / factor))
+
+    # -- ROI tool ---------------------------------------------------------------------------------
+    def finish_roi(self) -> bool:
+        if len(self.roi_layer.draft) < 3:
+            return False
+        self.document.add_roi(self.roi_layer.take_draft())
+        return True
+
+    def cancel_roi(self) -> None:
+        self.roi_layer.cancel()
+
+    # -- gestures that fell through to the image ---------------------------------------------------
+    def _click_on_image(self, ev) -> None:
+        doc = self.document
+        if not doc.is_open or ev.button() != Qt.LeftButton or self.tool == "pan":
+            ev.ignore()
+            return
+        ev.accept()
+        x, y = ev.pos().x(), ev.pos().y()
+        if self.tool == "roi":
+            px = self.points_item.pixelLength_xy()[0]
+            if ev.double() or self.roi_layer.near_first(x, y, px):
+                self.finish_roi()
+            else:
+                self.roi_layer.add_vertex(x, y)
+            return
+        if ev.double():
+            return  # the first click of the double-click already added the point
+        if ev.modifiers() & (Qt.ControlModifier | Qt.ShiftModifier):
+            doc.set_selection([])
+            return
+        doc.add_point(x, y)
+
+    def _drag_on_image(self, ev) -> None:
+        if (self.tool != "edit" or not self.document.is_open or ev.button() != Qt.LeftButton
+                or not (ev.modifiers() & Qt.ShiftModifier or self._band.isVisible())):
+            ev.ignore()  # plain drag on empty space: the ViewBox pans
+            return
+        ev.accept()
+        a, b = ev.buttonDownPos(), ev.pos()
+        self._band.setRect(QRectF(a, b).normalized())
+        self._band.show()
+        if ev.isFinish():
+            self._band.hide()
+            self.document.select_in_rect(a.x(), a.y(), b.x(), b.y(),
+                                         add=bool(ev.modifiers() & Qt.ControlModifier))
+
+    # -- hover ------------------------------------------------------------------------------------
+    def _on_mouse_moved(self, scene_pos) -> None:
+        if self._rgb is None:
+            return
+        p = self.vb.mapSceneToView(scene_pos)
+        x, y = p.x(), p.y()
+        h, w = self._rgb.shape[:2]
+        value = None
+        if 0 <= x < w and 0 <= y < h:
+            value = tuple(int(v) for v in self._rgb[int(y), int(x)])
+        self.cursorMoved.emit(x, y, value)
+        if self.tool == "roi":
+            self.roi_layer.hover(x, y)
+        self._update_hover(x, y)
+
+    def _update_hover(self, x: float, y: float) -> None:
+        r = self.result
+        shown = self.level_item.isVisible() or self.density_item.isVisible()
+        patch = r.patch_at(x, y) if r is not None and shown else None
+        if patch == self._hover_patch:
+            return
+        self._hover_patch = patch
+        if patch is None:
+            self._hover_rect.hide()
+            self.hover_text.hide()
+            self.hoverChanged.emit("")
+            return
+        i, j = patch
+        y0, y1 = r.patch_rows[i], r.patch_rows[i + 1]
+        x0, x1 = r.patch_cols[j], r.patch_cols[j + 1]
+        self._hover_rect.setRect(QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
+        self._hover_rect.show()
+        text = self.patch_text(i, j)
+        self.hover_text.setText(text)
+        self.hover_text.show()
+        self.hoverChanged.emit(text)
+
+    def patch_text(self, i: int, j: int) -> str:
+        r = self.result
+        weights = r.confidence[:, i, j]
+        best = int(weights.argmax())
+        lines = [f"patch ({i}, {j})  count {r.patch_count(i, j):.2f}  selected {LEVELS[best]}"]
+        lines.append("  ".join(f"{name} {w:.2f}" for name, w in zip(LEVELS, weights)))
+        return "\n".join(lines)
+
+    def hover_at(self, x: float, y: float) -> str:
+        """Hover as if the mouse were over image point (x, y) (tests and keyboard users)."""
+        self._hover_patch = ()  # differs from any patch and from None: always redraw
+        self._update_hover(x, y)
+        return self.hover_text.toPlainText() if self.hover_text.isVisible() else ""

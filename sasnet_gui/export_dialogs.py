@@ -1,0 +1,206 @@
+"""Export: annotations in any format ``sasnet convert`` knows, counts as CSV, overlays as PNG.
+
+The functions at the top do the work and are Qt-free apart from their callers; the dialogs only
+collect choices. Formats are never re-implemented here: every file is written by
+``sasnet_core.formats`` (and ``formats.shanghaitech_export`` for the whole-folder layout).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget)
+
+from sasnet_core.annotation import Annotation
+
+from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
+
+SHANGHAITECH_LAYOUT = "shanghaitech-layout"
+SCOPES = {"current": "Current image", "all": "All annotated images", "reviewed": "Reviewed images only"}
+
+
+def format_choices() -> list[tuple[str, str]]:
+    """(key, label) of every export target: each registered format, then the folder layout."""
+    from sasnet_core.formats import FORMATS
+
+    out = [(name, f"{spec.description}") for name, spec in FORMATS.items()]
+    out.append((SHANGHAITECH_LAYOUT, "ShanghaiTech data set folder (train_data/test_data, IMG_n + GT_IMG_n.mat)"))
+    return out
+
+
+def target_kind(fmt: str, n_images: int) -> str:
+    """"file" when the export is one file, "folder" when it is a folder."""
+    if fmt == SHANGHAITECH_LAYOUT:
+        return "folder"
+    from sasnet_core.formats import get_format
+
+    return "file" if get_format(fmt).multi or n_images == 1 else "folder"
+
+
+def default_target(fmt: str, anns: list[Annotation], folder) -> Path:
+    folder = Path(folder)
+    if target_kind(fmt, len(anns)) == "folder":
+        return folder / ("shanghaitech_export" if fmt == SHANGHAITECH_LAYOUT else f"annotations_{fmt}")
+    from sasnet_core.formats import get_format
+
+    spec = get_format(fmt)
+    if spec.multi:
+        return folder / f"annotations{spec.extensions[0]}"
+    return folder / spec.default_name(anns[0].image_path)
+
+
+def export_annotations(anns: list[Annotation], fmt: str, target, test_fraction: float = 0.2,
+                       overwrite: bool = False) -> list[Path]:
+    """Write ``anns`` in ``fmt`` to ``target`` (a file or a folder, see ``target_kind``)."""
+    if not anns:
+        raise ValueError("there are no annotated images to export")
+    target = Path(target)
+    if fmt == SHANGHAITECH_LAYOUT:
+        from sasnet_core.formats.shanghaitech_export import export_shanghaitech
+
+        export_shanghaitech(anns, target, test_fraction=test_fraction, overwrite=overwrite)
+        return sorted(p for p in target.rglob("*") if p.is_file())
+    from sasnet_core.formats import get_format, write_annotations
+
+    spec = get_format(fmt)
+    if target_kind(fmt, len(anns)) == "file":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_annotations(anns, target, fmt)
+        return [target]
+    target.mkdir(parents=True, exist_ok=True)
+    written, names = [], set()
+    for ann in anns:
+        name = spec.default_name(ann.image_path)
+        if name in names:  # two images with one stem (from different folders): keep both
+            name = f"{Path(ann.image_path).parent.name}_{name}"
+        names.add(name)
+        write_annotations([ann], target / name, fmt)
+        written.append(target / name)
+    return written
+
+
+def counts_csv_text(entries) -> str:
+    """One row per file: path, status, model count, annotated count, reviewed."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["image", "status", "model_count", "annotated_count", "reviewed"])
+    for e in entries:
+        w.writerow([e.path, e.status.value, "" if e.model_count is None else f"{e.model_count:.3f}",
+                    "" if e.annotated_count is None else e.annotated_count, int(bool(e.reviewed))])
+    return buf.getvalue()
+
+
+def export_counts_csv(entries, path) -> Path:
+    from sasnet_core.atomic import atomic_write_text
+
+    atomic_write_text(path, counts_csv_text(entries))
+    return Path(path)
+
+
+def overlay_image(rgb: np.ndarray, result, which: str, colormap: str = "inferno",
+                  opacity: float = 0.6) -> np.ndarray:
+    """The photo with the density ("density") or level ("levels") overlay, at full resolution."""
+    h, w = rgb.shape[:2]
+    if which == "density":
+        from sasnet_gui.canvas.overlays import PATCH_AREA
+
+        dens = cv2.resize(result.density, (w, h), interpolation=cv2.INTER_LINEAR)
+        # Each display pixel's mass now covers (w * h / display pixels) image pixels.
+        per_patch = dens * PATCH_AREA * (result.density.shape[0] * result.density.shape[1]) / (w * h)
+        vmax = float(max(np.percentile(per_patch, 99.5), 1e-3))
+        return blend(rgb, density_rgba(per_patch, vmax, density_lut(colormap)), opacity)
+    if which == "levels":
+        rows = np.clip(np.searchsorted(result.patch_rows, np.arange(h), side="right") - 1, 0, len(result.patch_rows) - 2)
+        cols = np.clip(np.searchsorted(result.patch_cols, np.arange(w), side="right") - 1, 0, len(result.patch_cols) - 2)
+        rgba = LEVEL_RGBA[result.level_map[rows[:, None], cols[None, :]]]
+        return blend(rgb, rgba, opacity)
+    raise ValueError(f"overlay must be 'density' or 'levels', got {which!r}")
+
+
+def export_overlay_png(rgb: np.ndarray, result, which: str, path, **kw) -> Path:
+    from sasnet_core.imageio import write_image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        path = path.with_suffix(".png")
+    write_image(path, overlay_image(rgb, result, which, **kw))
+    return path
+
+
+class ExportAnnotationsDialog(QDialog):
+    """Choose what (current / all / reviewed), the format and where; ``export()`` writes it."""
+
+    def __init__(self, collect, default_folder, parent: QWidget | None = None, scope: str = "current"):
+        super().__init__(parent)
+        self.setWindowTitle("Export annotations")
+        self._collect = collect  # scope -> list[Annotation]
+        self._default_folder = Path(default_folder)
+        self.scope = QComboBox()
+        for key, label in SCOPES.items():
+            self.scope.addItem(label, key)
+        self.scope.setCurrentIndex(list(SCOPES).index(scope))
+        self.format = QComboBox()
+        for key, label in format_choices():
+            self.format.addItem(label, key)
+        self.target = QLineEdit()
+        browse = QPushButton("Browse\u2026")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.target, 1)
+        row.addWidget(browse)
+        self.test_fraction = QDoubleSpinBox(minimum=0.0, maximum=0.9, singleStep=0.05, value=0.2)
+        self.summary = QLabel()
+        form = QFormLayout(self)
+        form.addRow("Images", self.scope)
+        form.addRow("Format", self.format)
+        form.addRow("Save to", row)
+        form.addRow("Test fraction", self.test_fraction)
+        form.addRow(self.summary)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.scope.currentIndexChanged.connect(self._refresh)
+        self.format.currentIndexChanged.connect(self._refresh)
+        self._refresh()
+
+    def selected_format(self) -> str:
+        return self.format.currentData()
+
+    def set_format(self, key: str) -> None:
+        self.format.setCurrentIndex(self.format.findData(key))
+
+    def set_scope(self, key: str) -> None:
+        self.scope.setCurrentIndex(self.scope.findData(key))
+
+    def annotations(self) -> list[Annotation]:
+        return self._collect(self.scope.currentData())
+
+    def _refresh(self) -> None:
+        anns = self.annotations()
+        fmt = self.selected_format()
+        self.test_fraction.setEnabled(fmt == SHANGHAITECH_LAYOUT)
+        if anns:
+            self.target.setText(str(default_target(fmt, anns, self._default_folder)))
+            kind = target_kind(fmt, len(anns))
+            self.summary.setText(f"{len(anns)} image(s), {sum(a.count for a in anns)} points \u2192 one {kind}")
+        else:
+            self.summary.setText("No annotated images in this selection.")
+
+    def _browse(self) -> None:
+        anns = self.annotations()
+        if anns and target_kind(self.selected_format(), len(anns)) == "file":
+            path, _ = QFileDialog.getSaveFileName(self, "Export annotations", self.target.text())
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Export into folder", str(self._default_folder))
+        if path:
+            self.target.setText(path)
+
+    def export(self) -> list[Path]:
+        return export_annotations(self.annotations(), self.selected_format(), self.target.text(),
+                                  test_fraction=self.test_fraction.value())

@@ -1,0 +1,230 @@
+"""Run ``sasnet finetune`` as a child process and follow its JSON-lines progress.
+
+The trainer runs in its own process (``sys.executable -m sasnet_core finetune ... --log-json -``):
+the GUI keeps its event loop and its memory, and a crash of the trainer (out of memory, a bad
+file) is a failed run, not a dead app. QProcess reads the pipes asynchronously on the GUI thread.
+
+Records on stdout (see ``sasnet_core.training.jsonlog``): ``start`` (config, train/val image
+counts), ``val`` with ``phase`` before/during/final, ``step`` (loss, eta_s, images_per_s),
+``checkpoint``, ``message``, ``error``, and last ``end`` (status, checkpoint, mae, mae_before).
+
+Cancel: a stop file is touched and SIGTERM sent (``QProcess.terminate``); the trainer stops after
+the current step and writes a complete model. After a grace period the process is killed; the
+temporary file of a save it was in the middle of is removed then, so no half-written model is left.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+STDERR_KEEP = 16000  # characters of the trainer's stderr kept for the error dialog
+OK_STATUSES = ("completed", "stopped", "time_limit")
+
+
+@dataclass
+class FineTuneJob:
+    """What to run: the arguments of ``sasnet finetune``."""
+
+    weights: str
+    data: str
+    out: str
+    steps: int = 300
+    max_minutes: float | None = None
+    freeze_encoder: bool = False
+    holdout: float = 0.2
+    name: str | None = None
+    device: str = "auto"
+    stop_file: str | None = None
+    extra_args: list[str] = field(default_factory=list)  # e.g. --images-per-step 2 (tests)
+
+    def arguments(self) -> list[str]:
+        args = ["-m", "sasnet_core", "finetune", self.weights, self.data, "--out", self.out,
+                "--log-json", "-", "--no-progress", "--log-every", "1",
+                "--steps", str(self.steps), "--holdout", f"{self.holdout:g}", "--device", self.device]
+        if self.max_minutes is not None:
+            args += ["--max-minutes", f"{self.max_minutes:g}"]
+        if self.freeze_encoder:
+            args.append("--freeze-encoder")
+        if self.name:
+            args += ["--name", self.name]
+        if self.stop_file:
+            args += ["--stop-file", self.stop_file]
+        return args + list(self.extra_args)
+
+    def command_line(self) -> str:
+        import shlex
+
+        return shlex.join([sys.executable, *self.arguments()])
+
+
+def _package_root() -> str:
+    import sasnet_core
+
+    return str(Path(sasnet_core.__file__).resolve().parents[1])
+
+
+def remove_partial_files(out: str | os.PathLike) -> list[Path]:
+    """Temporary files of an interrupted atomic save of ``out`` (``.NAME.*.tmp`` beside it)."""
+    out = Path(out)
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+class FineTuneProcess(QObject):
+    started = Signal(dict)  # the "start" record
+    stepped = Signal(dict)  # each "step" record
+    validated = Signal(dict)  # each "val" record (phase before / during / final)
+    message = Signal(str)  # "message" records and stray stdout lines
+    ended = Signal(dict)  # the "end" record of a run that finished, was stopped or cancelled
+    failed = Signal(str)  # what went wrong, with the tail of the trainer's stderr
+
+    def __init__(self, parent: QObject | None = None, grace_ms: int = 15000):
+        super().__init__(parent)
+        self.grace_ms = grace_ms
+        self.job: FineTuneJob | None = None
+        self.records: list[dict] = []
+        self._stdout = b""
+        self._stderr = ""
+        self._cancelled = False
+        self._proc: QProcess | None = None
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
+
+    # -- control ---------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.state() != QProcess.ProcessState.NotRunning
+
+    def start(self, job: FineTuneJob, working_dir: str | os.PathLike | None = None) -> None:
+        if self.is_running():
+            raise RuntimeError("a fine-tuning run is going on already")
+        self.job, self.records = job, []
+        self._stdout, self._stderr, self._cancelled = b"", "", False
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        env.insert("PYTHONPATH", os.pathsep.join(
+            p for p in (_package_root(), env.value("PYTHONPATH", "")) if p))
+        proc.setProcessEnvironment(env)
+        if working_dir is not None:
+            proc.setWorkingDirectory(str(working_dir))
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._process_error)
+        self._proc = proc
+        proc.start(sys.executable, job.arguments())
+
+    def cancel(self) -> None:
+        """Ask the trainer to stop after the current step; kill it after ``grace_ms``."""
+        if not self.is_running():
+            return
+        self._cancelled = True
+        if self.job and self.job.stop_file:
+            try:
+                Path(self.job.stop_file).touch()
+            except OSError:
+                pass
+        self._proc.terminate()
+        self._kill_timer.start(self.grace_ms)
+
+    def cancel_requested(self) -> bool:
+        return self._cancelled
+
+    def _kill(self) -> None:
+        if self.is_running():
+            self._proc.kill()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        """Block until the process ends (shutdown only; signals are still delivered after)."""
+        return self._proc is None or self._proc.waitForFinished(msecs)
+
+    def stderr_tail(self, lines: int = 25) -> str:
+        return "\n".join(self._stderr.rstrip().splitlines()[-lines:])
+
+    # -- pipes -----------------------------------------------------------------------------
+    def _read_stdout(self) -> None:
+        self._stdout += bytes(self._proc.readAllStandardOutput())
+        *lines, self._stdout = self._stdout.split(b"\n")  # keep a line still being written
+        for raw in lines:
+            self._handle_line(raw.decode("utf-8", "replace").strip())
+
+    def _handle_line(self, line: str) -> None:
+        if not line:
+            return
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or "event" not in record:
+            self.message.emit(line)
+            return
+        self.records.append(record)
+        event = record["event"]
+        if event == "start":
+            self.started.emit(record)
+        elif event == "step":
+            self.stepped.emit(record)
+        elif event == "val":
+            self.validated.emit(record)
+        elif event == "message":
+            self.message.emit(str(record.get("text", "")))
+
+    def _read_stderr(self) -> None:
+        self._stderr += bytes(self._proc.readAllStandardError()).decode("utf-8", "replace")
+        self._stderr = self._stderr[-STDERR_KEEP:]
+
+    # -- end -------------------------------------------------------------------------------
+    def _record(self, event: str) -> dict | None:
+        return next((r for r in reversed(self.records) if r.get("event") == event), None)
+
+    def _finished(self, exit_code: int, exit_status) -> None:
+        self._kill_timer.stop()
+        self._read_stdout()
+        self._read_stderr()
+        if self._stdout.strip():
+            self._handle_line(self._stdout.decode("utf-8", "replace").strip())
+            self._stdout = b""
+        end, error = self._record("end"), self._record("error")
+        crashed = exit_status == QProcess.ExitStatus.CrashExit
+        if end is not None and end.get("status") in OK_STATUSES and exit_code == 0 and not crashed:
+            self.ended.emit(end)
+        elif self._cancelled:  # killed, or stopped before training began: nothing to keep
+            if self.job is not None:
+                remove_partial_files(self.job.out)
+            self.ended.emit({"event": "end", "status": "cancelled", "step": self._last_step(),
+                             "checkpoint": None})
+        else:
+            if self.job is not None:
+                remove_partial_files(self.job.out)
+            if error is not None:
+                what = str(error.get("message") or error.get("type") or "unknown error")
+            elif crashed:
+                what = "the trainer process crashed"
+            else:
+                what = f"the trainer exited with status {exit_code}"
+            self.failed.emit(self._with_tail(what))
+
+    def _process_error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self.failed.emit(self._with_tail(f"cannot start {sys.executable}: "
+                                             f"{self._proc.errorString()}"))
+
+    def _with_tail(self, what: str) -> str:
+        tail = self.stderr_tail()
+        return what + (f"\n\nLast lines the trainer wrote:\n{tail}" if tail else "")
+
+    def _last_step(self) -> int:
+        step = self._record("step")
+        return int(step["step"]) if step else 0

@@ -1,0 +1,544 @@
+"""The main window: composes the canvas, docks and controllers, and holds the menus. No logic of
+its own beyond wiring: data lives in the document, files in the file model, the model in the
+ModelController, counting in the CountingQueue, the current image in the ImageSession."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
+                               QVBoxLayout, QWidget)
+
+from sasnet_gui import errors
+from sasnet_gui.canvas.controls import OverlayControls
+from sasnet_gui.canvas.view import CanvasView
+from sasnet_gui.editing.document import AnnotationDocument
+from sasnet_gui.editing.session import ImageSession
+from sasnet_gui.files.counting import CountingQueue
+from sasnet_gui.files.dock import FileListDock
+from sasnet_gui.files.model import FileListModel
+from sasnet_gui.files.scan import collect
+from sasnet_gui.settings import AppSettings
+from sasnet_gui.widgets import CountPanel, NoModelBanner, icon
+
+HOW_TO_GET_A_MODEL = ("Open Model \u25b8 Models\u2026 and add a checkpoint (the released SHHA.pth or "
+                      "SHHB.pth from github.com/TencentYoutuResearch/CrowdCounting-SASNet), or run "
+                      "'sasnet models add NAME FILE.pth --default'.")
+
+
+def _default_controller(parent):
+    try:
+        from sasnet_gui.models.controller import ModelController
+    except ImportError:  # the models package is optional for the canvas to work
+        return None
+    return ModelController(parent)
+
+
+class MainWindow(QMainWindow):
+    filesOpened = Signal(list)
+
+    def __init__(self, controller=None, settings: AppSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("SASNet Studio")
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.settings = settings or AppSettings()
+        self.controller = controller if controller is not None else _default_controller(self)
+
+        self.document = AnnotationDocument(self)
+        self.canvas = CanvasView(self.document)
+        self.files = FileListModel(self)
+        self.counter = CountingQueue(self)
+        self.session = ImageSession(self.document, self.canvas, self.files, self.counter, self)
+        self.counts = CountPanel()
+        self.overlays = OverlayControls(self.canvas)
+        self.banner = NoModelBanner(HOW_TO_GET_A_MODEL)
+        self.banner.openModels.connect(self.show_models_dialog)
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+        self.file_dock = FileListDock(self.files, self)
+        self.addDockWidget(Qt.LeftDockWidgetArea, self.file_dock)
+        self.view_dock = QDockWidget("Counts and overlays", self)
+        self.view_dock.setObjectName("ViewDock")
+        side = QWidget()
+        side_lay = QVBoxLayout(side)
+        side_lay.setContentsMargins(4, 4, 4, 4)
+        side_lay.addWidget(self.counts)
+        side_lay.addWidget(self.overlays, 1)
+        self.view_dock.setWidget(side)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.view_dock)
+        self._extra_docks: dict[str, QDockWidget] = {}
+
+        self._build_status_bar()
+        self._build_actions()
+        self._connect()
+        self._restore_settings()
+        self.canvas.set_tool("edit")
+        self._on_predictor(self.controller.predictor() if self.controller is not None else None)
+
+    # -- construction -----------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.cursor_label = QLabel("")
+        self.cursor_label.setMinimumWidth(260)
+        self.model_label = QLabel("no model")
+        self.progress = QProgressBar(maximumWidth=160, textVisible=True)
+        self.progress.hide()
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cursor_label)
+        sb.addPermanentWidget(self.model_label)
+
+    def _act(self, text, slot=None, shortcut=None, icon_name=None, checkable=False, tip=None) -> QAction:
+        a = QAction(text, self)
+        if icon_name:
+            a.setIcon(icon(icon_name))
+        if shortcut is not None:
+            a.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        a.setCheckable(checkable)
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+        if slot is not None:
+            (a.toggled if checkable else a.triggered).connect(slot)
+        self.addAction(a)  # shortcuts work even when the menu bar is hidden
+        return a
+
+    def _build_actions(self) -> None:
+        A, K = self._act, QKeySequence
+        doc, canvas = self.document, self.canvas
+        self.act_open = A("&Open\u2026", self.open_dialog, K.Open, "open", tip="Open images or videos")
+        self.act_open_folder = A("Open &Folder\u2026", self.open_folder_dialog, "Ctrl+Shift+O", "folder")
+        self.act_import = A("&Import Annotation\u2026", self.import_dialog, "Ctrl+I")
+        self.act_export = A("&Export Annotations\u2026", self.export_dialog, "Ctrl+E")
+        self.act_export_csv = A("Export &Counts as CSV\u2026", self.export_counts_dialog)
+        self.act_export_density = A("Export &Density Overlay as PNG\u2026", lambda: self.export_overlay_dialog("density"))
+        self.act_export_levels = A("Export &Level Overlay as PNG\u2026", lambda: self.export_overlay_dialog("levels"))
+        self.act_quit = A("&Quit", self.close, K.Quit)
+        self.act_undo = doc.undo_stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts(K.Undo)
+        self.act_undo.setIcon(icon("undo"))
+        self.act_redo = doc.undo_stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([K("Ctrl+Shift+Z"), K("Ctrl+Y")])
+        self.act_redo.setIcon(icon("redo"))
+        self.addActions([self.act_undo, self.act_redo])
+        self.act_delete = A("&Delete Selected Points", doc.delete_selection, [K(K.Delete), K("Backspace")], "delete")
+        self.act_select_all = A("Select &All Points", doc.select_all, K.SelectAll)
+        self.act_escape = A("Clear Selection / Cancel", self._escape, "Esc")
+        self.act_from_model = A("Start from &Model Points", self.start_from_model, "Ctrl+M", "model-points",
+                                tip="Replace the points by the heads the model estimated (one undo step)")
+        self.act_clear_points = A("Clear All Points", lambda: doc.replace_points([], text="Clear points"))
+        self.act_reviewed = A("Mark as &Reviewed", doc.set_reviewed, "Ctrl+R", "reviewed", checkable=True,
+                              tip="The points of this image are right: fine-tuning may learn from it")
+        self.act_finish_roi = A("Finish Region", canvas.finish_roi, [K(Qt.Key_Return), K(Qt.Key_Enter)])
+        self.act_remove_roi = A("Remove Last Region", self._remove_last_roi)
+        tools = QActionGroup(self)
+        self.act_tool_edit = A("&Edit Points", lambda on: on and canvas.set_tool("edit"), "E", "edit-points", True,
+                               "Click to add a head, drag to move, right-click to delete, Shift+drag to select")
+        self.act_tool_roi = A("Region of &Interest", lambda on: on and canvas.set_tool("roi"), "G", "roi", True,
+                              "Click the corners of a polygon; double-click or Enter closes it")
+        self.act_tool_pan = A("&Pan", lambda on: on and canvas.set_tool("pan"), "H", "pan", True)
+        for a in (self.act_tool_edit, self.act_tool_roi, self.act_tool_pan):
+            tools.addAction(a)
+        self.act_tool_edit.setChecked(True)
+        self.act_fit = A("&Fit to Window", canvas.fit, "Ctrl+0", "fit")
+        self.act_zoom_in = A("Zoom &In", lambda: canvas.zoom(1.25), K.ZoomIn)
+        self.act_zoom_out = A("Zoom &Out", lambda: canvas.zoom(0.8), K.ZoomOut)
+        self.act_show_density = self._toggle_for(self.overlays.density, "Show &Density", "D")
+        self.act_show_levels = self._toggle_for(self.overlays.levels, "Show &Levels", "L")
+        self.act_show_points = self._toggle_for(self.overlays.points, "Show &Points", "P")
+        self.act_count = A("&Count This Image", self.count_current, "F5", "count")
+        self.act_count_all = A("Count &All Images", self.count_all, "Shift+F5")
+        self.act_stop = A("&Stop Counting", self.counter.cancel, "Ctrl+.", "stop")
+        self.act_stop.setEnabled(False)
+        self.act_next = A("&Next Image", lambda: self._step(1), [K(Qt.Key_PageDown), K("]")])
+        self.act_prev = A("&Previous Image", lambda: self._step(-1), [K(Qt.Key_PageUp), K("[")])
+        self.act_models = A("&Models\u2026", self.show_models_dialog, None, "model")
+        self.act_video = A("&Video\u2026", lambda: self._show_extra("video"), None, "video")
+        self.act_finetune = A("&Fine-tune\u2026", lambda: self._show_extra("finetune"), None, "finetune",
+                              tip="Fine-tune the model on the reviewed images")
+        self.act_about = A("&About SASNet Studio", self._about)
+
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_folder])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addActions([self.act_import, self.act_export, self.act_export_csv, self.act_export_density,
+                      self.act_export_levels])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions([self.act_delete, self.act_select_all, self.act_escape])
+        m.addSeparator()
+        m.addActions([self.act_from_model, self.act_clear_points, self.act_reviewed])
+        m.addSeparator()
+        m.addActions([self.act_tool_edit, self.act_tool_roi, self.act_tool_pan, self.act_finish_roi,
+                      self.act_remove_roi])
+        m = mb.addMenu("&View")
+        m.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out])
+        m.addSeparator()
+        m.addActions([self.act_show_density, self.act_show_levels, self.act_show_points])
+        m.addSeparator()
+        m.addActions([self.file_dock.toggleViewAction(), self.view_dock.toggleViewAction(), self.act_video,
+                      self.act_finetune])
+        m = mb.addMenu("&Image")
+        m.addActions([self.act_count, self.act_count_all, self.act_stop])
+        m.addSeparator()
+        m.addActions([self.act_next, self.act_prev])
+        m = mb.addMenu("&Model")
+        m.addActions([self.act_models, self.act_finetune])
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_about)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("MainToolBar")
+        tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        tb.addActions([self.act_open, self.act_open_folder])
+        tb.addSeparator()
+        tb.addActions([self.act_count_all, self.act_stop])
+        tb.addSeparator()
+        tb.addActions([self.act_undo, self.act_redo])
+        tb.addSeparator()
+        tb.addActions([self.act_tool_edit, self.act_tool_roi, self.act_tool_pan])
+        tb.addSeparator()
+        tb.addActions([self.act_from_model, self.act_reviewed])
+        tb.addSeparator()
+        tb.addActions([self.act_finetune])
+
+    def _toggle_for(self, checkbox, text, shortcut) -> QAction:
+        a = self._act(text, checkbox.setChecked, shortcut, checkable=True)
+        a.setChecked(checkbox.isChecked())
+        checkbox.toggled.connect(a.setChecked)
+        return a
+
+    def _connect(self) -> None:
+        self.file_dock.fileActivated.connect(self.session.show)
+        self.session.imageShown.connect(self._on_image_shown)
+        self.session.imageFailed.connect(lambda p, exc: errors.show_error(self, exc, what="Could not open the image"))
+        self.session.countsChanged.connect(self._update_counts)
+        self.document.reviewedChanged.connect(self._on_reviewed_changed)
+        self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
+        self.document.loadFailed.connect(lambda exc: errors.show_error(
+            self, exc, what="The saved annotation could not be read; a copy was kept as .unreadable"))
+        self.counter.progress.connect(self._on_progress)
+        self.counter.started.connect(lambda p: self._set_counting(True))
+        self.counter.idle.connect(lambda: self._set_counting(False))
+        self.counter.failed.connect(lambda p, msg: self.statusBar().showMessage(f"{Path(p).name}: {msg}", 8000))
+        self.canvas.cursorMoved.connect(self._on_cursor)
+        self.canvas.toolChanged.connect(self._on_tool_changed)
+        if self.controller is not None:
+            self.controller.predictorChanged.connect(self._on_predictor)
+            self.controller.loadFailed.connect(lambda msg: errors.show_error(self, msg, what="Could not load the model"))
+
+    # -- opening ----------------------------------------------------------------------------------
+    def open_paths(self, paths, show_first: bool = True) -> list[str]:
+        """Add images (files or whole folders) to the list and show the first new one; videos
+        go to the video panel. Returns the image paths added."""
+        images, videos, skipped = collect(paths)
+        for p in paths:
+            if Path(p).is_dir():
+                self.settings.add_recent_folder(p)
+            elif Path(p).is_file():
+                self.settings.add_recent_folder(Path(p).absolute().parent)
+        added = self.files.add_paths([str(p) for p in images])
+        if show_first and images:
+            first = str(images[0])
+            self.file_dock.select_path(first)
+            self.session.show(first)
+        if added and self.session.auto_count and self.counter.predictor() is not None:
+            self.counter.enqueue(added)
+        for v in videos:
+            self.open_video(str(v))
+        if skipped:
+            names = ", ".join(p.name for p in skipped[:5])
+            self.statusBar().showMessage(f"Skipped {len(skipped)} item(s) that are not images or videos: {names}", 8000)
+        self.filesOpened.emit(added)
+        return added
+
+    def open_dialog(self) -> None:
+        from sasnet_core.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+        pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images or videos", self._last_folder(),
+                                                f"Images and videos ({pattern});;All files (*)")
+        if paths:
+            self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder())
+        if folder:
+            self.open_paths([folder])
+
+    def _last_folder(self) -> str:
+        recent = self.settings.recent_folders()
+        return recent[0] if recent else str(Path.home())
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders():
+            self.recent_menu.addAction(folder, lambda f=folder: self.open_paths([f]))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", self.settings.clear_recent)
+
+    def open_video(self, path: str) -> None:
+        panel = self._show_extra("video")
+        if panel is not None:
+            panel.open_video(path)
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            ev.acceptProposedAction()
+            self.open_paths(paths)
+
+    # -- counting ---------------------------------------------------------------------------------
+    def _on_predictor(self, predictor) -> None:
+        had = self.counter.predictor() is not None
+        self.counter.set_predictor(predictor)
+        self.banner.setVisible(predictor is None)
+        name = self.controller.current_name() if self.controller is not None and predictor is not None else None
+        self.model_label.setText(f"model: {name}" if name else ("model loaded" if predictor else "no model"))
+        for a in (self.act_count, self.act_count_all, self.act_from_model):
+            a.setEnabled(predictor is not None)
+        if predictor is None:
+            return
+        if had:
+            self.session.forget_results()
+        if self.session.auto_count:  # the shown image first, then the rest of the list
+            if self.session.current:
+                self.counter.enqueue([self.session.current], front=True)
+            self.counter.enqueue([e.path for e in self.files.entries() if e.path not in self.session.results])
+
+    def count_current(self) -> None:
+        if self.session.current:
+            self.session.results.pop(self.session.current, None)
+            self.counter.enqueue([self.session.current], front=True)
+
+    def count_all(self) -> None:
+        self.counter.enqueue(self.files.paths())
+
+    def _set_counting(self, on: bool) -> None:
+        self.act_stop.setEnabled(on)
+        self.progress.setVisible(on)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"counted {done}/{total}")
+
+    # -- editing ----------------------------------------------------------------------------------
+    def start_from_model(self) -> None:
+        if not self.session.start_from_model():
+            self.statusBar().showMessage("Count this image first (F5): there are no model points yet.", 6000)
+
+    def _escape(self) -> None:
+        if self.canvas.roi_layer.draft:
+            self.canvas.cancel_roi()
+        else:
+            self.document.set_selection([])
+
+    def _remove_last_roi(self) -> None:
+        if self.document.rois:
+            self.document.remove_roi(len(self.document.rois) - 1)
+
+    def _on_reviewed_changed(self, value: bool) -> None:
+        self.act_reviewed.blockSignals(True)
+        self.act_reviewed.setChecked(value)
+        self.act_reviewed.blockSignals(False)
+
+    def _on_tool_changed(self, tool: str) -> None:
+        {"edit": self.act_tool_edit, "roi": self.act_tool_roi, "pan": self.act_tool_pan}[tool].setChecked(True)
+
+    def _step(self, delta: int) -> None:
+        path = self.file_dock.step(delta)
+        if path:
+            self.file_dock.select_path(path)
+            self.session.show(path)
+
+    # -- import / export --------------------------------------------------------------------------
+    def import_dialog(self) -> None:
+        if not self.document.is_open:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import annotation", str(Path(self.document.image_path).parent),
+                                              "Annotations (*.json *.mat *.txt *.csv *.xml);;All files (*)")
+        if path:
+            self.import_annotation(path)
+
+    def import_annotation(self, path, format: str | None = None) -> bool:
+        from sasnet_core.errors import SASNetError
+        from sasnet_core.formats import read_points
+
+        try:
+            ann = read_points(path, format)
+        except (SASNetError, ValueError) as exc:
+            errors.show_error(self, exc, what="Could not import the annotation")
+            return False
+        self.document.replace_points(ann.points, ann.sources, text=f"Import {Path(path).name}")
+        return True
+
+    def collect_annotations(self, scope: str) -> list:
+        """Annotations to export: "current", "all" (every annotated file) or "reviewed"."""
+        from sasnet_gui.editing.storage import read_annotation
+
+        self.document.flush()
+        if scope == "current":
+            return [self.document.annotation()] if self.document.is_open else []
+        out = []
+        for e in self.files.entries():
+            if e.path == self.document.image_path:
+                ann = self.document.annotation()
+            else:
+                try:
+                    ann = read_annotation(e.path)
+                except Exception:  # noqa: BLE001 - shown in the file list as an error already
+                    ann = None
+            if ann is not None and (scope == "all" or ann.reviewed):
+                out.append(ann)
+        return out
+
+    def export_dialog(self, scope: str = "current"):
+        from sasnet_gui.export_dialogs import ExportAnnotationsDialog
+
+        folder = Path(self.document.image_path).parent if self.document.is_open else Path.home()
+        dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self, scope=scope)
+        dlg.accepted.connect(lambda: self._run_export(dlg))
+        dlg.open()
+        return dlg
+
+    def _run_export(self, dlg) -> None:
+        try:
+            written = dlg.export()
+        except Exception as exc:  # noqa: BLE001 - any failure is shown, the app keeps running
+            errors.show_error(self, exc, what="Export failed")
+            return
+        self.statusBar().showMessage(f"Exported {len(written)} file(s) to {dlg.target.text()}", 8000)
+
+    def export_counts_dialog(self) -> None:
+        from sasnet_gui.export_dialogs import export_counts_csv
+
+        path, _ = QFileDialog.getSaveFileName(self, "Export counts", str(Path(self._last_folder()) / "counts.csv"),
+                                              "CSV (*.csv)")
+        if path:
+            try:
+                export_counts_csv(self.files.entries(), path)
+            except OSError as exc:
+                errors.show_error(self, exc, what="Could not write the counts")
+
+    def export_overlay_dialog(self, which: str) -> None:
+        from sasnet_gui.export_dialogs import export_overlay_png
+
+        result, rgb = self.session.current_result(), self.canvas._rgb
+        if result is None or rgb is None:
+            self.statusBar().showMessage("Count this image first: there is no overlay to export.", 6000)
+            return
+        stem = Path(self.session.current).stem
+        path, _ = QFileDialog.getSaveFileName(self, "Export overlay", str(Path(self.session.current).parent /
+                                              f"{stem}_{which}.png"), "PNG (*.png)")
+        if path:
+            try:
+                export_overlay_png(rgb, result, which, path, colormap=self.overlays.colormap.currentText(),
+                                   opacity=max(self.overlays.density_opacity.value() / 100, 0.3))
+            except Exception as exc:  # noqa: BLE001
+                errors.show_error(self, exc, what="Could not write the overlay")
+
+    # -- GUI-2's panels, created on first use ------------------------------------------------------
+    def _show_extra(self, kind: str):
+        dock = self._extra_docks.get(kind)
+        if dock is None:
+            try:
+                if kind == "video":
+                    from sasnet_gui.video.panel import VideoPanel as Panel
+                else:
+                    from sasnet_gui.finetune.panel import FineTunePanel as Panel
+                panel = Panel(self.controller, self)
+            except ImportError as exc:
+                errors.show_error(self, f"This part of SASNet Studio is not installed ({exc}).", what=kind.title())
+                return None
+            dock = QDockWidget("Video" if kind == "video" else "Fine-tuning", self)
+            dock.setObjectName(f"{kind.title()}Dock")
+            dock.setWidget(panel)
+            self.addDockWidget(Qt.BottomDockWidgetArea if kind == "video" else Qt.RightDockWidgetArea, dock)
+            self._extra_docks[kind] = dock
+            if kind == "video" and hasattr(panel, "frameStored"):
+                panel.frameStored.connect(lambda p: self.open_paths([p]))
+        panel = dock.widget()
+        if kind == "finetune" and hasattr(panel, "set_training_images"):
+            self.document.flush()
+            panel.set_training_images(self.files.reviewed_paths())
+        dock.show()
+        dock.raise_()
+        return panel
+
+    def show_models_dialog(self) -> None:
+        if self.controller is None:
+            errors.show_error(self, "Model management is not installed.", what="Models")
+            return
+        from sasnet_gui.models.dialog import ModelsDialog
+
+        dlg = ModelsDialog(self.controller, self)
+        dlg.open()
+
+    def _about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.about(self, "About SASNet Studio",
+                          "<b>SASNet Studio</b><br>Crowd counting with SASNet (Song et al., AAAI 2021):"
+                          " count, see what the model sees, correct head points, fine-tune.")
+
+    # -- status -----------------------------------------------------------------------------------
+    def _on_image_shown(self, path: str) -> None:
+        self.file_dock.select_path(path)
+        w, h = self.canvas.image_shape[1], self.canvas.image_shape[0]
+        self.setWindowTitle(f"{Path(path).name} ({w}\u00d7{h}) \u2013 SASNet Studio")
+
+    def _update_counts(self) -> None:
+        c = self.session.counts()
+        entry = self.files.entry(self.session.current) if self.session.current else None
+        state = "counting\u2026" if entry is not None and entry.counting else ("" if c["model"] is not None else "not run")
+        self.counts.set_counts(c["model"], c["annotated"], c["roi_model"], c["roi_annotated"], state, c["reviewed"])
+
+    def _on_cursor(self, x: float, y: float, value) -> None:
+        text = f"x {x:.1f}  y {y:.1f}"
+        if value is not None:
+            text += "  RGB " + ",".join(str(v) for v in value)
+        self.cursor_label.setText(text)
+
+    # -- settings and closing ---------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.overlays.restore(self.settings.group("overlays"))
+        self.session.auto_count = self.settings.bool("counting/auto", True)
+        self.overlays.changed.connect(lambda: self.settings.set_group("overlays", self.overlays.state()))
+
+    def closeEvent(self, ev) -> None:
+        self.document.flush()  # the last edits reach the disk before anything else
+        self.counter.cancel()
+        self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/state", self.saveState())
+        self.settings.set_group("overlays", self.overlays.state())
+        self.settings.sync()
+        super().closeEvent(ev)

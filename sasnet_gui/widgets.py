@@ -1,0 +1,92 @@
+"""Small widgets of the main window: the large count display and the "no model yet" banner."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+
+class _BigNumber(QFrame):
+    def __init__(self, title: str, colour: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("bigNumber")
+        self.title = QLabel(title)
+        self.title.setStyleSheet("color:#9a9a9a; font-size:11px; text-transform:uppercase;")
+        self.value = QLabel("\u2013")
+        self.value.setStyleSheet(f"color:{colour}; font-size:30px; font-weight:600;")
+        self.value.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.note = QLabel("")
+        self.note.setStyleSheet("color:#9a9a9a; font-size:11px;")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        lay.setSpacing(0)
+        for w in (self.title, self.value, self.note):
+            lay.addWidget(w)
+
+    def set(self, text: str, note: str = "") -> None:
+        self.value.setText(text)
+        self.note.setText(note)
+
+
+class CountPanel(QWidget):
+    """Model count, annotated count, and both counts inside the region of interest."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = _BigNumber("Model count", "#f5a623")
+        self.annotated = _BigNumber("Annotated", "#4fc3f7")
+        self.roi = _BigNumber("In region of interest", "#00e5ff")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(2, 2, 2, 2)
+        grid.addWidget(self.model, 0, 0)
+        grid.addWidget(self.annotated, 0, 1)
+        grid.addWidget(self.roi, 1, 0, 1, 2)
+        self.set_counts(None, None)
+
+    def set_counts(self, model: float | None, annotated: int | None, roi_model: float | None = None,
+                   roi_annotated: int | None = None, state: str = "", reviewed: bool = False) -> None:
+        self.model.set("\u2013" if model is None else f"{model:.1f}", state)
+        self.annotated.set("\u2013" if annotated is None else str(annotated), "reviewed \u2713" if reviewed else "")
+        has_roi = roi_model is not None or roi_annotated is not None
+        self.roi.setVisible(has_roi)
+        if has_roi:
+            a = "\u2013" if roi_annotated is None else str(roi_annotated)
+            m = "\u2013" if roi_model is None else f"{roi_model:.1f}"
+            self.roi.set(a, f"annotated  \u00b7  model {m}")
+
+    def texts(self) -> dict:
+        """What is on screen, for tests."""
+        return {"model": self.model.value.text(), "annotated": self.annotated.value.text(),
+                "roi": self.roi.value.text() if self.roi.isVisible() or not self.roi.isHidden() else "",
+                "roi_note": self.roi.note.text()}
+
+
+class NoModelBanner(QFrame):
+    """Says plainly that no model is loaded and how to get one; the app still opens and annotates."""
+
+    openModels = Signal()
+
+    def __init__(self, how_to: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("noModelBanner")
+        self.setStyleSheet("#noModelBanner { background:#3a3220; border-bottom:1px solid #6b5a2a; }"
+                           "QLabel { color:#f0e0b0; }")
+        self.label = QLabel(f"<b>No model loaded.</b> You can open images and annotate; to count, "
+                            f"load a model. {how_to}")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        button = QPushButton("Models\u2026")
+        button.clicked.connect(self.openModels)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(button, 0, Qt.AlignTop)
+
+
+def icon(name: str):
+    """An icon from resources/ (installed as the package ``sasnet_gui.resources``)."""
+    from importlib.resources import files
+
+    from PySide6.QtGui import QIcon
+
+    res = files("sasnet_gui.resources").joinpath(f"{name}.svg")
+    return QIcon(str(res)) if res.is_file() else QIcon()

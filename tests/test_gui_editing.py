@@ -1,0 +1,203 @@
+"""The annotation document: one undo step per gesture, autosave, reload after a crash."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
+from sasnet_gui.editing.document import AnnotationDocument
+from sasnet_gui.editing.storage import annotation_file_for
+
+from _data_paths import SHANGHAITECH_A, need
+
+
+@pytest.fixture
+def doc(qtbot, tmp_path, gui):
+    (image,) = gui.write_images(tmp_path, n=1)
+    d = AnnotationDocument(autosave_ms=50)
+    d.open(image, (256, 192))
+    yield d
+    d.flush()
+
+
+def test_each_gesture_is_one_undo_step(doc):
+    doc.add_point(10, 20)
+    doc.add_point(30, 40)
+    doc.add_point(50, 60)
+    assert doc.count == 3 and doc.undo_stack.count() == 3
+    doc.begin_move([1])
+    for k in range(1, 20):  # a drag is many previews ...
+        doc.preview_move(k, -k)
+    doc.end_move()  # ... and one command
+    assert doc.undo_stack.count() == 4
+    np.testing.assert_allclose(doc.points[1], [49, 21])
+    doc.delete_points([0, 2])
+    assert doc.count == 1 and doc.undo_stack.count() == 5
+    doc.undo_stack.undo()  # the delete
+    np.testing.assert_allclose(doc.points, [[10, 20], [49, 21], [50, 60]])
+    doc.undo_stack.undo()  # the move
+    np.testing.assert_allclose(doc.points[1], [30, 40])
+    doc.undo_stack.redo()
+    np.testing.assert_allclose(doc.points[1], [49, 21])
+    for _ in range(3):
+        doc.undo_stack.undo()
+    assert doc.count == 1
+    doc.undo_stack.undo()
+    assert doc.count == 0
+
+
+def test_move_makes_a_model_point_the_persons_and_undo_restores(doc):
+    doc.start_from_model([[5, 5], [6, 6]])
+    assert (doc.sources == SOURCE_MODEL).all() and doc.undo_stack.count() == 1
+    doc.begin_move([0])
+    doc.preview_move(3, 3)
+    doc.end_move()
+    assert doc.sources.tolist() == [SOURCE_PERSON, SOURCE_MODEL]
+    doc.undo_stack.undo()
+    assert doc.sources.tolist() == [SOURCE_MODEL, SOURCE_MODEL]
+    np.testing.assert_allclose(doc.points[0], [5, 5])
+
+
+def test_a_click_without_movement_pushes_nothing(doc):
+    doc.add_point(1, 1)
+    doc.begin_move([0])
+    doc.end_move()
+    assert doc.undo_stack.count() == 1
+
+
+def test_rois_and_reviewed_are_undoable(doc):
+    doc.add_point(10, 10)
+    doc.add_point(200, 150)
+    doc.add_roi([[0, 0], [100, 0], [100, 100], [0, 100]])
+    assert doc.count_in_roi() == 1
+    doc.set_reviewed(True)
+    assert doc.reviewed
+    doc.undo_stack.undo()
+    assert not doc.reviewed
+    doc.undo_stack.undo()
+    assert doc.rois == [] and doc.count_in_roi() is None
+
+
+def test_selection_box_and_delete_selection(doc):
+    for x in range(10):
+        doc.add_point(10 * x + 5, 5)
+    doc.select_in_rect(0, 0, 32, 10)
+    assert doc.selection.tolist() == [0, 1, 2]
+    doc.delete_selection()
+    assert doc.count == 7 and len(doc.selection) == 0
+    doc.undo_stack.undo()
+    assert doc.count == 10
+
+
+def test_autosave_within_a_second_and_reload_after_a_crash(qtbot, doc, tmp_path):
+    doc2 = AnnotationDocument()  # default throttle (400 ms)
+    doc2.open(doc.image_path, (256, 192))
+    with qtbot.waitSignal(doc2.saved, timeout=1000):
+        doc2.add_point(12.5, 7.25)
+        doc2.add_point(100, 100)
+        doc2.set_reviewed(True)
+    # "Crash": the document is dropped without flush or close; a new one reads the file.
+    file = annotation_file_for(doc.image_path)
+    del doc2
+    fresh = AnnotationDocument()
+    fresh.open(file.with_name(file.name.replace(".sasnet.json", "")))
+    np.testing.assert_array_equal(fresh.points, [[12.5, 7.25], [100, 100]])
+    assert fresh.reviewed
+
+
+def test_killing_the_process_keeps_the_last_saved_state(tmp_path, gui):
+    """A real SIGKILL right after the autosave: the file is complete and valid JSON."""
+    (image,) = gui.write_images(tmp_path, n=1)
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from PySide6.QtCore import QCoreApplication, QTimer
+        app = QCoreApplication([])
+        from sasnet_gui.editing.document import AnnotationDocument
+        doc = AnnotationDocument()
+        doc.open({str(image)!r}, (256, 192))
+        for i in range(5000):
+            doc.add_point(i % 256 + 0.5, i % 192 + 0.5)
+        doc.saved.connect(lambda _: (doc.add_point(1, 1), os.kill(os.getpid(), signal.SIGKILL)))
+        app.exec()
+    """)
+    env = dict(os.environ, SASNET_STUDIO_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=120, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    ann = load_annotation(annotation_file_for(image))
+    assert ann.count == 5000  # the unsaved 5,001st point is the only loss
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unreadable_annotation_is_kept_aside_and_reported(qtbot, tmp_path, gui):
+    (image,) = gui.write_images(tmp_path, n=1)
+    file = annotation_file_for(image)
+    file.write_text("{ not json")
+    d = AnnotationDocument()
+    with qtbot.waitSignal(d.loadFailed) as blocker:
+        d.open(image)
+    assert str(file) in str(blocker.args[0])
+    assert file.with_name(file.name + ".unreadable").read_text() == "{ not json"
+    assert d.count == 0
+
+
+def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui):
+    folder = tmp_path / "ro"
+    (image,) = gui.write_images(folder, n=1)
+    os.chmod(folder, 0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        d = AnnotationDocument()
+        d.open(image)
+        d.add_point(3, 4)
+        assert d.save()
+        assert not d.file.is_relative_to(folder)
+        assert json.loads(d.file.read_text())["points"] == [[3, 4]]
+    finally:
+        os.chmod(folder, 0o755)
+
+
+def test_existing_annotation_is_loaded_with_unknown_keys_kept(qtbot, tmp_path, gui):
+    (image,) = gui.write_images(tmp_path, n=1)
+    file = annotation_file_for(image)
+    save_annotation(Annotation(str(image), (256, 192), [[1, 2]], extra={"future": {"x": 1}}), file)
+    d = AnnotationDocument()
+    d.open(image)
+    d.add_point(5, 6)
+    d.flush()
+    data = json.loads(file.read_text())
+    assert data["future"] == {"x": 1} and data["points"] == [[1, 2], [5, 6]]
+
+
+def test_five_thousand_points_edit_and_undo(doc):
+    rng = np.random.default_rng(0)
+    doc.replace_points(rng.uniform(0, 190, (5000, 2)))
+    doc.add_point(1, 1)
+    doc.delete_points([17])
+    doc.begin_move([42])
+    doc.preview_move(2, 2)
+    doc.end_move()
+    assert doc.count == 5000
+    for _ in range(4):
+        doc.undo_stack.undo()
+    assert doc.count == 0
+
+
+def test_import_shanghaitech_ground_truth(qtbot, main_window, tmp_path, gui):
+    gt = need(SHANGHAITECH_A) / "test_data" / "ground-truth" / "GT_IMG_4.mat"
+    (image,) = gui.write_images(tmp_path, n=1)
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths([image])
+    assert main_window.import_annotation(gt)
+    assert main_window.document.count == 413
+    main_window.document.undo_stack.undo()
+    assert main_window.document.count == 0

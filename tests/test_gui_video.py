@@ -1,0 +1,197 @@
+"""The video panel with a real (tiny) model and a generated MJPG video, offscreen."""
+from __future__ import annotations
+
+import csv
+import time
+from types import SimpleNamespace
+
+from _gui_helpers import make_controller, make_video, register_tiny_model, studio_home  # noqa: F401
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from sasnet_core.annotation import SOURCE_MODEL, annotation_path_for, load_annotation, save_annotation  # noqa: E402
+from sasnet_core.registry import HOW_TO_GET_A_MODEL  # noqa: E402
+
+FRAMES = 20
+
+
+@pytest.fixture
+def video(tmp_path):
+    return make_video(tmp_path / "street.avi", frames=FRAMES, size=(160, 128), fps=10.0)
+
+
+def _panel(qtbot, controller):
+    from sasnet_gui.video.panel import VideoPanel
+
+    panel = VideoPanel(controller)
+    qtbot.addWidget(panel)
+    panel.resize(800, 700)
+    panel.show()
+    return panel
+
+
+def _open(qtbot, panel, path):
+    with qtbot.waitSignal(panel.frameShown, timeout=10000, check_params_cb=lambda i: i == 0):
+        assert panel.open_video(path)
+
+
+def _bar_width(rgb: np.ndarray) -> int:
+    """Frame i of the test video has a red bar 4 * i pixels wide in its top rows."""
+    return int((rgb[1, :, 0] > 200).sum())
+
+
+class FakePredictor:
+    """Stands in for a Predictor: a fixed count and heads, optionally slow (to cancel mid-way)."""
+
+    device = SimpleNamespace(type="cpu")
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self.heads = np.array([[10.5, 20.5], [30.5, 40.5], [150.5, 120.5]])
+
+    def predict(self, rgb):
+        return self.predict_batch([rgb])[0]
+
+    def predict_batch(self, images):
+        time.sleep(self.delay_s * len(images))
+        return [SimpleNamespace(count=float(_bar_width(im)) / 4, heads=self.heads) for im in images]
+
+
+def test_open_scrub_and_play(qtbot, studio_home, video):
+    controller = make_controller(qtbot)
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    assert panel.slider.maximum() == FRAMES - 1 and "20 frames" in panel.title.text()
+    assert _bar_width(panel.current_frame()) == 0
+    assert panel.image.image.shape == (128, 160, 3)
+
+    with qtbot.waitSignal(panel.frameShown, timeout=10000, check_params_cb=lambda i: i == 7):
+        panel.slider.setValue(7)  # what dragging the slider does
+    assert panel.shown_index() == 7 and _bar_width(panel.current_frame()) == 28
+    assert panel.position_label.text().startswith("frame 7 / 19 · 0:00.70")
+
+    for i in range(3, 15):  # a burst of slider moves: only the last one has to be shown
+        panel.slider.setValue(i)
+    qtbot.waitUntil(lambda: panel.shown_index() == 14, timeout=10000)
+    assert _bar_width(panel.current_frame()) == 56
+
+    qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
+    assert panel.is_playing()
+    qtbot.waitUntil(lambda: panel.shown_index() == FRAMES - 1, timeout=10000)
+    qtbot.waitUntil(lambda: not panel.is_playing(), timeout=5000)  # stops at the end
+    assert not panel.play_button.isChecked()
+
+
+def test_count_every_nth_frame_plot_seek_and_csv(qtbot, studio_home, tmp_path, video):
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    assert panel.count_button.isEnabled() and not panel.model_hint.isVisible()
+    panel.every_spin.setValue(3)
+    progress = []
+    panel.countProgress.connect(lambda done, total: progress.append((done, total)))
+    with qtbot.waitSignal(panel.countFinished, timeout=60000) as finished:
+        qtbot.mouseClick(panel.count_button, Qt.MouseButton.LeftButton)
+        assert panel.is_counting() and panel.cancel_button.isEnabled()
+    assert finished.args == ["completed"]
+    records = panel.counts()
+    assert [r.index for r in records] == list(range(0, FRAMES, 3))
+    assert all(r.count is not None and r.count >= 0 and r.error is None for r in records)
+    assert records[1].time_s == pytest.approx(0.3)
+    assert progress[-1] == (7, 7)
+    xs, ys = panel.plot.curve.getData()
+    assert np.allclose(xs, [r.time_s for r in records]) and np.allclose(ys, [r.count for r in records])
+    assert panel.export_button.isEnabled() and not panel.is_counting()
+
+    # A click on the plot seeks to the nearest counted frame.
+    vb = panel.plot.getPlotItem().vb
+    scene_pt = vb.mapViewToScene(QPointF(records[4].time_s + 0.05, records[4].count))
+    pos = panel.plot.mapFromScene(scene_pt)
+    with qtbot.waitSignal(panel.frameShown, timeout=10000, check_params_cb=lambda i: i == 12):
+        qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert panel.current_index() == 12 and "count" in panel.position_label.text()
+
+    out = panel.export_counts_csv(tmp_path / "counts.csv")
+    rows = list(csv.DictReader(open(out, newline="")))
+    assert list(rows[0]) == ["frame", "time_s", "count", "error"]
+    assert [int(r["frame"]) for r in rows] == [r.index for r in records]
+    assert float(rows[2]["count"]) == pytest.approx(records[2].count, abs=1e-3)
+    assert float(rows[2]["time_s"]) == pytest.approx(0.6)
+    assert all(r["error"] == "" for r in rows)
+
+
+def test_cancel_a_count_midway(qtbot, studio_home, video):
+    controller = make_controller(qtbot)
+    controller._predictor = FakePredictor(delay_s=0.15)  # what the test controls: a slow model
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    with qtbot.waitSignal(panel.countFinished, timeout=30000) as finished:
+        assert panel.count_frames(every_n=1)
+        qtbot.waitUntil(lambda: len(panel.counts()) >= 2, timeout=10000)
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert finished.args == ["cancelled"]
+    n = len(panel.counts())
+    assert 2 <= n < FRAMES
+    assert [r.count for r in panel.counts()] == [r.index for r in panel.counts()]  # bar / 4 == i
+    assert panel.count_button.isEnabled() and not panel.cancel_button.isEnabled()
+    assert "Cancelled" in panel.status.text()
+
+
+def test_annotate_this_frame_stores_image_and_model_points(qtbot, studio_home, tmp_path, video):
+    controller = make_controller(qtbot)
+    controller._predictor, controller._name = FakePredictor(), "fake"
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    assert panel.project_folder() == tmp_path / "street_frames"
+    with qtbot.waitSignal(panel.frameShown, timeout=10000, check_params_cb=lambda i: i == 5):
+        panel.seek(5)
+    with qtbot.waitSignal(panel.frameStored, timeout=30000) as stored:
+        qtbot.mouseClick(panel.annotate_button, Qt.MouseButton.LeftButton)
+    image = tmp_path / "street_frames" / "street_frame5.png"
+    assert stored.args == [str(image)] and image.is_file()
+    ann = load_annotation(annotation_path_for(image))
+    assert ann.image_size == (160, 128) and not ann.reviewed
+    assert np.allclose(ann.points, FakePredictor().heads)
+    assert (ann.sources == SOURCE_MODEL).all()
+    assert ann.extra["video_source"]["frame"] == 5 and ann.extra["video_source"]["model"] == "fake"
+    from sasnet_core.imageio import read_image
+
+    assert _bar_width(read_image(image)) == 20  # the frame on screen, losslessly
+    assert len(panel.heads.data) == 3  # the model's points drawn on the frame
+
+    # Storing it again keeps what a person did to it since.
+    ann.points, ann.sources, ann.reviewed = ann.points[:1], ann.sources[:1], True
+    save_annotation(ann, annotation_path_for(image))
+    with qtbot.waitSignal(panel.frameStored, timeout=30000):
+        panel.annotate_current_frame()
+    assert load_annotation(annotation_path_for(image)).reviewed
+    assert "kept" in panel.status.text()
+
+    # Another folder, and no model: the frame is stored with no points to start from.
+    controller.unload()
+    panel.set_project_folder(tmp_path / "project")
+    with qtbot.waitSignal(panel.frameStored, timeout=30000) as stored:
+        panel.annotate_current_frame()
+    assert stored.args == [str(tmp_path / "project" / "street_frame5.png")]
+    assert load_annotation(annotation_path_for(stored.args[0])).count == 0
+
+
+def test_no_model_and_unreadable_video(qtbot, studio_home, tmp_path, video):
+    controller = make_controller(qtbot)
+    panel = _panel(qtbot, controller)
+    assert HOW_TO_GET_A_MODEL in panel.model_hint.text() and panel.model_hint.isVisible()
+    _open(qtbot, panel, video)
+    assert not panel.count_button.isEnabled() and panel.annotate_button.isEnabled()
+    assert panel.count_frames() is False
+
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"\x00not a video" * 100)
+    assert panel.open_video(bad) is False
+    assert str(bad) in panel.last_error
+    box = panel.findChild(QMessageBox)
+    assert box is not None and str(bad) in box.text()
+    assert panel.info is not None and panel.info.path == video  # the open video stays open
