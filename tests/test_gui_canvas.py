@@ -11,7 +11,7 @@ from sasnet_gui.editing.document import AnnotationDocument
 from sasnet_gui.files.counting import summarize
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def result(tiny_predictor, gui):
     image = gui.image()
     return image, summarize(tiny_predictor.predict(image), "x.png")

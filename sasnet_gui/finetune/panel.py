@@ -427,7 +427,7 @@ class FineTunePanel(QWidget):
             self.model_label.setText("Start from: loading the model…")
         else:
             self.model_label.setText("<b>No model loaded.</b> Fine-tuning starts from a model. "
-                                     + html.escape(HOW_TO_GET_A_MODEL))
+                                     + html.escape(HOW_TO_GET_A_MODEL, quote=False))
         ts = self.training_set
         if len(ts):
             text = "Learn from: " + html.escape(ts.describe())
