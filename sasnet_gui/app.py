@@ -55,6 +55,26 @@ def _install_handlers(app, window) -> None:
     sys.excepthook = hook
 
 
+def apply_dark_palette(app) -> None:
+    """A dark Fusion palette: photos and overlays read better on dark grey than on white."""
+    from PySide6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    pal = QPalette()
+    base, window, text = QColor("#1e1e1e"), QColor("#2b2b2b"), QColor("#e6e6e6")
+    for role, colour in ((QPalette.Window, window), (QPalette.WindowText, text), (QPalette.Base, base),
+                         (QPalette.AlternateBase, QColor("#262626")), (QPalette.Text, text),
+                         (QPalette.Button, window), (QPalette.ButtonText, text),
+                         (QPalette.ToolTipBase, QColor("#333333")), (QPalette.ToolTipText, text),
+                         (QPalette.Highlight, QColor("#2f7fd0")), (QPalette.HighlightedText, QColor("#ffffff")),
+                         (QPalette.PlaceholderText, QColor("#8a8a8a"))):
+        pal.setColor(role, colour)
+    pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#777777"))
+    pal.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#777777"))
+    pal.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#777777"))
+    app.setPalette(pal)
+
+
 def create_window(paths=(), weights=None, no_model=False, controller=None):
     """Build and show the window (used by ``main`` and the tests)."""
     import pyqtgraph as pg
@@ -87,7 +107,7 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("SASNet Studio")
     app.setOrganizationName("sasnet-studio")
-    app.setStyle("Fusion")
+    apply_dark_palette(app)
     window = create_window(args.paths, args.weights, args.no_model)
     if window.controller is not None and hasattr(window.controller, "setParent"):
         window.controller.setParent(window)

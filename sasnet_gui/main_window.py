@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.view_dock.setWidget(side)
         self.addDockWidget(Qt.RightDockWidgetArea, self.view_dock)
         self._extra_docks: dict[str, QDockWidget] = {}
+        self.resizeDocks([self.file_dock, self.view_dock], [320, 300], Qt.Horizontal)
 
         self._build_status_bar()
         self._build_actions()

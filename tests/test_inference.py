@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from sasnet_core.imageio import read_image
-from sasnet_core.inference import Predictor, prepare_for_inference
+from sasnet_core.fast_forward import fold_batchnorm, lean_forward
+from sasnet_core.inference import Predictor
 from sasnet_core.model import SASNet, SASNetConfig
 from sasnet_core.tiling import core_for_budget, plan_tiles
 
@@ -35,13 +36,16 @@ def crowd():
     return read_image(path)[:320, :448]
 
 
-def test_folded_model_matches_the_original(model):
+def test_folded_lean_forward_matches_the_model(model):
     x = torch.randn(2, 3, 64, 96)
-    with torch.no_grad():
-        a = model(x).density
-        b = prepare_for_inference(model)(x).density
-    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    folded = fold_batchnorm(model)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), "original must stay intact"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        ref = model(x)
+        for out in (folded(x), lean_forward(folded, x)):
+            for a, b in zip(ref, out):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_prediction_is_in_people_and_original_pixels(model, crowd):

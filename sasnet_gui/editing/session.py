@@ -54,7 +54,7 @@ class ImageSession(QObject):
         self.document.flush()  # the previous image's last edits reach the disk now
         self._generation += 1
         gen = self._generation
-        worker = thread_worker(_read, start_thread=False)(path)
+        worker = thread_worker(_read, start_thread=False, ignore_errors=True)(path)
         worker.returned.connect(lambda rgb, p=path, g=gen: self._on_loaded(p, g, rgb))
         worker.errored.connect(lambda exc, p=path, g=gen: self._on_load_failed(p, g, exc))
         worker.finished.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)

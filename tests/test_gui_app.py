@@ -1,0 +1,165 @@
+"""The main window end to end: open, count, overlays, correct, review, undo with the keyboard,
+ROI counts, drop, errors, settings, closing, and start-up with a real model controller."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from sasnet_core.annotation import SOURCE_MODEL, load_annotation
+from sasnet_gui.editing.storage import annotation_file_for
+from sasnet_gui.files.model import Status
+
+
+def _open(qtbot, window, paths):
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        window.open_paths(paths)
+
+
+def test_open_count_correct_review_and_undo(qtbot, main_window, fake_controller, tiny_predictor, tmp_path, gui):
+    w = main_window
+    paths = [str(p) for p in gui.write_images(tmp_path, n=2, h=96, w=128)]
+    _open(qtbot, w, [tmp_path])
+    assert w.files.paths() == paths and w.session.current == paths[0]
+    assert w.banner.isVisible() and not w.act_count.isEnabled()  # no model: still opens
+    assert w.files.entry(paths[0]).status is Status.NOT_RUN
+
+    with qtbot.waitSignal(w.counter.idle, timeout=60_000):
+        fake_controller.set(tiny_predictor)  # the model arrives: everything is counted
+    assert not w.banner.isVisible()
+    assert all(e.status is Status.COUNTED for e in w.files.entries())
+    r = w.session.current_result()
+    assert w.counts.texts()["model"] == f"{r.count:.1f}"
+    assert w.canvas.density_item.image is not None
+
+    w.act_from_model.trigger()
+    assert w.document.count == len(r.heads) and (w.document.sources == SOURCE_MODEL).all()
+    gui.click(qtbot, w.canvas, 20, 20)
+    assert w.document.count == len(r.heads) + 1
+    assert w.counts.texts()["annotated"] == str(w.document.count)
+    w.act_reviewed.trigger()
+    assert w.document.reviewed
+    with qtbot.waitSignal(w.document.saved, timeout=2000):
+        pass
+    entry = w.files.entry(paths[0])
+    assert entry.status is Status.ANNOTATED and entry.reviewed and entry.annotated_count == w.document.count
+    assert w.files.reviewed_paths() == [paths[0]]
+
+    w.canvas.setFocus()
+    qtbot.keyClick(w, Qt.Key_Z, Qt.ControlModifier)  # undo "reviewed"
+    assert not w.document.reviewed and not w.act_reviewed.isChecked()
+    qtbot.keyClick(w, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo
+    assert w.document.reviewed
+
+    # Next image and back: the annotation is saved and reloaded.
+    w.act_next.trigger()
+    qtbot.waitUntil(lambda: w.session.current == paths[1], timeout=10_000)
+    assert w.document.count == 0
+    w.act_prev.trigger()
+    qtbot.waitUntil(lambda: w.session.current == paths[0], timeout=10_000)
+    assert w.document.count == len(r.heads) + 1 and w.document.reviewed
+
+
+def test_roi_count_is_shown(qtbot, main_window, fake_controller, tiny_predictor, tmp_path, gui):
+    w = main_window
+    (path,) = gui.write_images(tmp_path, n=1, h=96, w=128)
+    _open(qtbot, w, [path])
+    with qtbot.waitSignal(w.counter.idle, timeout=60_000):
+        fake_controller.set(tiny_predictor)
+    for x, y in ((10, 10), (20, 20), (100, 80)):
+        w.document.add_point(x, y)
+    w.act_tool_roi.trigger()
+    assert w.canvas.tool == "roi"
+    for x, y in ((0, 0), (50, 0), (50, 50)):
+        gui.click(qtbot, w.canvas, x, y)
+    gui.double_click(qtbot, w.canvas, 0, 50)
+    texts = w.counts.texts()
+    assert texts["roi"] == "2"
+    r = w.session.current_result()
+    assert "model" in texts["roi_note"]
+    roi_model = float(texts["roi_note"].split("model")[1])
+    assert 0 <= roi_model <= r.count + 0.05
+    w.act_remove_roi.trigger()
+    assert not w.counts.roi.isVisibleTo(w.counts)
+
+
+def test_drop_files_and_broken_image_error(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    (good,) = gui.write_images(tmp_path, n=1)
+    broken = tmp_path / "zz_broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(good)), QUrl.fromLocalFile(str(broken))])
+    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(w.session.imageShown):
+        w.dropEvent(ev)
+    assert len(w.files.paths()) == 2
+    with qtbot.waitSignal(w.session.imageFailed):
+        w.session.show(str(broken))
+    assert str(broken) in w.property("lastError")
+    assert w.files.entry(str(broken)).status is Status.ERROR
+    boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and str(broken) in boxes[-1].informativeText()
+    assert w.session.current == str(good)  # the good image stays on screen
+
+
+def test_close_flushes_and_settings_are_remembered(qtbot, fake_controller, tmp_path, gui):
+    from sasnet_gui.main_window import MainWindow
+
+    (path,) = gui.write_images(tmp_path / "f", n=1)
+    w = MainWindow(controller=fake_controller)
+    qtbot.addWidget(w)
+    w.show()
+    _open(qtbot, w, [tmp_path / "f"])
+    w.document.add_point(1.5, 2.5)  # and close at once: no time for the autosave timer
+    w.overlays.colormap.setCurrentText("viridis")
+    w.overlays.levels.setChecked(True)
+    w.close()
+    assert load_annotation(annotation_file_for(path)).points.tolist() == [[1.5, 2.5]]
+
+    w2 = MainWindow(controller=fake_controller)
+    qtbot.addWidget(w2)
+    assert w2.settings.recent_folders()[0] == str(tmp_path / "f")
+    assert w2.overlays.colormap.currentText() == "viridis" and w2.overlays.levels.isChecked()
+    assert w2.settings.path.parent == Path(__import__("os").environ["SASNET_STUDIO_HOME"]) / "config"
+    w2.close()
+
+
+def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
+    """create_window + GUI-2's ModelController loading a tiny checkpoint in the background."""
+    pytest.importorskip("sasnet_gui.models.controller")
+    import torch
+
+    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_gui.app import _parse, create_window
+
+    torch.manual_seed(0)
+    weights = save_checkpoint(tmp_path / "tiny.pth", SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
+    (image,) = gui.write_images(tmp_path / "imgs", n=1, h=64, w=96)
+    args = _parse([str(image), "--weights", str(weights)])
+    window = create_window(args.paths, args.weights)
+    qtbot.addWidget(window)
+    assert window.isVisible()  # shown before the model is loaded
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: window.session.current_result() is not None, timeout=60_000)
+    assert window.model_label.text() == "model: tiny"
+    assert window.files.entry(str(image)).status is Status.COUNTED
+    window.counter.cancel()
+    window.close()
+
+
+def test_cursor_position_and_pixel_value_in_the_status_bar(qtbot, main_window, tmp_path, gui):
+    (path,) = gui.write_images(tmp_path, n=1)
+    _open(qtbot, main_window, [path])
+    canvas = main_window.canvas
+    scene_pos = canvas.vb.mapViewToScene(QPointF(10.5, 20.5))
+    canvas.scene().sigMouseMoved.emit(scene_pos)
+    rgb = canvas._rgb[20, 10]
+    assert main_window.cursor_label.text() == f"x 10.5  y 20.5  RGB {rgb[0]},{rgb[1]},{rgb[2]}"
