@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
                                QVBoxLayout, QWidget)
@@ -203,6 +203,13 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Help")
         m.addAction(self.act_about)
 
+        short = {self.act_open: "Open", self.act_open_folder: "Folder", self.act_count_all: "Count all",
+                 self.act_stop: "Stop", self.act_undo: "Undo", self.act_redo: "Redo", self.act_tool_edit: "Points",
+                 self.act_tool_roi: "ROI", self.act_tool_pan: "Pan", self.act_from_model: "Model points",
+                 self.act_reviewed: "Reviewed", self.act_finetune: "Fine-tune"}
+        for a, text in short.items():
+            a.setIconText(text)  # toolbar labels stay short; menus keep the full text
+        self.act_count_all.setIcon(icon("count"))
         tb = self.addToolBar("Main")
         tb.setObjectName("MainToolBar")
         tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)

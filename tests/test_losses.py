@@ -274,11 +274,16 @@ def test_total_loss_rejects_mismatched_patch_grid():
 def test_total_loss_with_tiny_model_backward():
     model_mod = pytest.importorskip("sasnet_core.model")
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared CPU: avoid OpenMP threads spinning against other processes
     model = model_mod.sasnet(config=model_mod.SASNetConfig(width_mult=0.125))
     x = torch.randn(2, 3, 64, 64)
     gt = torch.rand(2, 1, 64, 64)
-    loss, parts = total_loss(model(x), gt)
-    loss.backward()
+    try:
+        loss, parts = total_loss(model(x), gt)
+        loss.backward()
+    finally:
+        torch.set_num_threads(threads)
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert model.features1[0].weight.grad.abs().sum() > 0

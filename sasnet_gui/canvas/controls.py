@@ -5,9 +5,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QLabel,
                                QSlider, QVBoxLayout, QWidget)
 
-from sasnet_gui.canvas.colors import LEVELS
-
-from sasnet_gui.canvas.colors import COLORMAPS, LEVEL_COLOURS
+from sasnet_gui.canvas.colors import COLORMAPS, LEVEL_COLOURS, LEVELS
 
 
 def _slider(value: int) -> QSlider:

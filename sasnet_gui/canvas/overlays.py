@@ -12,9 +12,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from sasnet_gui.canvas.colors import LEVELS
-
-from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_COLOURS, LEVEL_RGBA, density_lut
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_COLOURS, LEVEL_RGBA, LEVELS, density_lut
 
 PATCH_AREA = 32 * 32  # the colour bar speaks of people per 32 x 32 patch, not per pixel
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from sasnet_gui.canvas.colors import LEVELS
-
-from sasnet_gui.canvas.colors import DEFAULT_COLORMAP
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
 from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, make_level_legend
 from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.roi import RoiLayer

@@ -51,9 +51,9 @@ class FileListDock(QDockWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setAlternatingRowColors(True)
         hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.Stretch)
-        for c in range(1, model.columnCount()):
+        for c in range(model.columnCount()):
             hh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+        hh.setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
 
         body = QWidget()
