@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sasnet_core.atomic import atomic_write_text
 from sasnet_core.errors import AnnotationFormatError
 
 FORMAT_NAME = "sasnet-annotation"
@@ -338,18 +338,5 @@ def save_annotation(ann: Annotation, path) -> Path:
     _check_finite(ann, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(annotation_to_dict(ann, relative_to=path.parent), separators=(",", ":"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, text + "\n")
     return path

@@ -108,8 +108,13 @@ def load_model(
     return model, CheckpointInfo(path=path, kind=kind, config=arch, metadata=metadata)
 
 
-def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | None = None) -> Path:
-    """Write our checkpoint format atomically (temp file + os.replace): never a half-written model."""
+def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write our checkpoint format atomically (temp file + os.replace): never a half-written model.
+
+    ``extra``: more top-level entries of plain types and tensors (training keeps its optimiser
+    state there for --resume); loaders ignore what they do not know.
+    """
     path = Path(path)
     meta = dict(metadata or {})
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -118,7 +123,8 @@ def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | Non
     module = getattr(model, "module", model)  # unwrap DDP
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION, "state_dict": state, "metadata": meta}, tmp)
+        payload = {**(extra or {}), "format": FORMAT, "version": FORMAT_VERSION, "state_dict": state, "metadata": meta}
+        torch.save(payload, tmp)
     return path
 
 

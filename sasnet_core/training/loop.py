@@ -223,22 +223,10 @@ def save_training_checkpoint(path: str | os.PathLike, model: nn.Module, metadata
                              train_state: dict | None = None) -> Path:
     """Our checkpoint format (loadable by ``load_model``), plus the optimiser state for resuming
     when ``train_state`` is given. Atomic: a crash leaves the previous file."""
-    from sasnet_core import checkpoint as C
-    from sasnet_core.atomic import atomic_path
+    from sasnet_core.checkpoint import save_checkpoint
 
-    if train_state is None:
-        return C.save_checkpoint(path, _unwrap(model), metadata)
-    net = _unwrap(model)
-    meta = dict(metadata)
-    meta.setdefault("created", _now())
-    meta["architecture"] = net.config.to_dict()
-    meta["count_scale"] = net.config.count_scale
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": C.FORMAT, "version": C.FORMAT_VERSION, "state_dict": state,
-                    "metadata": meta, "train_state": train_state}, tmp)
-    return path
+    extra = {"train_state": train_state} if train_state is not None else None
+    return save_checkpoint(path, _unwrap(model), metadata, extra=extra)
 
 
 def load_train_state(path: str | os.PathLike) -> dict:
