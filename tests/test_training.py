@@ -312,3 +312,19 @@ def test_stop_file_and_time_limit_end_cleanly(blob_set, tmp_path):
                  "--max-minutes", "0"]) == 0
     end = read_json_lines(run / "log.jsonl")[-1]
     assert end["status"] == "time_limit" and end["mae"] is not None
+
+
+def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
+    from _data_paths import UCF_CC_50, need
+
+    from sasnet_core.errors import DatasetLayoutError
+    from sasnet_core.training.data import load_samples, validation_samples
+
+    root = need(UCF_CC_50)
+    with pytest.raises(DatasetLayoutError, match="--fold K"):
+        load_samples(root, split="train")
+    train = load_samples(root, split="train", fold=2)
+    val = validation_samples(root, fold=2)
+    assert len(train) == 40 and len(val) == 10
+    assert sorted(int(Path(s.image_path).stem) for s in val) == list(range(11, 21))
+    assert not {s.image_path for s in train} & {s.image_path for s in val}

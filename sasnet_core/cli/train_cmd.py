@@ -36,6 +36,8 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
     loss.add_argument("--selection", choices=("soft", "hard", "average"), default="soft",
                       help="scale selection: soft (paper), hard (argmax) or average (default: soft)")
     data = p.add_argument_group("data")
+    data.add_argument("--fold", type=int, choices=range(1, 6), metavar="K",
+                      help="UCF_CC_50: validate on fold K (1-5), train on the other four")
     data.add_argument("--holdout", type=float, default=0.2 if finetune else 0.0, metavar="SHARE",
                       help="hold out this share of the images for validation "
                       + ("and report MAE before and after (default: %(default)s)" if finetune

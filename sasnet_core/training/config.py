@@ -15,6 +15,7 @@ class TrainConfig:
     # -- data --------------------------------------------------------------------------------
     data: str = ""  # training data: any layout sasnet can open, or a folder of our annotations
     val_data: str | None = None  # validation set; None: the data set's test split, else a holdout
+    fold: int | None = None  # UCF_CC_50: this fold validates, the other four train
     holdout: float = 0.0  # share of the training images held out for validation (0: none)
     all_annotated: bool = False  # with our annotations: also use images not marked reviewed
     sigma: float = 4.0  # fixed Gaussian kernel (released preprocessing), 15 x 15

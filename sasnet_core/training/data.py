@@ -54,14 +54,18 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
     return out
 
 
-def _open(folder: Path):
-    from sasnet_core.datasets import open_dataset
+def _open(folder: Path, fold: int | None = None):
+    from sasnet_core.datasets import detect_layout, open_dataset
 
-    return open_dataset(folder, split=None)
+    if fold is None:
+        return open_dataset(folder, split=None)
+    if detect_layout(folder) != "ucf_cc_50":
+        raise DatasetLayoutError("--fold applies only to UCF_CC_50's five-fold protocol", folder)
+    return open_dataset(folder, split=None, fold=fold)
 
 
 def load_samples(path: str | os.PathLike, split: str | None = "train",
-                 all_annotated: bool = False) -> list[Sample]:
+                 all_annotated: bool = False, fold: int | None = None) -> list[Sample]:
     """Samples to train on (``split="train"``), to validate on (``"test"``) or all (None).
 
     A data set with named splits gives that split; one without (UCF_CC_50 without a fold, a
@@ -75,7 +79,7 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
         if split and any(s.split == split for s in samples):
             samples = [s for s in samples if s.split == split]
         return samples
-    ds = _open(folder)
+    ds = _open(folder, fold)
     splits = set(ds.splits)
     if split is None or split == "all":
         return list(ds)
@@ -83,18 +87,21 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
         return list(ds.select(split))
     if split == "train" and splits <= {"all"}:
         return list(ds)
+    if split == "train" and any(name.startswith("fold") for name in splits):
+        raise DatasetLayoutError("data set in folds: choose the test fold with --fold K (the other "
+                                 "folds train), as in the five-fold protocol", folder)
     raise DatasetLayoutError(f"has no {split!r} split (has: {', '.join(sorted(splits))}); "
                              + ("training never uses a test split" if split == "train" else
                                 "pass --val or --holdout"), folder)
 
 
-def validation_samples(path: str | os.PathLike) -> list[Sample] | None:
+def validation_samples(path: str | os.PathLike, fold: int | None = None) -> list[Sample] | None:
     """The test split of a data set that also has a train split, else None."""
     folder = Path(path).expanduser()
     if folder.is_dir() and _annotation_files(folder):
         return None
     try:
-        ds = _open(folder)
+        ds = _open(folder, fold)
     except DatasetLayoutError:
         return None
     if {"train", "test"} <= set(ds.splits):

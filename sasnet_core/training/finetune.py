@@ -48,7 +48,7 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
         if out.exists() and not overwrite:
             raise CheckpointError("output file exists already (pass --force to replace it)", out)
 
-        samples = load_samples(data, split="train", all_annotated=cfg.all_annotated)
+        samples = load_samples(data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
         train_samples, held_out = split_holdout(samples, cfg.holdout, cfg.seed)
         if not train_samples:
             raise DatasetLayoutError("no images left to train on after the holdout", data)

@@ -280,13 +280,13 @@ def build_model(cfg: TrainConfig):
 
 
 def _samples_for(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
-    train = load_samples(cfg.data, split="train", all_annotated=cfg.all_annotated)
+    train = load_samples(cfg.data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
     if cfg.val_data:
         return train, load_samples(cfg.val_data, split="test", all_annotated=True), str(cfg.val_data)
     if cfg.holdout > 0:
         train, val = split_holdout(train, cfg.holdout, cfg.seed)
         return train, val, f"holdout {cfg.holdout:g} of {cfg.data}"
-    val = validation_samples(cfg.data)
+    val = validation_samples(cfg.data, fold=cfg.fold)
     if val:
         return train, val, f"{cfg.data} test split"
     return train, [], ""

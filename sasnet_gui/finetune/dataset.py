@@ -50,6 +50,12 @@ def _annotation_file(item: Path, project_dir: Path | None) -> Path | None:
     candidates = [annotation_path_for(item)]
     if project_dir is not None:
         candidates.insert(0, annotation_path_for(item, project_dir))
+    try:  # where the annotation view keeps annotations of images in read-only folders
+        from sasnet_gui.editing.storage import candidates as editor_candidates
+
+        candidates += [c for c in editor_candidates(item) if c not in candidates]
+    except ImportError:
+        pass
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -69,7 +75,8 @@ def collect_training_set(items, project_dir: str | os.PathLike | None = None) ->
         except SASNetError as exc:
             out.broken.append(str(exc))
             continue
-        image = Path(ann.image_path)
+        # An image given by path is that image, wherever its annotation lives.
+        image = Path(ann.image_path) if item.name.endswith(SUFFIX) else item.absolute()
         if image in seen:
             continue
         seen.add(image)
