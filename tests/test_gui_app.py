@@ -148,7 +148,8 @@ def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
         pass
     qtbot.waitUntil(lambda: window.session.current_result() is not None, timeout=60_000)
     assert window.model_label.text() == "model: tiny"
-    assert window.files.entry(str(image)).status is Status.COUNTED
+    # The canvas may show the result a moment before the file list marks the entry counted.
+    qtbot.waitUntil(lambda: window.files.entry(str(image)).status is Status.COUNTED, timeout=60_000)
     window.counter.cancel()
     window.close()
 
