@@ -72,15 +72,16 @@ def wait_for(app, done, timeout_s: float) -> float:
 
 
 def run_loop_until(app, done, timeout_s: float) -> float:
-    """Run the real event loop (app.exec) until ``done()``: what the app does."""
-    from PySide6.QtCore import QTimer
+    """Run a Qt event loop (as app.exec does) until ``done()``."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
     t0 = time.perf_counter()
+    loop = QEventLoop()
     check = QTimer()
     check.setInterval(20)
-    check.timeout.connect(lambda: (done() or time.perf_counter() - t0 > timeout_s) and app.quit())
+    check.timeout.connect(lambda: (done() or time.perf_counter() - t0 > timeout_s) and loop.quit())
     check.start()
-    app.exec()
+    loop.exec()
     check.stop()
     if not done():
         raise TimeoutError(f"not done after {timeout_s} s")

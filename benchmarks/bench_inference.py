@@ -72,6 +72,17 @@ def speed(width: int, height: int, repeats: int) -> dict:
     }
 
 
+def tiling_agreement(width: int, height: int) -> dict:
+    """Count of a tiled pass (the default budget's tiles) against one untiled pass, full model."""
+    from sasnet_core.inference import Predictor
+
+    model = released_like_model()
+    image = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    whole = Predictor(model, device="cpu", precision="bf16", tile=0, keep_levels=False).predict(image)
+    tiled = Predictor(model, device="cpu", precision="bf16", tile=512, keep_levels=False).predict(image)
+    return {"tiles": tiled.tiles, "rel_diff": abs(tiled.count - whole.count) / whole.count}
+
+
 def peak_memory_child(width: int, height: int, precision: str) -> None:
     """Runs in a fresh process so ru_maxrss is this image's peak alone."""
     from sasnet_core.inference import Predictor
@@ -104,6 +115,9 @@ def main() -> None:
           f"x{r['fp32_speedup']:.2f}  (target >= 1.3)  count rel. diff {r['fp32_count_rel_diff']:.1e} (<= 1e-4)")
     print(f"  engine bf16 (autocast, channels_last)    {r['engine_bf16_s']:7.2f} s   "
           f"x{r['bf16_speedup']:.2f}  (target >= 2.5)  count rel. diff {r['bf16_count_rel_diff']:.2%} (<= 0.5%)")
+    t = tiling_agreement(1920, 1080)
+    print(f"tiled vs untiled count at 1920x1080 ({t['tiles']} tiles of 512 + 96 px margin): "
+          f"rel. diff {t['rel_diff']:.3%} (target <= 1%)")
     if not args.skip_4k:
         for precision in ("fp32", "bf16"):
             out = subprocess.run([sys.executable, __file__, "--_child", "3840", "2160", precision],
