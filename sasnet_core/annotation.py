@@ -330,6 +330,10 @@ def _check_finite(ann: Annotation, path) -> None:
     for name, arr in [("points", ann.points)] + [(f"rois[{i}]", r) for i, r in enumerate(ann.rois)]:
         if not np.isfinite(arr).all():
             raise AnnotationFormatError(f"refusing to save: field '{name}' holds NaN or infinity", path)
+    for i, roi in enumerate(ann.rois):  # load_annotation refuses these: never write them
+        if len(roi) < 3:
+            raise AnnotationFormatError(
+                f"refusing to save: field 'rois[{i}]' needs at least 3 vertices, got {len(roi)}", path)
 
 
 def save_annotation(ann: Annotation, path) -> Path:

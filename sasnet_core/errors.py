@@ -41,5 +41,10 @@ class DatasetLayoutError(SASNetError):
     """A folder matches no known data set layout."""
 
 
+class OutputExistsError(SASNetError, FileExistsError):
+    """Writing would replace a file or folder that exists (or another output of the same run)
+    and that was not asked for. Also a FileExistsError, so callers that catch that keep working."""
+
+
 class ModelRegistryError(SASNetError):
     """A registered model name is unknown, or no model is available at all."""

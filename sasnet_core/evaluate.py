@@ -51,7 +51,14 @@ class EvalReport:
                 **{f"game{L}": v for L, v in self.game.items()}}
 
     def to_json(self) -> str:
-        return json.dumps({"summary": self.summary(), "images": self.rows}, indent=1)
+        """Standard JSON: an undefined figure (NAE with no person in any image, anything on no
+        image) is null, not Python's non-standard NaN that other JSON readers reject."""
+        def clean(d: dict) -> dict:
+            return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                    for k, v in d.items()}
+
+        return json.dumps({"summary": clean(self.summary()), "images": [clean(r) for r in self.rows]},
+                          indent=1, allow_nan=False)
 
     def write_csv(self, path) -> None:
         from sasnet_core.atomic import atomic_path

@@ -161,3 +161,10 @@ def test_copy_is_deep_and_sources_default_to_person():
     assert ann.points[0, 0] == 1 and ann.sources[1] == SOURCE_PERSON
     with pytest.raises(ValueError):
         Annotation("x.jpg", points=[[1, 2]], sources=[0, 1])
+
+
+def test_save_refuses_an_roi_that_load_would_refuse(tmp_path):
+    path = tmp_path / "a.sasnet.json"
+    with pytest.raises(AnnotationFormatError, match=r"rois\[0\].*3 vertices"):
+        save_annotation(Annotation(str(tmp_path / "a.jpg"), rois=[[[0, 0], [5, 5]]]), path)
+    assert not path.exists()

@@ -242,3 +242,46 @@ def test_export_annotated_folder_as_shanghaitech_dataset(tmp_path):
     assert sorted(s.count for s in ds) == [1, 2, 3, 4, 5]
     assert (out / "train_data" / "images" / "IMG_1.jpg").is_file()
     assert (out / "sources.csv").read_text().count("photo") == 5
+
+
+def test_degenerate_input_is_refused_or_skipped_with_the_file_named(tmp_path):
+    (tmp_path / "blank.csv").write_text(",,\n , \n")  # no header, no value
+    with pytest.raises(AnnotationFormatError, match="blank.csv.*no rows"):
+        read_points(tmp_path / "blank.csv")
+    (tmp_path / "c.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": "wide", "height": 3}],
+        "annotations": [], "categories": [{"id": 1, "keypoints": ["head"]}]}))
+    with pytest.raises(AnnotationFormatError, match=r"c.json.*images\[0\]"):
+        read_points(tmp_path / "c.json")
+    # a 2-vertex CVAT "roi" is no region (as in LabelMe and VIA), so the result can be saved
+    (tmp_path / "a.xml").write_text("<annotations><image name='a.jpg'><polygon label='roi' "
+                                    "points='1,2;3,4'/></image></annotations>")
+    a = read_points(tmp_path / "a.xml")
+    assert a.rois == []
+    save_annotation(a, tmp_path / "a.jpg.sasnet.json")
+
+
+def test_cli_convert_refuses_two_images_to_one_output_file(tmp_path, capsys):
+    import cv2
+
+    for sub, n in (("a", 1), ("b", 3)):
+        img = tmp_path / "src" / sub / "IMG_1.jpg"
+        img.parent.mkdir(parents=True)
+        cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
+        save_annotation(Annotation(str(img), (10, 10), [[1, 1]] * n), img.with_name(img.name + ".sasnet.json"))
+    assert _convert(tmp_path / "src", "--to", "text", "--out", tmp_path / "out") == 2
+    assert "IMG_1.txt" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # checked before anything is written
+
+
+def test_cli_export_into_non_empty_folder_is_a_clean_error(tmp_path, capsys):
+    import cv2
+
+    src = tmp_path / "proj"
+    src.mkdir()
+    cv2.imwrite(str(src / "p.png"), np.zeros((20, 20, 3), np.uint8))
+    save_annotation(Annotation(str(src / "p.png"), (20, 20), [[3, 4]]), src / "p.png.sasnet.json")
+    out = tmp_path / "export"
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 0
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 2  # no traceback
+    assert "not empty" in capsys.readouterr().err

@@ -164,3 +164,13 @@ def test_progress_is_quiet_off_a_terminal_but_prints_a_final_line(monkeypatch):
     with Progress(1, stream=silent) as bar:
         bar.update()
     assert silent.getvalue() == ""
+
+
+def test_report_json_is_standard_when_a_figure_is_undefined():
+    from sasnet_core.evaluate import EvalReport
+
+    row = {"image": "a.jpg", "split": "test", "gt_count": 0.0, "pred_count": 1.5, "abs_error": 1.5,
+           **{f"game{L}": 1.5 for L in range(4)}}
+    text = EvalReport([row]).to_json()  # NAE is undefined: no image has people
+    assert "NaN" not in text and json.loads(text)["summary"]["nae"] is None
+    assert json.loads(EvalReport().to_json())["summary"]["mae"] is None  # no image at all

@@ -141,6 +141,19 @@ def test_ablation_switches_train(selection, use_pra):
     assert not torch.equal(w0, model.confidence_head1[1].conv.weight)  # L_conf trains the branch
 
 
+def test_non_finite_loss_raises_before_the_weights_change():
+    images, targets = _blob_crops(n=2)
+    model = _tiny_model()
+    opt = make_optimizer(model, lr=1e-3)
+    before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    targets[0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_steps(model, opt, [(images, targets)], 1)
+    # parameters and Adam state untouched (BN running stats do move in the forward pass)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert not opt.state
+
+
 def test_freeze_encoder_keeps_encoder_and_its_bn_stats(blob_set, tmp_path):
     from sasnet_core.training.loop import freeze_encoder_, set_train_mode
 

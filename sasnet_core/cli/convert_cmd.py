@@ -110,8 +110,18 @@ def run(args) -> int:
         return 0
     names = [spec.default_name(a.image_path) for a in anns]
     use_split_dirs = splits is not None and len(set(names)) < len(names)
-    for i, (ann, name) in enumerate(zip(anns, names)):
-        dst = out / splits[i] / name if use_split_dirs else out / name
+    dsts = [out / splits[i] / name if use_split_dirs else out / name for i, name in enumerate(names)]
+    first: dict = {}
+    for ann, dst in zip(anns, dsts):  # checked before writing: one file must not overwrite another
+        if dst in first:
+            from sasnet_core.errors import OutputExistsError
+
+            raise OutputExistsError(
+                f"two images would be written to this one file ({first[dst]} and "
+                f"{ann.image_path}); convert their folders one at a time, or to a multi-image "
+                "format (coco, cvat, via)", dst)
+        first[dst] = ann.image_path
+    for ann, dst in zip(anns, dsts):
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_annotations([ann], dst, args.to)
     print(f"wrote {len(anns)} files ({n_points} heads) to {out}")

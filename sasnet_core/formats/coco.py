@@ -58,7 +58,11 @@ def read(path: Path) -> list[Annotation]:
         if "file_name" not in im or "id" not in im:
             fail(path, f"field 'images[{i}]' needs 'id' and 'file_name'")
         rows = np.array(per_image.get(im["id"], []), np.float64).reshape(-1, 3)
-        size = (im["width"], im["height"]) if im.get("width") and im.get("height") else None
+        try:
+            size = (int(im["width"]), int(im["height"])) if im.get("width") and im.get("height") else None
+        except (TypeError, ValueError):
+            fail(path, f"field 'images[{i}]': 'width' and 'height' must be integers, got "
+                       f"{im.get('width')!r} and {im.get('height')!r}")
         anns.append(Annotation(resolve_image(im["file_name"], path.parent), size,
                                rows[:, :2], rows[:, 2].astype(np.uint8)))
     return anns

@@ -25,6 +25,8 @@ def default_name(image_path: str) -> str:
 def read(path: Path) -> list[Annotation]:
     rows = list(csv.reader(io.StringIO(read_text(path))))
     rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:  # e.g. only separators: no header and no point
+        fail(path, "no rows with values (expected a header 'x,y' and one row per head)")
     header = [c.strip().lower() for c in rows[0]]
     if "x" in header or "y" in header:
         if "x" not in header or "y" not in header:

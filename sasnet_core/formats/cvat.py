@@ -51,7 +51,9 @@ def read(path: Path) -> list[Annotation]:
                 auto = el.get("source", "manual") != "manual"
                 src += [SOURCE_MODEL if auto else SOURCE_PERSON] * len(xy)
             elif el.tag == "polygon" and el.get("label", "").lower() == "roi":
-                rois.append(_xy(el.get("points", ""), path, where))
+                poly = _xy(el.get("points", ""), path, where)
+                if len(poly) >= 3:  # as LabelMe and VIA: a 1- or 2-vertex "polygon" is no region
+                    rois.append(poly)
         try:
             size = (int(im.get("width")), int(im.get("height")))
         except (TypeError, ValueError):

@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 
 from sasnet_core.annotation import Annotation
-from sasnet_core.errors import AnnotationFormatError
+from sasnet_core.atomic import atomic_path
+from sasnet_core.errors import AnnotationFormatError, OutputExistsError
 from sasnet_core.formats import shanghaitech
 
 SPLIT_DIRS = {"train": "train_data", "test": "test_data"}
@@ -39,19 +40,23 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
     out = Path(out_dir)
     for d in SPLIT_DIRS.values():
         if (out / d).exists() and any((out / d).rglob("*")) and not overwrite:
-            raise FileExistsError(f"{out / d} is not empty; choose another folder or overwrite")
+            raise OutputExistsError("folder is not empty; choose another folder or overwrite",
+                                    out / d)
     if splits is None:
         splits = assign_splits(len(anns), test_fraction, seed)
     if len(splits) != len(anns) or not set(splits) <= set(SPLIT_DIRS):
         raise ValueError("splits must give 'train' or 'test' for every image")
     from sasnet_core.imageio import read_image, write_image
 
+    # Every image checked before anything is written: a half-written export would block the
+    # next attempt ("folder is not empty").
+    for ann in anns:
+        if not Path(ann.image_path).is_file():
+            raise AnnotationFormatError("image of this annotation not found", ann.image_path)
     numbers = {k: 0 for k in SPLIT_DIRS}
     rows = []
     for ann, split in zip(anns, splits):
         src = Path(ann.image_path)
-        if not src.is_file():
-            raise AnnotationFormatError("image of this annotation not found", src)
         numbers[split] += 1
         name = f"IMG_{numbers[split]}"
         base = out / SPLIT_DIRS[split]
@@ -59,12 +64,13 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
         (base / "ground-truth").mkdir(parents=True, exist_ok=True)
         dst = base / "images" / f"{name}.jpg"
         if src.suffix.lower() in (".jpg", ".jpeg"):
-            shutil.copyfile(src, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
         else:
             write_image(dst, read_image(src))
         shanghaitech.write([ann], base / "ground-truth" / f"GT_{name}.mat")
         rows.append([split, f"{name}.jpg", str(src), ann.count])
-    with open(out / "sources.csv", "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(out / "sources.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["split", "image", "source", "count"])
         w.writerows(rows)

@@ -38,17 +38,18 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
     """Our annotation files under ``folder`` (beside the images or in ``annotations/``)."""
     from sasnet_core.annotation import load_annotation
 
-    anns = [load_annotation(f) for f in _annotation_files(folder)]
-    chosen = anns if all_annotated else [a for a in anns if a.reviewed]
+    files = _annotation_files(folder)
+    anns = [load_annotation(f) for f in files]
+    chosen = [(f, a) for f, a in zip(files, anns) if all_annotated or a.reviewed]
     if not chosen:
         raise DatasetLayoutError(
             f"{len(anns)} annotated image(s) but none marked reviewed; review them in the "
             "annotation view or pass --all-annotated to use unreviewed annotations too", folder)
     out = []
-    for a in chosen:
-        if not Path(a.image_path).is_file():
+    for f, a in chosen:
+        if not Path(a.image_path).is_file():  # the error names the annotation file to fix
             raise DatasetLayoutError(f"annotation names an image that does not exist: "
-                                     f"{a.image_path}", folder)
+                                     f"{a.image_path}", f)
         split = a.extra.get("split") if isinstance(a.extra.get("split"), str) else "all"
         out.append(Sample(str(a.image_path), a.points, split, list(a.rois), None, a.reviewed))
     return out

@@ -119,12 +119,14 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch
     with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.autocast):
         out = model(images)
     loss, parts = total_loss(out, targets, lam=lam, gamma=gamma, use_pra=use_pra, k=k)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    # Checked before the step: a NaN/inf loss must not be written into the weights and the Adam
+    # moments (the caller's model, e.g. the GUI's, stays as it was after the last good step).
     if not math.isfinite(parts["total"]):
         raise FloatingPointError(f"loss is {parts['total']}: training diverged "
                                  "(lower the learning rate or check the data)")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
     return parts
 
 
