@@ -48,3 +48,7 @@ class OutputExistsError(SASNetError, FileExistsError):
 
 class ModelRegistryError(SASNetError):
     """A registered model name is unknown, or no model is available at all."""
+
+
+class DeviceUnavailableError(SASNetError, ValueError):
+    """A device was asked for (cuda, mps) that this machine does not have."""

@@ -2,13 +2,14 @@
 
 JPEG, PNG, BMP, TIFF and WebP through OpenCV; 16-bit images are scaled to 8 bits, grayscale and
 alpha images become RGB. Files are read as bytes first so non-ASCII paths work on every OS.
+OpenCV is imported where it is used, so the suffix lists below cost nothing to import (the CLI
+registers its commands from them before any image is read).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from sasnet_core.errors import ImageReadError
@@ -27,6 +28,8 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """H x W x 3 uint8 RGB. Raises ImageReadError naming the file."""
+    import cv2
+
     path = Path(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -74,6 +77,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> None:
     """Write RGB uint8 (atomically) in the format the suffix names."""
+    import cv2
+
     from sasnet_core.atomic import atomic_write_bytes
 
     path = Path(path)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sasnet_core.errors import DeviceUnavailableError
 from sasnet_core.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD, SASNet
 from sasnet_core.tiling import core_for_budget, plan_tiles
@@ -36,9 +37,9 @@ def select_device(preference: str | torch.device = "auto") -> torch.device:
     if str(preference) != "auto":
         dev = torch.device(preference)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+            raise DeviceUnavailableError("device 'cuda' was asked for but no CUDA GPU is available")
         if dev.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("device 'mps' was asked for but Metal (MPS) is not available")
+            raise DeviceUnavailableError("device 'mps' was asked for but Metal (MPS) is not available")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

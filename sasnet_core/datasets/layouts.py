@@ -17,8 +17,8 @@ import numpy as np
 from sasnet_core.annotation import SUFFIX, Annotation
 from sasnet_core.errors import DatasetLayoutError
 from sasnet_core.formats import read_points
+from sasnet_core.imageio import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass

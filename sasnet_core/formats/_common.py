@@ -10,10 +10,10 @@ import numpy as np
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.errors import AnnotationFormatError, ImageReadError
+from sasnet_core.imageio import IMAGE_SUFFIXES
 
 log = logging.getLogger("sasnet_core.formats")
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def fail(path, message: str):

@@ -39,7 +39,9 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA GPU is available")
+            from sasnet_core.errors import DeviceUnavailableError
+
+            raise DeviceUnavailableError("--device cuda was asked for but no CUDA GPU is available")
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     return dev
