@@ -12,7 +12,12 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from sasnet_core.annotation import SOURCE_MODEL, annotation_path_for, load_annotation, save_annotation  # noqa: E402
+from sasnet_core.annotation import (  # noqa: E402
+    SOURCE_MODEL,
+    annotation_path_for,
+    load_annotation,
+    save_annotation,
+)
 from sasnet_core.registry import HOW_TO_GET_A_MODEL  # noqa: E402
 
 FRAMES = 20

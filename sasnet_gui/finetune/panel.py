@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QCheckBox,
     QDoubleSpinBox,
@@ -64,27 +66,43 @@ def _slug(text: str, limit: int = 32) -> str:
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None):
-        super().__init__(parent, background="w")
+        # Colours from the application palette: the app may run light or dark.
+        pal = QApplication.palette()
+        super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
+        fg = pal.color(QPalette.ColorRole.Text)
+        for axis in ("left", "bottom"):
+            self.getPlotItem().getAxis(axis).setPen(fg)
+            self.getPlotItem().getAxis(axis).setTextPen(fg)
         self.setMinimumHeight(140)
         item = self.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.3)
         item.setLabel("left", "training loss")
         item.setLabel("bottom", "step")
         item.setMenuEnabled(False)
-        self.curve = self.plot([], [], pen=pg.mkPen("#c0392b", width=2), name="loss")
+        # Per-step losses of a few crops are noisy: the raw values thin, a running mean on top.
+        self.curve = self.plot([], [], pen=pg.mkPen(232, 76, 60, 110, width=1), name="loss")
+        self.smooth = self.plot([], [], pen=pg.mkPen("#e74c3c", width=2.5), name="running mean")
         self.steps: list[float] = []
         self.losses: list[float] = []
+        self.smoothed: list[float] = []
 
     def clear_points(self) -> None:
-        self.steps, self.losses = [], []
+        self.steps, self.losses, self.smoothed = [], [], []
         self.curve.setData([], [])
+        self.smooth.setData([], [])
 
     def add(self, step: float, loss: float | None) -> None:
         if loss is None:
             return
         self.steps.append(step)
         self.losses.append(loss)
+        # exponential moving average, bias-corrected so the first points are not pulled to 0
+        beta, n = 0.8, len(self.losses)
+        ema = self.smoothed[-1] * (1 - beta ** (n - 1)) if self.smoothed else 0.0
+        ema = beta * ema + (1 - beta) * loss
+        self.smoothed.append(ema / (1 - beta ** n))
         self.curve.setData(self.steps, self.losses)
+        self.smooth.setData(self.steps, self.smoothed)
 
 
 class FineTunePanel(QWidget):
@@ -98,6 +116,7 @@ class FineTunePanel(QWidget):
         self.process = FineTuneProcess(self)
         self.extra_args: list[str] = []  # more `sasnet finetune` options (tests, power users)
         self.training_set = TrainingSet()
+        self._items: list[Path] = []
         self._project_dir: Path | None = None
         self._data_dir: Path | None = None
         self._job: FineTuneJob | None = None
@@ -115,6 +134,9 @@ class FineTunePanel(QWidget):
         self.process.failed.connect(self._on_failed)
         controller.predictorChanged.connect(lambda _p: self._update_state())
         controller.busyChanged.connect(lambda _b: self._update_state())
+        app = QApplication.instance()
+        if app is not None:  # quitting mid-run: the trainer still saves its last step
+            app.aboutToQuit.connect(self.shutdown)
         self._update_state()
 
     # -- layout ----------------------------------------------------------------------------
@@ -172,14 +194,17 @@ class FineTunePanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
         self.eta_label = QLabel("")
-        self.eta_label.setMinimumWidth(280)
+        self.progress.setMinimumWidth(160)
         run_row = QHBoxLayout()
         run_row.addWidget(self.start_button)
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.progress, 1)
-        run_row.addWidget(self.eta_label)
         self.phase_label = QLabel("")
-        self.phase_label.setStyleSheet("color: #555")
+        self.phase_label.setEnabled(False)  # the palette's dimmed text: a status line
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.eta_label)
+        status_row.addStretch(1)
+        status_row.addWidget(self.phase_label)
 
         self.plot = LossPlot()
 
@@ -200,7 +225,7 @@ class FineTunePanel(QWidget):
         layout.addWidget(self.data_label)
         layout.addLayout(options)
         layout.addLayout(run_row)
-        layout.addWidget(self.phase_label)
+        layout.addLayout(status_row)
         layout.addWidget(self.plot, 1)
         layout.addLayout(result_row)
 
@@ -216,7 +241,8 @@ class FineTunePanel(QWidget):
         (``project_dir/annotations/NAME.sasnet.json``).
         """
         self._project_dir = Path(project_dir) if project_dir else None
-        self.training_set = collect_training_set(list(items), self._project_dir)
+        self._items = [Path(p) for p in items]
+        self.training_set = collect_training_set(self._items, self._project_dir)
         self._update_state()
         return self.training_set
 
@@ -232,20 +258,28 @@ class FineTunePanel(QWidget):
     def start(self) -> bool:
         """Start a run on the reviewed images; False (with the reason on screen) when it cannot."""
         weights = self.controller.current_weights_path()
+        if self.is_running():
+            return False
+        # Read the annotations again: points corrected or reviewed since the list was given count.
+        self.training_set = collect_training_set(self._items, self._project_dir)
         n = len(self.training_set)
-        if self.is_running() or weights is None or n == 0:
+        if weights is None or n == 0:
+            self._update_state()  # says what is missing
             return False
         holdout = self.holdout_spin.value() / 100.0 if n >= 2 else 0.0
         parent = self.controller.current_name() or Path(weights).stem
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = f"{_slug(parent)}-ft-{stamp}"
+        name, i = f"{_slug(parent)}-ft-{stamp}", 2
+        while (paths.models_dir() / f"{name}.pth").exists():  # two runs in one second
+            name, i = f"{_slug(parent)}-ft-{stamp}-{i}", i + 1
         out = paths.models_dir() / f"{name}.pth"
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             # Kept with the model when it is used: its provenance ("data_folder") stays true.
-            self._data_dir = write_training_folder(self.training_set,
-                                                   paths.data_dir() / "finetune-data" / name)
+            self._data_dir = paths.data_dir() / "finetune-data" / name
+            write_training_folder(self.training_set, self._data_dir)
         except OSError as exc:
+            self._cleanup_data()
             self._error("Cannot prepare the fine-tuning data", f"{exc.filename or ''}: "
                         f"{exc.strerror or exc}")
             return False
@@ -452,7 +486,7 @@ class FineTunePanel(QWidget):
         self.use_button.setVisible(has_new)
         self.default_check.setVisible(has_new)
 
-    def shutdown(self, timeout_ms: int = 20000) -> None:
+    def shutdown(self, timeout_ms: int = 10000) -> None:
         """Stop a run before the app quits (the trainer still saves its last step)."""
         if self.is_running():
             self.process.cancel()

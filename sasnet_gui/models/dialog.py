@@ -169,7 +169,7 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.status_label)
         layout.addWidget(close)
 
-        controller.predictorChanged.connect(lambda _p: self._show_current())
+        controller.predictorChanged.connect(lambda _p: self.refresh())
         controller.busyChanged.connect(lambda _b: self._show_current())
         controller.loadFailed.connect(self._load_failed)
         controller.registryChanged.connect(self.refresh)
@@ -185,8 +185,11 @@ class ModelsDialog(QDialog):
             self._error("Model registry", str(exc))
         self._entries = entries
         self.table.setRowCount(len(entries))
+        in_use = self.controller.current_weights_path()
         for row, entry in enumerate(entries):
             cells = describe(entry)
+            if in_use is not None and entry.name == self.controller.current_name():
+                cells["Name"] += "  ● in use"
             for col, key in enumerate(COLUMNS):
                 item = QTableWidgetItem(cells[key])
                 item.setData(Qt.ItemDataRole.UserRole, entry.name)
@@ -206,7 +209,8 @@ class ModelsDialog(QDialog):
     def _tooltip(entry: ModelEntry) -> str:
         m = entry.metadata or {}
         lines = [f"{entry.name} ({entry.kind})", str(entry.path)]
-        for key in ("kind", "parent", "data_folder", "data", "finetune_images", "holdout_files", "steps", "status", "val_mae_before", "val_mae",
+        for key in ("kind", "parent", "data_folder", "data", "finetune_images", "holdout_files",
+                    "steps", "status", "val_mae_before", "val_mae",
                     "val_mse", "train_images", "val_images", "validation", "trained", "created"):
             if m.get(key) not in (None, ""):
                 lines.append(f"{key}: {m[key]}")
@@ -260,7 +264,8 @@ class ModelsDialog(QDialog):
         taken = {e.name for e in self._entries}
         name = name or suggest_name(path, taken)
         worker = create_worker(_add_to_registry, self.controller.registry, name, str(path),
-                               self.copy_check.isChecked(), make_default, _start_thread=False, _ignore_errors=True)
+                               self.copy_check.isChecked(), make_default,
+                               _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._added)
         worker.errored.connect(lambda exc: self._error("Cannot add model", str(exc)))
         worker.finished.connect(lambda: self._workers.discard(worker))

@@ -5,6 +5,7 @@ These functions hold no Qt: the panel runs ``count_video`` with superqt's ``thre
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -40,9 +41,37 @@ class WorkerFailure(Exception):
     """
 
 
+@contextlib.contextmanager
+def leave_a_core_free(predictor):
+    """On the CPU, run this thread's torch ops on all cores but one, so the GUI thread always
+    finds a core (with every core busy, its 10 ms timer was measured up to 170 ms late).
+
+    ``torch.set_num_threads`` is per thread with the OpenMP backend, and pool threads are
+    reused, so the old value is put back.
+    """
+    device = getattr(getattr(predictor, "device", None), "type", None)
+    cores = os.cpu_count() or 1
+    if device != "cpu" or cores < 2:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, cores - 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def count_video(predictor, path: str | os.PathLike, every_n: int = 1, batch_size: int = 1
                 ) -> Iterator[tuple[int, int, list[CountRecord]]]:
     """Yield (done, total, new records) after each batch of frames: every ``every_n``-th frame."""
+    with leave_a_core_free(predictor):
+        yield from _count_video(predictor, path, every_n, batch_size)
+
+
+def _count_video(predictor, path, every_n: int, batch_size: int):
     try:
         info = open_video(path)
         total = len(frame_indices(info, every_n=every_n))
@@ -125,7 +154,8 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
     if ann_path.is_file() and image.is_file():
         return StoredFrame(image, ann_path, False, -1)
     try:
-        heads = predictor.predict(rgb).heads if predictor is not None else np.zeros((0, 2))
+        with leave_a_core_free(predictor):
+            heads = predictor.predict(rgb).heads if predictor is not None else np.zeros((0, 2))
     except SASNetError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import create_worker
 
 from sasnet_core.errors import SASNetError
+from sasnet_core.imageio import VIDEO_SUFFIXES
 from sasnet_core.registry import HOW_TO_GET_A_MODEL
 from sasnet_core.video import VideoInfo, open_video
 from sasnet_gui.video.counting import (
@@ -56,15 +59,21 @@ class CountPlot(pg.PlotWidget):
     timeClicked = Signal(float)
 
     def __init__(self, parent=None):
-        super().__init__(parent, background="w")
+        # Colours from the application palette: the app may run light or dark.
+        pal = QApplication.palette()
+        super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
+        fg = pal.color(QPalette.ColorRole.Text)
+        for axis in ("left", "bottom"):
+            self.getPlotItem().getAxis(axis).setPen(fg)
+            self.getPlotItem().getAxis(axis).setTextPen(fg)
         self.setMinimumHeight(120)
         item = self.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.3)
         item.setLabel("left", "count")
         item.setLabel("bottom", "time", units="s")
         item.setMenuEnabled(False)
-        self.curve = self.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=4,
-                               symbolBrush="#1f77b4", symbolPen=None, connect="finite")
+        self.curve = self.plot([], [], pen=pg.mkPen("#3a9ad9", width=2), symbol="o", symbolSize=4,
+                               symbolBrush="#3a9ad9", symbolPen=None, connect="finite")
         self.skipped = pg.ScatterPlotItem(symbol="x", size=9, pen=pg.mkPen("#c0392b", width=2),
                                           brush=None)
         item.addItem(self.skipped)
@@ -78,8 +87,9 @@ class CountPlot(pg.PlotWidget):
         self.curve.setData([x_of(r) for r in records],
                            [np.nan if r.count is None else r.count for r in records])
         self.skipped.setData([x_of(r) for r in bad], [0.0] * len(bad))
-        if not ok and not bad:
-            self.curve.setData([], [])
+        # Counts from zero: an auto-ranged axis would blow a drift of 0.01 people up to a trend.
+        top = max((r.count for r in ok), default=1.0)
+        self.getPlotItem().vb.setYRange(0.0, max(top * 1.1, 1.0), padding=0)
 
     def _clicked(self, ev) -> None:
         vb = self.getPlotItem().vb
@@ -112,6 +122,9 @@ class VideoPanel(QWidget):
         self._build()
         controller.predictorChanged.connect(lambda _p: self._update_enabled())
         controller.busyChanged.connect(lambda _b: self._update_enabled())
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)  # stop the decoder thread and the count
         self._update_enabled()
 
     # -- layout ----------------------------------------------------------------------------
@@ -203,8 +216,9 @@ class VideoPanel(QWidget):
 
     # -- opening ---------------------------------------------------------------------------
     def _choose_video(self) -> None:
+        patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(self, "Open a video", "",
-                                              "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv);;All files (*)")
+                                              f"Videos ({patterns});;All files (*)")
         if path:
             self.open_video(path)
 
@@ -491,11 +505,13 @@ class VideoPanel(QWidget):
         worker = create_worker(store_frame, rgb, self.info.path, index, t, self.project_folder(),
                                self.controller.predictor(), self.controller.current_name(),
                                _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda stored: self._stored(index, stored))
-        worker.errored.connect(lambda exc: self._error("Cannot store the frame", str(exc)))
-        worker.finished.connect(self._store_finished)
+        # Ready for the next frame as soon as this one has an answer (``finished`` comes later).
+        worker.returned.connect(lambda stored: (self._store_finished(), self._stored(index, stored)))
+        worker.errored.connect(lambda exc: (self._store_finished(),
+                                            self._error("Cannot store the frame", str(exc))))
         self._store_worker = worker
-        self.status.setText(f"Storing frame {index}" + (" and finding heads…" if self.controller.has_model() else "…"))
+        finding = " and finding heads…" if self.controller.has_model() else "…"
+        self.status.setText(f"Storing frame {index}{finding}")
         self._update_enabled()
         worker.start()
         return True
