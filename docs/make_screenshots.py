@@ -1,11 +1,14 @@
 """Take the README screenshots of the real window (run under a virtual screen).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py WEIGHTS IMAGE_DIR IMAGE [GT_FILE]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --finetune WEIGHTS SHANGHAITECH_SPLIT_DIR
 
-WEIGHTS: a checkpoint (SHHA.pth gives the best pictures). IMAGE_DIR is copied to a temporary
-folder first, so nothing is written beside the originals. GT_FILE: an annotation to start the
-annotation screenshot from (any format `sasnet convert` reads). Writes counting.png, levels.png and
-annotation.png into docs/screenshots/.
+WEIGHTS: a checkpoint (SHHA.pth gives the best pictures). Images are copied to a temporary folder
+first, so nothing is written beside the originals. GT_FILE: an annotation to start the annotation
+screenshot from (any format `sasnet convert` reads). The first form writes counting.png, levels.png
+and annotation.png into docs/screenshots/; the second imports the ground truth of a ShanghaiTech
+layout split (images/ + ground-truth/), marks every image reviewed, runs a short one-click
+fine-tuning and writes finetune.png.
 """
 from __future__ import annotations
 
@@ -19,40 +22,78 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "screenshots"
 
 
-def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="sasnet_shots_"))
-    os.environ["SASNET_STUDIO_HOME"] = str(tmp / "home")
-    images = tmp / "images"
-    images.mkdir()
-    for p in sorted(Path(image_dir).iterdir()):
-        if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
-            shutil.copy(p, images / p.name)
+class Window:
+    """The real main window on a copy of some images, with helpers to wait for it."""
 
-    from PySide6.QtCore import QPointF
-    from PySide6.QtWidgets import QApplication
+    def __init__(self, weights: str, image_dir: Path):
+        self.tmp = Path(tempfile.mkdtemp(prefix="sasnet_shots_"))
+        os.environ["SASNET_STUDIO_HOME"] = str(self.tmp / "home")
+        self.images = self.tmp / "images"
+        self.images.mkdir()
+        for p in sorted(Path(image_dir).iterdir()):
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                shutil.copy(p, self.images / p.name)
+        from PySide6.QtWidgets import QApplication
 
-    app = QApplication([sys.argv[0]])
-    from sasnet_gui.app import apply_dark_palette, create_window
+        self.app = QApplication([sys.argv[0]])
+        from sasnet_gui.app import apply_dark_palette, create_window
 
-    apply_dark_palette(app)
-    w = create_window(weights=weights)
-    w.resize(1500, 900)
+        apply_dark_palette(self.app)
+        self.w = create_window(weights=weights)
+        self.w.resize(1500, 900)
+        self.spin(lambda: self.w.controller.predictor() is not None)
 
-    def spin(cond, limit=900):
+    def spin(self, cond, limit=1800):
         t0 = time.time()
         while not cond():
-            app.processEvents()
+            self.app.processEvents()
             time.sleep(0.01)
             if time.time() - t0 > limit:
                 raise TimeoutError("the window did not get there in time")
 
-    def settle(s=0.5):
+    def settle(self, s=0.5):
         t0 = time.time()
         while time.time() - t0 < s:
-            app.processEvents()
+            self.app.processEvents()
             time.sleep(0.01)
 
-    spin(lambda: w.controller.predictor() is not None)
+    def close(self):
+        self.w.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def finetune_shot(weights: str, split_dir: str, steps: int = 20) -> None:
+    split = Path(split_dir)
+    win = Window(weights, split / "images")
+    w = win.w
+    w.open_paths([str(win.images)])
+    for path in w.files.paths():
+        w.file_dock.select_path(path)
+        w.session.show(path)
+        win.spin(lambda: w.session.current == path and w.document.is_open)
+        w.import_annotation(split / "ground-truth" / f"GT_{Path(path).stem}.mat")
+        w.document.set_reviewed(True)
+        w.document.flush()
+    win.spin(lambda: len(w.session.results) == len(w.files.paths()))
+    panel = w._show_extra("finetune")
+    panel.steps_radio.setChecked(True)
+    panel.steps_spin.setValue(steps)
+    finished = []
+    panel.runFinished.connect(finished.append)
+    panel.start()
+    win.spin(lambda: bool(finished))
+    w.overlays.density.setChecked(True)
+    win.settle(1.0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    w.grab().save(str(OUT / "finetune.png"))
+    win.close()
+
+
+def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> None:
+    from PySide6.QtCore import QPointF
+
+    win = Window(weights, Path(image_dir))
+    w, spin, settle, images = win.w, win.spin, win.settle, win.images
     w.open_paths([str(images)])
     spin(lambda: len(w.session.results) == len(w.files.paths()))
     target = str(images / image)
@@ -93,11 +134,13 @@ def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> Non
     w.canvas.set_tool("edit")
     settle(1.0)
     w.grab().save(str(OUT / "annotation.png"))
-    w.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    win.close()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
+    if len(sys.argv) >= 4 and sys.argv[1] == "--finetune":
+        finetune_shot(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 4:
+        main(*sys.argv[1:5])
+    else:
         sys.exit(__doc__)
-    main(*sys.argv[1:5])

@@ -1,14 +1,27 @@
 """Head locations estimated from a density map, so a person starts from points, not from nothing.
 
-The density is a sum of blobs, one per head; its local maxima are the best single-pixel guesses.
-We keep as many of them as the rounded count, strongest first. In dense crowds blobs merge and
-there are fewer maxima than people: the rest go to the densest pixels not yet next to a chosen
-point, so the number of points always equals the rounded count.
+The density is a sum of blobs, one per head. Its clear local maxima (at least a quarter of the
+peak of one head's 15 x 15, sigma 4 kernel) are the best single-pixel guesses; we keep as many as
+the rounded count, strongest first. In dense crowds blobs merge and there are fewer maxima than
+people: the rest are placed in rounds, each round taking the local maxima of the density with the
+neighbourhood of every chosen point masked out, above a floor that halves every round. Dense areas
+fill up first and faint background noise gets points only when the count demands it. The number of points always equals the rounded count.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+HEAD_PEAK = 1.0 / (2 * np.pi * 4.0**2)  # peak of one head's kernel (sigma 4), people per pixel
+FILL_ROUNDS = 12
+
+
+def _peaks(values: np.ndarray, size: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima above ``floor``, strongest first."""
+    peak = (values == ndimage.maximum_filter(values, size=size, mode="constant")) & (values > floor)
+    ys, xs = np.nonzero(peak)
+    order = np.argsort(-values[ys, xs], kind="stable")
+    return ys[order], xs[order]
 
 
 def estimate_heads(density: np.ndarray, count: float | None = None, min_distance: int = 2) -> np.ndarray:
@@ -19,17 +32,24 @@ def estimate_heads(density: np.ndarray, count: float | None = None, min_distance
         return np.zeros((0, 2), np.float64)
     size = 2 * min_distance + 1
     smooth = ndimage.uniform_filter(density, size=3, mode="constant")
-    peaks = (smooth == ndimage.maximum_filter(smooth, size=size, mode="constant")) & (smooth > 0)
-    ys, xs = np.nonzero(peaks)
-    order = np.argsort(-smooth[ys, xs], kind="stable")[:n]
-    ys, xs = ys[order], xs[order]
-    if len(ys) < n:
-        # Fill from the densest pixels away from the points we have.
-        taken = np.zeros(density.shape, bool)
+    ys, xs = _peaks(smooth, size, 0.25 * HEAD_PEAK)
+    ys, xs = ys[:n], xs[:n]
+    taken = np.zeros(density.shape, bool)
+    for r in range(FILL_ROUNDS):
+        if len(ys) >= n:
+            break
         taken[ys, xs] = True
-        taken = ndimage.binary_dilation(taken, iterations=min_distance)
+        free = np.where(ndimage.binary_dilation(taken, iterations=min_distance), 0.0, smooth)
+        floor = 0.25 * HEAD_PEAK * 0.5**r if r < FILL_ROUNDS - 1 else 0.0
+        ey, ex = _peaks(free, size, floor)
+        if len(ey) == 0:
+            continue
+        ey, ex = ey[: n - len(ys)], ex[: n - len(ys)]
+        ys, xs = np.concatenate([ys, ey]), np.concatenate([xs, ex])
+    if len(ys) < n:  # tiny maps: whatever pixels are left, densest first
+        taken[ys, xs] = True
         flat = np.where(taken.ravel(), -np.inf, smooth.ravel())
-        k = min(n - len(ys), int(np.count_nonzero(np.isfinite(flat) & (flat > 0))))
+        k = min(n - len(ys), int(np.count_nonzero(np.isfinite(flat))))
         if k > 0:
             extra = np.argpartition(-flat, k - 1)[:k]
             ey, ex = np.unravel_index(extra, density.shape)

@@ -168,3 +168,16 @@ def test_bad_settings_are_explained(model, kwargs, match):
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match=match):
         Predictor(model, **kwargs)
+
+
+def test_heads_of_a_merged_crowd_stay_in_the_crowd_not_on_faint_background():
+    from sasnet_core.density import density_map
+    from sasnet_core.heads import estimate_heads
+
+    rng = np.random.default_rng(2)
+    crowd = rng.uniform([60, 60], [120, 100], (150, 2))  # 150 heads merged into one dense blob
+    dens = density_map(crowd, (200, 200)) + rng.uniform(0, 2e-5, (200, 200))  # faint noise, ~0.8 people
+    heads = estimate_heads(dens)
+    assert len(heads) == round(dens.sum())
+    inside = (heads[:, 0] > 50) & (heads[:, 0] < 130) & (heads[:, 1] > 50) & (heads[:, 1] < 110)
+    assert inside.mean() >= 0.99
