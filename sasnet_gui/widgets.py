@@ -90,3 +90,24 @@ def icon(name: str):
 
     res = files("sasnet_gui.resources").joinpath(f"{name}.svg")
     return QIcon(str(res)) if res.is_file() else QIcon()
+
+
+def themed_plot_init(plot, parent, left: str, bottom: str, bottom_units: str | None = None,
+                     min_height: int = 120) -> None:
+    """Set up a ``pg.PlotWidget`` subclass in the app's colours (the app may run light or dark)."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    pal = QApplication.palette()
+    pg.PlotWidget.__init__(plot, parent, background=pal.color(QPalette.ColorRole.Base))
+    fg = pal.color(QPalette.ColorRole.Text)
+    item = plot.getPlotItem()
+    for axis in ("left", "bottom"):
+        item.getAxis(axis).setPen(fg)
+        item.getAxis(axis).setTextPen(fg)
+    plot.setMinimumHeight(min_height)
+    item.showGrid(x=True, y=True, alpha=0.3)
+    item.setLabel("left", left)
+    item.setLabel("bottom", bottom, units=bottom_units)
+    item.setMenuEnabled(False)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -44,6 +43,7 @@ from sasnet_core import paths
 from sasnet_core.registry import HOW_TO_GET_A_MODEL
 from sasnet_gui.finetune.dataset import TrainingSet, collect_training_set, write_training_folder
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
+from sasnet_gui.widgets import themed_plot_init
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -66,19 +66,7 @@ def _slug(text: str, limit: int = 32) -> str:
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None):
-        # Colours from the application palette: the app may run light or dark.
-        pal = QApplication.palette()
-        super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
-        fg = pal.color(QPalette.ColorRole.Text)
-        for axis in ("left", "bottom"):
-            self.getPlotItem().getAxis(axis).setPen(fg)
-            self.getPlotItem().getAxis(axis).setTextPen(fg)
-        self.setMinimumHeight(140)
-        item = self.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.3)
-        item.setLabel("left", "training loss")
-        item.setLabel("bottom", "step")
-        item.setMenuEnabled(False)
+        themed_plot_init(self, parent, "training loss", "step", min_height=140)
         # Per-step losses of a few crops are noisy: the raw values thin, a running mean on top.
         self.curve = self.plot([], [], pen=pg.mkPen(232, 76, 60, 110, width=1), name="loss")
         self.smooth = self.plot([], [], pen=pg.mkPen("#e74c3c", width=2.5), name="running mean")

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -46,6 +45,7 @@ from sasnet_gui.video.counting import (
     write_counts_csv,
 )
 from sasnet_gui.video.frames import FrameReader
+from sasnet_gui.widgets import themed_plot_init
 
 
 def _fmt_time(seconds: float) -> str:
@@ -59,19 +59,8 @@ class CountPlot(pg.PlotWidget):
     timeClicked = Signal(float)
 
     def __init__(self, parent=None):
-        # Colours from the application palette: the app may run light or dark.
-        pal = QApplication.palette()
-        super().__init__(parent, background=pal.color(QPalette.ColorRole.Base))
-        fg = pal.color(QPalette.ColorRole.Text)
-        for axis in ("left", "bottom"):
-            self.getPlotItem().getAxis(axis).setPen(fg)
-            self.getPlotItem().getAxis(axis).setTextPen(fg)
-        self.setMinimumHeight(120)
+        themed_plot_init(self, parent, "count", "time", bottom_units="s")
         item = self.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.3)
-        item.setLabel("left", "count")
-        item.setLabel("bottom", "time", units="s")
-        item.setMenuEnabled(False)
         self.curve = self.plot([], [], pen=pg.mkPen("#3a9ad9", width=2), symbol="o", symbolSize=4,
                                symbolBrush="#3a9ad9", symbolPen=None, connect="finite")
         self.skipped = pg.ScatterPlotItem(symbol="x", size=9, pen=pg.mkPen("#c0392b", width=2),
