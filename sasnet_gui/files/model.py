@@ -54,6 +54,8 @@ class FileEntry:
 
 class FileListModel(QAbstractTableModel):
     COLUMNS = ("File", "Status", "Model", "Annotated", "Reviewed")
+    # Short headers keep all five columns visible in a narrow dock; the tooltip has the full name.
+    HEADERS = ("File", "Status", "Model", "People", "\u2713")
     entriesAdded = Signal(list)  # paths
 
     def __init__(self, parent=None):
@@ -140,7 +142,10 @@ class FileListModel(QAbstractTableModel):
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
+            return self.HEADERS[section]
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
+            return {2: "Model count", 3: "Annotated count (people placed or confirmed)",
+                    4: "Reviewed: fine-tuning learns from this image"}.get(section, self.COLUMNS[section])
         return None
 
     def data(self, index, role=Qt.DisplayRole):
