@@ -83,6 +83,19 @@ def tiling_agreement(width: int, height: int) -> dict:
     return {"tiles": tiled.tiles, "rel_diff": abs(tiled.count - whole.count) / whole.count}
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux ru_maxrss survives
+    exec, so a child started by a big parent would report the parent's size."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def peak_memory_child(width: int, height: int, precision: str) -> None:
     """Runs in a fresh process so ru_maxrss is this image's peak alone."""
     from sasnet_core.inference import Predictor
@@ -95,7 +108,7 @@ def peak_memory_child(width: int, height: int, precision: str) -> None:
     pred = predictor.predict(image)
     print(json.dumps({
         "size": f"{width}x{height}", "precision": precision, "tiles": pred.tiles,
-        "seconds": time.perf_counter() - t0, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "seconds": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb(),
     }))
 
 
