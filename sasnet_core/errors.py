@@ -52,3 +52,7 @@ class ModelRegistryError(SASNetError):
 
 class DeviceUnavailableError(SASNetError, ValueError):
     """A device was asked for (cuda, mps) that this machine does not have."""
+
+
+class SettingsError(SASNetError, ValueError):
+    """Options that do not fit together or do not fit the model or the run being resumed."""

@@ -204,6 +204,10 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     _, info = load_model(run / "last.pth")
     assert info.metadata["steps"] == 8
 
+    # resuming with a different set of trainable parameters is explained, not a traceback
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 10, "--resume", "--freeze-encoder"]) == 2
+    assert "was --freeze-encoder changed?" in capsys.readouterr().err
+
 
 def test_log_json_stdout_is_json_lines(blob_set, tmp_path, capsys):
     assert _cli(["train", blob_set, "--out", tmp_path / "r", *TINY, "--steps", 2,

@@ -387,12 +387,20 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     k = model.config.block_size
     if cfg.crop_size % k:
-        raise ValueError(f"crop_size {cfg.crop_size} is not a multiple of the model's k = {k}")
+        from sasnet_core.errors import SettingsError
+
+        raise SettingsError(f"--crop-size {cfg.crop_size} is not a multiple of the model's patch size k = {k}")
 
     step, epoch, batch_in_epoch, elapsed_prev = 0, 0, 0, 0.0
     best = {"mae": float("inf"), "mse": float("inf"), "step": None}
     if resume_state is not None:
-        optimizer.load_state_dict(resume_state["optimizer"])
+        try:
+            optimizer.load_state_dict(resume_state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            from sasnet_core.errors import SettingsError
+
+            raise SettingsError("cannot resume: the optimiser state does not fit this run's trainable "
+                                f"parameters (was --freeze-encoder changed?) ({exc})", cfg.out) from None
         step = int(resume_state["step"])
         epoch = int(resume_state.get("epoch", 0))
         batch_in_epoch = int(resume_state.get("batch_in_epoch", 0))
