@@ -345,3 +345,28 @@ def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
     assert len(train) == 40 and len(val) == 10
     assert sorted(int(Path(s.image_path).stem) for s in val) == list(range(11, 21))
     assert not {s.image_path for s in train} & {s.image_path for s in val}
+
+
+def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
+    from sasnet_core.datasets.layouts import Sample
+    from sasnet_core.datasets.training import normalise
+    from sasnet_core.imageio import read_image, write_image
+    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.training.data import FullImageDataset
+    from sasnet_core.training.loop import evaluate
+
+    torch.manual_seed(0)
+    model = SASNet(SASNetConfig(width_mult=0.125)).eval()
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "a.png", rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    points = np.array([[10.0, 10.0], [80.0, 50.0], [20.0, 40.0]])
+    roi = np.array([[0.0, 0.0], [48.0, 0.0], [48.0, 64.0], [0.0, 64.0]])  # left half
+    sample = Sample(str(tmp_path / "a.png"), points, "test", rois=[roi])
+    ds = FullImageDataset([sample])
+    _, true, mask = ds[0]
+    assert true == 2.0 and mask[:, :48].all() and not mask[:, 48:].any()
+    with torch.no_grad():
+        full = model(torch.from_numpy(normalise(read_image(tmp_path / "a.png")))[None]).density[0, 0]
+    inside = float(full[:, :48].sum()) / 1000.0
+    result = evaluate(model, ds, "cpu")
+    assert result["mae"] == pytest.approx(abs(inside - 2.0), rel=1e-4)

@@ -140,8 +140,9 @@ def collate_crops(batch):
 
 
 class FullImageDataset(Dataset):
-    """Item i: (image (3, H, W) normalised, true count) for validation on whole images; pixels
-    outside an ROI are set to the mean colour and only heads inside it are counted."""
+    """Item i: (image (3, H, W) normalised, true count, ROI mask (H, W) bool or None) for
+    validation on whole images. As in ``sasnet eval``, the ROI restricts both counts: the true
+    count holds the heads inside it and the predicted density is summed inside it."""
 
     def __init__(self, samples: list[Sample]):
         self.samples = list(samples)
@@ -149,15 +150,13 @@ class FullImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, float]:
-        from sasnet_core.datasets.training import IMAGENET_MEAN, normalise
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, float, torch.Tensor | None]:
+        from sasnet_core.datasets.training import normalise
 
         s = self.samples[i]
         image = s.load_image()
-        if s.rois:
-            mask = s.annotation().roi_mask(image.shape[:2])
-            image = np.where(mask[..., None], image, (IMAGENET_MEAN * 255).round().astype(np.uint8))
-        return torch.from_numpy(normalise(image)), float(s.count)
+        mask = torch.from_numpy(s.annotation().roi_mask(image.shape[:2])) if s.rois else None
+        return torch.from_numpy(normalise(image)), float(s.count), mask
 
 
 class TensorCropDataset(Dataset):

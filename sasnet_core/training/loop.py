@@ -186,7 +186,7 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device | str = "c
              ) -> dict[str, float]:
     """Whole-image counts: {"mae", "mse", "n"}. ``mse`` is the root of the mean squared error,
     as crowd-counting papers (and the SASNet paper) report it. ``dataset`` items are
-    (normalised image (3,H,W), true count). Under DDP each process takes every world_size-th
+    (normalised image (3,H,W), true count[, ROI mask (H,W) or None]). Under DDP each process takes every world_size-th
     image and the sums are all-reduced, so all processes return the same figures."""
     device = torch.device(device)
     net = _unwrap(model)
@@ -197,7 +197,8 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device | str = "c
     k, scale = net.config.block_size, net.config.count_scale
     abs_sum = sq_sum = n = 0.0
     for i in range(info.rank, len(dataset), info.world_size):
-        image, true = dataset[i]
+        image, true, *rest = dataset[i]
+        mask = rest[0] if rest else None
         x = image[None].to(device)
         h, w = x.shape[-2:]
         if h < k or w < k:  # the model needs one whole k x k patch; pad with "mean colour" zeros
@@ -206,7 +207,10 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device | str = "c
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.autocast):
             out = net(x)
-        count = float(out.density.float().sum()) / scale
+        density = out.density.float()[0, 0, :h, :w]
+        if mask is not None:
+            density = density * mask.to(density.device)
+        count = float(density.sum()) / scale
         abs_sum += abs(count - float(true))
         sq_sum += (count - float(true)) ** 2
         n += 1
