@@ -24,29 +24,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SASNET_STUDIO_HOME", tempfile.mkdtemp(prefix="sasnet-bench-"))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-class _Controller(QObject):
-    predictorChanged = Signal(object)
-    loadFailed = Signal(str)
-
-    def __init__(self):
-        super().__init__()
-        self._p = None
-
-    def predictor(self):
-        return self._p
-
-    def current_name(self):
-        return "bench"
-
-    def set(self, p):
-        self._p = p
-        self.predictorChanged.emit(p)
 
 
 def _spin(app, cond, timeout_s=600.0):
@@ -93,7 +74,10 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="sasnet-bench-img-"))
     image = _image(tmp)
-    controller = _Controller()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _gui_helpers import fake_controller_class
+
+    controller = fake_controller_class()(name="bench")
     window = MainWindow(controller=controller)
     window.resize(1400, 900)
     window.show()

@@ -76,27 +76,8 @@ def lean_forward(model: SASNet, x: torch.Tensor) -> SASNetOutput:
     """Same outputs as ``model(x)`` for an eval-mode model; peak memory about half."""
     k = model.config.block_size
     h, w = x.shape[-2:]
-    v1 = model.features1(x)
-    v2 = model.features2(v1)
-    v3 = model.features3(v2)
-    v4 = model.features4(v3)
-    v5 = model.features5(v4)
-    p5 = model.de_pred5(v5)
-    del v5
-    p4 = _decoder_stage(model.de_pred4, v4, p5)
-    del v4
-    p3 = _decoder_stage(model.de_pred3, v3, p4)
-    del v3
-    p2 = _decoder_stage(model.de_pred2, v2, p3)
-    del v2
-    p1 = _decoder_stage(model.de_pred1, v1, p2)
-    del v1
-    feats = [p1, p2, p3, p4, p5]
-    del p1, p2, p3, p4, p5
-    grid = (h // k, w // k)
-    logits = torch.cat(
-        [getattr(model, f"confidence_head{i}")(F.adaptive_avg_pool2d(f, grid)) for i, f in enumerate(feats, 1)], 1
-    )
+    feats = model.decode(x, merge=_decoder_stage)
+    logits = model.confidence_logits(feats, (h // k, w // k))
     confidence = model._select(logits)
     weights = F.interpolate(confidence, size=(h, w), mode="nearest")
     levels = torch.empty((x.shape[0], 5, h, w), dtype=feats[0].dtype, device=x.device)

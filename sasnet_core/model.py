@@ -161,22 +161,28 @@ class SASNet(nn.Module):
         return [getattr(self, f"{prefix}{i}") for i in range(1, 6)]  # P1..P5
 
     # -- forward -------------------------------------------------------------------------------
-    def decode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Decoder features P1..P5 (strides 1, 2, 4, 8, 16)."""
+    def decode(self, x: torch.Tensor, merge=None) -> list[torch.Tensor]:
+        """Decoder features P1..P5 (strides 1, 2, 4, 8, 16).
+
+        ``merge(stage, skip, coarse)`` computes one decoder stage from the encoder's skip features
+        and the coarser decoder output; the default concatenates them as the release does
+        (``fast_forward`` passes one that never builds the concatenation).
+        """
+        merge = merge or _concat_stage
         v1 = self.features1(x)
         v2 = self.features2(v1)
         v3 = self.features3(v2)
         v4 = self.features4(v3)
         v5 = self.features5(v4)
         p5 = self.de_pred5(v5)
-        del v5
-        p4 = self.de_pred4(torch.cat([v4, _up(p5, v4)], 1))
+        del v5  # encoder features are freed as soon as their stage is done (inference memory)
+        p4 = merge(self.de_pred4, v4, p5)
         del v4
-        p3 = self.de_pred3(torch.cat([v3, _up(p4, v3)], 1))
+        p3 = merge(self.de_pred3, v3, p4)
         del v3
-        p2 = self.de_pred2(torch.cat([v2, _up(p3, v2)], 1))
+        p2 = merge(self.de_pred2, v2, p3)
         del v2
-        p1 = self.de_pred1(torch.cat([v1, _up(p2, v1)], 1))
+        p1 = merge(self.de_pred1, v1, p2)
         return [p1, p2, p3, p4, p5]
 
     def forward(self, x: torch.Tensor) -> SASNetOutput:
@@ -186,10 +192,7 @@ class SASNet(nn.Module):
             raise ValueError(f"input is {w}x{h}; SASNet needs at least {k}x{k} (pad small images)")
         feats = self.decode(x)
         size = feats[0].shape[-2:]  # stride-1 features: the input size
-        grid = (h // k, w // k)
-        logits = torch.cat(
-            [head(F.adaptive_avg_pool2d(f, grid)) for head, f in zip(self._heads("confidence_head"), feats)], 1
-        )
+        logits = self.confidence_logits(feats, (h // k, w // k))
         levels = torch.cat(
             [F.interpolate(head(f), size=size, mode="nearest") for head, f in zip(self._heads("density_head"), feats)],
             1,
@@ -199,6 +202,12 @@ class SASNet(nn.Module):
         # Eq. 5: weight every level's density by its patch's confidence (nearest-upsampled).
         density = (levels * F.interpolate(confidence, size=size, mode="nearest")).sum(1, keepdim=True)
         return SASNetOutput(density, levels, logits, confidence)
+
+    def confidence_logits(self, feats: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
+        """(B, 5, *grid) scores of every level for every k x k patch, before the sigmoid."""
+        return torch.cat(
+            [head(F.adaptive_avg_pool2d(f, grid)) for head, f in zip(self._heads("confidence_head"), feats)], 1
+        )
 
     def _select(self, logits: torch.Tensor) -> torch.Tensor:
         # The release applies a sigmoid, then a softmax across levels (not a softmax of logits).
@@ -211,6 +220,10 @@ class SASNet(nn.Module):
 
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=True)
+
+
+def _concat_stage(stage: nn.Module, skip: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+    return stage(torch.cat([skip, _up(coarse, skip)], 1))
 
 
 def sasnet(

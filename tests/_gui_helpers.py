@@ -86,3 +86,30 @@ def make_controller(qtbot, load_default: bool = True):
         with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
             controller.load_default()
     return controller
+
+
+def fake_controller_class():
+    """A stand-in for ModelController: the main window only needs its signals and getters.
+    (Built on first use so importing this module does not import Qt before the tests set it up.)"""
+    from PySide6.QtCore import QObject, Signal
+
+    class FakeController(QObject):
+        predictorChanged = Signal(object)
+        loadFailed = Signal(str)
+
+        def __init__(self, name: str = "tiny"):
+            super().__init__()
+            self._p = None
+            self._name = name
+
+        def predictor(self):
+            return self._p
+
+        def current_name(self):
+            return self._name if self._p is not None else None
+
+        def set(self, predictor):
+            self._p = predictor
+            self.predictorChanged.emit(predictor)
+
+    return FakeController

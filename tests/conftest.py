@@ -120,27 +120,9 @@ def tiny_predictor():
 @pytest.fixture
 def fake_controller(qtbot):
     """Stands in for GUI-2's ModelController: the window only needs its signals and getters."""
-    from PySide6.QtCore import QObject, Signal
+    from _gui_helpers import fake_controller_class
 
-    class FakeController(QObject):
-        predictorChanged = Signal(object)
-        loadFailed = Signal(str)
-
-        def __init__(self):
-            super().__init__()
-            self._p = None
-
-        def predictor(self):
-            return self._p
-
-        def current_name(self):
-            return "tiny" if self._p is not None else None
-
-        def set(self, predictor):
-            self._p = predictor
-            self.predictorChanged.emit(predictor)
-
-    return FakeController()
+    return fake_controller_class()()
 
 
 @pytest.fixture
