@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
 
     def collect_annotations(self, scope: str) -> list:
         """Annotations to export: "current", "all" (every annotated file) or "reviewed"."""
-        from sasnet_gui.editing.storage import read_annotation
+        from sasnet_core.annotation_store import read_annotation
 
         self.document.flush()
         if scope == "current":

@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from sasnet_core.annotation import SOURCE_MODEL, load_annotation
-from sasnet_gui.editing.storage import annotation_file_for
+from sasnet_core.annotation_store import annotation_file_for
 from sasnet_gui.files.model import Status
 
 

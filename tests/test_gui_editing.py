@@ -13,7 +13,7 @@ import pytest
 
 from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
 from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_gui.editing.storage import annotation_file_for
+from sasnet_core.annotation_store import annotation_file_for
 
 from _data_paths import SHANGHAITECH_A, need
 

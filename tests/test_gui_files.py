@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sasnet_core.annotation import Annotation, save_annotation
-from sasnet_gui.editing.storage import annotation_file_for
+from sasnet_core.annotation_store import annotation_file_for
 from sasnet_gui.files.counting import CountingQueue, summarize
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel, Status

@@ -21,7 +21,7 @@ from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emi
 from sasnet_core.errors import SASNetError
 
 from sasnet_gui.editing import commands as cmd
-from sasnet_gui.editing.storage import annotation_file_for, read_annotation
+from sasnet_core.annotation_store import annotation_file_for, read_annotation
 
 AUTOSAVE_MS = 400
 

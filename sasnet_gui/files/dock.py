@@ -15,7 +15,7 @@ from sasnet_gui.files.model import FileListModel
 def _scan_annotations(paths):
     from sasnet_core.errors import SASNetError
 
-    from sasnet_gui.editing.storage import read_annotation
+    from sasnet_core.annotation_store import read_annotation
 
     for p in paths:
         try:

@@ -51,7 +51,7 @@ def _annotation_file(item: Path, project_dir: Path | None) -> Path | None:
     if project_dir is not None:
         candidates.insert(0, annotation_path_for(item, project_dir))
     try:  # where the annotation view keeps annotations of images in read-only folders
-        from sasnet_gui.editing.storage import candidates as editor_candidates
+        from sasnet_core.annotation_store import candidates as editor_candidates
 
         candidates += [c for c in editor_candidates(item) if c not in candidates]
     except ImportError:

@@ -1,5 +1,5 @@
-"""Where the annotation of an image is kept: beside the image, or (read-only folders, such as a
-shared data set) in a per-folder project under the user data folder. Qt-free."""
+"""The annotation store: where the annotation of an image is kept, beside the image or (read-only
+folders, such as a shared data set) in a per-folder project under the user data folder."""
 from __future__ import annotations
 
 import hashlib

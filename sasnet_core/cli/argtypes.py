@@ -1,0 +1,84 @@
+"""argparse types for every numeric and path option: a bad value is a usage error (exit 2) that
+names the option and the value, never a traceback or a silently wrong run later on."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _number(text: str, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if kind is float and (value != value or value in (float("inf"), float("-inf"))):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (batch sizes, steps, 'every N frames')."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0 (0 usually means 'off' or 'never')."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds, minutes, learning rates)."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share strictly between 0 and 1 (hold-out and test fractions)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (for example 0.2)")
+    return value
+
+
+def int_range(low: int, high: int):
+    """A whole number in [low, high], for example a UCF_CC_50 fold (1-5)."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
+        return value
+
+    parse.__name__ = f"int from {low} to {high}"
+    return parse
+
+
+def existing_dir(text: str) -> Path:
+    """A folder that exists (inputs such as data sets)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if path.exists() else 'no such folder'}")
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: it may not exist yet, but it must not be a file."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+    return path
+
+
+def output_file(text: str) -> Path:
+    """A file to write: it may not exist yet, but it must not be a folder."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
+    return path
