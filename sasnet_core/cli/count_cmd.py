@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from sasnet_core import vocab
+
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
 
@@ -35,8 +37,10 @@ def register(subparsers) -> None:
                    help="write <stem>.npy per image (float32 H x W, people per pixel, sums to the count)")
     p.add_argument("--save-points", metavar="DIR",
                    help="write <stem>.txt with estimated head points, 'x y' per line")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+                   help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
+                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
                    help="fp32 (exact), bf16 (fast on recent CPUs and GPUs, count within 0.5%%), fp16")
     p.add_argument("--max-side", type=int, metavar="N",
                    help="downscale images whose long side exceeds N pixels (the count stays in original units)")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from sasnet_core import vocab
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -27,8 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--csv", metavar="FILE", help="write one row per image (image, gt_count, "
                    "pred_count, abs_error, game0..game3)")
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+                   help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
+                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS))
     p.add_argument("--max-side", type=int, default=None,
                    help="downscale images whose long side is larger before the forward pass")
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")

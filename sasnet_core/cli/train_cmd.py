@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from sasnet_core import vocab
+
 HELP = "train SASNet on a data set (paper schedule; DDP under torchrun)"
 
 
@@ -60,8 +62,10 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                      help="stop after the current step once FILE exists (like SIGTERM)")
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no progress bar on stderr")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    run.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+                     help="auto, cpu, cuda or cuda:N (default: auto)")
+    run.add_argument("--precision", choices=vocab.choices(vocab.TRAINING_PRECISIONS),
+                     default=str(vocab.DEFAULT_TRAINING_PRECISION),
                      help="auto: bf16 autocast + channels_last on CUDA, fp32 on CPU")
     run.add_argument("--seed", type=int, default=0)
 
