@@ -56,3 +56,8 @@ class DeviceUnavailableError(SASNetError, ValueError):
 
 class SettingsError(SASNetError, ValueError):
     """Options that do not fit together or do not fit the model or the run being resumed."""
+
+
+class OutputWriteError(SASNetError, OSError):
+    """An output cannot be written (full disk, read-only folder, no permission, a file where a
+    folder should be). The message names the path; what was there before is left as it was."""
