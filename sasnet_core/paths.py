@@ -35,3 +35,8 @@ def cache_dir() -> Path:
 
 def models_dir() -> Path:
     return data_dir() / "models"
+
+
+def log_dir() -> Path:
+    """Log files a person can send along with a problem report."""
+    return _root("log")

@@ -3,13 +3,16 @@
 The window shows first; torch is imported later, in the model controller's worker thread, when
 the default model loads (so the window appears in well under a second). SIGINT and SIGTERM save
 the current annotation before quitting; uncaught exceptions in slots are shown in a dialog
-instead of killing the app.
+instead of killing the app, and written with their traceback to the log file.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
+
+log = logging.getLogger(__name__)
 
 
 def _parse(argv):
@@ -39,20 +42,7 @@ def _install_handlers(app, window) -> None:
     timer = QTimer(window, interval=250)
     timer.timeout.connect(lambda: None)
     timer.start()
-
-    previous = sys.excepthook
-
-    def hook(etype, value, tb):
-        if issubclass(etype, KeyboardInterrupt):
-            previous(etype, value, tb)
-            return
-        try:
-            window.document.flush()
-            errors.show_error(window, value.with_traceback(tb), what="Unexpected error (your work is saved)")
-        except Exception:  # noqa: BLE001 - never let the hook itself crash
-            previous(etype, value, tb)
-
-    sys.excepthook = hook
+    errors.install_excepthook(window)
 
 
 def apply_dark_palette(app) -> None:
@@ -82,11 +72,12 @@ def create_window(paths=(), weights=None, no_model=False, controller=None):
     pg.setConfigOptions(imageAxisOrder="row-major")
     from sasnet_gui.main_window import MainWindow
 
-    if controller is None and not no_model:
+    if controller is None:
         try:
             from sasnet_gui.models.controller import ModelController
 
-            controller = ModelController(load_default=weights is None)
+            # --no-model: the controller still manages models (Models dialog), it only starts empty.
+            controller = ModelController(load_default=weights is None and not no_model)
         except ImportError:
             controller = None
     window = MainWindow(controller=controller)
@@ -103,6 +94,11 @@ def create_window(paths=(), weights=None, no_model=False, controller=None):
 def main(argv=None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     from PySide6.QtWidgets import QApplication
+
+    from sasnet_core.logs import setup_logging
+
+    log_path = setup_logging("sasnet-gui")
+    log.info("SASNet Studio starting (log: %s)", log_path)
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("SASNet Studio")

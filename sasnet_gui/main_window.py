@@ -3,12 +3,15 @@ its own beyond wiring: data lives in the document, files in the file model, the 
 ModelController, counting in the CountingQueue, the current image in the ImageSession."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QVBoxLayout, QWidget)
+
+from sasnet_core.annotation import SOURCE_PERSON
 
 from sasnet_gui import errors
 from sasnet_gui.canvas.controls import OverlayControls
@@ -19,12 +22,13 @@ from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
 from sasnet_gui.files.scan import collect
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.widgets import CountPanel, NoModelBanner, icon
 
-HOW_TO_GET_A_MODEL = ("Open Model \u25b8 Models\u2026 and add a checkpoint (the released SHHA.pth or "
-                      "SHHB.pth from github.com/TencentYoutuResearch/CrowdCounting-SASNet), or run "
-                      "'sasnet models add NAME FILE.pth --default'.")
+
+
+log = logging.getLogger(__name__)
 
 
 def _default_controller(parent):
@@ -158,7 +162,7 @@ class MainWindow(QMainWindow):
         self.act_show_points = self._toggle_for(self.overlays.points, "Show &Points", "P")
         self.act_count = A("&Count This Image", self.count_current, "F5", "count")
         self.act_count_all = A("Count &All Images", self.count_all, "Shift+F5")
-        self.act_stop = A("&Stop Counting", self.counter.cancel, "Ctrl+.", "stop")
+        self.act_stop = A("&Stop Counting", self.stop_counting, "Ctrl+.", "stop")
         self.act_stop.setEnabled(False)
         self.act_next = A("&Next Image", lambda: self._step(1), [K(Qt.Key_PageDown), K("]")])
         self.act_prev = A("&Previous Image", lambda: self._step(-1), [K(Qt.Key_PageUp), K("[")])
@@ -167,6 +171,8 @@ class MainWindow(QMainWindow):
         self.act_finetune = A("&Fine-tune\u2026", lambda: self._show_extra("finetune"), None, "finetune",
                               tip="Fine-tune the model on the reviewed images")
         self.act_about = A("&About SASNet Studio", self._about)
+        self.act_log_folder = A("Open &Log Folder", self.open_log_folder,
+                                tip="The log files say what happened; send them with a problem report")
 
         mb = self.menuBar()
         m = mb.addMenu("&File")
@@ -201,7 +207,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Model")
         m.addActions([self.act_models, self.act_finetune])
         m = mb.addMenu("&Help")
-        m.addAction(self.act_about)
+        m.addActions([self.act_log_folder, self.act_about])
 
         short = {self.act_open: "Open", self.act_open_folder: "Folder", self.act_count_all: "Count all",
                  self.act_stop: "Stop", self.act_undo: "Undo", self.act_redo: "Redo", self.act_tool_edit: "Points",
@@ -234,7 +240,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.file_dock.fileActivated.connect(self.session.show)
         self.session.imageShown.connect(self._on_image_shown)
-        self.session.imageFailed.connect(lambda p, exc: errors.show_error(self, exc, what="Could not open the image"))
+        self.session.imageFailed.connect(self._on_image_failed)
         self.session.countsChanged.connect(self._update_counts)
         self.document.reviewedChanged.connect(self._on_reviewed_changed)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
@@ -248,7 +254,9 @@ class MainWindow(QMainWindow):
         self.canvas.toolChanged.connect(self._on_tool_changed)
         if self.controller is not None:
             self.controller.predictorChanged.connect(self._on_predictor)
-            self.controller.loadFailed.connect(lambda msg: errors.show_error(self, msg, what="Could not load the model"))
+            self.controller.loadFailed.connect(self._on_model_failed)
+            if hasattr(self.controller, "busyChanged"):
+                self.controller.busyChanged.connect(lambda _busy: self._show_model_state())
 
     # -- opening ----------------------------------------------------------------------------------
     def open_paths(self, paths, show_first: bool = True) -> list[str]:
@@ -322,9 +330,7 @@ class MainWindow(QMainWindow):
     def _on_predictor(self, predictor) -> None:
         had = self.counter.predictor() is not None
         self.counter.set_predictor(predictor)
-        self.banner.setVisible(predictor is None)
-        name = self.controller.current_name() if self.controller is not None and predictor is not None else None
-        self.model_label.setText(f"model: {name}" if name else ("model loaded" if predictor else "no model"))
+        self._show_model_state()
         for a in (self.act_count, self.act_count_all, self.act_from_model):
             a.setEnabled(predictor is not None)
         if predictor is None:
@@ -335,6 +341,30 @@ class MainWindow(QMainWindow):
             if self.session.current:
                 self.counter.enqueue([self.session.current], front=True)
             self.counter.enqueue([e.path for e in self.files.entries() if e.path not in self.session.results])
+
+    def _model_loading(self) -> bool:
+        return self.controller is not None and bool(getattr(self.controller, "is_busy", lambda: False)())
+
+    def _show_model_state(self) -> None:
+        """Status-bar model name and the "no model" banner; while a model loads, say so instead."""
+        predictor = self.counter.predictor()
+        loading = self._model_loading()
+        self.banner.setVisible(predictor is None and not loading)
+        name = self.controller.current_name() if self.controller is not None and predictor is not None else None
+        if loading:
+            self.model_label.setText("Loading model\u2026")
+        else:
+            self.model_label.setText(f"model: {name}" if name else ("model loaded" if predictor else "no model"))
+
+    def _on_model_failed(self, message: str) -> None:
+        self._show_model_state()
+        errors.show_error(self, message, what="Could not load the model")
+
+    def stop_counting(self) -> None:
+        if not self.act_stop.isEnabled():
+            return
+        self.counter.cancel()
+        self.statusBar().showMessage("Counting stopped; images not counted yet keep their status.", 6000)
 
     def count_current(self) -> None:
         if self.session.current:
@@ -355,8 +385,18 @@ class MainWindow(QMainWindow):
 
     # -- editing ----------------------------------------------------------------------------------
     def start_from_model(self) -> None:
-        if not self.session.start_from_model():
+        if self.session.current_result() is None:
             self.statusBar().showMessage("Count this image first (F5): there are no model points yet.", 6000)
+            return
+        placed = int((self.document.sources == SOURCE_PERSON).sum()) if self.document.is_open else 0
+        if placed:
+            answer = QMessageBox.question(
+                self, "Replace points",
+                f"Replace the {placed} point{'s' if placed != 1 else ''} placed by a person with the "
+                "model's points? (Edit \u25b8 Undo brings them back.)")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.session.start_from_model()
 
     def _escape(self) -> None:
         if self.canvas.roi_layer.draft:
@@ -468,7 +508,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 errors.show_error(self, exc, what="Could not write the overlay")
 
-    # -- GUI-2's panels, created on first use ------------------------------------------------------
+    # -- video and fine-tuning panels, created on first use ----------------------------------------
     def _show_extra(self, kind: str):
         dock = self._extra_docks.get(kind)
         if dock is None:
@@ -505,14 +545,26 @@ class MainWindow(QMainWindow):
         dlg = ModelsDialog(self.controller, self)
         dlg.open()
 
-    def _about(self) -> None:
-        from PySide6.QtWidgets import QMessageBox
+    def open_log_folder(self) -> None:
+        from sasnet_core import paths
 
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.statusBar().showMessage(f"The log files are in {folder}", 10000)
+
+    def _about(self) -> None:
         QMessageBox.about(self, "About SASNet Studio",
                           "<b>SASNet Studio</b><br>Crowd counting with SASNet (Song et al., AAAI 2021):"
                           " count, see what the model sees, correct head points, fine-tune.")
 
     # -- status -----------------------------------------------------------------------------------
+    def _on_image_failed(self, path: str, exc) -> None:
+        # The canvas must not keep showing (and editing) the previous image under this one's name.
+        self.session.close_image()
+        self.setWindowTitle(f"{Path(path).name} (not opened) \u2013 SASNet Studio")
+        errors.show_error(self, exc, what="Could not open the image")
+
     def _on_image_shown(self, path: str) -> None:
         self.file_dock.select_path(path)
         w, h = self.canvas.image_shape[1], self.canvas.image_shape[0]

@@ -97,13 +97,20 @@ def test_drop_files_and_broken_image_error(qtbot, main_window, tmp_path, gui):
     with qtbot.waitSignal(w.session.imageShown):
         w.dropEvent(ev)
     assert len(w.files.paths()) == 2
+    w.document.add_point(10, 10)
     with qtbot.waitSignal(w.session.imageFailed):
-        w.session.show(str(broken))
+        w.act_next.trigger()  # PgDn to the broken file
     assert str(broken) in w.property("lastError")
     assert w.files.entry(str(broken)).status is Status.ERROR
     boxes = [b for b in w.findChildren(QMessageBox) if b.isVisible()]
     assert boxes and str(broken) in boxes[-1].informativeText()
-    assert w.session.current == str(good)  # the good image stays on screen
+    # The previous image is gone from the canvas: a click must not edit its annotation.
+    assert w.session.current is None and w.canvas.image_shape is None and not w.document.is_open
+    assert "zz_broken.jpg" in w.windowTitle()
+    gui.click(qtbot, w.canvas, 20, 20)
+    assert load_annotation(annotation_file_for(good)).points.tolist() == [[10.0, 10.0]]
+    w.act_prev.trigger()  # back to the good image: its one point is there
+    qtbot.waitUntil(lambda: w.session.current == str(good) and w.document.count == 1, timeout=10_000)
 
 
 def test_close_flushes_and_settings_are_remembered(qtbot, fake_controller, tmp_path, gui):

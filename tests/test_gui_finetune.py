@@ -17,7 +17,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from sasnet_core import paths  # noqa: E402
-from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry  # noqa: E402
+from sasnet_core.registry import ModelRegistry  # noqa: E402
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
 # A fast schedule for a tiny model on 64 x 64 images (the options reach `sasnet finetune` as is).
 FAST = ["--images-per-step", "2", "--crops", "1", "--crop-size", "32", "--workers", "0"]
@@ -131,7 +132,7 @@ def test_failed_run_shows_stderr_and_the_panel_survives(qtbot, studio_home, tmp_
     assert finished.args == ["failed"]
     assert "crop_size" in panel.last_error and "33" in panel.last_error
     box = panel.findChild(QMessageBox)
-    assert box is not None and "crop_size" in box.text()
+    assert box is not None and "crop_size" in box.informativeText()
     assert panel.start_button.isEnabled() and not panel.is_running()
     assert controller.current_name() == "tiny" and _no_partial_files()
     assert not list(paths.models_dir().glob("*.pth")) if paths.models_dir().exists() else True

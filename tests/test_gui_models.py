@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E4
 
 from sasnet_core import paths  # noqa: E402
 from sasnet_core.checkpoint import save_checkpoint  # noqa: E402
-from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry  # noqa: E402
+from sasnet_core.registry import ModelRegistry  # noqa: E402
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
 
 def _dialog(qtbot, controller):
@@ -139,7 +140,7 @@ def test_bad_files_show_an_error_and_the_app_keeps_going(qtbot, studio_home, tmp
     qtbot.waitUntil(lambda: dialog.last_error is not None, timeout=30000)
     assert str(bad) in dialog.last_error
     box = dialog.findChild(QMessageBox)
-    assert box is not None and str(bad) in box.text()
+    assert box is not None and str(bad) in box.informativeText()
     assert ModelRegistry().entries() == []
 
     failures = []

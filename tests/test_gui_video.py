@@ -18,7 +18,7 @@ from sasnet_core.annotation import (  # noqa: E402
     load_annotation,
     save_annotation,
 )
-from sasnet_core.registry import HOW_TO_GET_A_MODEL  # noqa: E402
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
 FRAMES = 20
 
@@ -198,5 +198,5 @@ def test_no_model_and_unreadable_video(qtbot, studio_home, tmp_path, video):
     assert panel.open_video(bad) is False
     assert str(bad) in panel.last_error
     box = panel.findChild(QMessageBox)
-    assert box is not None and str(bad) in box.text()
+    assert box is not None and str(bad) in box.informativeText()
     assert panel.info is not None and panel.info.path == video  # the open video stays open

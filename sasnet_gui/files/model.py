@@ -1,20 +1,13 @@
 """The file list: one row per image with its status, model count, annotated count and review state."""
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
-
-class Status(enum.Enum):
-    NOT_RUN = "not run"
-    COUNTING = "counting"
-    COUNTED = "counted"
-    ANNOTATED = "annotated"
-    ERROR = "error"
+from sasnet_core.vocab import FileStatus as Status
 
 
 _STATUS_COLOURS = {

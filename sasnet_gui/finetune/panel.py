@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -40,7 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from sasnet_core import paths
-from sasnet_core.registry import HOW_TO_GET_A_MODEL
+from sasnet_gui import errors
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.finetune.dataset import TrainingSet, collect_training_set, write_training_folder
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
 from sasnet_gui.widgets import themed_plot_init
@@ -483,6 +483,4 @@ class FineTunePanel(QWidget):
 
     def _error(self, title: str, message: str) -> None:
         self.last_error = message
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()  # not exec(): the app keeps running behind it
+        errors.show_error(self, message, what=title)

@@ -9,30 +9,29 @@ so it runs in a superqt worker thread; views only listen to the signals:
     busyChanged(bool)         a load is running
     registryChanged()         models were added to / removed from the registry through the GUI
 
-Device and precision are remembered in ``config_dir()/gui.ini`` (QSettings, IniFormat) and apply
-to the next load; changing them reloads the current model.
+Device and precision are remembered in the app's settings (``AppSettings``) and apply to the next
+load; changing them reloads the current model.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
-from sasnet_core import paths
-from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry
+from sasnet_core.registry import ModelRegistry
+from sasnet_core.vocab import (DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
+                               INFERENCE_PRECISIONS as PRECISIONS)
+from sasnet_gui.settings import AppSettings
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DEVICE_KEY, _PRECISION_KEY = "models/device", "models/precision"
 
-
-def gui_settings() -> QSettings:
-    """The app's settings file (shared by every widget; one group per widget)."""
-    path = paths.config_dir() / "gui.ini"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return QSettings(str(path), QSettings.Format.IniFormat)
+# How a person gets a model, in the app's words (menus, not shell commands); the command line
+# has its own text in sasnet_core.registry.
+HOW_TO_GET_A_MODEL = ("Open Model \u25b8 Models\u2026 and click Add file\u2026 to choose a checkpoint: the "
+                      "released SHHA.pth (dense crowds) or SHHB.pth (sparse street scenes) from "
+                      "github.com/TencentYoutuResearch/CrowdCounting-SASNet, or a model you trained.")
 
 
 def _load_predictor(weights, device: str, precision: str):
@@ -56,18 +55,21 @@ class ModelController(QObject):
     registryChanged = Signal()
 
     def __init__(self, parent: QObject | None = None, *, registry: ModelRegistry | None = None,
-                 settings: QSettings | None = None, load_default: bool = True):
+                 settings: AppSettings | None = None, load_default: bool = True):
         super().__init__(parent)
         self.registry = registry or ModelRegistry()
-        self._settings = settings or gui_settings()
-        self._device = self._read_setting(_DEVICE_KEY, DEVICES, "auto")
-        self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, "fp32")
+        self._settings = settings or AppSettings()
+        self._device = self._read_setting(_DEVICE_KEY, DEVICES, DEFAULT_DEVICE)
+        self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, DEFAULT_INFERENCE_PRECISION)
         self._predictor = None
         self._name: str | None = None
         self._path: Path | None = None
         self._generation = 0  # only the newest load may set the model
         self._workers: set = set()
         self._pending = 0  # loads started and not yet answered
+        # Busy from the start when the default model will load: views say "Loading model…" rather
+        # than "no model" during the moment before the load begins.
+        self._default_scheduled = load_default
         if load_default:
             # After the event loop starts, so the window shows first and listeners are connected.
             QTimer.singleShot(0, self.load_default)
@@ -101,7 +103,7 @@ class ModelController(QObject):
         if getattr(self, attr) == value:
             return
         setattr(self, attr, value)
-        self._settings.setValue(key, value)
+        self._settings.set_value(key, str(value))
         self._settings.sync()
         if self._path is not None:  # the model in use moves to the new device / precision
             self.load(self._path, name=self._name)
@@ -124,7 +126,7 @@ class ModelController(QObject):
         return getattr(self._predictor, "info", None)
 
     def is_busy(self) -> bool:
-        return self._pending > 0
+        return self._pending > 0 or self._default_scheduled
 
     @staticmethod
     def how_to_get_a_model() -> str:
@@ -136,12 +138,21 @@ class ModelController(QObject):
         try:
             entry = self.registry.default()
         except Exception as exc:  # a damaged registry: say so, keep running without a model
+            self._default_done()
             self.loadFailed.emit(_error_text(exc))
             return False
         if entry is None:
+            self._default_done()
             return False
         self.load(entry.name)
+        self._default_scheduled = False
         return True
+
+    def _default_done(self) -> None:
+        if self._default_scheduled:
+            self._default_scheduled = False
+            if self._pending == 0:
+                self.busyChanged.emit(False)
 
     def load(self, weights: str | os.PathLike, *, name: str | None = None) -> None:
         """Load a checkpoint file or registered model name off the GUI thread."""

@@ -32,8 +32,9 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelEntry
-from sasnet_gui.models.controller import DEVICES, PRECISIONS, ModelController
+from sasnet_core.registry import ModelEntry
+from sasnet_gui import errors
+from sasnet_gui.models.controller import DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
 
 COLUMNS = ("Name", "Kind", "Parent", "Trained on", "Date", "MAE before", "MAE after", "File")
 
@@ -120,8 +121,7 @@ class ModelsDialog(QDialog):
         self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
 
         self.empty_label = QLabel("<b>No model yet.</b> The app opens and annotates images "
-                                  "without one; counting needs a model.<br>" + HOW_TO_GET_A_MODEL
-                                  + "<br>Or click <i>Add file…</i> and choose a .pth file.")
+                                  "without one; counting needs a model.<br>" + HOW_TO_GET_A_MODEL)
         self.empty_label.setWordWrap(True)
         self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -169,7 +169,7 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.status_label)
         layout.addWidget(close)
 
-        controller.predictorChanged.connect(lambda _p: self.refresh())
+        controller.predictorChanged.connect(self._on_model_changed)
         controller.busyChanged.connect(lambda _b: self._show_current())
         controller.loadFailed.connect(self._load_failed)
         controller.registryChanged.connect(self.refresh)
@@ -227,6 +227,13 @@ class ModelsDialog(QDialog):
         else:
             text = "In use: <b>no model</b>"
         self.current_label.setText(text)
+
+    def _on_model_changed(self, _predictor) -> None:
+        if self.status_label.property("loading"):  # the load asked for here has answered
+            self.status_label.setProperty("loading", False)
+            name = self.controller.current_name()
+            self.status_label.setText(f"Using {name}." if self.controller.has_model() and name else "")
+        self.refresh()
 
     def _update_buttons(self) -> None:
         has = self.selected_name() is not None
@@ -318,6 +325,7 @@ class ModelsDialog(QDialog):
         name = self.selected_name()
         if name is not None:
             self.status_label.setText(f"Loading {name}…")
+            self.status_label.setProperty("loading", True)
             self.controller.load(name)
 
     def _set_device(self, value: str) -> None:
@@ -327,13 +335,12 @@ class ModelsDialog(QDialog):
         self.controller.precision = value
 
     def _load_failed(self, message: str) -> None:
+        self.status_label.setProperty("loading", False)
         self.status_label.setText(f"<span style='color:#c0392b'>Could not load the model: "
                                   f"{html.escape(message)}</span>")
         self._show_current()
 
     def _error(self, title: str, message: str) -> None:
         self.status_label.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()  # window-modal but not blocking: the app keeps running
+        errors.show_error(self, message, what=title)
         self.last_error = message

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -35,8 +34,9 @@ from superqt.utils import create_worker
 
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import VIDEO_SUFFIXES
-from sasnet_core.registry import HOW_TO_GET_A_MODEL
 from sasnet_core.video import VideoInfo, open_video
+from sasnet_gui import errors
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.video.counting import (
     CountRecord,
     count_video,
@@ -549,6 +549,4 @@ class VideoPanel(QWidget):
     def _error(self, title: str, message: str) -> None:
         self.last_error = message
         self.status.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()  # not exec(): the app keeps running behind it
+        errors.show_error(self, message, what=title)
