@@ -1,8 +1,8 @@
 """Export: annotations in any format ``sasnet convert`` knows, counts as CSV, overlays as PNG.
 
-The functions at the top do the work and are Qt-free apart from their callers; the dialogs only
-collect choices. Formats are never re-implemented here: every file is written by
-``sasnet_core.formats`` (and ``formats.shanghaitech_export`` for the whole-folder layout).
+Annotations are written by ``sasnet_core.formats.export``, the same function behind
+``sasnet convert``: it refuses to replace what exists, to put two images in one file and to write
+half an export. The dialog only collects the choices, and asks the person before replacing files.
 """
 from __future__ import annotations
 
@@ -13,74 +13,37 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget)
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QWidget)
 
 from sasnet_core.annotation import Annotation
+from sasnet_core.formats import DATASET, target_kind
 
 from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
 
-SHANGHAITECH_LAYOUT = "shanghaitech-layout"
 SCOPES = {"current": "Current image", "all": "All annotated images", "reviewed": "Reviewed images only"}
 
 
 def format_choices() -> list[tuple[str, str]]:
-    """(key, label) of every export target: each registered format, then the folder layout."""
+    """(key, label) of every export target: each registered format, then the data set layout."""
     from sasnet_core.formats import FORMATS
 
     out = [(name, f"{spec.description}") for name, spec in FORMATS.items()]
-    out.append((SHANGHAITECH_LAYOUT, "ShanghaiTech data set folder (train_data/test_data, IMG_n + GT_IMG_n.mat)"))
+    out.append((DATASET, "ShanghaiTech data set folder (train_data/test_data, IMG_n + GT_IMG_n.mat)"))
     return out
 
 
-def target_kind(fmt: str, n_images: int) -> str:
-    """"file" when the export is one file, "folder" when it is a folder."""
-    if fmt == SHANGHAITECH_LAYOUT:
-        return "folder"
-    from sasnet_core.formats import get_format
-
-    return "file" if get_format(fmt).multi or n_images == 1 else "folder"
-
-
 def default_target(fmt: str, anns: list[Annotation], folder) -> Path:
+    """The suggested file or folder beside the images."""
     folder = Path(folder)
     if target_kind(fmt, len(anns)) == "folder":
-        return folder / ("shanghaitech_export" if fmt == SHANGHAITECH_LAYOUT else f"annotations_{fmt}")
+        return folder / ("shanghaitech_export" if fmt == DATASET else f"annotations_{fmt}")
     from sasnet_core.formats import get_format
 
     spec = get_format(fmt)
     if spec.multi:
         return folder / f"annotations{spec.extensions[0]}"
     return folder / spec.default_name(anns[0].image_path)
-
-
-def export_annotations(anns: list[Annotation], fmt: str, target, test_fraction: float = 0.2,
-                       overwrite: bool = False) -> list[Path]:
-    """Write ``anns`` in ``fmt`` to ``target`` (a file or a folder, see ``target_kind``)."""
-    if not anns:
-        raise ValueError("there are no annotated images to export")
-    target = Path(target)
-    if fmt == SHANGHAITECH_LAYOUT:
-        from sasnet_core.formats.shanghaitech_export import export_shanghaitech
-
-        export_shanghaitech(anns, target, test_fraction=test_fraction, overwrite=overwrite)
-        return sorted(p for p in target.rglob("*") if p.is_file())
-    from sasnet_core.formats import get_format, write_annotations
-
-    spec = get_format(fmt)
-    if target_kind(fmt, len(anns)) == "file":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_annotations(anns, target, fmt)
-        return [target]
-    target.mkdir(parents=True, exist_ok=True)
-    written, names = [], set()
-    for ann in anns:
-        name = spec.default_name(ann.image_path)
-        if name in names:  # two images with one stem (from different folders): keep both
-            name = f"{Path(ann.image_path).parent.name}_{name}"
-        names.add(name)
-        write_annotations([ann], target / name, fmt)
-        written.append(target / name)
-    return written
 
 
 def counts_csv_text(entries) -> str:
@@ -184,7 +147,7 @@ class ExportAnnotationsDialog(QDialog):
     def _refresh(self) -> None:
         anns = self.annotations()
         fmt = self.selected_format()
-        self.test_fraction.setEnabled(fmt == SHANGHAITECH_LAYOUT)
+        self.test_fraction.setEnabled(fmt == DATASET)
         if anns:
             self.target.setText(str(default_target(fmt, anns, self._default_folder)))
             kind = target_kind(fmt, len(anns))
@@ -201,6 +164,24 @@ class ExportAnnotationsDialog(QDialog):
         if path:
             self.target.setText(path)
 
-    def export(self) -> list[Path]:
-        return export_annotations(self.annotations(), self.selected_format(), self.target.text(),
-                                  test_fraction=self.test_fraction.value())
+    def export(self):
+        """Write the export; the ``ExportResult``, or None when the person keeps existing files."""
+        from sasnet_core.errors import OutputExistsError
+        from sasnet_core.formats import export
+
+        anns, fmt, target = self.annotations(), self.selected_format(), self.target.text().strip()
+        if not target:
+            raise ValueError("choose where to save the export")
+        kw = {"test_fraction": self.test_fraction.value()}
+        try:
+            return export(anns, fmt, target, **kw)
+        except OutputExistsError as exc:
+            if "already exists" not in exc.detail:
+                raise  # two images to one file, a folder in the way: nothing to confirm
+            answer = QMessageBox.question(
+                self.parentWidget() or self, "Replace existing files?",
+                f"{exc.path} already exists.\n\nReplace it (and any other existing file of this "
+                "export) with the new export?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        return export(anns, fmt, target, overwrite=True, **kw)

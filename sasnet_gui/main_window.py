@@ -123,7 +123,8 @@ class MainWindow(QMainWindow):
         self.act_open = A("&Open\u2026", self.open_dialog, K.Open, "open", tip="Open images or videos")
         self.act_open_folder = A("Open &Folder\u2026", self.open_folder_dialog, "Ctrl+Shift+O", "folder")
         self.act_import = A("&Import Annotation\u2026", self.import_dialog, "Ctrl+I")
-        self.act_export = A("&Export Annotations\u2026", self.export_dialog, "Ctrl+E")
+        # triggered(bool checked) must not arrive as the export scope
+        self.act_export = A("&Export Annotations\u2026", lambda: self.export_dialog(), "Ctrl+E")
         self.act_export_csv = A("Export &Counts as CSV\u2026", self.export_counts_dialog)
         self.act_export_density = A("Export &Density Overlay as PNG\u2026", lambda: self.export_overlay_dialog("density"))
         self.act_export_levels = A("Export &Level Overlay as PNG\u2026", lambda: self.export_overlay_dialog("levels"))
@@ -474,11 +475,13 @@ class MainWindow(QMainWindow):
 
     def _run_export(self, dlg) -> None:
         try:
-            written = dlg.export()
+            result = dlg.export()  # asks before replacing anything; None when the person declines
         except Exception as exc:  # noqa: BLE001 - any failure is shown, the app keeps running
             errors.show_error(self, exc, what="Export failed")
             return
-        self.statusBar().showMessage(f"Exported {len(written)} file(s) to {dlg.target.text()}", 8000)
+        if result is not None:
+            self.statusBar().showMessage(f"Exported {result.images} image(s) in {len(result.files)} "
+                                         f"file(s) to {result.target}", 8000)
 
     def export_counts_dialog(self) -> None:
         from sasnet_gui.export_dialogs import export_counts_csv

@@ -9,6 +9,7 @@ from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
 from sasnet_core.errors import AnnotationFormatError
 from sasnet_core.formats import (
     FORMATS, detect_format, read_annotations, read_points, write_annotations, write_points)
+from sasnet_core.formats._common import clean_coordinates
 
 # What each format can carry besides points.
 KEEPS_SOURCES = {"sasnet", "csv", "coco", "cvat"}
@@ -35,7 +36,8 @@ def test_round_trip_every_format(tmp_path, ann, name):
     write_points(ann, path, name)
     assert detect_format(path) == name
     back = read_points(path)
-    np.testing.assert_array_equal(back.points, ann.points)  # exact, not rounded
+    # exact up to the float noise every reader removes (12 significant digits)
+    np.testing.assert_array_equal(back.points, clean_coordinates(ann.points))
     assert back.image_path == ann.image_path  # found beside the annotation
     if name in KEEPS_SOURCES:
         assert back.sources.tolist() == ann.sources.tolist()
@@ -190,9 +192,13 @@ def test_cli_converts_a_dataset_folder(tmp_path):
     need(STREET_B)
     assert _convert(STREET_B, "--to", "text", "--out", tmp_path / "txt") == 0
     files = sorted((tmp_path / "txt").rglob("*.txt"))
-    assert len(files) == 38  # train and test both have IMG_1..: kept apart in split folders
-    assert {f.parent.name for f in files} == {"train", "test"}
-    assert read_points(tmp_path / "txt" / "train" / "IMG_4.txt").count == 53
+    assert len(files) == 38  # train and test both have IMG_1..: each keeps its sub-folder
+    assert {f.parent.relative_to(tmp_path / "txt").as_posix() for f in files} == {
+        "train_data/images", "test_data/images"}
+    assert read_points(tmp_path / "txt" / "train_data" / "images" / "IMG_4.txt").count == 53
+    # ... and the export reads back: its own output converts again without a collision
+    assert _convert(tmp_path / "txt", "--to", "csv", "--out", tmp_path / "csv") == 0
+    assert len(sorted((tmp_path / "csv").rglob("*.csv"))) == 38
 
 
 def test_cli_folder_of_annotations_to_coco_and_errors(tmp_path, capsys):
@@ -261,17 +267,24 @@ def test_degenerate_input_is_refused_or_skipped_with_the_file_named(tmp_path):
     save_annotation(a, tmp_path / "a.jpg.sasnet.json")
 
 
-def test_cli_convert_refuses_two_images_to_one_output_file(tmp_path, capsys):
+def test_cli_convert_keeps_sub_folders_and_refuses_two_images_to_one_file(tmp_path, capsys):
     import cv2
 
-    for sub, n in (("a", 1), ("b", 3)):
-        img = tmp_path / "src" / sub / "IMG_1.jpg"
-        img.parent.mkdir(parents=True)
+    for sub, name, n in (("a", "IMG_1.jpg", 1), ("b", "IMG_1.jpg", 3), ("b", "IMG_1.png", 2)):
+        img = tmp_path / "src" / sub / name
+        img.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
         save_annotation(Annotation(str(img), (10, 10), [[1, 1]] * n), img.with_name(img.name + ".sasnet.json"))
+    # b/IMG_1.jpg and b/IMG_1.png both want b/IMG_1.txt: refused, naming both, nothing written
     assert _convert(tmp_path / "src", "--to", "text", "--out", tmp_path / "out") == 2
-    assert "IMG_1.txt" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # checked before anything is written
+    err = capsys.readouterr().err
+    assert "IMG_1.txt" in err and "IMG_1.jpg" in err and "IMG_1.png" in err
+    assert not (tmp_path / "out").exists()
+    # a/IMG_1.jpg and b/IMG_1.jpg keep their sub-folders
+    (tmp_path / "src" / "b" / "IMG_1.png.sasnet.json").unlink()
+    assert _convert(tmp_path / "src", "--to", "text", "--out", tmp_path / "out") == 0
+    assert read_points(tmp_path / "out" / "a" / "IMG_1.txt").count == 1
+    assert read_points(tmp_path / "out" / "b" / "IMG_1.txt").count == 3
 
 
 def test_cli_export_into_non_empty_folder_is_a_clean_error(tmp_path, capsys):
@@ -284,4 +297,4 @@ def test_cli_export_into_non_empty_folder_is_a_clean_error(tmp_path, capsys):
     out = tmp_path / "export"
     assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 0
     assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 2  # no traceback
-    assert "not empty" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err

@@ -7,9 +7,12 @@ import csv
 import numpy as np
 import pytest
 
-from sasnet_core.formats import FORMATS, read_annotations
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
+
+from sasnet_core.formats import DATASET, FORMATS, read_annotations
 from sasnet_core.imageio import read_image
-from sasnet_gui.export_dialogs import (SHANGHAITECH_LAYOUT, export_annotations, export_counts_csv,
+from sasnet_gui.export_dialogs import (ExportAnnotationsDialog, export_counts_csv,
                                        export_overlay_png, overlay_image)
 from sasnet_gui.files.counting import summarize
 
@@ -32,49 +35,107 @@ def annotated(qtbot, main_window, tmp_path, gui):
     return main_window, paths
 
 
+def _open_export(window, qtbot, how="menu"):
+    """File > Export Annotations... (the menu action or Ctrl+E), as a person opens it."""
+    if how == "menu":
+        window.act_export.trigger()
+    else:
+        window.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+        qtbot.keyClick(window, Qt.Key_E, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activeModalWidget(), ExportAnnotationsDialog))
+    return QApplication.activeModalWidget()
+
+
+def _export(dlg, qtbot, scope, fmt, target):
+    """Choose scope, format and target in the dialog and press its Export button."""
+    dlg.scope.setCurrentIndex(dlg.scope.findData(scope))
+    dlg.format.setCurrentIndex(dlg.format.findData(fmt))
+    dlg.target.setText(str(target))
+    qtbot.mouseClick(dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok), Qt.LeftButton)
+
+
+@pytest.mark.parametrize("how", ["menu", "shortcut"])
+def test_export_menu_and_ctrl_e_open_the_dialog_and_export(annotated, qtbot, tmp_path, how):
+    window, paths = annotated
+    dlg = _open_export(window, qtbot, how)
+    assert dlg.scope.currentData() == "current"  # not the action's 'checked' flag
+    _export(dlg, qtbot, "all", "coco", tmp_path / "all.json")
+    back = read_annotations(tmp_path / "all.json", "coco")
+    assert sorted(a.count for a in back) == [1, 2]
+    assert all(a.image_size == (256, 192) for a in back)  # width/height from the images
+    assert "Exported 2 image(s)" in window.statusBar().currentMessage()
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_current_image_in_every_format_round_trips(annotated, tmp_path, fmt):
+def test_current_image_in_every_format_round_trips(annotated, qtbot, tmp_path, fmt):
     window, paths = annotated
-    dlg = window.export_dialog("current")
-    dlg.set_format(fmt)
-    dlg.target.setText(str(tmp_path / "out" / f"points{FORMATS[fmt].extensions[0]}"))
-    dlg.accept()  # the window runs the export when the dialog is accepted
-    (ann,) = read_annotations(tmp_path / "out" / f"points{FORMATS[fmt].extensions[0]}", fmt)
-    np.testing.assert_allclose(ann.points, [[5, 6]], atol=1e-6)
+    out = tmp_path / "out" / f"points{FORMATS[fmt].extensions[0]}"
+    _export(_open_export(window, qtbot), qtbot, "current", fmt, out)
+    (ann,) = read_annotations(out, fmt)
+    np.testing.assert_array_equal(ann.points, [[5, 6]])
 
 
-def test_all_images_into_a_folder_and_into_one_coco_file(annotated, tmp_path):
-    window, paths = annotated
-    anns = window.collect_annotations("all")
-    assert len(anns) == 2 and window.collect_annotations("reviewed")[0].count == 2
-    written = export_annotations(anns, "csv", tmp_path / "csv")
-    assert sorted(p.name for p in written) == ["img_1.csv", "img_2.csv"]
-    (coco,) = export_annotations(anns, "coco", tmp_path / "all.json")
-    assert sorted(a.count for a in read_annotations(coco, "coco")) == [1, 2]
-
-
-def test_shanghaitech_layout_from_the_dialog(annotated, tmp_path):
+def test_existing_file_is_replaced_only_when_the_person_says_so(annotated, qtbot, tmp_path, monkeypatch):
     window, _ = annotated
-    dlg = window.export_dialog("all")
-    dlg.set_format(SHANGHAITECH_LAYOUT)
+    out = tmp_path / "mine.csv"
+    out.write_text("x,y\n1,1\n")
+    asked = []
+
+    def answer(reply):
+        def question(parent, title, text, *a, **k):
+            asked.append(text)
+            return reply
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    _export(_open_export(window, qtbot), qtbot, "current", "csv", out)
+    assert asked and str(out) in asked[0]
+    assert out.read_text() == "x,y\n1,1\n"  # kept
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    _export(_open_export(window, qtbot), qtbot, "current", "csv", out)
+    assert read_annotations(out, "csv")[0].points.tolist() == [[5, 6]]
+
+
+def test_same_file_name_in_three_folders_gives_three_files(qtbot, main_window, tmp_path, gui):
+    paths = []
+    for sub in "abc":
+        (p,) = gui.write_images(tmp_path / "imgs" / sub, n=1)
+        paths.append(str(p.rename(p.with_name("img.png"))))
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths(paths)
+    for n, path in enumerate(paths, 1):
+        if main_window.session.current != path:
+            with qtbot.waitSignal(main_window.session.imageShown):
+                main_window.session.show(path)
+        for i in range(n):
+            main_window.document.add_point(10 + i, 10)
+        main_window.document.flush()
+    _export(_open_export(main_window, qtbot), qtbot, "all", "text", tmp_path / "out")
+    for sub, n in zip("abc", (1, 2, 3)):
+        assert read_annotations(tmp_path / "out" / sub / "img.txt", "text")[0].count == n
+    assert "3 image(s) in 3 file(s)" in main_window.statusBar().currentMessage()
+
+
+def test_shanghaitech_layout_from_the_dialog(annotated, qtbot, tmp_path):
+    window, _ = annotated
+    dlg = _open_export(window, qtbot)
     dlg.test_fraction.setValue(0.5)
-    dlg.target.setText(str(tmp_path / "sht"))
-    dlg.accept()
+    _export(dlg, qtbot, "all", DATASET, tmp_path / "sht")
     gts = sorted((tmp_path / "sht").rglob("GT_IMG_*.mat"))
     assert len(gts) == 2 and len(sorted((tmp_path / "sht").rglob("IMG_*.jpg"))) == 2
     counts = sorted(read_annotations(p, "shanghaitech")[0].count for p in gts)
     assert counts == [1, 2]
+    assert not list((tmp_path / "sht").glob(".*"))  # no staging folder left behind
 
 
-def test_export_failure_is_shown_with_the_file(annotated, tmp_path):
+def test_export_failure_is_shown_with_the_file(annotated, qtbot, tmp_path):
     window, _ = annotated
     blocker = tmp_path / "file_not_folder"
     blocker.write_text("x")
-    dlg = window.export_dialog("all")
-    dlg.set_format("csv")
-    dlg.target.setText(str(blocker / "sub"))
-    dlg.accept()
+    _export(_open_export(window, qtbot), qtbot, "all", "csv", blocker / "sub")
     assert "file_not_folder" in window.property("lastError")
+    assert blocker.read_text() == "x"
 
 
 def test_counts_csv_lists_every_file(annotated, tmp_path):

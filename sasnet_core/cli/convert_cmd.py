@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import sys
 
-DATASET_TARGET = "shanghaitech-dataset"
+from sasnet_core.cli.argtypes import fraction, non_negative_int
 
 
 def register(subparsers) -> None:
+    from sasnet_core.formats import DATASET as DATASET_TARGET
     from sasnet_core.formats import FORMATS
 
     names = ", ".join(f"{n} ({s.description})" for n, s in FORMATS.items())
@@ -33,10 +34,16 @@ def register(subparsers) -> None:
                    help="drop points outside the image (default: report them and keep them)")
     p.add_argument("--strict", action="store_true",
                    help="treat points outside the image as an error")
-    p.add_argument("--test-fraction", type=float, default=0.2,
-                   help=f"{DATASET_TARGET}: share of images put in test_data/ (when the source "
-                   "has no train/test split of its own)")
-    p.add_argument("--seed", type=int, default=0, help=f"{DATASET_TARGET}: seed of the split")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files or data set folders that exist (default: refuse)")
+    p.add_argument("--test-fraction", type=fraction, default=0.2,
+                   help=f"{DATASET_TARGET}: share of images put in test_data/, between 0 and 1 "
+                   "(when the source has no train/test split of its own)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help=f"{DATASET_TARGET}: seed of the split")
+    p.add_argument("--allow-image", action="append", default=[], metavar="IMAGE",
+                   help=f"{DATASET_TARGET}: copy this image although it lies outside SRC "
+                   "(images outside SRC are refused; repeat for several)")
     p.set_defaults(func=run)
 
 
@@ -78,8 +85,8 @@ def _gather(src, src_format, outside, report):
 def run(args) -> int:
     from pathlib import Path
 
-    from sasnet_core.formats import FORMATS, write_annotations
-    from sasnet_core.formats.shanghaitech_export import export_shanghaitech
+    from sasnet_core.errors import OutputExistsError
+    from sasnet_core.formats import DATASET, export
 
     outside = "error" if args.strict else ("drop" if args.drop_outside else "keep")
     report: list[str] = []
@@ -89,40 +96,24 @@ def run(args) -> int:
     if report and outside == "keep":
         print("sasnet convert: points outside the image were kept; --drop-outside drops them",
               file=sys.stderr)
-    out = Path(args.out)
-    n_points = sum(a.count for a in anns)
-    if args.to == DATASET_TARGET:
-        if splits is not None and not set(splits) <= {"train", "test"}:
-            splits = None  # e.g. UCF folds: use a seeded random split instead
-        counts = export_shanghaitech(anns, out, args.test_fraction, args.seed, splits)
-        print(f"wrote {counts['train']} training and {counts['test']} test images "
-              f"({n_points} heads) to {out}")
-        return 0
-    spec = FORMATS[args.to]
-    if spec.multi:
-        dst = out / spec.default_name("") if out.is_dir() else out
-        write_annotations(anns, dst, args.to)
-        print(f"wrote {len(anns)} images ({n_points} heads) to {dst}")
-        return 0
-    if len(anns) == 1 and not out.is_dir() and out.suffix:
-        write_annotations(anns, out, args.to)
-        print(f"wrote {n_points} heads to {out}")
-        return 0
-    names = [spec.default_name(a.image_path) for a in anns]
-    use_split_dirs = splits is not None and len(set(names)) < len(names)
-    dsts = [out / splits[i] / name if use_split_dirs else out / name for i, name in enumerate(names)]
-    first: dict = {}
-    for ann, dst in zip(anns, dsts):  # checked before writing: one file must not overwrite another
-        if dst in first:
-            from sasnet_core.errors import OutputExistsError
-
-            raise OutputExistsError(
-                f"two images would be written to this one file ({first[dst]} and "
-                f"{ann.image_path}); convert their folders one at a time, or to a multi-image "
-                "format (coco, cvat, via)", dst)
-        first[dst] = ann.image_path
-    for ann, dst in zip(anns, dsts):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        write_annotations([ann], dst, args.to)
-    print(f"wrote {len(anns)} files ({n_points} heads) to {out}")
+    if splits is not None and not set(splits) <= {"train", "test"}:
+        splits = None  # e.g. UCF folds: a seeded random split instead
+    src = Path(args.src)
+    try:
+        result = export(anns, args.to, args.out, overwrite=args.overwrite,
+                        test_fraction=args.test_fraction, seed=args.seed,
+                        splits=splits if args.to == DATASET else None,
+                        source_root=src if src.is_dir() else src.parent,
+                        allowed_images=args.allow_image)
+    except OutputExistsError as exc:
+        if "already exists" not in exc.detail:
+            raise
+        raise OutputExistsError("already exists; --overwrite replaces it", exc.path) from None
+    if args.to == DATASET:
+        print(f"wrote {result.splits['train']} training and {result.splits['test']} test images "
+              f"({result.points} heads) to {result.target}")
+    elif len(result.files) == 1:
+        print(f"wrote {result.images} image(s) ({result.points} heads) to {result.files[0]}")
+    else:
+        print(f"wrote {len(result.files)} files ({result.points} heads) to {result.target}")
     return 0

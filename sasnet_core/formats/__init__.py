@@ -4,9 +4,12 @@ Every adapter module has NAME, DESCRIPTION, EXTENSIONS, FIELD (named in error me
 (one file holds many images), ``read(path) -> list[Annotation]``, ``write(anns, path)`` and
 ``default_name(image_path)`` (the file name the format's own data sets use for one image).
 
-Reading validates every point: NaN or infinite values raise ``AnnotationFormatError`` naming the
-file and field; points off the image are reported and kept (published counts stay intact),
-dropped with ``outside="drop"``, or refused with ``outside="error"``.
+Reading validates every field where it enters: a field of the wrong JSON type, a number written
+as text (refused in every format), NaN or infinite points and ROI vertices, image sizes below 1,
+complex or transposed MATLAB arrays, JSON nested too deeply and XML with entity declarations raise
+``AnnotationFormatError`` naming the file and the field. Points off the image are reported and kept
+(published counts stay intact), dropped with ``outside="drop"``, or refused with
+``outside="error"``. Writing goes through ``export`` (``formats/export.py``).
 """
 from __future__ import annotations
 
@@ -128,5 +131,8 @@ def write_points(annotation: Annotation, path, format: str) -> None:
     write_annotations([annotation], path, format)
 
 
-__all__ = ["FORMATS", "FormatSpec", "detect_format", "get_format", "read_annotations",
-           "read_points", "write_annotations", "write_points"]
+from sasnet_core.formats.export import DATASET, ExportResult, export, target_kind, targets  # noqa: E402
+
+__all__ = ["DATASET", "FORMATS", "ExportResult", "FormatSpec", "detect_format", "export",
+           "get_format", "read_annotations", "read_points", "target_kind", "targets",
+           "write_annotations", "write_points"]

@@ -43,23 +43,94 @@ def read_text(path, allow_empty: bool = False) -> str:
 def read_json(path):
     import json
 
+    text = read_text(path)
     try:
-        return json.loads(read_text(path))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         fail(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")
+    except RecursionError:  # the decoder recurses once per nesting level
+        fail(path, "JSON nested too deeply to be an annotation file")
 
 
-def number_pairs(value, path, field: str) -> np.ndarray:
-    """(N, 2) float64 from a list of [x, y]; the error names the field."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        fail(path, f"field '{field}' must hold [x, y] number pairs")
+# -- JSON field types -------------------------------------------------------------------------------
+# One rule for every format: a number must be written as a JSON number. "12" is refused, not
+# guessed, so a file that one tool reads is never read differently by another.
+def _type_name(value) -> str:
+    return {type(None): "null", bool: "true/false", str: "text", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def json_field(value, kind, path, field: str):
+    """``value`` when it is of JSON ``kind`` (list, dict or str), else a named error."""
+    names = {list: "a list", dict: "an object", str: "text"}
+    if not isinstance(value, kind):
+        fail(path, f"field '{field}' must be {names[kind]}, got {_type_name(value)}")
+    return value
+
+
+def json_number(value, path, field: str) -> float:
+    """A finite JSON number (not a string, not true/false)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(path, f"field '{field}' must be a number, got {_type_name(value)} {value!r:.40}")
+    value = float(value)
+    if not np.isfinite(value):
+        fail(path, f"field '{field}' is not a finite number ({value})")
+    return value
+
+
+def json_size(width, height, path, field: str):
+    """(w, h) of positive whole numbers, or None when both are absent (null)."""
+    if width is None and height is None:
+        return None
+    out = []
+    for name, v in (("width", width), ("height", height)):
+        v = json_number(v, path, f"{field}.{name}")
+        if not v.is_integer() or v <= 0:
+            fail(path, f"field '{field}.{name}' must be a whole number of pixels above 0, got {v:g}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def json_id(value, path, field: str):
+    """An id: a whole number or a text, as COCO and VIA tools write them."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        fail(path, f"field '{field}' must be a whole number or a text, got {_type_name(value)}")
+    return value
+
+
+def point_pairs(value, path, field: str) -> np.ndarray:
+    """(N, 2) float64 from a JSON list of [x, y] number pairs; the error names the field."""
+    json_field(value, list, path, field)
+    out = np.zeros((len(value), 2))
+    for i, pair in enumerate(value):
+        if not isinstance(pair, list) or len(pair) != 2:
+            fail(path, f"field '{field}[{i}]' must be an [x, y] pair, got {_type_name(pair)} "
+                       f"{pair!r:.40}")
+        out[i] = json_number(pair[0], path, f"{field}[{i}]"), json_number(pair[1], path, f"{field}[{i}]")
+    return out
+
+
+def number_list(value, path, field: str) -> np.ndarray:
+    json_field(value, list, path, field)
+    return np.array([json_number(v, path, f"{field}[{i}]") for i, v in enumerate(value)], np.float64)
+
+
+def mat_points(value, path, field: str) -> np.ndarray:
+    """(N, 2) float64 from a MATLAB numeric array of x, y rows."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        fail(path, f"variable '{field}' holds complex numbers; expected real x, y coordinates")
+    if arr.dtype.kind not in "iuf":
+        fail(path, f"variable '{field}' must be a numeric array, got {arr.dtype.kind!r} "
+                   f"({arr.dtype}) values")
     if arr.size == 0:
         return np.zeros((0, 2))
-    if arr.ndim != 2 or arr.shape[1] < 2:
-        fail(path, f"field '{field}' must be a list of [x, y] pairs, got shape {arr.shape}")
-    return np.ascontiguousarray(arr[:, :2])
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        hint = (" (2 rows: it looks transposed; save it as K x 2, one head per row)"
+                if arr.ndim == 2 and arr.shape[0] == 2 else "")
+        fail(path, f"variable '{field}' must be K x 2 (x, y per row), got "
+                   f"{' x '.join(map(str, arr.shape))}{hint}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def find_image(stems, dirs) -> str:
@@ -86,12 +157,13 @@ def resolve_image(name: str, base_dir) -> str:
 
 
 def relative_name(image_path: str, out_path) -> str:
-    """Image name to store in a file at ``out_path``: relative to its folder, posix slashes."""
-    if os.path.isabs(image_path):
-        try:
-            image_path = os.path.relpath(image_path, Path(out_path).absolute().parent)
-        except ValueError:
-            pass
+    """Image name to store in a file at ``out_path``: relative to that file's folder (so the
+    file and its images can move together), posix slashes. A relative ``image_path`` is taken
+    relative to the working directory, as every other path a program is given."""
+    try:
+        image_path = os.path.relpath(os.path.abspath(image_path), Path(out_path).absolute().parent)
+    except ValueError:  # another drive (Windows): only an absolute path can name it
+        image_path = os.path.abspath(image_path)
     return image_path.replace(os.sep, "/")
 
 
@@ -122,6 +194,17 @@ def validate(ann: Annotation, path, field: str, outside: str = "keep", report=No
     if bad.any():
         i = int(np.argmax(bad))
         fail(path, f"field '{field}' point {i} is not a finite number pair ({pts[i, 0]}, {pts[i, 1]})")
+    for k, roi in enumerate(ann.rois):
+        bad = ~np.isfinite(roi).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            fail(path, f"region of interest {k} vertex {i} is not a finite number pair "
+                       f"({roi[i, 0]}, {roi[i, 1]})")
+    if ann.image_size is not None and min(ann.image_size) <= 0:
+        fail(path, f"image size {ann.image_size[0]}x{ann.image_size[1]} is not a size")
+    ann.points = clean_coordinates(pts)
+    ann.rois = [clean_coordinates(r) for r in ann.rois]
+    pts = ann.points
     size = image_size_of(ann)
     if size is None:
         neg = (pts < 0).any(axis=1)
@@ -155,7 +238,41 @@ def write_text_atomic(path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def fmt(v: float) -> str:
-    """Shortest text that reads back as the same float ("12" for 12.0)."""
+# -- coordinates without float noise ----------------------------------------------------------------
+# MATLAB exports and float32 model outputs carry digits nobody measured: 312.9999999999999 for 313,
+# 123.456787109375 for 123.45679. Every reader keeps a coordinate to SIGNIFICANT digits (a 10^-7
+# pixel at 100,000 pixels), shortened to its float32 text when the value is a float32, and every
+# writer writes that shortest text. The rule is idempotent, so A -> B -> A keeps every point exactly.
+SIGNIFICANT = 12
+
+
+def clean(v: float) -> float:
     v = float(v)
+    if v.is_integer() or not np.isfinite(v):
+        return v
+    f32 = np.float32(v)
+    if float(f32) == v:  # a float32 value: its own shortest text
+        return float(np.format_float_positional(f32, unique=True))
+    return float(f"{v:.{SIGNIFICANT}g}")
+
+
+def clean_coordinates(arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr, np.float64)
+    return np.array([clean(v) for v in arr.ravel()], np.float64).reshape(arr.shape)
+
+
+def fmt(v: float) -> str:
+    """The shortest text of a clean coordinate ("12" for 12.0, "313" for 312.9999999999999)."""
+    v = clean(v)
     return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+
+
+def json_coordinates(arr) -> list:
+    """Clean coordinates as JSON numbers (whole values as ints, so "313", not "313.0")."""
+    return [int(c) if c.is_integer() and abs(c) < 1e15 else c
+            for c in (clean(v) for v in np.asarray(arr, np.float64).ravel())]
+
+
+def json_pairs(arr) -> list:
+    flat = json_coordinates(arr)
+    return [flat[i:i + 2] for i in range(0, len(flat), 2)]

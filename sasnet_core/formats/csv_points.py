@@ -23,7 +23,10 @@ def default_name(image_path: str) -> str:
 
 
 def read(path: Path) -> list[Annotation]:
-    rows = list(csv.reader(io.StringIO(read_text(path))))
+    try:
+        rows = list(csv.reader(io.StringIO(read_text(path))))
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte, ...
+        fail(path, f"not a readable CSV file ({exc})")
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:  # e.g. only separators: no header and no point
         fail(path, "no rows with values (expected a header 'x,y' and one row per head)")

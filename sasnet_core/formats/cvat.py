@@ -30,9 +30,47 @@ def _xy(text: str, path, where: str) -> np.ndarray:
         fail(path, f"{where}: attribute 'points' must be 'x,y;x,y;...', got {text[:60]!r}")
 
 
-def read(path: Path) -> list[Annotation]:
+def _size(im, path, where: str):
+    w, h = im.get("width"), im.get("height")
+    if w is None and h is None:
+        return None
     try:
-        root = ET.fromstring(read_bytes(path))
+        size = int(w), int(h)
+    except (TypeError, ValueError):
+        fail(path, f"{where}: 'width' and 'height' must be whole numbers, got {w!r:.20} and {h!r:.20}")
+    if min(size) <= 0:
+        fail(path, f"{where}: image size {size[0]}x{size[1]} is not a size")
+    return size
+
+
+class _Declared(Exception):
+    pass
+
+
+def _refuse_declarations(data: bytes, path) -> None:
+    """CVAT never writes a DTD; entity declarations are how XML bombs and external-file reads
+    arrive, so a file that declares any is refused before the tree is built."""
+    from xml.parsers import expat
+
+    def refuse(*_):
+        raise _Declared
+
+    scan = expat.ParserCreate()
+    scan.StartDoctypeDeclHandler = scan.EntityDeclHandler = refuse
+    try:
+        scan.Parse(data, True)
+    except _Declared:
+        fail(path, "XML with a DOCTYPE or ENTITY declaration is refused (CVAT files have none)")
+    except expat.ExpatError as exc:
+        fail(path, f"not valid XML ({expat.ErrorString(exc.code)}: line {exc.lineno}, "
+                   f"column {exc.offset})")
+
+
+def read(path: Path) -> list[Annotation]:
+    data = read_bytes(path)
+    _refuse_declarations(data, path)
+    try:
+        root = ET.fromstring(data)
     except ET.ParseError as exc:
         fail(path, f"not valid XML ({exc})")
     if root.tag != "annotations":
@@ -54,10 +92,7 @@ def read(path: Path) -> list[Annotation]:
                 poly = _xy(el.get("points", ""), path, where)
                 if len(poly) >= 3:  # as LabelMe and VIA: a 1- or 2-vertex "polygon" is no region
                     rois.append(poly)
-        try:
-            size = (int(im.get("width")), int(im.get("height")))
-        except (TypeError, ValueError):
-            size = None
+        size = _size(im, path, f"image '{name}'")
         points = np.concatenate(pts) if pts else np.zeros((0, 2))
         anns.append(Annotation(resolve_image(name, path.parent), size, points, src, rois))
     return anns

@@ -5,6 +5,7 @@ and blur are kept through a round trip while the point list is unchanged in leng
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,12 @@ def parse_rows(path: Path, min_cols: int, what: str) -> np.ndarray:
         if len(parts) < min_cols:
             fail(path, f"line {n}: expected {what}, got {len(parts)} value(s): {line.strip()!r}")
         try:
-            rows.append([float(v) for v in parts])
+            row = [float(v) for v in parts]
         except ValueError:
-            fail(path, f"line {n}: not numbers: {line.strip()!r}")
+            fail(path, f"line {n}: not numbers: {line.strip()[:80]!r}")
+        if not all(math.isfinite(v) for v in row):
+            fail(path, f"line {n}: not a finite number: {line.strip()[:80]!r}")
+        rows.append(row)
     width = max((len(r) for r in rows), default=min_cols)
     if any(len(r) != width for r in rows):
         fail(path, "lines have different numbers of columns")

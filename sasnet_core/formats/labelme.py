@@ -9,7 +9,8 @@ import numpy as np
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.formats._common import (
-    fail, number_pairs, read_json, relative_name, resolve_image, write_text_atomic)
+    fail, json_field, json_pairs, json_size, point_pairs, read_json, relative_name, resolve_image,
+    write_text_atomic)
 
 NAME = "labelme"
 DESCRIPTION = "LabelMe JSON (point shapes; polygons labelled 'roi')"
@@ -33,11 +34,10 @@ def read(path: Path) -> list[Annotation]:
         fail(path, "field 'shapes' must be a list (is this a LabelMe file?)")
     pts, rois, other = [], [], []
     for i, shape in enumerate(data["shapes"]):
-        if not isinstance(shape, dict):
-            fail(path, f"field 'shapes[{i}]' must be an object")
-        kind = shape.get("shape_type", "polygon")
-        label = str(shape.get("label", "")).lower()
-        xy = number_pairs(shape.get("points", []), path, f"shapes[{i}].points")
+        json_field(shape, dict, path, f"shapes[{i}]")
+        kind = json_field(shape.get("shape_type") or "polygon", str, path, f"shapes[{i}].shape_type")
+        label = json_field(shape.get("label", ""), str, path, f"shapes[{i}].label").lower()
+        xy = point_pairs(shape.get("points", []), path, f"shapes[{i}].points")
         if kind == "point":
             if len(xy) != 1:
                 fail(path, f"field 'shapes[{i}].points': a point shape needs one [x, y]")
@@ -46,18 +46,20 @@ def read(path: Path) -> list[Annotation]:
             rois.append(xy)
         else:
             other.append(shape)
-    w, h = data.get("imageWidth"), data.get("imageHeight")
-    size = (int(w), int(h)) if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0 else None
-    image = resolve_image(str(data.get("imagePath") or path.stem + ".jpg"), path.parent)
+    size = json_size(data.get("imageWidth"), data.get("imageHeight"), path, "imageWidth/imageHeight")
+    name = data.get("imagePath")
+    if name is not None:
+        json_field(name, str, path, "imagePath")
+    image = resolve_image(name or path.stem + ".jpg", path.parent)
     extra = {"labelme_other_shapes": other} if other else {}
     return [Annotation(image, size, np.array(pts).reshape(-1, 2), rois=rois, extra=extra)]
 
 
 def write(anns: list[Annotation], path: Path) -> None:
     (ann,) = anns
-    shapes = [{"label": "head", "points": [[float(x), float(y)]], "group_id": None,
-               "description": "", "shape_type": "point", "flags": {}} for x, y in ann.points]
-    shapes += [{"label": "roi", "points": r.tolist(), "group_id": None, "description": "",
+    shapes = [{"label": "head", "points": [xy], "group_id": None,
+               "description": "", "shape_type": "point", "flags": {}} for xy in json_pairs(ann.points)]
+    shapes += [{"label": "roi", "points": json_pairs(r), "group_id": None, "description": "",
                 "shape_type": "polygon", "flags": {}} for r in ann.rois]
     shapes += list(ann.extra.get("labelme_other_shapes", []))
     data = {"version": "5.4.1", "flags": {}, "shapes": shapes,

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from sasnet_core.annotation import Annotation
-from sasnet_core.formats._common import fail, find_image, number_pairs, read_json, write_text_atomic
+from sasnet_core.formats._common import (
+    fail, find_image, json_field, json_pairs, number_list, point_pairs, read_json, write_text_atomic)
 
 NAME = "nwpu"
 DESCRIPTION = "NWPU-Crowd JSON (img_id, human_num, points)"
@@ -29,11 +30,17 @@ def read(path: Path) -> list[Annotation]:
         fail(path, "expected a JSON object with 'img_id', 'human_num' and 'points'")
     if "points" not in data:
         fail(path, f"missing field 'points' (found: {', '.join(map(str, data)) or 'nothing'})")
-    pts = number_pairs(data["points"], path, FIELD)
+    pts = point_pairs(data["points"], path, FIELD)
     num = data.get("human_num")
-    if num is not None and (not isinstance(num, int) or num != len(pts)):
-        fail(path, f"field 'human_num' is {num!r} but 'points' holds {len(pts)} points")
-    img_id = str(data.get("img_id") or path.stem)
+    if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num != len(pts)):
+        fail(path, f"field 'human_num' is {num!r:.40} but 'points' holds {len(pts)} points")
+    img_id = data.get("img_id")
+    if img_id is not None and (isinstance(img_id, bool) or not isinstance(img_id, (str, int))):
+        fail(path, f"field 'img_id' must be a file name, got {img_id!r:.40}")
+    img_id = str(img_id or path.stem)
+    if data.get("boxes") is not None:
+        for i, box in enumerate(json_field(data["boxes"], list, path, "boxes")):
+            number_list(box, path, f"boxes[{i}]")  # kept and written back: must be numbers
     stem = Path(img_id).stem
     image = find_image([stem], [path.parent.parent / "images", path.parent])
     extra = {"nwpu_boxes": data["boxes"]} if data.get("boxes") else {}
@@ -46,5 +53,5 @@ def write(anns: list[Annotation], path: Path) -> None:
     if not isinstance(boxes, list) or len(boxes) != len(ann.points):
         boxes = []  # boxes no longer match the (edited) points
     data = {"img_id": Path(ann.image_path).name, "human_num": len(ann.points),
-            "points": ann.points.tolist(), "boxes": boxes}
+            "points": json_pairs(ann.points), "boxes": boxes}
     write_text_atomic(path, json.dumps(data))

@@ -25,5 +25,9 @@ def read(path: Path) -> list[Annotation]:
 
 
 def write(anns: list[Annotation], path: Path) -> None:
-    (ann,) = anns
+    from sasnet_core.formats._common import clean_coordinates
+
+    ann = anns[0].copy()  # written without float noise, as every other format
+    ann.points = clean_coordinates(ann.points)
+    ann.rois = [clean_coordinates(r) for r in ann.rois]
     save_annotation(ann, path)

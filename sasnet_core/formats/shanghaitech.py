@@ -11,7 +11,7 @@ import numpy as np
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.formats import _matfile
-from sasnet_core.formats._common import fail, find_image, number_pairs
+from sasnet_core.formats._common import clean_coordinates, fail, find_image, mat_points
 
 NAME = "shanghaitech"
 DESCRIPTION = "ShanghaiTech GT_IMG_n.mat (image_info location/number)"
@@ -37,23 +37,28 @@ def read(path: Path) -> list[Annotation]:
         loc = rec["location"]
     except (IndexError, ValueError, KeyError, TypeError):
         fail(path, "field 'image_info' is not the ShanghaiTech struct {location, number}")
-    pts = number_pairs(loc, path, FIELD)
+    pts = mat_points(loc, path, FIELD)
     stem = path.stem[3:] if path.stem.startswith("GT_") else path.stem
     image = find_image([stem], [path.parent.parent / "images", path.parent])
     extra = {}
     try:
-        number = int(np.asarray(rec["number"]).ravel()[0])
-        if number != len(pts):
-            extra["shanghaitech_number"] = number  # kept for the report; points are the truth
-    except (ValueError, IndexError, KeyError):
-        pass
+        number = np.asarray(rec["number"])
+    except (ValueError, KeyError):
+        number = np.zeros(0)  # optional: the points are the truth
+    if number.size:
+        if number.size != 1 or number.dtype.kind not in "iuf" or not np.isfinite(number).all() \
+                or float(number.ravel()[0]) != int(number.ravel()[0]):
+            fail(path, f"field 'image_info.number' must be one whole number, got "
+                       f"{number.ravel()[:3]!r:.60}")
+        if int(number.ravel()[0]) != len(pts):
+            extra["shanghaitech_number"] = int(number.ravel()[0])  # kept for the report
     return [Annotation(image, None, pts, extra=extra)]
 
 
 def write(anns: list[Annotation], path: Path) -> None:
     (ann,) = anns
     rec = np.empty((1, 1), dtype=[("location", "O"), ("number", "O")])
-    rec[0, 0]["location"] = np.asarray(ann.points, np.float64).reshape(-1, 2)
+    rec[0, 0]["location"] = clean_coordinates(ann.points).reshape(-1, 2)
     rec[0, 0]["number"] = np.array([[len(ann.points)]], np.float64)
     cell = np.empty((1, 1), dtype=object)
     cell[0, 0] = rec

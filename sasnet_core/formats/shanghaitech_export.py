@@ -11,13 +11,13 @@ copied byte for byte; other image types are re-encoded as JPEG (quality 95).
 from __future__ import annotations
 
 import csv
+import os
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 from sasnet_core.annotation import Annotation
-from sasnet_core.atomic import atomic_path
-from sasnet_core.errors import AnnotationFormatError, OutputExistsError
 from sasnet_core.formats import shanghaitech
 
 SPLIT_DIRS = {"train": "train_data", "test": "test_data"}
@@ -33,45 +33,60 @@ def assign_splits(n: int, test_fraction: float, seed: int = 0) -> list[str]:
 
 
 def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 0.2,
-                        seed: int = 0, splits: list[str] | None = None,
-                        overwrite: bool = False) -> dict[str, int]:
-    """Write the layout above; ``splits`` ("train"/"test" per image) overrides the random split.
-    Returns the number of images per split."""
+                        seed: int = 0, splits: list[str] | None = None
+                        ) -> tuple[dict[str, int], list[Path]]:
+    """Write the layout above into ``out_dir``; ``splits`` ("train"/"test" per image) overrides
+    the random split. Returns the number of images per split and the files written.
+
+    The new layout is built in a hidden folder inside ``out_dir`` and moved into place only when
+    complete, so a failure (a full disk, an unreadable image) leaves a previous export as it was.
+    Whether replacing one is allowed is the caller's decision (``formats.export``).
+    """
     out = Path(out_dir)
-    for d in SPLIT_DIRS.values():
-        if (out / d).exists() and any((out / d).rglob("*")) and not overwrite:
-            raise OutputExistsError("folder is not empty; choose another folder or overwrite",
-                                    out / d)
     if splits is None:
         splits = assign_splits(len(anns), test_fraction, seed)
     if len(splits) != len(anns) or not set(splits) <= set(SPLIT_DIRS):
         raise ValueError("splits must give 'train' or 'test' for every image")
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".sasnet-export-", dir=out))
+    try:
+        rows = _write_layout(anns, splits, stage)
+        with open(stage / "sources.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["split", "image", "source", "count"])
+            w.writerows(rows)
+        old = stage / ".replaced"
+        old.mkdir()
+        for name in (*SPLIT_DIRS.values(), "sources.csv"):
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, old / name)
+            if (stage / name).exists():
+                os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    counts = {k: splits.count(k) for k in SPLIT_DIRS}
+    files = sorted(p for d in SPLIT_DIRS.values() if (out / d).is_dir() for p in (out / d).rglob("*")
+                   if p.is_file())
+    return counts, [*files, out / "sources.csv"]
+
+
+def _write_layout(anns, splits, base_dir: Path) -> list[list]:
     from sasnet_core.imageio import read_image, write_image
 
-    # Every image checked before anything is written: a half-written export would block the
-    # next attempt ("folder is not empty").
-    for ann in anns:
-        if not Path(ann.image_path).is_file():
-            raise AnnotationFormatError("image of this annotation not found", ann.image_path)
     numbers = {k: 0 for k in SPLIT_DIRS}
     rows = []
     for ann, split in zip(anns, splits):
         src = Path(ann.image_path)
         numbers[split] += 1
         name = f"IMG_{numbers[split]}"
-        base = out / SPLIT_DIRS[split]
+        base = base_dir / SPLIT_DIRS[split]
         (base / "images").mkdir(parents=True, exist_ok=True)
         (base / "ground-truth").mkdir(parents=True, exist_ok=True)
         dst = base / "images" / f"{name}.jpg"
         if src.suffix.lower() in (".jpg", ".jpeg"):
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
+            shutil.copyfile(src, dst)
         else:
             write_image(dst, read_image(src))
         shanghaitech.write([ann], base / "ground-truth" / f"GT_{name}.mat")
         rows.append([split, f"{name}.jpg", str(src), ann.count])
-    with atomic_path(out / "sources.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["split", "image", "source", "count"])
-        w.writerows(rows)
-    return numbers
+    return rows

@@ -10,7 +10,8 @@ import numpy as np
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.formats._common import (
-    fail, read_json, relative_name, resolve_image, write_text_atomic)
+    fail, json_coordinates, json_field, json_number, number_list, read_json, relative_name,
+    resolve_image, write_text_atomic)
 
 NAME = "via"
 DESCRIPTION = "VIA 2 JSON (point regions; polygons as ROI)"
@@ -41,22 +42,36 @@ def read(path: Path) -> list[Annotation]:
         fail(path, "expected VIA entries {key: {'filename', 'regions', ...}}")
     anns = []
     for key, entry in _entries(data).items():
+        name = json_field(entry["filename"], str, path, f"{key}.filename")
+        if not name:
+            fail(path, f"field '{key}.filename' is empty")
         regions = entry["regions"]
         if isinstance(regions, dict):  # VIA 1 stored regions as {"0": {...}}
             regions = list(regions.values())
+        json_field(regions, list, path, f"{key}.regions")
         pts, rois = [], []
         for i, reg in enumerate(regions):
-            sa = reg.get("shape_attributes", {}) if isinstance(reg, dict) else {}
             where = f"{key}.regions[{i}].shape_attributes"
-            try:
-                if sa.get("name") == "point":
-                    pts.append((float(sa["cx"]), float(sa["cy"])))
-                elif sa.get("name") in ("polygon", "polyline") and len(sa["all_points_x"]) >= 3:
-                    rois.append(np.stack([np.asarray(sa["all_points_x"], float),
-                                          np.asarray(sa["all_points_y"], float)], axis=1))
-            except (KeyError, TypeError, ValueError):
-                fail(path, f"field '{where}' lacks numeric cx/cy or all_points_x/y")
-        anns.append(Annotation(resolve_image(entry["filename"], path.parent), None,
+            json_field(reg, dict, path, f"{key}.regions[{i}]")
+            sa = json_field(reg.get("shape_attributes"), dict, path, where)
+            shape = sa.get("name")
+            if shape == "point":
+                if "cx" not in sa or "cy" not in sa:
+                    fail(path, f"field '{where}': a point needs 'cx' and 'cy'")
+                pts.append((json_number(sa["cx"], path, f"{where}.cx"),
+                            json_number(sa["cy"], path, f"{where}.cy")))
+            elif shape in ("polygon", "polyline"):
+                xs = number_list(sa.get("all_points_x"), path, f"{where}.all_points_x")
+                ys = number_list(sa.get("all_points_y"), path, f"{where}.all_points_y")
+                if len(xs) != len(ys):
+                    fail(path, f"field '{where}': {len(xs)} x values but {len(ys)} y values")
+                if len(xs) >= 3:  # as LabelMe and CVAT: a 1- or 2-vertex "polygon" is no region
+                    rois.append(np.stack([xs, ys], axis=1))
+            else:
+                # Heads drawn as rectangles or circles would silently count 0: say so instead.
+                fail(path, f"field '{where}.name' is {shape!r:.40}; heads must be 'point' regions "
+                           "and regions of interest 'polygon'")
+        anns.append(Annotation(resolve_image(name, path.parent), None,
                                np.array(pts).reshape(-1, 2), rois=rois))
     return anns
 
@@ -65,10 +80,12 @@ def write(anns: list[Annotation], path: Path) -> None:
     out = {}
     for ann in anns:
         name = relative_name(ann.image_path, path)
-        regions = [{"shape_attributes": {"name": "point", "cx": float(x), "cy": float(y)},
-                    "region_attributes": {"label": "head"}} for x, y in ann.points]
-        regions += [{"shape_attributes": {"name": "polygon", "all_points_x": r[:, 0].tolist(),
-                                          "all_points_y": r[:, 1].tolist()},
+        xy = json_coordinates(ann.points)
+        regions = [{"shape_attributes": {"name": "point", "cx": xy[i], "cy": xy[i + 1]},
+                    "region_attributes": {"label": "head"}} for i in range(0, len(xy), 2)]
+        regions += [{"shape_attributes": {"name": "polygon",
+                                          "all_points_x": json_coordinates(r[:, 0]),
+                                          "all_points_y": json_coordinates(r[:, 1])},
                      "region_attributes": {"label": "roi"}} for r in ann.rois]
         # VIA keys entries by file name + byte size; -1 when the image is not at hand.
         size = Path(ann.image_path).stat().st_size if Path(ann.image_path).is_file() else -1

@@ -1,0 +1,183 @@
+"""Export: annotations to any format, or to the ShanghaiTech data set layout, for the app's Export
+dialog and ``sasnet convert`` alike.
+
+One function, ``export``, with one set of promises:
+
+- nothing that exists is replaced unless ``overwrite=True`` (the CLI's ``--overwrite``; the app
+  asks the person first);
+- two images never go to one file: per-image files keep the image's sub-folder below the images'
+  common folder, and images that would still share a file are named in the refusal;
+- everything is checked before the first byte is written, and every file is written atomically;
+- image paths inside the written files are relative to the written file;
+- image width and height are filled in from the image when the annotation lacks them;
+- coordinates are written without float noise (see ``_common.clean``);
+- the data set layout copies only images below ``source_root``, unless an image is named in
+  ``allowed_images``: an annotation file must not be able to smuggle out ``../../secret.jpg``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sasnet_core.annotation import Annotation
+from sasnet_core.errors import OutputExistsError, OutputWriteError, SASNetError
+
+DATASET = "shanghaitech-dataset"  # the whole-folder layout: train_data/ + test_data/
+
+
+@dataclass
+class ExportResult:
+    target: Path  # the file or folder written
+    files: list[Path] = field(default_factory=list)  # every file written
+    images: int = 0
+    points: int = 0
+    splits: dict[str, int] = field(default_factory=dict)  # data set layout: images per split
+
+
+def targets() -> list[str]:
+    """Every export target: each registered format, then the data set layout."""
+    from sasnet_core.formats import FORMATS
+
+    return [*FORMATS, DATASET]
+
+
+def target_kind(target_format: str, n_images: int) -> str:
+    """"file" when the export is one file, "folder" when it is a folder."""
+    if target_format == DATASET:
+        return "folder"
+    from sasnet_core.formats import get_format
+
+    return "file" if get_format(target_format).multi or n_images == 1 else "folder"
+
+
+def export(anns: list[Annotation], target_format: str, target, *, overwrite: bool = False,
+           test_fraction: float = 0.2, seed: int = 0, splits: list[str] | None = None,
+           source_root=None, allowed_images=()) -> ExportResult:
+    """Write ``anns`` in ``target_format`` (a format name or ``DATASET``) to ``target``.
+
+    ``target`` is a file for a multi-image format (a folder gets the format's default name) or for
+    one image with a name that has a suffix; otherwise a folder. Raises ``OutputExistsError`` for
+    anything that exists (unless ``overwrite``) or for two images that would share one file,
+    ``OutputWriteError`` when the disk refuses, ``AnnotationFormatError`` for a missing image.
+    """
+    target = Path(target)
+    if not anns:
+        raise SASNetError("there are no annotated images to export", target)
+    anns = [_prepared(a) for a in anns]
+    if target_format == DATASET:
+        return _export_dataset(anns, target, overwrite, test_fraction, seed, splits, source_root,
+                               allowed_images)
+    from sasnet_core.formats import get_format, write_annotations
+
+    spec = get_format(target_format)
+    plan = _plan(anns, spec, target)
+    for dst in plan:
+        _check_free(dst, overwrite)
+    result = ExportResult(target, images=len(anns), points=sum(a.count for a in anns))
+    for dst, group in plan.items():
+        with _naming_output(dst):
+            write_annotations(group, dst, target_format)
+        result.files.append(dst)
+    if spec.multi or len(plan) == 1 and not target.is_dir():
+        result.target = next(iter(plan))
+    return result
+
+
+def _prepared(ann: Annotation) -> Annotation:
+    """A copy with an absolute image path and, where the image can be read, its size."""
+    from sasnet_core.formats._common import image_size_of
+
+    out = ann.copy()
+    out.image_path = os.path.abspath(out.image_path)
+    if out.image_size is None:
+        out.image_size = image_size_of(out)
+    return out
+
+
+def _plan(anns: list[Annotation], spec, target: Path) -> dict[Path, list[Annotation]]:
+    """Destination file -> annotations written there; refuses two images to one file."""
+    if spec.multi:
+        dst = target / spec.default_name("") if target.is_dir() else target
+        return {dst: anns}
+    if len(anns) == 1 and not target.is_dir() and target.suffix:
+        return {target: anns}
+    try:
+        root = os.path.commonpath([os.path.dirname(a.image_path) for a in anns])
+    except ValueError:  # images on different drives: no common folder
+        root = None
+    plan: dict[Path, list[Annotation]] = {}
+    for ann in anns:
+        sub = os.path.relpath(os.path.dirname(ann.image_path), root) if root else "."
+        plan.setdefault(target / sub / spec.default_name(ann.image_path), []).append(ann)
+    for dst, group in plan.items():
+        if len(group) > 1:
+            names = ", ".join(g.image_path for g in group[:4])
+            raise OutputExistsError(
+                f"{len(group)} images would be written to this one file ({names}); export "
+                "them apart, or to a multi-image format (coco, cvat, via)", dst)
+    return plan
+
+
+def _check_free(dst: Path, overwrite: bool) -> None:
+    if dst.is_dir():
+        raise OutputExistsError("is a folder; the export writes a file here", dst)
+    if dst.exists() or dst.is_symlink():
+        if not overwrite:
+            raise OutputExistsError("already exists; not replaced unless overwriting is asked for",
+                                    dst)
+    else:
+        for parent in dst.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputWriteError("is a file, not a folder", parent)
+                break
+
+
+class _naming_output:
+    """Turn an OS error while writing (full disk, read-only, permission) into a one-line error
+    naming the output path."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if isinstance(exc, OSError) and not isinstance(exc, SASNetError):
+            where = exc.filename if exc.filename and not Path(str(exc.filename)).name.startswith(".") \
+                else self.path
+            raise OutputWriteError(f"cannot write ({exc.strerror or exc})", where) from exc
+        return False
+
+
+# -- the ShanghaiTech data set layout ----------------------------------------------------------------
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _export_dataset(anns, target: Path, overwrite, test_fraction, seed, splits, source_root,
+                    allowed_images) -> ExportResult:
+    from sasnet_core.errors import AnnotationFormatError
+    from sasnet_core.formats.shanghaitech_export import SPLIT_DIRS, export_shanghaitech
+
+    allowed = {os.path.realpath(p) for p in allowed_images}
+    for ann in anns:  # every image checked before anything is written
+        if source_root is not None and not _inside(ann.image_path, source_root) \
+                and os.path.realpath(ann.image_path) not in allowed:
+            raise AnnotationFormatError(
+                f"image lies outside the source folder {os.fspath(source_root)}; it is copied "
+                "only when named explicitly", ann.image_path)
+        if not Path(ann.image_path).is_file():
+            raise AnnotationFormatError("image of this annotation not found", ann.image_path)
+    if target.exists() and not target.is_dir():
+        raise OutputExistsError("is a file; the data set layout is a folder", target)
+    for name in (*SPLIT_DIRS.values(), "sources.csv"):
+        if (target / name).exists() and not overwrite:
+            raise OutputExistsError("already exists; not replaced unless overwriting is asked for",
+                                    target / name)
+    with _naming_output(target):
+        counts, files = export_shanghaitech(anns, target, test_fraction, seed, splits)
+    return ExportResult(target, files, len(anns), sum(a.count for a in anns), counts)
