@@ -93,20 +93,45 @@ def fake_controller_class():
     (Built on first use so importing this module does not import Qt before the tests set it up.)"""
     from PySide6.QtCore import QObject, Signal
 
+    from sasnet_core.registry import ModelRegistry
+
     class FakeController(QObject):
         predictorChanged = Signal(object)
         loadFailed = Signal(str)
+        busyChanged = Signal(bool)
+        registryChanged = Signal()
+        device, precision = "cpu", "fp32"
 
         def __init__(self, name: str = "tiny"):
             super().__init__()
             self._p = None
             self._name = name
+            self.registry = ModelRegistry()  # the test's own (empty) registry
+            self.loads: list = []  # what the views asked to load
 
         def predictor(self):
             return self._p
 
         def current_name(self):
             return self._name if self._p is not None else None
+
+        def has_model(self) -> bool:
+            return self._p is not None
+
+        def is_busy(self) -> bool:
+            return False
+
+        def current_weights_path(self):
+            return None
+
+        def current_info(self):
+            return None
+
+        def load(self, weights, *, name=None) -> None:
+            self.loads.append(weights)
+
+        def unload(self) -> None:
+            self.set(None)
 
         def set(self, predictor):
             self._p = predictor

@@ -119,7 +119,7 @@ def tiny_predictor():
 
 @pytest.fixture
 def fake_controller(qtbot):
-    """Stands in for GUI-2's ModelController: the window only needs its signals and getters."""
+    """Stands in for the ModelController: the window only needs its signals and getters."""
     from _gui_helpers import fake_controller_class
 
     return fake_controller_class()()
