@@ -1,31 +1,151 @@
-"""Atomic file writes: a crash or a cancel leaves the old file or the new one, never half of one."""
+"""Atomic file writes: a crash or a cancel leaves the old file or the new one, never half of one.
+
+A write goes to a temp file beside the target, is fsynced, renamed over the target with
+``os.replace`` and the folder is fsynced, so a power cut keeps either name complete. Temp files are
+named ``.TARGET.HOST-PID.RANDOM.tmp``: a writer that was killed leaves one behind, and the next write
+of the same target removes those whose writer is gone (same machine, process no longer running) or
+that are older than ``STALE_AFTER_S`` (another machine on a shared folder, or a recycled PID).
+
+Errors are ``OSError`` naming the target (not the temp file), so the CLI can print one line:
+full disk, read-only folder, permission, a file where a folder should be.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+# A temp file of a live writer on another machine is left alone for this long; a large checkpoint
+# on a slow network folder takes well under it to write.
+STALE_AFTER_S = 3600.0
+# Without a PID in the name (written by an older version) a temp file counts as stale sooner.
+STALE_UNNAMED_AFTER_S = 300.0
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
+# The part of a temp name between ".TARGET." and ".tmp": "HOST-PID.RANDOM", or mkstemp's bare
+# RANDOM (8 characters) for temp files of older versions.
+_MIDDLE = re.compile(r"^(?:(?P<host>[0-9a-f]{4})-(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}$")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and ``os.replace`` it into place."""
+    """Yield a temporary path beside ``path``; on success fsync it and ``os.replace`` it into place.
+
+    A target that exists and is not a regular file (``/dev/null``, a FIFO) is written in place: it
+    must not be replaced by a file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with _naming(path):
+            yield path
+        return
+    with _naming(path):
+        _ensure_folder(path.parent)
+        remove_stale_temp_files(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp makes 0600 files; give the result the mode a plain open() would (or keep the old one).
-        os.chmod(tmp_path, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        with _naming(path):
+            yield tmp_path
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            # mkstemp makes 0600 files; give the result the mode a plain open() would (or keep the old one).
+            os.chmod(tmp_path, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+            os.replace(tmp_path, path)
+            _fsync_folder(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise OS errors that name no file or name our temp file as errors naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and not Path(exc.filename).name.startswith(f".{path.name}."):
+            raise
+        reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
+        raise type(exc)(exc.errno or errno.EIO, reason, os.fspath(path)) from exc
+
+
+def _ensure_folder(folder: Path) -> None:
+    # mkdir's own error for a file in the way is "File exists", naming the wrong thing.
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", os.fspath(parent))
+            break
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # platforms without directory handles (Windows): rename is as durable as it gets
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename itself has happened
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(path: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Remove temp files that interrupted writes of ``path`` left beside it; returns them.
+
+    Only names of our own pattern for this very target are touched; a temp file whose writer is
+    still running on this machine is kept.
+    """
+    path = Path(path)
+    prefix, now = f".{path.name}.", time.time() if now is None else now
+    removed = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for tmp in candidates:
+        match = _MIDDLE.match(tmp.name[len(prefix):-len(".tmp")])
+        if not match:
+            continue
+        try:
+            age = now - tmp.lstat().st_mtime
+            if not tmp.is_file() or tmp.is_symlink():
+                continue
+        except OSError:
+            continue
+        if match["pid"] is None:
+            stale = age > STALE_UNNAMED_AFTER_S
+        elif match["host"] == _HOST:
+            stale = not _running(int(match["pid"])) or age > STALE_AFTER_S
+        else:
+            stale = age > STALE_AFTER_S
+        if stale:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists but is not ours, or cannot tell: keep its file
+    return True
 
 
 def _umask() -> int:

@@ -1,4 +1,4 @@
-"""Load and save SASNet weights: the authors' released state dicts and our own checkpoint format.
+"""Load, validate and save SASNet weights: the authors' released state dicts and our own format.
 
 Two formats are detected automatically:
 
@@ -8,12 +8,22 @@ Two formats are detected automatically:
   where metadata holds the architecture config, count scale, training data, date, parent model and
   figures. Only plain types, so it loads with ``weights_only=True``.
 
-Every load uses ``torch.load(weights_only=True)``: a checkpoint is data, never code.
+Every load uses ``torch.load(weights_only=True)``: a checkpoint is data, never code. A file is
+validated as a whole (metadata types and ranges, keys, shapes, finite weights) before anything
+uses it, so a damaged file is refused when it is registered, not at first use.
+
+This module works on files only; names of registered models are resolved by ``registry``, which
+also offers ``load_model`` for a name, a file or the default model.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import math
 import os
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +31,16 @@ import torch
 
 from sasnet_core.atomic import atomic_path
 from sasnet_core.errors import CheckpointError
-from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.model import SELECTIONS, SASNet, SASNetConfig
 
 FORMAT = "sasnet-studio-checkpoint"
 FORMAT_VERSION = 1
+# Architecture ranges a real model can have: k is 32 in the paper, width_mult < 1 only for tiny
+# test models. Anything outside is damage, refused before a network is built from it.
+MAX_BLOCK_SIZE = 256
+MAX_WIDTH_MULT = 4.0
+# Metadata entries that listings and provenance read, with the types they must have.
+_TEXT_FIELDS = ("name", "parent", "parent_name", "parent_kind", "trained_on", "created", "status")
 
 
 @dataclass
@@ -39,31 +55,157 @@ class CheckpointInfo:
         return self.metadata.get("name") or self.path.stem
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, str]:
-    """Read a weights file: returns (state_dict, metadata, kind). Raises CheckpointError."""
+# ------------------------------------------------------------------------------------------
+# reading
+# ------------------------------------------------------------------------------------------
+def read_checkpoint_file(path: str | os.PathLike) -> object:
+    """The object stored in a weights file, loaded safely; any failure is one CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError("is a folder, not a checkpoint file", path)
     if not path.is_file():
         raise CheckpointError("no such checkpoint file", path)
+    _check_zip_integrity(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EIO, errno.ENOENT):
+            raise CheckpointError(f"cannot be read ({exc.strerror})", path) from None
+        # torch's reader reports damaged records as EINVAL and the like
+        raise CheckpointError("damaged or incomplete checkpoint file (its records cannot be read)", path) from None
     except Exception as exc:  # noqa: BLE001 - the unpickler raises many types on foreign bytes
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"not a PyTorch checkpoint that can be loaded safely ({first})", path) from None
+        raise CheckpointError(_why_unloadable(exc), path) from None
+
+
+def _check_zip_integrity(path: Path) -> None:
+    """torch.load does not verify the zip checksums, so a flipped bit in a tensor would load as a
+    silently different model: check them first (one read of the file)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # legacy (pre-1.6) format or not a checkpoint at all: torch.load decides
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError):
+        raise CheckpointError("damaged or incomplete checkpoint file (its archive cannot be read; "
+                              "was the download or the save cut short?)", path) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot be read ({exc.strerror or exc})", path) from None
+    if bad is not None:
+        entry = bad.split("/", 1)[-1]  # torch names the archive's root folder after the temp file
+        raise CheckpointError(f"damaged checkpoint file: the checksum of its entry {entry!r} does not match "
+                              "(the file changed after it was saved)", path)
+
+
+def _why_unloadable(exc: Exception) -> str:
+    """One sentence for a torch.load failure; its own messages are long, and some are a bare
+    number (a pickle opcode), which says nothing to a person."""
+    text = str(exc)
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return ("not a checkpoint that can be loaded safely: it holds objects other than tensors and "
+                "plain values (damaged, or made to run code when loaded), so it is refused")
+    if "zip archive" in text or "central directory" in text or "archive" in text.lower():
+        return "damaged or incomplete checkpoint file (its archive cannot be read)"
+    return "not a PyTorch checkpoint (its contents cannot be read)"
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, str]:
+    """Read and validate a weights file: returns (state_dict, metadata, kind). Raises CheckpointError.
+
+    Checked here: the container, metadata types and ranges, tensor-only state with text keys and
+    finite weights. Fitting the network (keys, shapes) is checked by ``inspect_checkpoint`` and
+    ``load_model``.
+    """
+    path = Path(path)
+    obj = read_checkpoint_file(path)
     if not isinstance(obj, dict):
         raise CheckpointError(f"not a checkpoint: holds a {type(obj).__name__}, expected a state dict", path)
     if obj.get("format") == FORMAT:
-        state, metadata, kind = obj.get("state_dict"), dict(obj.get("metadata") or {}), "ours"
+        version = obj.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise CheckpointError(f"field 'version' must be a whole number, got {version!r}", path)
+        if version > FORMAT_VERSION:
+            raise CheckpointError(f"written by a newer SASNet Studio (format version {version}; this one "
+                                  f"reads up to {FORMAT_VERSION})", path)
+        state, kind = obj.get("state_dict"), "ours"
         if not isinstance(state, dict):
             raise CheckpointError("our checkpoint format but 'state_dict' is missing", path)
+        metadata = obj.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise CheckpointError(f"field 'metadata' must be an object, got {_kind_of(metadata)}", path)
+        metadata = dict(metadata)
+        _validate_metadata(metadata, path)
     else:
         # Released files are a bare state dict; some training scripts wrap it or add "module.".
         state = obj.get("state_dict", obj.get("model", obj))
         metadata, kind = {}, "released"
+        if not isinstance(state, dict):
+            raise CheckpointError("not a checkpoint: no tensors in its state dict", path)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError("not a checkpoint: no tensors in its state dict", path)
+    if not all(isinstance(k, str) for k in state):
+        raise CheckpointError("not a checkpoint: its state dict has keys that are not names", path)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    _check_finite(state, path)
     return state, metadata, kind
+
+
+def _kind_of(value) -> str:
+    return {list: "a list", str: "text", dict: "an object", type(None): "nothing"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_metadata(metadata: dict, path: Path) -> None:
+    arch = metadata.get("architecture", {})
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"field 'architecture' must be an object, got {_kind_of(arch)}", path)
+    architecture_config(arch, path)
+    scale = metadata.get("count_scale", 1.0)
+    if not _is_number(scale) or scale <= 0:
+        raise CheckpointError(f"field 'count_scale' must be a number above 0, got {scale!r}", path)
+    for name in _TEXT_FIELDS:
+        if metadata.get(name) is not None and not isinstance(metadata[name], str):
+            raise CheckpointError(f"field {name!r} must be text, got {_kind_of(metadata[name])}", path)
+    steps = metadata.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
+        raise CheckpointError(f"field 'steps' must be a whole number, got {steps!r}", path)
+
+
+def architecture_config(arch: dict, path: str | os.PathLike) -> SASNetConfig:
+    """SASNetConfig from a checkpoint's ``architecture`` entry, every field checked for type and
+    range (unknown fields are ignored: a newer writer may add some)."""
+    defaults = SASNetConfig()
+    k = arch.get("block_size", defaults.block_size)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_BLOCK_SIZE:
+        raise CheckpointError(f"field 'architecture.block_size' must be a whole number from 1 to "
+                              f"{MAX_BLOCK_SIZE}, got {k!r}", path)
+    scale = arch.get("count_scale", defaults.count_scale)
+    if not _is_number(scale) or scale <= 0:
+        raise CheckpointError(f"field 'architecture.count_scale' must be a number above 0, got {scale!r}", path)
+    selection = arch.get("selection", defaults.selection)
+    if selection not in SELECTIONS:
+        raise CheckpointError(f"field 'architecture.selection' must be one of {', '.join(SELECTIONS)}, "
+                              f"got {selection!r}", path)
+    width = arch.get("width_mult", defaults.width_mult)
+    if not _is_number(width) or not 0 < width <= MAX_WIDTH_MULT:
+        raise CheckpointError(f"field 'architecture.width_mult' must be a number above 0 and at most "
+                              f"{MAX_WIDTH_MULT:g}, got {width!r}", path)
+    return SASNetConfig(block_size=k, count_scale=float(scale), selection=selection, width_mult=float(width))
+
+
+def _check_finite(state: dict, path: Path) -> None:
+    # NaN or infinite weights give NaN counts for every image: refuse them by name.
+    for key, tensor in state.items():
+        if tensor.is_complex():
+            raise CheckpointError(f"tensor {key} holds complex numbers; weights are real", path)
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"tensor {key} holds NaN or infinite values (a diverged or damaged model)", path)
 
 
 def _check_keys(model: SASNet, state: dict, path: Path) -> None:
@@ -82,23 +224,41 @@ def _check_keys(model: SASNet, state: dict, path: Path) -> None:
     ]
     if wrong:
         raise CheckpointError(f"{len(wrong)} tensors have the wrong shape (first: {wrong[0]})", path)
+    kinds = [k for k, v in expected.items() if state[k].is_floating_point() != v.is_floating_point()]
+    if kinds:
+        raise CheckpointError(f"tensor {kinds[0]} has the wrong number type ({state[kinds[0]].dtype})", path)
+
+
+def _arch_of(metadata: dict, kind: str, path: Path) -> SASNetConfig:
+    return architecture_config(metadata.get("architecture", {}), path) if kind == "ours" else SASNetConfig()
+
+
+def inspect_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
+    """Validate a weights file completely (container, metadata, keys, shapes, finite weights)
+    without keeping a model: what registering a model checks. Raises CheckpointError."""
+    path = Path(path)
+    state, metadata, kind = load_checkpoint(path)
+    arch = _arch_of(metadata, kind, path)
+    with torch.device("meta"):  # shapes only: no memory for the weights
+        skeleton = SASNet(arch)
+    _check_keys(skeleton, state, path)
+    return CheckpointInfo(path=path, kind=kind, config=arch, metadata=metadata)
 
 
 def load_model(
-    weights: str | os.PathLike | None,
+    weights: str | os.PathLike,
     device: str | torch.device = "cpu",
     config: SASNetConfig | None = None,
 ) -> tuple[SASNet, CheckpointInfo]:
-    """Build SASNet from a checkpoint path or a registered model name (None = the default model).
+    """Build SASNet from a checkpoint file. Registered names and the default model:
+    ``sasnet_core.registry.load_model``.
 
     For released checkpoints ``config`` may change the non-structural settings (e.g. selection);
     our checkpoints carry their architecture, which ``config`` overrides only where given.
     """
-    from sasnet_core.registry import resolve_weights
-
-    path = resolve_weights(weights)
+    path = Path(weights).expanduser()
     state, metadata, kind = load_checkpoint(path)
-    arch = SASNetConfig.from_dict(metadata.get("architecture", {})) if kind == "ours" else SASNetConfig()
+    arch = _arch_of(metadata, kind, path)
     if config is not None:
         arch = SASNetConfig(**{**arch.to_dict(), "selection": config.selection})
     model = SASNet(arch)
@@ -108,6 +268,9 @@ def load_model(
     return model, CheckpointInfo(path=path, kind=kind, config=arch, metadata=metadata)
 
 
+# ------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------
 def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | None = None,
                     extra: dict | None = None) -> Path:
     """Write our checkpoint format atomically (temp file + os.replace): never a half-written model.
@@ -118,13 +281,14 @@ def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | Non
     path = Path(path)
     meta = dict(metadata or {})
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    meta["architecture"] = model.config.to_dict()
-    meta["count_scale"] = model.config.count_scale
     module = getattr(model, "module", model)  # unwrap DDP
+    meta["architecture"] = module.config.to_dict()
+    meta["count_scale"] = module.config.count_scale
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         payload = {**(extra or {}), "format": FORMAT, "version": FORMAT_VERSION, "state_dict": state, "metadata": meta}
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as fh:  # a file object, so a full disk is an OSError, not torch's RuntimeError
+            torch.save(payload, fh)
     return path
 
 

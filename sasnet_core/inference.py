@@ -164,7 +164,7 @@ class Predictor:
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike | None, **kwargs) -> "Predictor":
-        from sasnet_core.checkpoint import load_model
+        from sasnet_core.registry import load_model
 
         model, info = load_model(weights, device="cpu")
         predictor = cls(model, copy_model=False, **kwargs)

@@ -15,6 +15,7 @@ P5..P1; the fused density is the same sum either way.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -40,8 +41,12 @@ class SASNetConfig:
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if self.block_size < 1 or self.width_mult <= 0:
-            raise ValueError(f"invalid SASNetConfig: {self}")
+        if not isinstance(self.block_size, int) or isinstance(self.block_size, bool) or self.block_size < 1:
+            raise ValueError(f"block_size must be a whole number >= 1, got {self.block_size!r}")
+        for name in ("width_mult", "count_scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,24 +233,24 @@ def _concat_stage(stage: nn.Module, skip: torch.Tensor, coarse: torch.Tensor) ->
 
 def sasnet(
     *,
-    weights: str | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
     config: SASNetConfig | None = None,
     encoder_weights: str | None = None,
 ) -> SASNet:
     """Build SASNet, torchvision style.
 
-    weights: a checkpoint path or registered model name (released or ours); its architecture wins
-        over ``config`` for our checkpoints.
+    weights: a state dict to load strictly (files and registered names:
+        ``sasnet_core.registry.load_model``, which validates them first; this module does no file I/O).
     encoder_weights: ``"imagenet"`` (torchvision's VGG16_BN_Weights.IMAGENET1K_V1 from the local
         torch cache) or a path to that file; ignored when ``weights`` is given.
     """
-    if weights is not None:
-        from sasnet_core.checkpoint import load_model
-
-        model, _ = load_model(weights, device="cpu", config=config)
-        return model
+    if weights is not None and not isinstance(weights, Mapping):
+        raise TypeError("sasnet(weights=) takes a state dict; load a checkpoint file or a registered "
+                        "model with sasnet_core.registry.load_model(name_or_path)")
     model = SASNet(config)
-    if encoder_weights is not None:
+    if weights is not None:
+        model.load_state_dict(weights, strict=True)
+    elif encoder_weights is not None:
         from sasnet_core.backbone import load_imagenet_encoder
 
         load_imagenet_encoder(model, encoder_weights)

@@ -1,20 +1,35 @@
 """The model registry shared by ``sasnet`` and ``sasnet-gui``: names for checkpoint files.
 
-Stored as JSON in the platformdirs user data folder (``models.json``), written atomically.
+Stored as JSON in the platformdirs user data folder (``models.json``), written atomically. A file
+is validated completely (``checkpoint.inspect_checkpoint``) when it is registered, not at first use.
+
+A registry edited by hand or damaged on disk keeps working: entries that are not usable are
+reported (``ModelRegistry.problems``, and as warnings of this module's logger, one line each,
+naming the registry file and the entry) and skipped; they stay in the file untouched, so nothing
+a person wrote is lost, and ``remove`` can drop them. A file that is not a registry at all is
+moved aside (``models.json.damaged-TIMESTAMP``) before the first write, never overwritten.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from sasnet_core import paths
-from sasnet_core.atomic import atomic_write_text
+from sasnet_core.atomic import atomic_path, atomic_write_text
+from sasnet_core.checkpoint import CheckpointInfo, inspect_checkpoint
+from sasnet_core.checkpoint import load_model as _load_model_file
 from sasnet_core.errors import CheckpointError, ModelRegistryError
+from sasnet_core.model import SASNet, SASNetConfig
+
+log = logging.getLogger(__name__)
 
 HOW_TO_GET_A_MODEL = (
     "Download the released SASNet weights (SHHA.pth for dense crowds, SHHB.pth for sparse street "
@@ -34,31 +49,77 @@ class ModelEntry:
     metadata: dict
     is_default: bool = False
 
+    @property
+    def missing(self) -> bool:
+        """The registered file is gone (moved, deleted, on a drive that is not mounted)."""
+        return not self.path.is_file()
+
+
+def _empty() -> dict:
+    return {"version": 1, "default": None, "models": {}}
+
 
 class ModelRegistry:
     def __init__(self, file: str | os.PathLike | None = None):
         self.file = Path(file) if file else paths.data_dir() / "models.json"
+        self.problems: list[str] = []  # damaged parts found by the last read, one sentence each
+        self._warned: set[str] = set()
 
-    def _read(self) -> dict:
+    # -- reading --------------------------------------------------------------------------
+    def _read(self) -> tuple[dict, bool]:
+        """(data, whole): ``whole`` is False when the file is not a registry at all (then data is
+        empty and the file is moved aside before the next write)."""
+        self.problems = []
         if not self.file.exists():
-            return {"version": 1, "default": None, "models": {}}
+            return _empty(), True
         try:
             data = json.loads(self.file.read_text(encoding="utf-8"))
-            if not isinstance(data.get("models"), dict):
-                raise ValueError("'models' is not an object")
-            return data
-        except (ValueError, OSError) as exc:
-            raise ModelRegistryError(f"model registry is damaged ({exc}); fix or delete it", self.file) from None
+        except OSError as exc:
+            raise ModelRegistryError(f"model registry cannot be read ({exc.strerror or exc})", self.file) from None
+        except ValueError as exc:  # not JSON, or not UTF-8 text
+            return self._unusable(f"is not JSON ({exc})")
+        if not isinstance(data, dict):
+            return self._unusable(f"holds {_kind_of(data)} instead of an object")
+        if not isinstance(data.get("models", {}), dict):
+            return self._unusable(f"its 'models' is {_kind_of(data['models'])} instead of an object")
+        data.setdefault("models", {})
+        default = data.get("default")
+        if default is not None and not isinstance(default, str):
+            self._report(f"its 'default' is {_kind_of(default)} instead of a model name; no default model")
+            data["default"] = None
+        for name, entry in data["models"].items():
+            why = _entry_problem(name, entry)
+            if why:
+                self._report(f"entry {name!r} {why}; skipped")
+        return data, True
 
-    def _write(self, data: dict) -> None:
+    def _unusable(self, why: str) -> tuple[dict, bool]:
+        self._report(f"model registry {why}; no models are registered until it is fixed or deleted "
+                     "(the next change moves it aside)")
+        return _empty(), False
+
+    def _report(self, sentence: str) -> None:
+        message = f"{self.file}: {sentence}"
+        self.problems.append(message)
+        if message not in self._warned:  # one command reads the file several times: say it once
+            self._warned.add(message)
+            log.warning(message)
+
+    def _write(self, data: dict, whole: bool) -> None:
+        if not whole and self.file.exists():
+            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+            aside = self.file.with_name(f"{self.file.name}.damaged-{stamp}")
+            os.replace(self.file, aside)
+            log.warning(f"{self.file}: the damaged model registry was kept as {aside}")
         atomic_write_text(self.file, json.dumps(data, indent=2, sort_keys=True))
 
     def entries(self) -> list[ModelEntry]:
-        data = self._read()
+        """Usable entries, sorted by name; damaged ones are in ``problems``."""
+        data, _ = self._read()
         return [
             ModelEntry(name, Path(e["path"]), e.get("kind", "?"), e.get("added", ""), e.get("metadata", {}),
                        name == data.get("default"))
-            for name, e in sorted(data["models"].items())
+            for name, e in sorted(data["models"].items()) if not _entry_problem(name, e)
         ]
 
     def get(self, name: str) -> ModelEntry | None:
@@ -67,74 +128,139 @@ class ModelRegistry:
     def default(self) -> ModelEntry | None:
         return next((e for e in self.entries() if e.is_default), None)
 
+    # -- changing -------------------------------------------------------------------------
     def add(self, name: str, file: str | os.PathLike, *, copy: bool = False, make_default: bool = False,
             replace: bool = False) -> ModelEntry:
-        from sasnet_core.checkpoint import read_metadata
-
+        """Register a checkpoint file under ``name`` after validating it completely."""
         if not _NAME.match(name):
             raise ModelRegistryError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-'")
         src = Path(file).expanduser().resolve()
-        kind, metadata = read_metadata(src)  # refuses files that are not checkpoints
-        data = self._read()
+        info = inspect_checkpoint(src)  # refuses damaged files and files that do not fit SASNet
+        data, whole = self._read()
         if name in data["models"] and not replace:
-            raise ModelRegistryError(f"a model named {name!r} is registered already (remove it first)")
+            raise ModelRegistryError(f"a model named {name!r} is registered already; add --replace to "
+                                     "replace it, or choose another name")
         if copy:
             dst = paths.models_dir() / f"{name}{src.suffix or '.pth'}"
-            dst.parent.mkdir(parents=True, exist_ok=True)
             if dst != src:
-                shutil.copy2(src, dst)
+                with atomic_path(dst) as tmp:
+                    shutil.copyfile(src, tmp)
             src = dst
-        summary = {k: v for k, v in metadata.items() if isinstance(v, (str, int, float, bool, type(None), dict, list))}
+        summary = {k: v for k, v in info.metadata.items()
+                   if isinstance(v, (str, int, float, bool, type(None), dict, list))}
         data["models"][name] = {
-            "path": str(src), "kind": kind, "metadata": summary,
+            "path": str(src), "kind": info.kind, "metadata": summary,
             "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        if make_default or not data.get("default"):
+        if make_default or not self._usable_default(data):
             data["default"] = name
-        self._write(data)
+        self._write(data, whole)
         return self.get(name)
 
-    def remove(self, name: str) -> None:
-        data = self._read()
+    def remove(self, name: str, *, delete_file: bool = False, outside_models_dir: bool = False) -> Path | None:
+        """Forget ``name`` (damaged entries too). ``delete_file``: also delete its checkpoint file
+        (models made by fine-tuning live in the models folder); a file outside that folder is
+        deleted only with ``outside_models_dir``, and never while another name still uses it.
+        Returns the deleted file, if any."""
+        data, whole = self._read()
         if name not in data["models"]:
             raise ModelRegistryError(self._unknown(name, data))
+        target = None
+        if delete_file:
+            entry = data["models"][name]
+            if _entry_problem(name, entry):
+                raise ModelRegistryError(f"entry {name!r} is damaged and names no usable file; remove it "
+                                         "without deleting a file", self.file)
+            target = Path(entry["path"]).expanduser()
+            folder = paths.models_dir().resolve()
+            if not outside_models_dir and folder not in target.resolve().parents:
+                raise ModelRegistryError(f"model {name!r} uses a file outside the models folder {folder}; "
+                                         "it is deleted only when asked for explicitly", target)
+            others = [n for n, e in data["models"].items() if n != name and not _entry_problem(n, e)
+                      and Path(e["path"]).expanduser().resolve() == target.resolve()]
+            if others:
+                raise ModelRegistryError(f"the file of model {name!r} is also registered as "
+                                         f"{', '.join(sorted(others))}; not deleted", target)
         del data["models"][name]
         if data.get("default") == name:
-            data["default"] = next(iter(sorted(data["models"])), None)
-        self._write(data)
+            usable = sorted(n for n, e in data["models"].items() if not _entry_problem(n, e))
+            data["default"] = usable[0] if usable else None
+        self._write(data, whole)
+        if target is not None and target.exists():
+            target.unlink()
+        return target
 
     def set_default(self, name: str) -> None:
-        data = self._read()
+        data, whole = self._read()
         if name not in data["models"]:
             raise ModelRegistryError(self._unknown(name, data))
+        why = _entry_problem(name, data["models"][name])
+        if why:
+            raise ModelRegistryError(f"entry {name!r} {why}; it cannot be the default model", self.file)
         data["default"] = name
-        self._write(data)
+        self._write(data, whole)
+
+    @staticmethod
+    def _usable_default(data: dict) -> bool:
+        name = data.get("default")
+        return isinstance(name, str) and name in data["models"] and not _entry_problem(name, data["models"][name])
 
     @staticmethod
     def _unknown(name: str, data: dict) -> str:
         known = ", ".join(sorted(data["models"])) or "none"
         return f"no registered model named {name!r} (registered: {known})"
 
+    # -- names -> files -------------------------------------------------------------------
     def resolve(self, weights: str | os.PathLike | None) -> Path:
         """A file path for ``weights``: an existing file, a registered name, or None for the default."""
         if weights is None:
             entry = self.default()
             if entry is None:
+                data, _ = self._read()
+                name = data.get("default")
+                if isinstance(name, str) and name in data["models"]:
+                    raise ModelRegistryError(f"the default model {name!r} has a damaged registry entry; "
+                                             "choose another with 'sasnet models default NAME'", self.file)
                 raise ModelRegistryError("no model given and none registered. " + HOW_TO_GET_A_MODEL)
             return _existing(entry)
         candidate = Path(weights).expanduser()
-        if candidate.is_file():
-            return candidate
-        data = self._read()
+        if candidate.exists():
+            return candidate  # a folder given as weights is refused by the checkpoint reader
+        data, _ = self._read()
         if str(weights) in data["models"]:
+            why = _entry_problem(str(weights), data["models"][str(weights)])
+            if why:
+                raise ModelRegistryError(f"entry {str(weights)!r} {why}", self.file)
             return _existing(self.get(str(weights)))
         if candidate.suffix or os.sep in str(weights):
             raise CheckpointError("no such checkpoint file", candidate)
         raise ModelRegistryError(self._unknown(str(weights), data) + ". " + HOW_TO_GET_A_MODEL)
 
 
+def _kind_of(value) -> str:
+    return {list: "a list", str: "text", dict: "an object", type(None): "null", bool: "true/false"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}")
+
+
+def _entry_problem(name, entry) -> str | None:
+    """Why a registry entry cannot be used, or None."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        return "has a name that is not a valid model name"
+    if not isinstance(entry, dict):
+        return f"is {_kind_of(entry)} instead of an object"
+    path = entry.get("path")
+    if path is None:
+        return "has no file path"
+    if not isinstance(path, str) or not path.strip():
+        return f"has a file path that is {_kind_of(path)} instead of text"
+    for key, kind, label in (("kind", str, "text"), ("added", str, "text"), ("metadata", dict, "an object")):
+        if key in entry and not isinstance(entry[key], kind):
+            return f"has a {key!r} that is {_kind_of(entry[key])} instead of {label}"
+    return None
+
+
 def _existing(entry: ModelEntry) -> Path:
-    if not entry.path.is_file():
+    if entry.missing:
         raise CheckpointError(f"file of registered model {entry.name!r} is gone; "
                               f"'sasnet models remove {entry.name}' or put it back", entry.path)
     return entry.path
@@ -142,3 +268,13 @@ def _existing(entry: ModelEntry) -> Path:
 
 def resolve_weights(weights: str | os.PathLike | None) -> Path:
     return ModelRegistry().resolve(weights)
+
+
+def load_model(
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    config: SASNetConfig | None = None,
+) -> tuple[SASNet, CheckpointInfo]:
+    """Build SASNet from a checkpoint file, a registered model name, or the default model (None).
+    Validated as ``checkpoint.load_model`` does; raises CheckpointError / ModelRegistryError."""
+    return _load_model_file(resolve_weights(weights), device=device, config=config)

@@ -170,7 +170,10 @@ def test_our_checkpoint_round_trip_keeps_architecture_and_metadata(tmp_path):
     assert "created" in info.metadata and info.metadata["count_scale"] == 1000.0
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), k
-    assert sasnet(weights=str(path)).config == model.config
+    same = sasnet(weights=loaded.state_dict(), config=info.config)
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(TypeError, match="registry.load_model"):
+        sasnet(weights=str(path))  # files are read by the checkpoint layer, never by the network's module
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path):

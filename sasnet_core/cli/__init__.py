@@ -6,7 +6,9 @@ Each subcommand module defines ``register(subparsers)``, which adds its parser a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
 
 # Order here is the order in `sasnet --help`.
@@ -39,14 +41,37 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    with _warnings_to_stderr(args.command):
+        try:
+            return int(args.func(args) or 0)
+        except SASNetError as exc:
+            print(f"sasnet {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            # A full disk, a read-only folder, a permission problem: the person's to fix, one line.
+            # OS errors that name no file come from a bug and keep their traceback.
+            if exc.filename is None:
+                raise
+            reason = exc.strerror or type(exc).__name__
+            print(f"sasnet {args.command}: error: {exc.filename}: {reason}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"sasnet {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr(command: str):
+    """Warnings of the core (a damaged registry entry that was skipped, ...) as one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"sasnet {command}: warning: %(message)s"))
+    logger = logging.getLogger("sasnet_core")
+    logger.addHandler(handler)
     try:
-        return int(args.func(args) or 0)
-    except SASNetError as exc:
-        print(f"sasnet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"sasnet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

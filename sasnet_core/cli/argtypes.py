@@ -82,3 +82,19 @@ def output_file(text: str) -> Path:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: is a folder, not a file")
     return path
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (loss weights, weight decay: 0 switches the term off)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def share(text: str) -> float:
+    """A share from 0 (none) up to but not including 1: a hold-out where 0 means "hold nothing out"."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 up to (not including) 1, for example 0.2")
+    return value

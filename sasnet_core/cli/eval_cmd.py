@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.registry import load_model
     from sasnet_core.datasets import open_dataset
     from sasnet_core.evaluate import evaluate
     from sasnet_core.inference import Predictor

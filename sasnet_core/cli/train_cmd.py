@@ -12,48 +12,90 @@ from sasnet_core import vocab
 HELP = "train SASNet on a data set (paper schedule; DDP under torchrun)"
 
 
+class FromConfig:
+    """An option's default, read from ``TrainConfig`` (or the fine-tuning defaults) when it is
+    needed: one source for every default, and ``sasnet --help`` need not import torch to show it."""
+
+    def __init__(self, name: str, finetune: bool = False):
+        self.name, self.finetune = name, finetune
+
+    def value(self):
+        if self.finetune:
+            from sasnet_core.training.finetune import FINETUNE_DEFAULTS
+
+            if self.name in FINETUNE_DEFAULTS:
+                return FINETUNE_DEFAULTS[self.name]
+        from sasnet_core.training.config import TrainConfig
+
+        return TrainConfig.__dataclass_fields__[self.name].default
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
 def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) -> None:
-    """Options shared by ``train`` and ``finetune``."""
+    """Options shared by ``train`` and ``finetune``; defaults from ``TrainConfig``."""
+    from sasnet_core.cli.argtypes import (
+        int_range,
+        non_negative_float,
+        non_negative_int,
+        positive_float,
+        positive_int,
+        share,
+    )
+    from sasnet_core.model import SELECTIONS
+    from sasnet_core.vocab import TRAINING_PRECISIONS, device_arg
+
+    def default(name: str) -> FromConfig:
+        return FromConfig(name, finetune)
+
     sched = p.add_argument_group("schedule (defaults: the paper's)")
-    sched.add_argument("--steps", type=int, default=300 if finetune else 20000,
+    sched.add_argument("--steps", type=positive_int, default=default("steps"),
                        help="optimiser steps in all (default: %(default)s)")
-    sched.add_argument("--max-minutes", type=float, default=None, metavar="M",
+    sched.add_argument("--max-minutes", type=non_negative_float, default=None, metavar="M",
                        help="stop cleanly after M minutes of wall time (checkpoint kept)")
-    sched.add_argument("--images-per-step", type=int, default=8, metavar="N",
+    sched.add_argument("--images-per-step", type=positive_int, default=default("images_per_step"), metavar="N",
                        help="images per step and process (default: %(default)s)")
-    sched.add_argument("--crops", type=int, default=4, dest="crops_per_image",
+    sched.add_argument("--crops", type=positive_int, default=default("crops_per_image"), dest="crops_per_image",
                        help="random crops per image (default: %(default)s)")
-    sched.add_argument("--crop-size", type=int, default=128, help="crop side (default: %(default)s)")
+    sched.add_argument("--crop-size", type=positive_int, default=default("crop_size"),
+                       help="crop side, a multiple of the model's patch size k (default: %(default)s)")
     sched.add_argument("--no-flip", dest="flip", action="store_false",
                        help="no random horizontal flips")
-    sched.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (default: %(default)s)")
-    sched.add_argument("--weight-decay", type=float, default=0.0)
+    sched.add_argument("--lr", type=positive_float, default=default("lr"),
+                       help="Adam learning rate (default: %(default)s)")
+    sched.add_argument("--weight-decay", type=non_negative_float, default=default("weight_decay"),
+                       help="(default: %(default)s)")
     sched.add_argument("--freeze-encoder", action="store_true",
                        help="train only the decoder and heads (the VGG16-bn encoder stays as is)")
     loss = p.add_argument_group("loss and model (ablations of the paper)")
-    loss.add_argument("--lam", type=float, default=10.0, help="weight of L_conf (default: %(default)s)")
-    loss.add_argument("--gamma", type=float, default=1.0, help="PRA hard-pixel weight (default: %(default)s)")
+    loss.add_argument("--lam", type=non_negative_float, default=default("lam"),
+                      help="weight of L_conf (default: %(default)s)")
+    loss.add_argument("--gamma", type=non_negative_float, default=default("gamma"),
+                      help="PRA hard-pixel weight (default: %(default)s)")
     loss.add_argument("--no-pra", dest="use_pra", action="store_false",
                       help="plain Euclidean loss on the fused map instead of PRA")
-    loss.add_argument("--selection", choices=("soft", "hard", "average"), default="soft",
-                      help="scale selection: soft (paper), hard (argmax) or average (default: soft)")
+    loss.add_argument("--selection", choices=SELECTIONS, default=default("selection"),
+                      help="scale selection: soft (paper), hard (argmax) or average (default: %(default)s)")
     data = p.add_argument_group("data")
-    data.add_argument("--fold", type=int, choices=range(1, 6), metavar="K",
+    data.add_argument("--fold", type=int_range(1, 5), metavar="K",
                       help="UCF_CC_50: validate on fold K (1-5), train on the other four")
-    data.add_argument("--holdout", type=float, default=0.2 if finetune else 0.0, metavar="SHARE",
+    data.add_argument("--holdout", type=share, default=default("holdout"), metavar="SHARE",
                       help="hold out this share of the images for validation "
                       + ("and report MAE before and after (default: %(default)s)" if finetune
                          else "(default: the data set's test split if it has one, else none)"))
     data.add_argument("--all-annotated", action="store_true",
                       help="with our annotation files: also use images not marked reviewed")
-    data.add_argument("--sigma", type=float, default=4.0, help="Gaussian kernel sigma (default: 4)")
+    data.add_argument("--sigma", type=positive_float, default=default("sigma"),
+                      help="Gaussian kernel sigma (default: %(default)s)")
     data.add_argument("--adaptive-kernel", action="store_true",
                       help="geometry-adaptive kernels instead of the fixed one")
-    data.add_argument("--workers", type=int, default=2, help="data loader processes (default: 2)")
+    data.add_argument("--workers", type=non_negative_int, default=default("workers"),
+                      help="data loader processes (default: %(default)s)")
     run = p.add_argument_group("run")
-    run.add_argument("--val-every", type=int, default=0 if finetune else 500, metavar="N",
+    run.add_argument("--val-every", type=non_negative_int, default=default("val_every"), metavar="N",
                      help="validate every N steps (0: only at the end; default: %(default)s)")
-    run.add_argument("--log-every", type=int, default=10, metavar="N",
+    run.add_argument("--log-every", type=positive_int, default=default("log_every"), metavar="N",
                      help="progress record every N steps (default: %(default)s)")
     run.add_argument("--log-json", metavar="FILE", default=None,
                      help="JSON-lines progress to FILE ('-': stdout); first record event=start, "
@@ -62,15 +104,16 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                      help="stop after the current step once FILE exists (like SIGTERM)")
     run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="no progress bar on stderr")
-    run.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
-                     help="auto, cpu, cuda or cuda:N (default: auto)")
-    run.add_argument("--precision", choices=vocab.choices(vocab.TRAINING_PRECISIONS),
-                     default=str(vocab.DEFAULT_TRAINING_PRECISION),
+    run.add_argument("--device", type=device_arg, default=default("device"),
+                     help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    run.add_argument("--precision", choices=TRAINING_PRECISIONS, default=default("precision"),
                      help="auto: bf16 autocast + channels_last on CUDA, fp32 on CPU")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=non_negative_int, default=default("seed"))
 
 
 def register(subparsers) -> None:
+    from sasnet_core.cli.argtypes import existing_dir, output_dir, positive_float
+
     p = subparsers.add_parser(
         "train", help=HELP, description=HELP + ". Defaults follow the paper: 8 images x 4 "
         "random 128x128 crops per step, horizontal flip, Adam lr 1e-5, k = 32, lambda = 10, "
@@ -79,20 +122,24 @@ def register(subparsers) -> None:
         epilog="Examples: sasnet train ../data/ShanghaiTech/part_B --out runs/b ; "
         "sasnet train DATA --out runs/b --resume ; "
         "torchrun --nproc_per_node 2 -m sasnet_core train DATA --out runs/b")
-    p.add_argument("dataset", metavar="DATASET",
+    p.add_argument("dataset", metavar="DATASET", type=existing_dir,
                    help="training data: a data set folder (ShanghaiTech, UCF, ...) or a folder "
                    "of images with sasnet annotations")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--val", dest="val_data", metavar="DATASET", default=None,
+    p.add_argument("--out", required=True, type=output_dir, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--val", dest="val_data", type=existing_dir, metavar="DATASET", default=None,
                    help="validation data (default: DATASET's test split, or --holdout)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pth")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pth")
+    again.add_argument("--overwrite", action="store_true",
+                       help="start a new run in a RUN_DIR that holds one (its last.pth and best.pth are replaced)")
     init = p.add_mutually_exclusive_group()
     init.add_argument("--init", metavar="WEIGHTS", default=None,
                       help="start from this checkpoint (file or registered model name)")
-    init.add_argument("--encoder-weights", default="imagenet", metavar="imagenet|FILE|none",
+    init.add_argument("--encoder-weights", default=FromConfig("encoder_weights"), metavar="imagenet|FILE|none",
                       help="encoder initialisation when not starting from a checkpoint: "
                       "torchvision's VGG16-bn ImageNet weights (local cache), a file, or none")
-    p.add_argument("--width-mult", type=float, default=1.0, help=argparse.SUPPRESS)  # tiny models
+    p.add_argument("--width-mult", type=positive_float, default=FromConfig("width_mult"),
+                   help=argparse.SUPPRESS)  # tiny models
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -100,7 +147,8 @@ def register(subparsers) -> None:
 def config_from_args(args, **extra):
     from sasnet_core.training.config import TrainConfig
 
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    fields = {k: v.value() if isinstance(v, FromConfig) else v
+              for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     fields.update(extra)
     return TrainConfig(**fields)
 
@@ -114,7 +162,8 @@ def run(args) -> int:
     from sasnet_core.training.loop import LOG, train
 
     try:
-        cfg = config_from_args(args, data=args.dataset, out=args.out)
+        cfg = config_from_args(args, data=str(args.dataset), out=str(args.out),
+                               val_data=str(args.val_data) if args.val_data else None)
     except ValueError as exc:
         print(f"sasnet train: error: {exc}", file=sys.stderr)
         return 2

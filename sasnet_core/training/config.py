@@ -7,6 +7,7 @@ The paper gives no step count; ``steps`` is ours. Under ``torchrun`` every proce
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 
@@ -45,6 +46,7 @@ class TrainConfig:
     val_every: int = 500  # steps between validations (0: only at the end)
     log_every: int = 10  # steps between progress records
     resume: bool = False  # continue from OUT/last.pth
+    overwrite: bool = False  # start a new run in an OUT that holds one (else refused: see loop.check_run_folder)
     log_json: str | None = None  # JSON-lines progress: a file path, or "-" for stdout
     progress: bool = True  # human progress bar on stderr
     stop_file: str | None = None  # stop after the current step once this file exists
@@ -68,6 +70,25 @@ class TrainConfig:
                              f"({self.block_size}) so every crop is whole k x k patches")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
+        for name in ("lr", "sigma"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a number above 0, got {value}")
+        for name in ("weight_decay", "lam", "gamma"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number of at least 0, got {value}")
+        for name in ("workers", "val_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be positive, got {self.log_every}")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise ValueError(f"max_minutes must be a number of at least 0, got {self.max_minutes}")
+        if self.fold is not None and not 1 <= self.fold <= 5:
+            raise ValueError(f"fold must be from 1 to 5, got {self.fold}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: continue the run, or start over")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,7 +35,7 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
     after. Raises SASNetError subclasses on bad input (nothing to train on, unreadable weights,
     an output that exists already, ...).
     """
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.registry import load_model
     from sasnet_core.model import SASNetConfig
     from sasnet_core.training.data import load_samples, split_holdout
 

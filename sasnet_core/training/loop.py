@@ -30,7 +30,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from sasnet_core.errors import CheckpointError, DatasetLayoutError
+from sasnet_core.errors import CheckpointError, DatasetLayoutError, OutputExistsError
 from sasnet_core.losses import total_loss
 from sasnet_core.training import distributed as D
 from sasnet_core.training.config import TrainConfig
@@ -236,14 +236,26 @@ def save_training_checkpoint(path: str | os.PathLike, model: nn.Module, metadata
 
 
 def load_train_state(path: str | os.PathLike) -> dict:
+    """The optimiser state and position a run folder's last.pth carries for ``--resume``."""
+    from sasnet_core.checkpoint import read_checkpoint_file
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unreadable file: the user's, say which
-        raise CheckpointError(f"cannot resume: not a readable checkpoint ({exc})", path) from None
+        obj = read_checkpoint_file(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot resume: {exc.detail}", path) from None
     state = obj.get("train_state") if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise CheckpointError("cannot resume: this checkpoint holds no optimiser state "
                               "(only a run folder's last.pth does)", path)
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0 or not isinstance(state.get("optimizer"), dict):
+        raise CheckpointError("cannot resume: its training state is damaged (no step count or "
+                              "optimiser state)", path)
+    for key in ("epoch", "batch_in_epoch"):
+        if not isinstance(state.get(key, 0), int) or state.get(key, 0) < 0:
+            raise CheckpointError(f"cannot resume: its training state field {key!r} is damaged", path)
+    if not isinstance(state.get("elapsed_s", 0.0), (int, float)) or not isinstance(state.get("best", {}), dict):
+        raise CheckpointError("cannot resume: its training state is damaged (elapsed time or best figures)", path)
     return state
 
 
@@ -275,7 +287,7 @@ def build_model(cfg: TrainConfig):
     arch = SASNetConfig(block_size=cfg.block_size, selection=cfg.selection,
                         width_mult=cfg.width_mult)
     if cfg.init:
-        from sasnet_core.checkpoint import load_model
+        from sasnet_core.registry import load_model
 
         model, info = load_model(cfg.init, device="cpu", config=arch)
         return model, {"parent": str(info.path), "parent_name": info.name,
@@ -330,6 +342,8 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
     the first step (fine-tuning reports MAE before and after). ``save_run=False``: no run folder
     (no last.pth / best.pth), only ``final_path``.
     """
+    if save_run:
+        check_run_folder(cfg)
     info = D.setup(cfg.device)
     own_log = log is None
     log = log or JsonLog(cfg.log_json, enabled=info.is_main)
@@ -345,6 +359,23 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
         if own_log:
             log.close()
         D.cleanup(info)
+
+
+def check_run_folder(cfg: TrainConfig) -> None:
+    """Refuse, before anything is loaded or written, a run folder that cannot take this run: one
+    that is a file or lies inside a file, or one that holds a run (its last.pth or best.pth) when
+    neither ``resume`` nor ``overwrite`` says what to do with it."""
+    out = Path(cfg.out).expanduser()
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise OutputExistsError("is a file, not a run folder" if folder == out else
+                                        f"is a file, so the run folder {out} cannot be made in it", folder)
+            break
+    held = [name for name in (LAST, BEST) if (out / name).exists()]
+    if held and not cfg.resume and not cfg.overwrite:
+        raise OutputExistsError(f"holds a training run already ({', '.join(held)}); add --resume to "
+                                "continue it, or --overwrite to start a new run in its place", out)
 
 
 def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples, val_desc,
@@ -365,7 +396,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     # -- model, optimiser, resume --------------------------------------------------------
     resume_state = None
     if cfg.resume and save_run and last_path.is_file():
-        from sasnet_core.checkpoint import load_model
+        from sasnet_core.registry import load_model
         from sasnet_core.model import SASNetConfig
 
         model, ck = load_model(last_path, device="cpu",
