@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from sasnet_core.annotation import Annotation, save_annotation
 from sasnet_core.annotation_store import annotation_file_for
@@ -110,3 +111,41 @@ def test_opening_a_real_folder_lists_every_image(qtbot, main_window):
     assert main_window.canvas.image_shape is not None
     assert main_window.files.entry(added[0]) is not None
     # No edits here: the shared data must stay untouched (tests may run as a user who can write).
+
+
+def test_page_down_moves_the_one_highlighted_row(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    paths = [str(p) for p in gui.write_images(tmp_path, n=3, h=48, w=64)]
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    sm = w.file_dock.table.selectionModel()
+    changes = []  # what the view repaints from: rows newly selected and rows no longer selected
+    sm.selectionChanged.connect(lambda sel, desel: changes.append(
+        ({i.row() for i in sel.indexes()}, {i.row() for i in desel.indexes()})))
+    w.file_dock.table.setFocus()
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        qtbot.keyClick(w.file_dock.table, Qt.Key_PageDown)
+    assert w.session.current == paths[1]
+    assert [i.row() for i in sm.selectedRows()] == [1]
+    assert changes and changes[-1] == ({1}, {0})  # row 0 is repainted as not selected
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        qtbot.keyClick(w.file_dock.table, Qt.Key_PageUp)
+    assert [i.row() for i in sm.selectedRows()] == [0] and changes[-1] == ({0}, {1})
+
+
+def test_a_long_file_name_leaves_every_column_in_view(qtbot, tmp_path):
+    model = FileListModel()
+    dock = FileListDock(model)
+    qtbot.addWidget(dock)
+    dock.resize(320, 400)
+    dock.show()
+    qtbot.waitExposed(dock)
+    long_name = "crowd_" + "very_long_description_" * 8 + "0001.jpg"
+    model.add_paths([str(tmp_path / "a.jpg"), str(tmp_path / long_name)])
+    model.set_annotation(str(tmp_path / long_name), 12, True)
+    qtbot.waitUntil(lambda: not dock.scanning(), timeout=10_000)
+    table, header = dock.table, dock.table.horizontalHeader()
+    last = model.columnCount() - 1
+    assert header.sectionViewportPosition(last) + header.sectionSize(last) <= table.viewport().width()
+    assert all(header.sectionSize(c) > 0 for c in range(model.columnCount()))
+    assert table.textElideMode() == Qt.ElideMiddle and header.sectionSize(0) < table.viewport().width()

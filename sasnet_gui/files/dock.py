@@ -50,10 +50,16 @@ class FileListDock(QDockWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setAlternatingRowColors(True)
+        # The name takes the room that is left and is elided in the middle (the end of a name,
+        # often a number, tells files apart); status and counts always stay in view.
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         hh = self.table.horizontalHeader()
-        for c in range(model.columnCount()):
+        hh.setStretchLastSection(False)
+        hh.setSectionResizeMode(0, QHeaderView.Stretch)
+        for c in range(1, model.columnCount()):
             hh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
-        hh.setStretchLastSection(True)
+        self._selecting = False
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
 
         body = QWidget()
@@ -66,7 +72,7 @@ class FileListDock(QDockWidget):
         self._scans = []
 
     def _on_current(self, current, _previous) -> None:
-        if current.isValid():
+        if current.isValid() and not self._selecting:
             self.fileActivated.emit(self.proxy.data(current, Qt.UserRole))
 
     def select_path(self, path) -> None:
@@ -77,12 +83,14 @@ class FileListDock(QDockWidget):
         index = self.proxy.mapFromSource(self.model.index(row, 0))
         if not index.isValid():
             return
-        self.table.blockSignals(True)
-        sm = self.table.selectionModel()
-        sm.blockSignals(True)
-        sm.setCurrentIndex(index, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
-        sm.blockSignals(False)
-        self.table.blockSignals(False)
+        # Not blockSignals(): the view repaints the old and new rows on selectionChanged, and
+        # without it the previous row stays drawn as selected.
+        self._selecting = True
+        try:
+            self.table.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+        finally:
+            self._selecting = False
         self.table.scrollTo(index)
 
     def step(self, delta: int) -> str | None:
