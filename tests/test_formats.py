@@ -1,5 +1,6 @@
 """Format adapters: round trips, real files, detection, malformed input, the CLI."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,121 @@ def test_cli_export_into_non_empty_folder_is_a_clean_error(tmp_path, capsys):
     assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 0
     assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 2  # no traceback
     assert "--overwrite" in capsys.readouterr().err
+
+
+# -- export: one function for the app and the CLI -------------------------------------------------
+REAL_SETS = {"ucf_cc_50": (UCF_CC_50, "*_ann.mat", "ucf"),
+             "shanghaitech_a": (SHANGHAITECH_A, "GT_*.mat", "shanghaitech"),
+             "street_b": (STREET_B, "GT_*.mat", "shanghaitech")}
+
+
+@pytest.mark.parametrize("source", list(REAL_SETS))
+def test_real_data_round_trips_exactly_through_every_format(tmp_path, source):
+    from sasnet_core.formats import export
+
+    root, pattern, fmt = REAL_SETS[source]
+    files = sorted(need(root).rglob(pattern))
+    if source == "ucf_cc_50":  # 13 of the 50 (64k points through 11 formats take a while)
+        files = files[::4]
+    anns = [read_points(f, fmt, report=[]) for f in files]
+    for name, spec in FORMATS.items():
+        b = export(anns, name, tmp_path / name / (f"all{spec.extensions[0]}" if spec.multi else "out"))
+        via_b = [a for f in b.files for a in read_annotations(f, name, report=[])]
+        a = export(via_b, fmt, tmp_path / f"{name}_back")
+        back = [read_points(f, fmt, report=[]) for f in a.files]
+        assert len(via_b) == len(back) == len(anns)
+        for orig, mid, end in zip(anns, via_b, back):
+            assert np.array_equal(mid.points, orig.points), (name, orig.image_path)
+            assert np.array_equal(end.points, orig.points), (name, orig.image_path)
+    # the source's float noise is not written: MATLAB's 394.9999999999999 is "395" in text formats
+    if source == "street_b":
+        text = (tmp_path / "csv" / "out" / "test_data" / "images" / "IMG_3.csv").read_text()
+        assert "394.9999" not in text and "\n347,395,person\n" in text
+
+
+def test_export_writes_image_paths_relative_to_the_output_and_image_sizes(tmp_path, monkeypatch):
+    import cv2
+
+    (tmp_path / "data").mkdir()
+    cv2.imwrite(str(tmp_path / "data" / "a.jpg"), np.zeros((30, 40, 3), np.uint8))
+    write_points(Annotation(str(tmp_path / "data" / "a.jpg"), None, [[312.9999999999999, 2.5]]),
+                 tmp_path / "data" / "a.txt", "text")
+    monkeypatch.chdir(tmp_path)  # a relative source, as a person types it
+    for name in ("labelme", "coco", "cvat", "via"):
+        out = tmp_path / "out" / name / f"x{FORMATS[name].extensions[0]}"
+        assert _convert("data/a.txt", "--to", name, "--out", out) == 0
+        text = out.read_text()
+        assert "../../data/a.jpg" in text and "312.9999" not in text
+        (back,) = read_annotations(out)
+        assert back.image_path == str(tmp_path / "data" / "a.jpg")  # found from the output's folder
+        assert back.points.tolist() == [[313, 2.5]]
+        if name != "via":  # VIA has no width/height fields
+            assert back.image_size == (40, 30)
+
+
+def test_convert_never_overwrites_without_the_option(tmp_path, capsys):
+    src = tmp_path / "a.txt"
+    src.write_text("1 2\n")
+    for name, out in (("csv", tmp_path / "one.csv"), ("coco", tmp_path / "all.json")):
+        out.write_text("mine")
+        assert _convert(src, "--to", name, "--out", out) == 2
+        assert str(out) in capsys.readouterr().err and out.read_text() == "mine"
+        assert _convert(src, "--to", name, "--out", out, "--overwrite") == 0
+        assert read_points(out).points.tolist() == [[1, 2]]
+
+
+def test_convert_to_a_full_disk_names_the_output(tmp_path, capsys):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    src = tmp_path / "a.txt"
+    src.write_text("1 2\n")
+    assert _convert(src, "--to", "csv", "--out", "/dev/full") == 2  # exists: refused
+    assert _convert(src, "--to", "csv", "--out", "/dev/full", "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "/dev/full" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
+
+
+def test_dataset_export_refuses_images_outside_the_source_unless_named(tmp_path, capsys):
+    import cv2
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "src").mkdir()
+    secret = tmp_path / "outside" / "secret.jpg"
+    cv2.imwrite(str(secret), np.zeros((20, 20, 3), np.uint8))
+    (tmp_path / "src" / "a.json").write_text(json.dumps(
+        {"shapes": [{"shape_type": "point", "label": "head", "points": [[3, 4]]}],
+         "imagePath": "../outside/secret.jpg"}))
+    out = tmp_path / "export"
+    assert _convert(tmp_path / "src", "--to", "shanghaitech-dataset", "--out", out) == 2
+    assert "secret.jpg" in capsys.readouterr().err and not out.exists()
+    assert _convert(tmp_path / "src", "--to", "shanghaitech-dataset", "--out", out,
+                    "--allow-image", secret) == 0
+    assert (out / "test_data" / "images" / "IMG_1.jpg").read_bytes() == secret.read_bytes()
+
+
+def test_dataset_export_overwrite_replaces_the_old_layout_whole(tmp_path):
+    import cv2
+
+    src = tmp_path / "proj"
+    src.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(src / f"p{i}.jpg"), np.zeros((20, 20, 3), np.uint8))
+        save_annotation(Annotation(str(src / f"p{i}.jpg"), (20, 20), [[3, 4]] * (i + 1)),
+                        src / f"p{i}.jpg.sasnet.json")
+    out = tmp_path / "export"
+    (out / "notes.txt").parent.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out, "--test-fraction", "0.5") == 0
+    for i in (2, 3):
+        (src / f"p{i}.jpg.sasnet.json").unlink()
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out, "--overwrite") == 0
+    assert len(list(out.rglob("GT_IMG_*.mat"))) == 2  # no stale IMG_3 from the first export
+    assert (out / "notes.txt").read_text() == "mine" and not list(out.glob(".*"))
+
+
+@pytest.mark.parametrize("option", [["--test-fraction", "7"], ["--test-fraction", "0"],
+                                    ["--seed", "-1"], ["--test-fraction", "nan"]])
+def test_convert_options_are_validated(tmp_path, option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _convert(tmp_path, "--to", "shanghaitech-dataset", "--out", tmp_path / "o", *option)
+    assert exc.value.code == 2 and option[0] in capsys.readouterr().err
