@@ -26,14 +26,20 @@ def log_file(name: str = "sasnet-studio") -> Path:
     return paths.log_dir() / f"{name}.log"
 
 
+def stop_logging() -> None:
+    """Close the log file (the records so far are on disk)."""
+    root = logging.getLogger()
+    for h in [h for h in root.handlers if isinstance(h, _StudioFileHandler)]:
+        root.removeHandler(h)
+        h.close()
+
+
 def setup_logging(name: str = "sasnet-studio", level: int = logging.INFO) -> Path | None:
     """Send log records of ``level`` and above to ``log_dir()/NAME.log``; returns that path, or
     None when the folder cannot be written (logging must never stop the program)."""
     path = log_file(name)
     root = logging.getLogger()
-    for h in [h for h in root.handlers if isinstance(h, _StudioFileHandler)]:
-        root.removeHandler(h)
-        h.close()
+    stop_logging()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = _StudioFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,

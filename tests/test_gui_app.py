@@ -169,3 +169,111 @@ def test_cursor_position_and_pixel_value_in_the_status_bar(qtbot, main_window, t
     canvas.scene().sigMouseMoved.emit(scene_pos)
     rgb = canvas._rgb[20, 10]
     assert main_window.cursor_label.text() == f"x 10.5  y 20.5  RGB {rgb[0]},{rgb[1]},{rgb[2]}"
+
+
+def test_no_model_option_starts_without_loading_the_default(qtbot, tmp_path):
+    from _gui_helpers import register_tiny_model
+
+    from sasnet_gui.app import _parse, create_window
+
+    register_tiny_model(tmp_path, "tiny")  # a default model that must not load
+    args = _parse(["--no-model"])
+    window = create_window(args.paths, args.weights, args.no_model)
+    qtbot.addWidget(window)
+    qtbot.wait(300)  # the default would start loading as soon as the event loop runs
+    assert window.controller is not None and not window.controller.is_busy()
+    assert window.controller.predictor() is None
+    assert window.banner.isVisible() and window.model_label.text() == "no model"
+    window.close()
+
+
+def test_status_says_loading_while_the_default_model_loads(qtbot, tmp_path):
+    from _gui_helpers import register_tiny_model
+
+    from sasnet_gui.app import create_window
+
+    register_tiny_model(tmp_path, "tiny")
+    window = create_window()
+    qtbot.addWidget(window)
+    assert window.model_label.text() == "Loading model\u2026" and not window.banner.isVisible()
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        pass
+    assert window.model_label.text() == "model: tiny" and not window.banner.isVisible()
+    window.close()
+
+
+def test_stop_says_that_counting_stopped(qtbot, main_window, fake_controller, tiny_predictor, tmp_path, gui):
+    w = main_window
+    gui.write_images(tmp_path, n=6, h=64, w=96)
+    _open(qtbot, w, [tmp_path])
+    with qtbot.waitSignal(w.counter.started, timeout=60_000):
+        fake_controller.set(tiny_predictor)
+    assert w.act_stop.isEnabled()
+    with qtbot.waitSignal(w.counter.idle, timeout=60_000):
+        qtbot.keyClick(w, Qt.Key_Period, Qt.ControlModifier)
+        assert "stopped" in w.statusBar().currentMessage().lower()
+    assert any(e.status is Status.NOT_RUN for e in w.files.entries())
+
+
+def test_model_points_ask_before_replacing_placed_points(qtbot, main_window, fake_controller, tiny_predictor,
+                                                         tmp_path, gui, monkeypatch):
+    w = main_window
+    (path,) = gui.write_images(tmp_path, n=1, h=96, w=128)
+    _open(qtbot, w, [path])
+    with qtbot.waitSignal(w.counter.idle, timeout=60_000):
+        fake_controller.set(tiny_predictor)
+    heads = w.session.current_result().heads
+    gui.click(qtbot, w.canvas, 30, 40)
+    placed = w.document.points.copy()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    w.act_from_model.trigger()
+    assert asked and "1 point" in asked[0]
+    assert (w.document.points == placed).all()  # "No": nothing replaced
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    w.act_from_model.trigger()
+    assert w.document.count == len(heads) and (w.document.sources == SOURCE_MODEL).all()
+    w.act_undo.trigger()
+    assert (w.document.points == placed).all()
+    asked.clear()
+    w.act_from_model.trigger()  # only model points now: no question
+    w.act_from_model.trigger()
+    assert w.document.count == len(heads)
+
+
+def test_help_opens_the_log_folder(qtbot, main_window, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    from sasnet_core import paths
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    main_window.act_log_folder.trigger()
+    assert [Path(u.toLocalFile()) for u in opened] == [paths.log_dir()]
+    assert paths.log_dir().is_dir()
+
+
+def test_unexpected_errors_are_logged_with_their_traceback(qtbot, main_window, monkeypatch):
+    import sys
+
+    from sasnet_core import logs
+    from sasnet_gui import errors
+
+    def broken(*_args):
+        raise RuntimeError("the about box broke")
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    log_path = logs.setup_logging("test-gui")
+    try:
+        errors.install_excepthook(main_window)
+        monkeypatch.setattr(QMessageBox, "about", broken)
+        main_window.act_about.trigger()
+        qtbot.waitUntil(lambda: main_window.property("lastError") is not None, timeout=5000)
+    finally:
+        logs.stop_logging()
+    text = log_path.read_text()
+    assert "Traceback" in text and "RuntimeError: the about box broke" in text
+    boxes = [b for b in main_window.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and "Unexpected error" in boxes[-1].text()
+    assert "the about box broke" in boxes[-1].informativeText()

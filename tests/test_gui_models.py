@@ -149,3 +149,54 @@ def test_bad_files_show_an_error_and_the_app_keeps_going(qtbot, studio_home, tmp
         controller.load(tmp_path / "missing.pth")
     assert str(tmp_path / "missing.pth") in failures[0] and controller.predictor() is None
     assert "missing.pth" in dialog.status_label.text()
+
+
+def test_use_says_loading_and_then_which_model_is_in_use(qtbot, studio_home, tmp_path):
+    register_tiny_model(tmp_path, "base")
+    register_tiny_model(tmp_path, "other", make_default=False)
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    dialog.select("other")
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+        qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+        assert dialog.status_label.text() == "Loading other…"
+        assert dialog.current_label.text() == "Loading model…"
+    assert dialog.status_label.text() == "Using other."
+    assert "other" in dialog.current_label.text() and "Loading" not in dialog.current_label.text()
+
+
+def test_removing_a_model_made_by_the_app_offers_to_delete_its_file(qtbot, studio_home, tmp_path, monkeypatch):
+    register_tiny_model(tmp_path, "base")
+    kept = make_tiny_checkpoint(paths.models_dir() / "kept.pth")
+    gone = make_tiny_checkpoint(paths.models_dir() / "gone.pth")
+    ModelRegistry().add("kept", kept)
+    ModelRegistry().add("gone", gone)
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    asked = []
+
+    def answer(button):
+        def question(parent, title, text, *rest):
+            asked.append(text)
+            return button
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    dialog.select("gone")
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert str(gone) in asked[-1] and gone.is_file() and ModelRegistry().get("gone") is not None
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert not gone.exists() and ModelRegistry().get("gone") is None
+    assert "deleted" in dialog.status_label.text()
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    dialog.select("kept")
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert kept.is_file() and ModelRegistry().get("kept") is None
+
+    dialog.select("base")  # a file the person brought: only "remove from the list" is offered
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert "stays on disk" in asked[-1] and (tmp_path / "base.pth").is_file()

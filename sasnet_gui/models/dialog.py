@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
+from sasnet_core import paths
 from sasnet_core.registry import ModelEntry
 from sasnet_gui import errors
 from sasnet_gui.models.controller import DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
@@ -86,6 +87,14 @@ def suggest_name(path: str | Path, taken: set[str]) -> str:
     while name in taken:
         name, i = f"{stem}-{i}", i + 1
     return name
+
+
+def _made_here(entry: ModelEntry) -> bool:
+    """A model fine-tuned by the app: its file lives in the app's models folder."""
+    try:
+        return entry.path.resolve().is_relative_to(paths.models_dir().resolve()) and entry.path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _add_to_registry(registry, name: str, path: str, copy: bool, make_default: bool):
@@ -294,19 +303,33 @@ class ModelsDialog(QDialog):
         name = self.selected_name()
         if name is None:
             return
-        if confirm:
+        entry = next((e for e in self._entries if e.name == name), None)
+        delete_file = False
+        if confirm and entry is not None and _made_here(entry):
+            # A fine-tuned model's file exists only for this list: offer to delete it too.
+            answer = QMessageBox.question(
+                self, "Remove model",
+                f"Remove '{name}' from the list and delete its file {entry.path}?\n\n"
+                "Yes: remove it and delete the file. No: remove it, keep the file.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+            if answer not in (QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No):
+                return
+            delete_file = answer == QMessageBox.StandardButton.Yes
+        elif confirm:
             answer = QMessageBox.question(
                 self, "Remove model",
                 f"Remove '{name}' from the list? The file itself stays on disk.")
             if answer != QMessageBox.StandardButton.Yes:
                 return
         try:
-            self.controller.registry.remove(name)
+            deleted = self.controller.registry.remove(name, delete_file=delete_file)
         except Exception as exc:
             self._error("Cannot remove model", str(exc))
             return
-        self.status_label.setText(f"Removed {name}" + (" (still in use until you choose another)"
-                                                       if name == self.controller.current_name() else "."))
+        self.status_label.setText(f"Removed {name}" + (f" and deleted {deleted}" if deleted else "")
+                                  + (" (still in use until you choose another)"
+                                     if name == self.controller.current_name() else "."))
         self.controller.registryChanged.emit()
 
     def set_selected_default(self) -> None:
