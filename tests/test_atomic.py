@@ -31,3 +31,178 @@ def test_new_files_get_umask_permissions_and_old_files_keep_theirs(tmp_path):
         assert stat.S_IMODE((tmp_path / "kept.txt").stat().st_mode) == 0o640
     finally:
         os.umask(old)
+
+
+# ---------------------------------------------------------------------------------------------
+# leftovers of interrupted writes
+# ---------------------------------------------------------------------------------------------
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # exited and reaped: no process has this id now (reuse within the test is remote)
+
+
+def _temp_name(target: str, host: str, pid: int, rand: str = "abcd1234") -> str:
+    return f".{target}.{host}-{pid}.{rand}.tmp"
+
+
+def test_the_next_write_removes_temp_files_of_dead_writers_of_that_target_only(tmp_path):
+    from sasnet_core.atomic import _HOST
+
+    dead, alive = _dead_pid(), os.getppid()
+    left = tmp_path / _temp_name("a.json", _HOST, dead)
+    running = tmp_path / _temp_name("a.json", _HOST, alive)
+    other_target = tmp_path / _temp_name("b.json", _HOST, dead)
+    longer_name = tmp_path / _temp_name("a.json.bak", _HOST, dead)
+    not_ours = tmp_path / ".a.json.notes.tmp"
+    for p in (left, running, other_target, longer_name, not_ours):
+        p.write_text("half")
+    atomic_write_text(tmp_path / "a.json", "new")
+    assert (tmp_path / "a.json").read_text() == "new"
+    assert not left.exists()
+    assert running.exists() and other_target.exists() and longer_name.exists() and not_ours.exists()
+
+
+def test_temp_files_without_a_live_writer_on_this_machine_go_by_age(tmp_path):
+    import time
+
+    from sasnet_core.atomic import STALE_AFTER_S, STALE_UNNAMED_AFTER_S, remove_stale_temp_files
+
+    target = tmp_path / "m.pth"
+    old_style_new = tmp_path / ".m.pth.k2j3h4g5.tmp"  # mkstemp name of an older version, just written
+    old_style_old = tmp_path / ".m.pth.z9y8x7w6.tmp"
+    other_host_new = tmp_path / _temp_name("m.pth", "ffff" if _host() != "ffff" else "eeee", 1)
+    other_host_old = tmp_path / _temp_name("m.pth", "ffff" if _host() != "ffff" else "eeee", 2)
+    for p in (old_style_new, old_style_old, other_host_new, other_host_old):
+        p.write_text("half")
+    now = time.time()
+    os.utime(old_style_old, (now - STALE_UNNAMED_AFTER_S - 5,) * 2)
+    os.utime(other_host_old, (now - STALE_AFTER_S - 5,) * 2)
+    removed = remove_stale_temp_files(target, now=now)
+    assert sorted(removed) == sorted([old_style_old, other_host_old])
+    assert old_style_new.exists() and other_host_new.exists()
+
+
+def _host() -> str:
+    from sasnet_core.atomic import _HOST
+
+    return _HOST
+
+
+def test_temp_names_carry_the_writer_so_a_later_write_can_tell(tmp_path):
+    from sasnet_core.atomic import _HOST
+
+    with atomic_path(tmp_path / "x.bin") as tmp:
+        assert tmp.name.startswith(f".x.bin.{_HOST}-{os.getpid()}.") and tmp.name.endswith(".tmp")
+        tmp.write_bytes(b"1")
+
+
+def test_kill_9_during_saves_leaves_a_whole_file_and_the_next_save_cleans_up(tmp_path):
+    """A writer killed mid-save leaves the old version and one temp file, which the next save of
+    that file removes: kills never pile temp files up."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "big.bin"
+    atomic_write_text(target, "A" * 1_000_000)
+    code = ("import sys\nfrom sasnet_core.atomic import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    with open(tmp, 'w') as fh:\n"
+            "        fh.write('B' * 500000); fh.flush(); print('half', flush=True); sys.stdin.readline()\n")
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "half"  # the temp file is half written now
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert target.read_text() == "A" * 1_000_000
+        assert len([p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]) == 1  # this kill's only
+    atomic_write_text(target, "C")
+    assert [p.name for p in tmp_path.iterdir()] == ["big.bin"] and target.read_text() == "C"
+
+
+def test_a_device_target_is_written_in_place_not_replaced(tmp_path):
+    atomic_write_text("/dev/null", "discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_an_os_error_naming_the_target():
+    with pytest.raises(OSError) as err:
+        atomic_write_text("/dev/full", "x" * 100_000)
+    assert err.value.filename == "/dev/full" and "No space" in err.value.strerror
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    (tmp_path / "afile").write_text("keep")
+    with pytest.raises(NotADirectoryError) as err:
+        atomic_write_text(tmp_path / "afile" / "sub" / "x.json", "{}")
+    assert err.value.filename == str(tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
+def test_errors_inside_the_write_name_the_target_not_the_temp_file(tmp_path):
+    import errno
+
+    path = tmp_path / "out.json"
+    atomic_write_text(path, "old")
+    with pytest.raises(OSError) as err:
+        with atomic_path(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert err.value.filename == str(path) and err.value.errno == errno.ENOSPC
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    import sasnet_core.atomic as atomic
+
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", spy)
+    atomic_write_text(tmp_path / "f.txt", "x")
+    assert synced == [False, True]  # the file's data, then the folder entry that names it
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI's one line for problems of the file system; bugs keep their traceback
+# ---------------------------------------------------------------------------------------------
+def _failing_command(monkeypatch, exc):
+    import sasnet_core.cli.models_cmd as models_cmd
+
+    def run(args):
+        raise exc
+
+    monkeypatch.setattr(models_cmd, "run", run)
+
+
+@pytest.mark.parametrize("exc", [
+    OSError(28, "No space left on device", "/data/out.csv"),
+    PermissionError(13, "Permission denied", "/data/ro/out.csv"),
+    IsADirectoryError(21, "Is a directory", "/data/out.csv"),
+])
+def test_os_errors_with_a_file_become_one_line_and_exit_2(monkeypatch, capsys, exc):
+    from sasnet_core.cli import main
+
+    _failing_command(monkeypatch, exc)
+    assert main(["models", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"sasnet models: error: {exc.filename}: {exc.strerror}\n"
+
+
+@pytest.mark.parametrize("exc", [OSError("something without a file"), ValueError("a bug"), KeyError("bug")])
+def test_bugs_keep_their_traceback(monkeypatch, exc):
+    from sasnet_core.cli import main
+
+    _failing_command(monkeypatch, exc)
+    with pytest.raises(type(exc)):
+        main(["models", "list"])

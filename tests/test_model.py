@@ -225,3 +225,144 @@ def test_ddp_prefixed_state_dicts_load(tmp_path):
     torch.save(state, tmp_path / "ddp.pth")
     _, info = load_model(tmp_path / "ddp.pth")
     assert info.kind == "released"
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged checkpoints: one sentence naming the file and the field, never a traceback
+# ---------------------------------------------------------------------------------------------
+def _tiny_payload():
+    torch.manual_seed(0)
+    model = SASNet(SASNetConfig(width_mult=0.125))
+    return {"format": "sasnet-studio-checkpoint", "version": 1, "state_dict": model.state_dict(),
+            "metadata": {"architecture": model.config.to_dict(), "count_scale": 1000.0, "name": "t"}}
+
+
+def _arch(**fields):
+    def edit(obj):
+        obj["metadata"]["architecture"].update(fields)
+    return edit
+
+
+def _meta(**fields):
+    def edit(obj):
+        obj["metadata"].update(fields)
+    return edit
+
+
+def _top(key, value):
+    def edit(obj):
+        obj[key] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, field", [
+    (_arch(selection="best"), "architecture.selection"),
+    (_arch(selection=3), "architecture.selection"),
+    (_arch(block_size="32"), "architecture.block_size"),
+    (_arch(block_size=10 ** 9), "architecture.block_size"),
+    (_arch(block_size=0), "architecture.block_size"),
+    (_arch(block_size=True), "architecture.block_size"),
+    (_arch(count_scale=0), "architecture.count_scale"),
+    (_arch(count_scale=float("nan")), "architecture.count_scale"),
+    (_arch(width_mult=-0.125), "architecture.width_mult"),
+    (_arch(width_mult="wide"), "architecture.width_mult"),
+    (_meta(architecture=[1, 2]), "architecture"),
+    (_meta(count_scale=0.0), "count_scale"),
+    (_meta(name=["a"]), "name"),
+    (_meta(steps="many"), "steps"),
+    (_top("metadata", [("a", 1)]), "metadata"),
+    (_top("metadata", "text"), "metadata"),
+    (_top("version", "1"), "version"),
+    (_top("version", 99), "newer"),
+])
+def test_wrong_metadata_types_and_ranges_name_the_file_and_the_field(tmp_path, edit, field):
+    obj = _tiny_payload()
+    edit(obj)
+    torch.save(obj, tmp_path / "meta.pth")
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "meta.pth")
+    assert str(tmp_path / "meta.pth") in str(err.value) and field in str(err.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("kind", ["ours", "released"])
+def test_non_finite_weights_are_refused(tmp_path, value, kind):
+    obj = _tiny_payload()
+    obj["state_dict"]["de_pred2.1.conv.weight"][0, 0, 1, 1] = value
+    torch.save(obj if kind == "ours" else obj["state_dict"], tmp_path / "nan.pth")
+    with pytest.raises(CheckpointError, match=r"nan\.pth.*de_pred2\.1\.conv\.weight.*NaN or infinite"):
+        load_model(tmp_path / "nan.pth")
+
+
+def test_a_changed_byte_inside_a_tensor_is_found_by_the_archive_checksum(tmp_path):
+    path = save_checkpoint(tmp_path / "flip.pth", SASNet(SASNetConfig(width_mult=0.125)))
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        big = max(zf.infolist(), key=lambda i: i.file_size)  # the largest tensor's bytes
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(data[big.header_offset + 26:big.header_offset + 28], "little"), \
+        int.from_bytes(data[big.header_offset + 28:big.header_offset + 30], "little")
+    start = big.header_offset + 30 + name_len + extra_len
+    data[start + big.file_size // 2] ^= 0x01  # one bit of one weight: torch.load alone loads it silently
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"flip\.pth: damaged checkpoint file: the checksum"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("content", [b"hello world", b"\x80\x02}q\x00.", b"#!/bin/sh\necho hi\n", b"\x00" * 64])
+def test_foreign_bytes_give_one_plain_sentence(tmp_path, content):
+    path = tmp_path / "foreign.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    message = str(err.value)
+    assert message.startswith(str(path) + ": ") and "\n" not in message
+    # torch's own text for some of these is a bare number such as "101", which says nothing
+    assert not message.rstrip(")").split("(")[-1].strip().isdigit(), message
+    assert len(message) < 250 + len(str(path))
+
+
+def test_a_folder_given_as_weights_is_named(tmp_path):
+    (tmp_path / "dir.pth").mkdir()
+    with pytest.raises(CheckpointError, match=r"dir\.pth: is a folder"):
+        load_model(tmp_path / "dir.pth")
+
+
+def test_a_checkpoint_cannot_run_code_by_any_route(tmp_path, capsys):
+    """A pickle that would create a file when unpickled: refused by load, registration, count, eval."""
+    marker = tmp_path / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    state = SASNet(SASNetConfig(width_mult=0.125)).state_dict()
+    torch.save({"format": "sasnet-studio-checkpoint", "version": 1, "state_dict": state,
+                "metadata": {"x": Evil()}}, tmp_path / "evil.pth")
+    from sasnet_core.cli import main
+    from sasnet_core.registry import ModelRegistry
+
+    with pytest.raises(CheckpointError, match="evil.pth.*safely"):
+        load_model(tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError):
+        ModelRegistry().add("evil", tmp_path / "evil.pth")
+    image = tmp_path / "img.png"
+    from sasnet_core.imageio import write_image
+
+    write_image(image, np.zeros((64, 64, 3), np.uint8))
+    assert main(["count", str(image), "--weights", str(tmp_path / "evil.pth")]) == 2
+    assert main(["models", "add", "evil", str(tmp_path / "evil.pth")]) == 2
+    assert "evil.pth" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_model_module_does_no_file_io_and_imports_no_checkpoint_or_registry():
+    import ast
+
+    import sasnet_core.model as model_module
+
+    tree = ast.parse(Path(model_module.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {"sasnet_core.checkpoint", "sasnet_core.registry"} & imported

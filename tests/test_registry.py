@@ -1,0 +1,193 @@
+"""The model registry: names for checkpoint files, validated when added, robust to a damaged file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sasnet_core import paths
+from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.cli import main
+from sasnet_core.errors import CheckpointError, ModelRegistryError
+from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.registry import ModelRegistry, load_model
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pth"
+    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
+    return path
+
+
+def _cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_registry_file_is_in_the_user_data_folder():
+    assert ModelRegistry().file == paths.data_dir() / "models.json"
+
+
+def test_names_resolve_to_models_and_the_default_is_used_without_a_name(tiny):
+    reg = ModelRegistry()
+    reg.add("tiny", tiny)
+    model, info = load_model("tiny")
+    assert info.path == tiny.resolve() and model.config.width_mult == 0.125
+    _, info = load_model(None)  # the default: the first model added
+    assert info.path == tiny.resolve()
+
+
+@pytest.mark.parametrize("damage", ["missing key", "wrong shape", "nan", "inf", "bad metadata"])
+def test_add_validates_the_whole_file_and_leaves_the_registry_unchanged(tiny, tmp_path, damage):
+    reg = ModelRegistry()
+    reg.add("good", tiny)
+    before = reg.file.read_bytes()
+    obj = torch.load(tiny, weights_only=True)
+    state = obj["state_dict"]
+    if damage == "missing key":
+        state.pop("density_head2.1.conv.bias")
+    elif damage == "wrong shape":
+        state["features1.0.weight"] = torch.zeros(5, 3, 3, 3)
+    elif damage == "nan":
+        state["de_pred3.0.conv.weight"][0, 0, 0, 0] = float("nan")
+    elif damage == "inf":
+        state["confidence_head1.1.conv.bias"][0] = float("inf")
+    else:
+        obj["metadata"]["architecture"]["selection"] = "best"
+    bad = tmp_path / "bad.pth"
+    torch.save(obj, bad)
+    with pytest.raises(CheckpointError, match="bad.pth"):
+        reg.add("bad", bad)
+    assert reg.file.read_bytes() == before
+    assert [e.name for e in reg.entries()] == ["good"]
+
+
+def test_a_duplicate_name_points_to_replace(tiny, tmp_path, capsys):
+    assert _cli(["models", "add", "m", tiny], capsys)[0] == 0
+    other = tmp_path / "other.pth"
+    save_checkpoint(other, SASNet(SASNetConfig(width_mult=0.125)), {"name": "other"})
+    code, _, err = _cli(["models", "add", "m", other], capsys)
+    assert code == 2 and "--replace" in err and "'m'" in err
+    assert ModelRegistry().get("m").path == tiny.resolve()
+    assert _cli(["models", "add", "m", other, "--replace"], capsys)[0] == 0
+    assert ModelRegistry().get("m").path == other.resolve()
+
+
+def test_list_flags_a_missing_file(tiny, tmp_path, capsys):
+    moved = tmp_path / "moved.pth"
+    moved.write_bytes(tiny.read_bytes())
+    ModelRegistry().add("here", tiny)
+    ModelRegistry().add("gone", moved)
+    moved.unlink()
+    code, out, _ = _cli(["models", "list"], capsys)
+    assert code == 0
+    gone = next(line for line in out.splitlines() if " gone " in line)
+    here = next(line for line in out.splitlines() if " here " in line)
+    assert "MISSING" in gone and "MISSING" not in here
+    code, out, _ = _cli(["models", "list", "--json"], capsys)
+    records = {r["name"]: r for r in map(json.loads, out.splitlines())}
+    assert records["gone"]["missing"] is True and records["here"]["missing"] is False
+
+
+def _damage_entries(reg: ModelRegistry) -> dict:
+    data = json.loads(reg.file.read_text())
+    data["models"].update({
+        "listed": [1, 2],
+        "nopath": {"kind": "ours"},
+        "numpath": {"path": 42},
+        "bad name!": {"path": "/x.pth"},
+    })
+    reg.file.write_text(json.dumps(data))
+    return data
+
+
+def test_damaged_entries_are_reported_once_each_and_skipped(tiny, capsys):
+    reg = ModelRegistry()
+    reg.add("good", tiny)
+    _damage_entries(reg)
+    code, out, err = _cli(["models", "list"], capsys)
+    assert code == 0 and " good " in out
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 4, err
+    for name in ("'listed'", "'nopath'", "'numpath'", "'bad name!'"):
+        line = next(w for w in warnings if name in w)
+        assert str(reg.file) in line
+    # the rest keeps working: counting with the default model, choosing a default
+    assert load_model(None)[1].path == tiny.resolve()
+    assert _cli(["models", "default", "good"], capsys)[0] == 0
+    code, _, err = _cli(["models", "default", "nopath"], capsys)
+    assert code == 2 and "'nopath'" in err and "no file path" in err
+
+
+def test_writes_keep_damaged_entries_untouched_and_remove_can_drop_them(tiny, tmp_path, capsys):
+    reg = ModelRegistry()
+    reg.add("good", tiny)
+    damaged = _damage_entries(reg)
+    other = tmp_path / "o.pth"
+    other.write_bytes(tiny.read_bytes())
+    assert _cli(["models", "add", "second", other], capsys)[0] == 0
+    data = json.loads(reg.file.read_text())
+    for name in ("listed", "nopath", "numpath", "bad name!"):
+        assert data["models"][name] == damaged["models"][name]  # nothing a person wrote is lost
+    assert _cli(["models", "remove", "listed"], capsys)[0] == 0
+    assert "listed" not in json.loads(reg.file.read_text())["models"]
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", "not json {", '"text"', '{"models": [1]}', "\xff\xfe"])
+def test_a_registry_that_is_not_one_is_reported_and_kept_aside_on_the_next_write(tiny, capsys, content):
+    reg = ModelRegistry()
+    reg.file.parent.mkdir(parents=True, exist_ok=True)
+    reg.file.write_bytes(content.encode("latin-1"))
+    code, out, err = _cli(["models", "list"], capsys)
+    assert code == 0 and "No usable models" in out and str(reg.file) in err
+    assert reg.file.read_bytes() == content.encode("latin-1")  # reading never changes it
+    assert _cli(["models", "add", "m", tiny], capsys)[0] == 0
+    kept = list(reg.file.parent.glob("models.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == content.encode("latin-1")
+    assert [e.name for e in ModelRegistry().entries()] == ["m"]
+
+
+def test_a_damaged_default_is_named_when_counting_with_the_default(tiny):
+    reg = ModelRegistry()
+    reg.add("good", tiny)
+    data = json.loads(reg.file.read_text())
+    data["models"]["broken"] = {"path": 3}
+    data["default"] = "broken"
+    reg.file.write_text(json.dumps(data))
+    with pytest.raises(ModelRegistryError, match="default model 'broken'.*damaged"):
+        load_model(None)
+
+
+def test_remove_can_delete_a_file_in_the_models_folder_only(tiny, capsys):
+    reg = ModelRegistry()
+    reg.add("copied", tiny, copy=True)  # lives in the user models folder, as fine-tuned models do
+    inside = reg.get("copied").path
+    assert paths.models_dir() in inside.parents and inside.is_file()
+    reg.add("outside", tiny)
+    with pytest.raises(ModelRegistryError, match="outside the models folder"):
+        reg.remove("outside", delete_file=True)
+    assert tiny.is_file() and reg.get("outside") is not None
+    assert reg.remove("copied", delete_file=True) == inside
+    assert not inside.exists() and reg.get("copied") is None
+    code, out, _ = _cli(["models", "remove", "outside", "--delete-file", "--outside-models-folder"], capsys)
+    assert code == 0 and not tiny.exists() and "deleted" in out
+
+
+def test_remove_keeps_a_file_another_name_still_uses(tiny):
+    reg = ModelRegistry()
+    reg.add("a", tiny, copy=True)
+    reg.add("b", reg.get("a").path)
+    with pytest.raises(ModelRegistryError, match="also registered as b"):
+        reg.remove("a", delete_file=True)
+    reg.remove("a")  # forgetting the name alone is fine
+    assert reg.get("b").path.is_file()
+
+
+def test_remove_without_delete_keeps_the_file(tiny, capsys):
+    ModelRegistry().add("m", tiny)
+    code, out, _ = _cli(["models", "remove", "m"], capsys)
+    assert code == 0 and tiny.is_file() and "deleted" not in out
