@@ -1,9 +1,10 @@
 """Head-point annotations: the one in-memory model and its versioned JSON file.
 
 One file per image, either beside it (``IMG_1.jpg.sasnet.json``) or in a project folder
-(``PROJECT/annotations/IMG_1.sasnet.json``). On disk the image path is relative to the annotation
-file, so a folder of images and annotations can be moved as a whole. Keys this version does not
-know are kept in ``extra`` and written back unchanged, so a newer tool's data survives a round trip
+(``PROJECT/annotations/IMG_1.jpg.sasnet.json``); which one is the annotation store's business
+(``sasnet_core.annotation_store``). On disk the image path is relative to the annotation file,
+so a folder of images and annotations can be moved as a whole. Keys this version does not know
+are kept in ``extra`` and written back unchanged, so a newer tool's data survives a round trip
 through an older one. Files are written atomically (temp file in the same folder, fsync,
 ``os.replace``): a crash mid-save leaves the previous file intact.
 
@@ -189,70 +190,101 @@ def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-# -- file locations ------------------------------------------------------------------------------
-def annotation_path_for(image_path, project_dir=None) -> Path:
-    """Where the annotation of ``image_path`` lives: beside it, or in ``project_dir/annotations``."""
+# -- file naming -----------------------------------------------------------------------------------
+def annotation_path_for(image_path) -> Path:
+    """The annotation file beside an image: its full name plus ``SUFFIX`` (``a.jpg.sasnet.json``).
+
+    Which file holds an image's annotation (beside it or in a project folder) is decided by
+    ``sasnet_core.annotation_store``; this is only the naming rule of a file beside the image.
+    """
     image_path = Path(image_path)
-    if project_dir is not None:
-        return Path(project_dir) / "annotations" / f"{image_path.stem}{SUFFIX}"
     return image_path.with_name(image_path.name + SUFFIX)
 
 
-def find_annotation(image_path, project_dir=None) -> Annotation | None:
-    """The saved annotation of an image, or None when it has none yet."""
-    path = annotation_path_for(image_path, project_dir)
-    if not path.is_file():
-        return None
-    return load_annotation(path)
-
-
 # -- reading -------------------------------------------------------------------------------------
+# Limits that tell a damaged file from an odd one: no camera or scan comes near a million pixels
+# on a side, and coordinates are pixels of such an image (points a little off the image are kept,
+# as published data sets have them).
+MAX_IMAGE_SIDE = 1 << 20
+MAX_COORDINATE = 1e7
+# Unknown keys are kept and written back; deeper nesting than this is damage, and would make
+# writing the file back (recursive JSON encoding) fail later.
+MAX_NESTING = 64
+
+
 def _fail(path, message: str):
     raise AnnotationFormatError(message, path)
 
 
+def _short(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _read_xy_list(value, path, name: str) -> np.ndarray:
-    if not isinstance(value, list):
-        _fail(path, f"field '{name}' must be a list of [x, y] pairs, got {type(value).__name__}")
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        _fail(path, f"field '{name}' must be a list of [x, y] number pairs")
-    if arr.size == 0:
-        return np.zeros((0, 2), np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        _fail(path, f"field '{name}' must be a list of [x, y] pairs, got shape {arr.shape}")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        _fail(path, f"field '{name}': entry {int(np.argmax(bad))} is not a finite number pair")
+    """(N, 2) float64 from a JSON list of [x, y] number pairs, by the rule every format follows
+    (numbers as JSON numbers, finite), and within ``MAX_COORDINATE``."""
+    from sasnet_core.formats._common import point_pairs
+
+    arr = point_pairs(value, path, name)
+    far = ~(np.abs(arr) <= MAX_COORDINATE).all(axis=1)
+    if far.any():
+        i = int(np.argmax(far))
+        _fail(path, f"field '{name}[{i}]' lies beyond {MAX_COORDINATE:.0e} pixels: {_short(value[i])}")
     return arr
 
 
+def _nests_too_deeply(value) -> bool:
+    """Whether lists and objects nest more than ``MAX_NESTING`` levels (iterative: a value nested
+    deeper than Python's recursion limit is answered, not crashed on)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth == MAX_NESTING:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _read_image_size(size, path):
+    from sasnet_core.formats._common import json_field, json_size
+
+    if size is None:
+        return None
+    if len(json_field(size, list, path, "image_size")) != 2:
+        _fail(path, f"field 'image_size' must be [width, height], got {_short(size)}")
+    size = json_size(size[0], size[1], path, "image_size")
+    if size is not None and max(size) > MAX_IMAGE_SIDE:
+        _fail(path, f"field 'image_size' {list(size)} exceeds {MAX_IMAGE_SIDE} pixels on a side")
+    return size
+
+
 def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
-    """Build an Annotation from the parsed JSON; ``path`` is only used in error messages."""
+    """Build an Annotation from the parsed JSON; ``path`` is only used in error messages.
+
+    Every field is checked for its JSON type, range and finiteness; a problem raises
+    ``AnnotationFormatError`` naming the file and the field.
+    """
+    from sasnet_core.formats._common import json_field
+
     if not isinstance(data, dict):
-        _fail(path, "expected a JSON object at the top level")
+        _fail(path, f"expected a JSON object at the top level, got {type(data).__name__}")
     if data.get("format") != FORMAT_NAME:
-        _fail(path, f"field 'format' must be '{FORMAT_NAME}', got {data.get('format')!r}")
+        _fail(path, f"field 'format' must be '{FORMAT_NAME}', got {_short(data.get('format'))}")
     version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        _fail(path, f"field 'version' must be a positive integer, got {version!r}")
+    if type(version) is not int or version < 1:
+        _fail(path, f"field 'version' must be a positive integer, got {_short(version)}")
     if version > FORMAT_VERSION:
         _fail(path, f"field 'version' is {version}; this program reads up to {FORMAT_VERSION}")
     image = data.get("image")
-    if not isinstance(image, str) or not image:
+    if not isinstance(image, str) or not image.strip():
         _fail(path, "field 'image' must be a non-empty string (the image path)")
+    if "\0" in image:
+        _fail(path, "field 'image' holds a NUL character, which no file name can")
     if base_dir is not None and not os.path.isabs(image):
         image = os.path.normpath(os.path.join(base_dir, image))
-    size = data.get("image_size")
-    if size is not None:
-        if (
-            not isinstance(size, list)
-            or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-        ):
-            _fail(path, f"field 'image_size' must be [width, height] positive integers, got {size!r}")
-        size = (size[0], size[1])
+    size = _read_image_size(data.get("image_size"), path)
     points = _read_xy_list(data.get("points", []), path, "points")
     sources = data.get("sources")
     if sources is None:
@@ -260,46 +292,38 @@ def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
     else:
         if not isinstance(sources, list) or len(sources) != len(points):
             _fail(path, f"field 'sources' must be a list with one entry per point ({len(points)})")
-        sources = np.array(sources)
-        if sources.size and (
-            sources.dtype.kind not in "iu" or not np.isin(sources, (SOURCE_PERSON, SOURCE_MODEL)).all()
-        ):
-            _fail(path, "field 'sources' entries must be 0 (person) or 1 (model)")
-        sources = sources.astype(np.uint8)
-    rois_raw = data.get("rois", [])
-    if not isinstance(rois_raw, list):
-        _fail(path, "field 'rois' must be a list of polygons")
+        for i, s in enumerate(sources):
+            if type(s) is not int or s not in (SOURCE_PERSON, SOURCE_MODEL):
+                _fail(path, f"field 'sources': entry {i} must be 0 (person) or 1 (model), got {_short(s)}")
+        sources = np.array(sources, np.uint8)
     rois = []
-    for i, poly in enumerate(rois_raw):
+    for i, poly in enumerate(json_field(data.get("rois", []), list, path, "rois")):
         arr = _read_xy_list(poly, path, f"rois[{i}]")
         if len(arr) < 3:
             _fail(path, f"field 'rois[{i}]' needs at least 3 vertices, got {len(arr)}")
         rois.append(arr)
     reviewed = data.get("reviewed", False)
     if not isinstance(reviewed, bool):
-        _fail(path, f"field 'reviewed' must be true or false, got {reviewed!r}")
+        _fail(path, f"field 'reviewed' must be true or false, got {_short(reviewed)}")
     extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
+    for key, value in extra.items():
+        if _nests_too_deeply(value):
+            _fail(path, f"field '{key}' nests lists or objects more than {MAX_NESTING} levels deep")
     return Annotation(image, size, points, sources, rois, reviewed, extra)
 
 
 def load_annotation(path) -> Annotation:
-    """Read one annotation file; ``image_path`` comes back resolved against the file's folder."""
+    """Read one annotation file; ``image_path`` comes back resolved against the file's folder.
+
+    Whatever is wrong with the file (missing, unreadable, not UTF-8, not JSON, nested too deeply,
+    a field of the wrong type or range) raises ``AnnotationFormatError`` naming the file.
+    """
+    from sasnet_core.formats._common import read_json
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AnnotationFormatError("annotation file does not exist", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationFormatError(f"cannot read annotation file: {exc}", path) from None
-    if not text.strip():
-        _fail(path, "file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnnotationFormatError(
-            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", path
-        ) from None
-    return annotation_from_dict(data, path, base_dir=str(path.parent.absolute()))
+    if path.is_dir():
+        _fail(path, "is a folder, not an annotation file")
+    return annotation_from_dict(read_json(path), path, base_dir=str(path.parent.absolute()))
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -330,6 +354,9 @@ def _check_finite(ann: Annotation, path) -> None:
     for name, arr in [("points", ann.points)] + [(f"rois[{i}]", r) for i, r in enumerate(ann.rois)]:
         if not np.isfinite(arr).all():
             raise AnnotationFormatError(f"refusing to save: field '{name}' holds NaN or infinity", path)
+        if arr.size and np.abs(arr).max() > MAX_COORDINATE:
+            raise AnnotationFormatError(
+                f"refusing to save: field '{name}' holds a coordinate beyond {MAX_COORDINATE:.0e}", path)
     for i, roi in enumerate(ann.rois):  # load_annotation refuses these: never write them
         if len(roi) < 3:
             raise AnnotationFormatError(

@@ -9,11 +9,11 @@ from sasnet_core.annotation import (
     SOURCE_PERSON,
     Annotation,
     annotation_path_for,
-    find_annotation,
     load_annotation,
     points_in_polygon,
     save_annotation,
 )
+from sasnet_core.annotation_store import Project, find_annotation_file, read_annotation, write_annotation
 from sasnet_core.errors import AnnotationFormatError
 
 
@@ -45,19 +45,19 @@ def test_round_trip_is_exact_and_relative(tmp_path):
 
 def test_project_folder_path_is_relative_and_moves_with_folder(tmp_path):
     ann = _ann(tmp_path)
-    proj = tmp_path / "proj"
-    path = annotation_path_for(ann.image_path, proj)
-    assert path == proj / "annotations" / "IMG_1.sasnet.json"
-    save_annotation(ann, path)
-    assert json.loads(path.read_text())["image"] == "../../imgs/IMG_1.jpg"
+    project = Project(tmp_path / "proj", tmp_path)
+    path = write_annotation(ann, project=project)
+    assert path == tmp_path / "proj" / "annotations" / "imgs" / "IMG_1.jpg.sasnet.json"
+    assert json.loads(path.read_text())["image"] == "../../../imgs/IMG_1.jpg"
     os.rename(tmp_path, tmp_path.parent / (tmp_path.name + "_moved"))
     moved = tmp_path.parent / (tmp_path.name + "_moved")
-    back = find_annotation(moved / "imgs" / "IMG_1.jpg", moved / "proj")
-    assert back.image_path == str(moved / "imgs" / "IMG_1.jpg")
+    back = read_annotation(moved / "imgs" / "IMG_1.jpg", Project(moved / "proj", moved))
+    assert back.image_path == str(moved / "imgs" / "IMG_1.jpg") and back.count == ann.count
 
 
-def test_find_annotation_missing_returns_none(tmp_path):
-    assert find_annotation(tmp_path / "nothing.jpg") is None
+def test_an_image_without_annotation_reads_as_none(tmp_path):
+    assert read_annotation(tmp_path / "nothing.jpg") is None
+    assert find_annotation_file(tmp_path / "nothing.jpg") is None
 
 
 def test_atomic_save_leaves_no_temp_and_keeps_old_file_on_failure(tmp_path, monkeypatch):
@@ -95,11 +95,11 @@ def test_save_and_reload_5000_points(tmp_path):
         (lambda d: d.update(format="labelme"), "format"),
         (lambda d: d.update(version=99), "version"),
         (lambda d: d.pop("image"), "image"),
-        (lambda d: d.update(points=[[1, 2, 3]]), "points"),
-        (lambda d: d.update(points=[[1, "a"]]), "points"),
+        (lambda d: d.update(points=[[1, 2, 3]]), "points[0]"),
+        (lambda d: d.update(points=[[1, "a"]]), "points[0]"),
         (lambda d: d.update(sources=[0]), "sources"),
         (lambda d: d.update(sources=[0, 7, 0]), "sources"),
-        (lambda d: d.update(image_size=[0, 5]), "image_size"),
+        (lambda d: d.update(image_size=[0, 5]), "image_size.width"),
         (lambda d: d.update(rois=[[[0, 0], [1, 1]]]), "rois[0]"),
         (lambda d: d.update(reviewed="yes"), "reviewed"),
     ],
@@ -119,7 +119,7 @@ def test_nan_point_and_broken_json_are_reported(tmp_path):
     path = tmp_path / "a.sasnet.json"
     path.write_text('{"format": "sasnet-annotation", "version": 1, "image": "x.jpg", '
                     '"points": [[1, 2], [NaN, 3]]}')
-    with pytest.raises(AnnotationFormatError, match=r"'points'.*entry 1"):
+    with pytest.raises(AnnotationFormatError, match=r"'points\[1\]'"):
         load_annotation(path)
     path.write_text('{"format": ')
     with pytest.raises(AnnotationFormatError, match="not valid JSON"):

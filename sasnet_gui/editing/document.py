@@ -5,7 +5,8 @@ commands call the private mutators below, which emit ``pointsChanged`` / ``roisC
 ``reviewedChanged``. Every change to the stack (push, undo, redo) marks the document dirty; a
 single-shot timer saves it ``autosave_ms`` after the first unsaved change (a throttle, not a
 debounce, so steady editing still saves at least every ``autosave_ms``). Saving goes through
-``save_annotation`` (temp file + fsync + os.replace): a crash never leaves half a file.
+``save_annotation`` (temp file + fsync + os.replace): a crash never leaves half a file. Which file
+that is, and where an existing annotation is read from, the annotation store decides.
 """
 from __future__ import annotations
 
@@ -98,9 +99,9 @@ class AnnotationDocument(QObject):
             ann = read_annotation(image_path)
         except SASNetError as exc:
             # Keep the unreadable file for a person to look at; our next save writes a fresh one.
-            backup = self.file.with_name(self.file.name + ".unreadable")
+            damaged = Path(exc.path) if exc.path else self.file
             try:
-                shutil.copy2(self.file, backup)
+                shutil.copy2(damaged, damaged.with_name(damaged.name + ".unreadable"))
             except OSError:
                 pass
             self.loadFailed.emit(exc)

@@ -15,7 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
-from sasnet_core.annotation import SOURCE_MODEL, Annotation, annotation_path_for, save_annotation
+from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
+from sasnet_core.annotation_store import annotation_file_for, find_annotation_file
 from sasnet_core.atomic import atomic_write_text
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import write_image
@@ -150,8 +151,8 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
     A frame stored before keeps its annotation: a person may have corrected it since.
     """
     image = frame_image_path(video, index, folder)
-    ann_path = annotation_path_for(image)
-    if ann_path.is_file() and image.is_file():
+    ann_path = find_annotation_file(image)
+    if ann_path is not None and image.is_file():
         return StoredFrame(image, ann_path, False, -1)
     try:
         with leave_a_core_free(predictor):
@@ -165,6 +166,7 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
     except OSError as exc:
         raise WorkerFailure(f"{image.parent}: cannot create the folder ({exc.strerror or exc})") from None
     write_image(image, rgb)
+    ann_path = annotation_file_for(image)  # beside the frame, or in a project if read-only
     h, w = rgb.shape[:2]
     ann = Annotation(
         image_path=str(image), image_size=(w, h), points=heads,
