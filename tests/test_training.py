@@ -370,3 +370,92 @@ def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
     inside = float(full[:, :48].sum()) / 1000.0
     result = evaluate(model, ds, "cpu")
     assert result["mae"] == pytest.approx(abs(inside - 2.0), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# sasnet train: options and run folders
+# ---------------------------------------------------------------------------------------------
+def test_out_over_an_existing_run_needs_resume_or_overwrite(blob_set, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", blob_set, "--out", run, *TINY, "--val-every", 0]
+    assert _cli([*base, "--steps", 1]) == 0
+    before = (run / "last.pth").read_bytes()
+    log_before = (run / "log.jsonl").read_bytes()
+    capsys.readouterr()
+    assert _cli([*base, "--steps", 2]) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and "--resume" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert (run / "last.pth").read_bytes() == before and (run / "log.jsonl").read_bytes() == log_before
+    assert _cli([*base, "--steps", 2, "--overwrite"]) == 0
+    assert (run / "last.pth").read_bytes() != before
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--fold", "9"), ("--fold", "0"), ("--images-per-step", "0"), ("--images-per-step", "-1"),
+    ("--steps", "0"), ("--steps", "-5"), ("--lr", "0"), ("--lr", "-1e-5"), ("--lr", "nan"),
+    ("--crop-size", "0"), ("--crops", "0"), ("--workers", "-1"), ("--holdout", "1"),
+    ("--holdout", "-0.1"), ("--sigma", "0"), ("--val-every", "-1"), ("--log-every", "0"),
+    ("--max-minutes", "-1"), ("--lam", "-1"), ("--device", "banana"), ("--width-mult", "0"),
+])
+def test_option_values_are_checked_before_anything_runs(blob_set, tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        _cli(["train", blob_set, "--out", tmp_path / "r", f"{option}={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and value in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_option_defaults_are_the_config_defaults():
+    from sasnet_core.cli import build_parser
+    from sasnet_core.cli.train_cmd import config_from_args
+    from sasnet_core.training import TrainConfig, finetune_config
+
+    parser = build_parser()
+    args = parser.parse_args(["train", str(REPO), "--out", "r"])
+    cfg = config_from_args(args, data="d", out="r")
+    expected = TrainConfig(data="d", out="r")
+    assert cfg == expected
+    args = parser.parse_args(["finetune", "w.pth", str(REPO), "--out", "o.pth"])
+    cfg = config_from_args(args)
+    want = finetune_config()
+    for name in ("steps", "holdout", "val_every", "lr", "images_per_step", "crop_size", "workers"):
+        assert getattr(cfg, name) == getattr(want, name), name
+    assert "(default: 20000)" in parser._subparsers._group_actions[0].choices["train"].format_help()
+
+
+@pytest.mark.parametrize("where", ["missing", "file", "empty"])
+def test_a_data_set_that_is_not_there_is_named(tmp_path, capsys, where):
+    data = tmp_path / "data"
+    if where == "file":
+        data.write_text("x")
+    elif where == "empty":
+        data.mkdir()
+    try:
+        code = _cli(["train", data, "--out", tmp_path / "r", *TINY, "--steps", 1])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(data) in err and "Traceback" not in err
+
+
+def test_out_that_is_a_file_or_inside_one_is_refused(blob_set, tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("keep")
+    with pytest.raises(SystemExit) as exc:
+        _cli(["train", blob_set, "--out", blocker, *TINY, "--steps", 1])
+    assert exc.value.code == 2 and str(blocker) in capsys.readouterr().err
+    assert _cli(["train", blob_set, "--out", blocker / "run", *TINY, "--steps", 1]) == 2
+    assert str(blocker) in capsys.readouterr().err and blocker.read_text() == "keep"
+
+
+def test_resume_from_a_damaged_last_checkpoint_is_named(blob_set, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 1, "--val-every", 0]) == 0
+    data = (run / "last.pth").read_bytes()
+    (run / "last.pth").write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 2, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert str(run / "last.pth") in err and "Traceback" not in err
