@@ -100,8 +100,8 @@ def _plan(anns: list[Annotation], spec, target: Path) -> dict[Path, list[Annotat
     if spec.multi:
         dst = target / spec.default_name("") if target.is_dir() else target
         return {dst: anns}
-    if len(anns) == 1 and not target.is_dir() and target.suffix:
-        return {target: anns}
+    if len(anns) == 1 and not target.is_dir() and (target.suffix or target.exists()):
+        return {target: anns}  # one image to a file name (or onto a file that exists: /dev/full)
     try:
         root = os.path.commonpath([os.path.dirname(a.image_path) for a in anns])
     except ValueError:  # images on different drives: no common folder

@@ -64,7 +64,8 @@ def read(path: Path) -> list[Annotation]:
                 xs = number_list(sa.get("all_points_x"), path, f"{where}.all_points_x")
                 ys = number_list(sa.get("all_points_y"), path, f"{where}.all_points_y")
                 if len(xs) != len(ys):
-                    fail(path, f"field '{where}': {len(xs)} x values but {len(ys)} y values")
+                    fail(path, f"field '{where}': all_points_x has {len(xs)} values but "
+                               f"all_points_y {len(ys)}")
                 if len(xs) >= 3:  # as LabelMe and CVAT: a 1- or 2-vertex "polygon" is no region
                     rois.append(np.stack([xs, ys], axis=1))
             else:
