@@ -1,7 +1,9 @@
 """Evaluate a predictor on a data set: per-image rows and MAE, MSE (RMSE), NAE, GAME(0..3).
 
 Where a sample has ROI polygons, both counts are restricted to it: heads inside the polygons,
-and the predicted density masked to the pixels whose centres are inside.
+and the predicted density masked to the pixels whose centres are inside. An image that cannot be
+read (or gives no finite count) is left out of the figures and listed in ``EvalReport.skipped``,
+so one damaged file neither stops an evaluation nor silently changes its result.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ GAME_LEVELS = (0, 1, 2, 3)
 @dataclass
 class EvalReport:
     rows: list[dict] = field(default_factory=list)  # image, gt_count, pred_count, abs_error, game0..3
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why it was left out)
 
     @property
     def n_images(self) -> int:
@@ -57,8 +60,9 @@ class EvalReport:
             return {k: None if isinstance(v, float) and not math.isfinite(v) else v
                     for k, v in d.items()}
 
-        return json.dumps({"summary": clean(self.summary()), "images": [clean(r) for r in self.rows]},
-                          indent=1, allow_nan=False)
+        skipped = [{"image": image, "error": error, "skipped": True} for image, error in self.skipped]
+        return json.dumps({"summary": clean(self.summary()), "images": [clean(r) for r in self.rows],
+                           "skipped": skipped}, indent=1, allow_nan=False)
 
     def write_csv(self, path) -> None:
         from sasnet_core.atomic import atomic_path
@@ -107,12 +111,22 @@ def evaluate_sample(prediction_density: np.ndarray, sample, shape, roi: bool = T
 def evaluate(predictor, dataset, roi: bool = True, progress=None) -> EvalReport:
     """Run ``predictor.predict(image) -> .density`` on every sample; ``progress``: an object with
     ``update()`` (e.g. ``sasnet_core.progress.Progress``) or a callable ``f(done, total)``."""
+    from sasnet_core.errors import SASNetError
+
     samples = list(dataset)
     report = EvalReport()
     for i, sample in enumerate(samples):
-        image = sample.load_image()
-        pred = predictor.predict(image)
-        report.rows.append(evaluate_sample(pred.density, sample, image.shape, roi))
+        try:
+            image = sample.load_image()
+            pred = predictor.predict(image)
+        except SASNetError as exc:
+            report.skipped.append((str(sample.image_path), exc.detail))
+        else:
+            if math.isfinite(float(pred.count)):
+                report.rows.append(evaluate_sample(pred.density, sample, image.shape, roi))
+            else:
+                report.skipped.append((str(sample.image_path), "the model gave no finite count "
+                                       "(NaN or infinity): its weights are damaged"))
         if hasattr(progress, "update"):
             progress.update()
         elif progress is not None:

@@ -1,13 +1,24 @@
 """Read images the way a person expects to see them: RGB uint8, EXIF orientation applied.
 
-JPEG, PNG, BMP, TIFF and WebP through OpenCV; 16-bit images are scaled to 8 bits, grayscale and
-alpha images become RGB. Files are read as bytes first so non-ASCII paths work on every OS.
-OpenCV is imported where it is used, so the suffix lists below cost nothing to import (the CLI
-registers its commands from them before any image is read).
+JPEG, PNG, BMP, TIFF and WebP through OpenCV (Pillow where OpenCV cannot decode a valid file,
+such as float TIFF); 16-bit images are scaled to 8 bits, grayscale, palette, CMYK and alpha images
+become RGB. Files are read as bytes first so non-ASCII paths work on every OS. OpenCV is imported
+where it is used, so the suffix lists below cost nothing to import (the CLI registers its commands
+from them before any image is read).
+
+Size limit: an image file can declare a size far beyond its bytes (a 1 kB PNG "of" 30000 x 30000
+pixels takes minutes and gigabytes to decode). The header is read first and an image declaring
+more than ``max_image_pixels()`` pixels is refused at once, naming the size it declares. The limit
+is ``DEFAULT_MAX_MEGAPIXELS`` (100 megapixels: 12 times a 4K frame, which the tiler counts in
+bounded memory), or the number of megapixels in the environment variable ``SASNET_MAX_MEGAPIXELS``.
+Pillow's and OpenCV's own limits are set to the same number, so no other route decodes more.
 """
 from __future__ import annotations
 
 import os
+import re
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +27,32 @@ from sasnet_core.errors import ImageReadError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+DEFAULT_MAX_MEGAPIXELS = 100
+MAX_MEGAPIXELS_ENV = "SASNET_MAX_MEGAPIXELS"
+
+
+def max_image_pixels() -> int:
+    """The largest image, in pixels, that will be decoded (see the module docstring)."""
+    text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+    try:
+        megapixels = float(text) if text else DEFAULT_MAX_MEGAPIXELS
+    except ValueError:
+        megapixels = DEFAULT_MAX_MEGAPIXELS
+    if not megapixels > 0 or megapixels == float("inf"):
+        megapixels = DEFAULT_MAX_MEGAPIXELS
+    return int(megapixels * 1_000_000)
+
+
+def _limit_decoders(limit: int):
+    """Pillow and OpenCV with our limit; OpenCV's own messages silenced (ours name the file)."""
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(limit)  # read by OpenCV at its first decode
+    import cv2
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = limit
+    # libpng and libjpeg warnings would otherwise reach the terminal beside our one-line message.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2, Image
 
 
 def is_image(path: str | os.PathLike) -> bool:
@@ -28,20 +65,82 @@ def is_video(path: str | os.PathLike) -> bool:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """H x W x 3 uint8 RGB. Raises ImageReadError naming the file."""
-    import cv2
-
     path = Path(path)
+    limit = max_image_pixels()
+    cv2, Image = _limit_decoders(limit)
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a pipe or device would block or never end
+            raise ImageReadError("is a folder, not an image file" if stat.S_ISDIR(mode)
+                                 else "not a regular file (a device, pipe or socket)", path)
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise ImageReadError(f"cannot read file ({exc.strerror or exc})", path) from None
     if data.size == 0:
         raise ImageReadError("file is empty", path)
+    known = _check_declared_size(data, path, limit, Image)
     # ANYDEPTH keeps 16-bit samples; COLOR makes 3 channels and applies the EXIF orientation.
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None and known:  # a valid file OpenCV has no decoder for (float TIFF, ...)
+        image = _decode_with_pillow(data, Image)
     if image is None:
         raise ImageReadError("not a readable image (damaged, truncated or unsupported format)", path)
     return to_rgb8(image, bgr=True)
+
+
+def _check_declared_size(data: np.ndarray, path: Path, limit: int, Image) -> bool:
+    """Refuse an image whose header declares more than ``limit`` pixels, before any decoding.
+    True when Pillow recognised the header (so the file is an image of a known format)."""
+    import io
+
+    from PIL import UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as exc:  # more than twice the limit: only the pixel count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = _megapixels(int(found.group(1))) if found else "a size"
+        raise ImageReadError(f"declares {declared}, more than the limit of {_megapixels(limit)}"
+                             f"{_how_to_raise()}", path) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return False  # not for Pillow; OpenCV decides (under its own limit, set to ours)
+    if w <= 0 or h <= 0:
+        raise ImageReadError(f"declares an impossible size of {w} x {h} pixels", path)
+    if w * h > limit:
+        raise ImageReadError(f"declares {w} x {h} pixels ({_megapixels(w * h)}), more than the "
+                             f"limit of {_megapixels(limit)}{_how_to_raise()}", path)
+    return True
+
+
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1e6
+    return f"{mp:,.0f} megapixels" if mp >= 10 else f"{mp:.3g} megapixels"
+
+
+def _how_to_raise() -> str:
+    return f" (set {MAX_MEGAPIXELS_ENV} to allow larger images)"
+
+
+def _decode_with_pillow(data: np.ndarray, Image) -> np.ndarray | None:
+    """RGB (or gray) array from Pillow, EXIF orientation applied; None when it cannot decode."""
+    import io
+
+    from PIL import ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode not in ("L", "RGB", "F", "I", "I;16"):
+                im = im.convert("RGB")
+            array = np.asarray(im)
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return None
+    if array.dtype == np.int32:  # Pillow's 32-bit integer mode: keep the range it uses
+        array = array.astype(np.float32) / max(float(array.max()), 1.0)
+    return array[:, :, ::-1] if array.ndim == 3 else array  # to OpenCV's BGR, undone by to_rgb8
 
 
 def to_rgb8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
@@ -66,11 +165,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    Image.MAX_IMAGE_PIXELS = max_image_pixels()
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"not a readable image ({exc})", path) from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QProgressBar, QVBoxLayout, QWidget)
 
 from sasnet_core.annotation import SOURCE_PERSON
+from sasnet_core.inputs import collect_inputs
 
 from sasnet_gui import errors
 from sasnet_gui.canvas.controls import OverlayControls
@@ -21,7 +22,6 @@ from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
-from sasnet_gui.files.scan import collect
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.widgets import CountPanel, NoModelBanner, icon
@@ -263,7 +263,8 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths, show_first: bool = True) -> list[str]:
         """Add images (files or whole folders) to the list and show the first new one; videos
         go to the video panel. Returns the image paths added."""
-        images, videos, skipped = collect(paths)
+        found = collect_inputs(paths, absolute=True)
+        images, videos, skipped = found.images, found.videos, found.problems
         for p in paths:
             if Path(p).is_dir():
                 self.settings.add_recent_folder(p)
@@ -279,8 +280,8 @@ class MainWindow(QMainWindow):
         for v in videos:
             self.open_video(str(v))
         if skipped:
-            names = ", ".join(p.name for p in skipped[:5])
-            self.statusBar().showMessage(f"Skipped {len(skipped)} item(s) that are not images or videos: {names}", 8000)
+            more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+            self.statusBar().showMessage(f"Skipped {skipped[0]}{more}", 8000)
         self.filesOpened.emit(added)
         return added
 

@@ -45,7 +45,8 @@ def test_count_folder_recursively_as_json_and_save_density(tiny_weights, images,
     assert [Path(r["path"]).name for r in rows] == ["two.jpg", "one.png"]  # sorted, recursive
     assert (rows[0]["width"], rows[0]["height"]) == (90, 70)
     for r in rows:
-        dens = np.load(tmp_path / "d" / f"{Path(r['path']).stem}.npy")
+        rel = Path(r["path"]).relative_to(images)  # the sub-folder below the input folder is kept
+        dens = np.load(tmp_path / "d" / rel.with_suffix(".npy"))
         assert dens.dtype == np.float32 and dens.shape == (r["height"], r["width"])
         assert float(dens.sum()) == pytest.approx(r["count"], rel=1e-3, abs=1e-4)
 
@@ -119,3 +120,103 @@ def test_count_real_grayscale_ucf_images(tiny_weights, capsys):
     assert main(["count", *paths, "--weights", str(tiny_weights), "--json", "--max-side", "512"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 2 and all(r["count"] > 0 and r["width"] > 512 for r in rows)
+
+
+# -- inputs and outputs a person gets wrong ---------------------------------------------------------
+def _write(path, h=40, w=48, seed=0):
+    from sasnet_core.imageio import write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
+    return path
+
+
+def test_same_name_in_two_folders_keeps_both_outputs(tiny_weights, tmp_path, capsys):
+    root = tmp_path / "in"
+    _write(root / "a" / "x.jpg", seed=1)
+    _write(root / "b" / "x.jpg", h=56, seed=2)
+    out = tmp_path / "out"
+    rc = main(["count", str(root), "--weights", str(tiny_weights), "--json",
+               "--save-density", str(out / "d"), "--save-points", str(out / "p")])
+    assert rc == 0
+    rows = {Path(r["path"]).parent.name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    for sub, r in rows.items():
+        dens = np.load(out / "d" / sub / "x.npy")
+        assert dens.shape == (r["height"], r["width"])  # each image its own file, not one overwritten
+        assert float(dens.sum()) == pytest.approx(r["count"], rel=1e-3, abs=1e-4)
+        assert (out / "p" / sub / "x.txt").is_file()
+    assert sorted(rows) == ["a", "b"] and rows["a"]["height"] != rows["b"]["height"]
+
+
+@pytest.mark.parametrize("layout", [("a/x.jpg", "a/x.png"), ("a/x.jpg", "b/x.jpg")])
+def test_outputs_that_would_still_collide_are_refused_naming_both(tiny_weights, tmp_path, capsys, layout):
+    paths = [_write(tmp_path / "in" / rel) for rel in layout]
+    # side by side in one folder, or two files given by name: both would be <out>/x.npy
+    args = [str(tmp_path / "in" / "a")] if layout[1].startswith("a/") else [str(p) for p in paths]
+    rc = main(["count", *args, "--weights", str(tiny_weights), "--save-density", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert str(paths[0]) in err and str(paths[1]) in err
+    assert not (tmp_path / "d").exists()  # refused before anything was counted or written
+
+
+def test_json_gives_every_skipped_input_one_record(tiny_weights, images, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"\x89PNG garbage")
+    (images / "empty.jpg").write_bytes(b"")
+    rc = main(["count", str(images), str(tmp_path / "missing.jpg"), "--weights", str(tiny_weights), "--json"])
+    assert rc == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    skipped = {Path(r["path"]).name: r for r in rows if r.get("skipped")}
+    assert sorted(skipped) == ["broken.png", "empty.jpg", "missing.jpg"]
+    for r in skipped.values():
+        assert r["count"] is None and r["error"]
+    assert "empty" in skipped["empty.jpg"]["error"]
+    assert sorted(Path(r["path"]).name for r in rows if not r.get("skipped")) == ["one.png", "two.jpg"]
+
+
+def test_a_non_finite_count_is_an_error_record_not_nan(tmp_path, images, capsys):
+    torch.manual_seed(0)
+    model = SASNet(SASNetConfig(width_mult=0.125))
+    with torch.no_grad():  # finite weights whose densities overflow float32
+        for name, param in model.named_parameters():
+            if "density" in name and name.endswith("bias"):
+                param.fill_(3e38)
+    weights = save_checkpoint(tmp_path / "huge.pth", model, {"name": "huge"})
+    rc = main(["count", str(images / "one.png"), "--weights", str(weights), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    rows = [json.loads(line, parse_constant=pytest.fail) for line in captured.out.splitlines()]  # no NaN token
+    assert len(rows) == 1 and rows[0]["count"] is None and rows[0]["skipped"] and rows[0]["error"]
+    assert "one.png" in captured.err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--batch-size", "0"), ("--batch-size", "-1"), ("--tile", "-5"), ("--tile", "10"),
+    ("--max-side", "10"), ("--every", "0"), ("--time-step", "-1"), ("--time-step", "nan"),
+    ("--device", "banana"),
+])
+def test_bad_options_are_usage_errors(images, option, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["count", str(images), option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and value in err
+
+
+def test_save_dirs_that_are_files_are_usage_errors(images, tmp_path, capsys):
+    file = tmp_path / "taken.txt"
+    file.write_text("x")
+    for option in ("--save-density", "--save-points"):
+        with pytest.raises(SystemExit) as exc:
+            main(["count", str(images), option, str(file)])
+        assert exc.value.code == 2 and "taken.txt: is a file, not a folder" in capsys.readouterr().err
+
+
+def test_video_whose_container_states_no_length_is_counted_in_full(tiny_weights, tmp_path, capsys):
+    from hostile.media import make_mkv_without_duration
+
+    video = make_mkv_without_duration(tmp_path / "rec.mkv", frames=9)
+    assert main(["count", str(video), "--weights", str(tiny_weights), "--json", "--every", "3"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["frame"] for r in rows] == [0, 3, 6]
+    assert all(r["count"] is not None for r in rows)

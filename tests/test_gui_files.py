@@ -9,24 +9,30 @@ from PySide6.QtCore import Qt
 
 from sasnet_core.annotation import Annotation, save_annotation
 from sasnet_core.annotation_store import annotation_file_for
+from sasnet_core.inputs import collect_inputs
 from sasnet_gui.files.counting import CountingQueue, summarize
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel, Status
-from sasnet_gui.files.scan import collect
 
 from _data_paths import UCF_CC_50, need
 
 
-def test_collect_walks_folders_in_natural_order(tmp_path, gui):
-    gui.write_images(tmp_path / "a", n=3)
+def test_open_folder_lists_what_count_lists_in_the_same_order(qtbot, main_window, tmp_path, gui, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    gui.write_images(tmp_path / "a", n=3, h=48, w=64)
     (tmp_path / "a" / "img_10.png").write_bytes((tmp_path / "a" / "img_1.png").read_bytes())
+    gui.write_images(tmp_path / "a" / "sub", n=2, h=48, w=64)
     (tmp_path / "a" / ".hidden.png").write_bytes(b"x")
     (tmp_path / "a" / "notes.txt").write_text("x")
-    (tmp_path / "clip.mp4").write_bytes(b"")
-    images, videos, skipped = collect([tmp_path / "a", tmp_path / "clip.mp4", tmp_path / "notes.md", tmp_path / "a"])
-    assert [p.name for p in images] == ["img_1.png", "img_2.png", "img_3.png", "img_10.png"]
-    assert [p.name for p in videos] == ["clip.mp4"]
-    assert [p.name for p in skipped] == ["notes.md"]
+    # The person picks the folder in File > Open Folder's dialog.
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "a"))
+    with qtbot.waitSignal(main_window.session.imageShown, timeout=10_000):
+        main_window.act_open_folder.trigger()
+    listed = [Path(p).relative_to(tmp_path / "a").as_posix() for p in main_window.files.paths()]
+    assert listed == ["img_1.png", "img_2.png", "img_3.png", "img_10.png", "sub/img_1.png", "sub/img_2.png"]
+    # the one collector gives sasnet count and eval this very list
+    assert [str(p) for p in collect_inputs([tmp_path / "a"], absolute=True).images] == main_window.files.paths()
 
 
 def test_file_model_statuses(qtbot):

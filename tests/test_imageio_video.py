@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hostile import media
+from hostile.media import make_video  # noqa: F401 - also used by test_cli_count
 from sasnet_core.errors import ImageReadError, VideoReadError
-from sasnet_core.imageio import image_size, read_image, write_image
+from sasnet_core.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
 from sasnet_core.video import frame_indices, iter_frames, open_video, read_frame
 
 
@@ -84,16 +86,6 @@ def test_write_image_round_trip(tmp_path):
     assert (read_image(tmp_path / "o.png") == img).all()
 
 
-def make_video(path, frames=20, size=(64, 48), fps=10.0):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
-        frame = np.full((size[1], size[0], 3), 0, np.uint8)
-        frame[:, :, 2] = (i * 10) % 250  # red channel (BGR order for OpenCV) encodes the frame number
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 def test_video_every_nth_frame_and_time_step(tmp_path):
     path = make_video(tmp_path / "v.avi")
     info = open_video(path)
@@ -133,3 +125,95 @@ def test_truncated_video_gives_skipped_frame_records_not_zeros(tmp_path):
     assert good and bad, "some frames decode, the lost ones are reported"
     assert all(r.error for r in bad)
     assert max(r.index for r in good) < min(r.index for r in bad)
+
+
+# -- hostile images: refused at once and by name, or read correctly ----------------------------------
+@pytest.mark.parametrize("name, data, declared", [
+    ("bomb.png", media.png_declaring(30000, 30000), "900 megapixels"),
+    ("bomb.bmp", media.bmp_declaring(100000, 100000), "10,000 megapixels"),
+    ("bomb.tif", media.tiff_declaring(200000, 200000), "40,000 megapixels"),
+    ("wide.png", media.png_declaring(11000, 10000), "11000 x 10000 pixels"),
+])
+def test_a_header_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, name, data, declared):
+    path = media.write(tmp_path / name, data)
+    with pytest.raises(ImageReadError, match=f"{name}: declares {declared}.*limit of 100 megapixels"):
+        read_image(path)
+
+
+def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    write_image(path, media.rgb(40, 50))
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "0.001")  # 1000 pixels
+    with pytest.raises(ImageReadError, match=r"a.png: declares 50 x 40 pixels \(0.002 megapixels\)"):
+        read_image(path)
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, "0.002")
+    assert read_image(path).shape == (40, 50, 3)
+    from PIL import Image
+
+    assert Image.MAX_IMAGE_PIXELS == 2000  # Pillow's own limit follows ours
+
+
+@pytest.mark.parametrize("mode, fmt", [
+    ("CMYK", "JPEG"), ("P", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("L", "BMP"), ("RGBA", "WEBP"),
+    ("CMYK", "TIFF"), ("F", "TIFF"), ("I", "TIFF"),
+])
+def test_every_colour_mode_reads_as_rgb(tmp_path, mode, fmt):
+    img = media.rgb()
+    save = {"quality": 100} if fmt == "JPEG" else {"lossless": True} if fmt == "WEBP" else {}
+    path = media.write(tmp_path / f"im.{fmt.lower()}", media.encoded(img, fmt, mode, **save))
+    out = read_image(path)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    if mode in ("F", "I", "L", "LA"):  # one channel: gray, the same in R, G and B
+        assert (out[..., 0] == out[..., 2]).all() and out[:, :32].mean() > out[:, 32:].mean()
+    else:
+        assert out[:, :32, 0].mean() > 180 and out[:, 32:, 0].mean() < 100  # red stays red, left
+
+
+def test_png_bytes_named_jpg_still_read_and_text_named_jpg_is_refused(tmp_path):
+    img = media.rgb()
+    assert (read_image(media.write(tmp_path / "png.jpg", media.encoded(img, "PNG"))) == img).all()
+    with pytest.raises(ImageReadError, match="notes.jpg: not a readable image"):
+        read_image(media.write(tmp_path / "notes.jpg", b"shopping list: eggs, milk\n"))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "TIFF", "WEBP"])
+def test_truncated_images_are_refused_not_half_read(tmp_path, fmt):
+    data = media.encoded(media.rgb(), fmt)
+    path = media.write(tmp_path / f"cut.{fmt.lower()}", data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=f"cut.{fmt.lower()}: not a readable image"):
+        read_image(path)
+
+
+def test_folders_and_pipes_named_like_images_are_refused_without_blocking(tmp_path):
+    import os
+
+    (tmp_path / "x.jpg").mkdir()
+    with pytest.raises(ImageReadError, match="x.jpg: is a folder, not an image file"):
+        read_image(tmp_path / "x.jpg")
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would wait for a writer forever
+    with pytest.raises(ImageReadError, match="pipe.png: not a regular file"):
+        read_image(tmp_path / "pipe.png")
+    os.mkfifo(tmp_path / "pipe.mp4")
+    with pytest.raises(VideoReadError, match="pipe.mp4: not a regular file"):
+        open_video(tmp_path / "pipe.mp4")
+
+
+# -- videos whose container does not tell the truth --------------------------------------------------
+def test_video_without_a_stated_length_is_read_until_it_ends(tmp_path):
+    path = media.make_mkv_without_duration(tmp_path / "rec.mkv", frames=12)
+    info = open_video(path)
+    assert not info.frame_count_known and info.width == 64
+    recs = list(iter_frames(path, every_n=5))
+    assert [r.index for r in recs] == [0, 5, 10] and all(r.image is not None for r in recs)
+    assert abs(int(recs[2].image[0, 0, 0]) - 100) <= 6  # the frame it says it is
+    assert [r.index for r in iter_frames(path, time_step=0.4)] == [0, 4, 8]
+    assert len(list(iter_frames(path))) == 12
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("empty.mp4", b"", "empty.mp4: file is empty"),
+    ("notes.mp4", b"this is not a video\n" * 20, "notes.mp4: cannot open video"),
+])
+def test_empty_and_text_videos_are_refused_by_name(tmp_path, name, data, match):
+    with pytest.raises(VideoReadError, match=match):
+        open_video(media.write(tmp_path / name, data))

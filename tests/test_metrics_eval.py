@@ -174,3 +174,60 @@ def test_report_json_is_standard_when_a_figure_is_undefined():
     text = EvalReport([row]).to_json()  # NAE is undefined: no image has people
     assert "NaN" not in text and json.loads(text)["summary"]["nae"] is None
     assert json.loads(EvalReport().to_json())["summary"]["mae"] is None  # no image at all
+
+
+# -- sasnet eval: the default model, bad options, unreadable images -----------------------------------
+@pytest.fixture
+def annotated(tmp_path):
+    """A folder of three annotated images (two, one and no heads)."""
+    from sasnet_core.imageio import write_image
+
+    root = tmp_path / "set"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name, pts in (("img_1.png", [[3, 4], [20, 10]]), ("img_2.png", [[8, 8]]), ("img_10.png", [])):
+        write_image(root / name, rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        save_annotation(Annotation(str(root / name), (64, 48), np.array(pts, float).reshape(-1, 2)),
+                        root / f"{name}.sasnet.json")
+    return root
+
+
+def test_cli_eval_uses_the_default_model_as_count_does(annotated, tiny_weights, capsys):
+    from sasnet_core.cli import main
+
+    assert main(["eval", str(annotated), "--json"]) == 2  # no model at all: says how to get one
+    assert "sasnet models add" in capsys.readouterr().err
+    assert main(["models", "add", "tiny", str(tiny_weights), "--default"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(annotated), "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["image"].rsplit("/", 1)[1] for r in report["images"]] == ["img_1.png", "img_2.png", "img_10.png"]
+    assert [r["gt_count"] for r in report["images"]] == [2, 1, 0] and report["skipped"] == []
+
+
+def test_cli_eval_reports_an_unreadable_image_and_goes_on(annotated, tiny_weights, capsys):
+    from sasnet_core.cli import main
+
+    (annotated / "img_2.png").write_bytes(b"\x89PNG\r\n\x1a\n damaged")
+    assert main(["eval", str(annotated), "--weights", str(tiny_weights), "--json", "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["summary"]["images"] == 2
+    assert [r["gt_count"] for r in report["images"]] == [2, 0]  # the damaged image is not a 0
+    (skipped,) = report["skipped"]
+    assert skipped["image"].endswith("img_2.png") and "not a readable image" in skipped["error"]
+    assert "img_2.png: not a readable image" in captured.err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--limit", "-1"), ("--limit", "0"), ("--fold", "9"), ("--fold", "0"), ("--device", "banana"),
+    ("--max-side", "10"), ("--csv", "."),
+])
+def test_cli_eval_bad_options_are_usage_errors(annotated, option, value, capsys):
+    from sasnet_core.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(annotated), option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and ("is a folder" in err if option == "--csv" else value in err)

@@ -84,6 +84,26 @@ def output_file(text: str) -> Path:
     return path
 
 
+# Images shrunk below this many pixels on their long side hold no countable head, and tiles
+# smaller than this are mostly margin (``--max-side``, ``--tile``).
+MIN_IMAGE_SIDE = 64
+
+
+def int_at_least(low: int, allow_zero: bool = False):
+    """A whole number >= low, for sizes in pixels that a smaller value would make meaningless
+    (``--max-side``: an image shrunk below 64 pixels holds no countable head). ``allow_zero``: 0
+    is also taken, where it means "never" (``--tile 0``)."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < low and not (allow_zero and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} must be {low} or more" + (" (or 0 for never)" if allow_zero else ""))
+        return value
+
+    parse.__name__ = f"int of at least {low}"
+    return parse
+
+
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (loss weights, weight decay: 0 switches the term off)."""
     value = _number(text, float)

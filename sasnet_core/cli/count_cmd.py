@@ -7,13 +7,19 @@ import sys
 from pathlib import Path
 
 from sasnet_core import vocab
+from sasnet_core.cli import argtypes
+from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
 
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
 
 PATH may be image files (JPEG, PNG, BMP, TIFF, WebP), folders (searched recursively) or videos.
 Prints one line per image ("path<TAB>count") or, with --json, one JSON object per line with
-path, count, width, height (and frame, time_s for video frames). A progress bar goes to stderr.
+path, count, width, height (and frame, time_s for video frames). An image, frame or path that
+cannot be counted is named on stderr and, with --json, gets a record {"path": ..., "count": null,
+"error": ..., "skipped": true}; the exit status is then 1. Hidden files and folders are skipped.
+Images declaring more than 100 megapixels are refused before decoding (environment variable
+SASNET_MAX_MEGAPIXELS sets another limit). A progress bar goes to stderr.
 
 examples:
   sasnet count crowd.jpg --weights SHHA.pth
@@ -33,64 +39,52 @@ def register(subparsers) -> None:
                    help="checkpoint file (released SHHA.pth/SHHB.pth or ours) or a registered model "
                         "name (see 'sasnet models list'); default: the registry's default model")
     p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    p.add_argument("--save-density", metavar="DIR",
-                   help="write <stem>.npy per image (float32 H x W, people per pixel, sums to the count)")
-    p.add_argument("--save-points", metavar="DIR",
-                   help="write <stem>.txt with estimated head points, 'x y' per line")
+    p.add_argument("--save-density", metavar="DIR", type=argtypes.output_dir,
+                   help="write <stem>.npy per image (float32 H x W, people per pixel, sums to the count), "
+                        "in the sub-folder the image has below the folder given as PATH")
+    p.add_argument("--save-points", metavar="DIR", type=argtypes.output_dir,
+                   help="write <stem>.txt with estimated head points, 'x y' per line (sub-folders as above)")
     p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
                    help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
                    choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
                    help="fp32 (exact), bf16 (fast on recent CPUs and GPUs, count within 0.5%%), fp16")
-    p.add_argument("--max-side", type=int, metavar="N",
-                   help="downscale images whose long side exceeds N pixels (the count stays in original units)")
-    p.add_argument("--tile", type=int, metavar="N",
-                   help="split images into N x N tiles (default: only when memory requires; 0 = never)")
-    p.add_argument("--batch-size", type=int, default=4, metavar="B", help="images/frames per forward pass")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="video: count every Nth frame")
-    p.add_argument("--time-step", type=float, metavar="SECONDS", help="video: count one frame per time step")
+    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
+                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE} "
+                        "(the count stays in original units)")
+    p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
+                   help=f"split images into N x N tiles, N >= {MIN_SIDE} "
+                        "(default: only when memory requires; 0 = never)")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
+                   help="images/frames per forward pass")
+    p.add_argument("--every", type=argtypes.positive_int, default=1, metavar="N",
+                   help="video: count every Nth frame")
+    p.add_argument("--time-step", type=argtypes.positive_float, metavar="SECONDS",
+                   help="video: count one frame per time step")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
-
-
-def collect_inputs(paths: list[str]) -> tuple[list[Path], list[Path], list[str]]:
-    """(images, videos, problems): folders are searched recursively, in a stable order."""
-    from sasnet_core.imageio import is_image, is_video
-
-    images, videos, problems = [], [], []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            for f in sorted(x for x in p.rglob("*") if x.is_file()):
-                (images if is_image(f) else videos if is_video(f) else []).append(f)
-        elif p.is_file():
-            if is_image(p):
-                images.append(p)
-            elif is_video(p):
-                videos.append(p)
-            else:
-                problems.append(f"{p}: not an image or video file (by its extension)")
-        else:
-            problems.append(f"{p}: no such file or folder")
-    return images, videos, problems
 
 
 def run(args) -> int:
     from sasnet_core.errors import SASNetError
     from sasnet_core.inference import Predictor
+    from sasnet_core.inputs import collect_inputs
     from sasnet_core.progress import Progress
 
-    images, videos, problems = collect_inputs(args.paths)
-    for msg in problems:
-        print(f"sasnet count: {msg}", file=sys.stderr)
+    found = collect_inputs(args.paths)
+    images, videos, problems = found.images, found.videos, found.problems
+    out = _Output(args, found)  # before counting: refuses outputs that would collide
     if not images and not videos:
+        for problem in problems:
+            print(f"sasnet count: {problem}", file=sys.stderr)
         print("sasnet count: nothing to count", file=sys.stderr)
         return 2
+    for problem in problems:
+        out.error(problem.path, problem.message)
     predictor = Predictor.from_weights(
         args.weights, device=args.device, precision=args.precision, max_side=args.max_side, tile=args.tile,
         keep_levels=False,
     )
-    out = _Output(args)
     failures = len(problems)
     bar = Progress(total=len(images), desc="images", enabled=False if args.no_progress else None, unit="img")
     for start in range(0, len(images), max(1, args.batch_size)):
@@ -111,7 +105,7 @@ def run(args) -> int:
     bar.close()
     for video in videos:
         failures += _count_video(video, predictor, args, out)
-    return 1 if failures else 0
+    return 1 if failures or out.skipped else 0
 
 
 def _count_video(path: Path, predictor, args, out: "_Output") -> int:
@@ -125,7 +119,7 @@ def _count_video(path: Path, predictor, args, out: "_Output") -> int:
     except SASNetError as exc:
         out.error(path, exc.detail)
         return 1
-    bar = Progress(total=total, desc=path.name, enabled=False if args.no_progress else None, unit="frame")
+    bar = Progress(total=total or None, desc=path.name, enabled=False if args.no_progress else None, unit="frame")
     failures, batch = 0, []
 
     def flush():
@@ -150,43 +144,78 @@ def _count_video(path: Path, predictor, args, out: "_Output") -> int:
 
 
 class _Output:
-    """Writes results as text or JSON lines on stdout, and the optional .npy / .txt files."""
+    """Writes results as text or JSON lines on stdout, and the optional .npy / .txt files.
 
-    def __init__(self, args):
+    Saved files keep the sub-folder an image has below the folder it was found in, so
+    ``a/x.jpg`` and ``b/x.jpg`` give ``a/x.npy`` and ``b/x.npy``; two inputs that would still
+    write one file (``x.jpg`` and ``x.png`` side by side, or two files given by name) are refused
+    before anything is counted. Anything not counted is a skipped record, counted in ``skipped``.
+    """
+
+    def __init__(self, args, inputs):
         self.json = args.json
         self.density_dir = Path(args.save_density) if args.save_density else None
         self.points_dir = Path(args.save_points) if args.save_points else None
+        self.inputs = inputs
+        self.skipped = 0
+        if self.density_dir is not None or self.points_dir is not None:
+            self._refuse_collisions()
 
-    def _stem(self, path: Path, frame: int | None) -> str:
-        return path.stem if frame is None else f"{path.stem}_frame{frame:06d}"
+    def _refuse_collisions(self) -> None:
+        from sasnet_core.errors import OutputExistsError
+
+        owner: dict[tuple[Path, str], Path] = {}
+        for kind, paths in (("image", self.inputs.images), ("video", self.inputs.videos)):
+            for path in paths:
+                rel = self.inputs.relative_name(path)
+                key = (rel.with_suffix(""), kind)
+                if key in owner:
+                    out = self.density_dir or self.points_dir
+                    raise OutputExistsError(
+                        f"{owner[key]} and {path} would both be saved as {out / rel.with_suffix('')}.*; "
+                        "rename one, or count them in separate runs", out)
+                owner[key] = path
+
+    def _stem(self, path: Path, frame: int | None) -> Path:
+        rel = self.inputs.relative_name(path)
+        return rel.with_suffix("") if frame is None else rel.parent / f"{rel.stem}_frame{frame:06d}"
 
     def result(self, path: Path, pred, frame: int | None = None, time_s: float | None = None) -> None:
+        import math
+
         import numpy as np
 
         from sasnet_core.atomic import atomic_path
 
+        if not math.isfinite(pred.count):
+            self.error(path, "the model gave no finite count (NaN or infinity): its weights are damaged",
+                       frame, time_s)
+            return
+        stem = self._stem(path, frame)
         if self.density_dir is not None:
-            with atomic_path(self.density_dir / f"{self._stem(path, frame)}.npy") as tmp:
+            with atomic_path(self.density_dir / f"{stem}.npy") as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, pred.density.astype(np.float32))
         if self.points_dir is not None:
-            with atomic_path(self.points_dir / f"{self._stem(path, frame)}.txt") as tmp:
+            with atomic_path(self.points_dir / f"{stem}.txt") as tmp:
                 np.savetxt(tmp, pred.heads, fmt="%.2f")
         w, h = pred.image_size
         if self.json:
             rec = {"path": str(path), "count": round(pred.count, 4), "width": w, "height": h}
             if frame is not None:
                 rec.update(frame=frame, time_s=round(time_s, 4))
-            print(json.dumps(rec), flush=True)
+            print(json.dumps(rec, allow_nan=False), flush=True)
         else:
             where = str(path) if frame is None else f"{path}#frame={frame}"
             print(f"{where}\t{pred.count:.2f}", flush=True)
 
     def error(self, path: Path, message: str, frame: int | None = None, time_s: float | None = None) -> None:
+        """A skipped record: on stderr, and with --json the record the README promises."""
+        self.skipped += 1
         if self.json:
-            rec = {"path": str(path), "count": None, "error": message}
+            rec = {"path": str(path), "count": None, "error": message, "skipped": True}
             if frame is not None:
-                rec.update(frame=frame, time_s=round(time_s, 4), skipped=True)
-            print(json.dumps(rec), flush=True)
+                rec.update(frame=frame, time_s=round(time_s or 0.0, 4))
+            print(json.dumps(rec, allow_nan=False), flush=True)
         where = str(path) if frame is None else f"{path} frame {frame}"
         print(f"sasnet count: {where}: {message}", file=sys.stderr)

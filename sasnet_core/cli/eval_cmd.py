@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 
 from sasnet_core import vocab
+from sasnet_core.cli import argtypes
+from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
 
 
 def register(subparsers) -> None:
@@ -14,34 +16,37 @@ def register(subparsers) -> None:
         "MSE (root mean square error, as crowd-counting papers report it), NAE and GAME(L) for "
         "L = 0..3. The layout is detected: ShanghaiTech (train_data/test_data), UCF_CC_50, "
         "UCF-QNRF (long side limited to 1920 as in the paper), NWPU-Crowd, JHU-Crowd++, or a "
-        "folder of images with our *.sasnet.json annotations (ROIs restrict both counts).",
+        "folder of images with our *.sasnet.json annotations (ROIs restrict both counts). "
+        "An image that cannot be read is named on stderr and left out of the figures; the exit "
+        "status is then 1.",
         epilog="Example: sasnet eval data/shanghaitech_a --weights SHHA.pth --csv per_image.csv",
     )
     p.add_argument("dataset", metavar="DATASET", help="data set folder")
-    p.add_argument("--weights", required=True, metavar="FILE",
-                   help="checkpoint file or registered model name")
+    p.add_argument("--weights", "-w", metavar="FILE|NAME",
+                   help="checkpoint file or registered model name; default: the registry's default model")
     p.add_argument("--split", default=None,
                    help="split to evaluate: test, train, val, fold1..fold5, all "
                    "(default: test where the data set has one, else all images)")
-    p.add_argument("--fold", type=int, default=None, metavar="K",
+    p.add_argument("--fold", type=argtypes.int_range(1, 5), default=None, metavar="K",
                    help="UCF_CC_50: fold K (1-5) is the test split, as in the 5-fold protocol")
     p.add_argument("--layout", default=None, help="force a layout instead of detecting it")
-    p.add_argument("--csv", metavar="FILE", help="write one row per image (image, gt_count, "
+    p.add_argument("--csv", metavar="FILE", type=argtypes.output_file, help="write one row per image (image, gt_count, "
                    "pred_count, abs_error, game0..game3)")
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
     p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
                    help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
                    choices=vocab.choices(vocab.INFERENCE_PRECISIONS))
-    p.add_argument("--max-side", type=int, default=None,
-                   help="downscale images whose long side is larger before the forward pass")
+    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), default=None, metavar="N",
+                   help=f"downscale images whose long side is larger than N >= {MIN_SIDE} pixels "
+                        "before the forward pass")
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N",
+                   help="evaluate only the first N images")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from sasnet_core.registry import load_model
     from sasnet_core.datasets import open_dataset
     from sasnet_core.evaluate import evaluate
     from sasnet_core.inference import Predictor
@@ -54,10 +59,13 @@ def run(args) -> int:
     samples = list(ds)[: args.limit] if args.limit else list(ds)
     for line in ds.report:
         print(f"sasnet eval: note: {line}", file=sys.stderr)
-    model, _info = load_model(args.weights, device="cpu")
-    predictor = Predictor(model, device=args.device, precision=args.precision, max_side=args.max_side)
+    # The same model as `sasnet count` picks: a file, a registered name, or the default model.
+    predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
+                                       max_side=args.max_side)
     with Progress(len(samples), desc=f"eval {ds.layout} {split or 'all'}", unit="img") as bar:
         report = evaluate(predictor, samples, roi=not args.no_roi, progress=bar)
+    for image, message in report.skipped:
+        print(f"sasnet eval: {image}: {message} (left out of the figures)", file=sys.stderr)
     if args.csv:
         report.write_csv(args.csv)
     if args.json:
@@ -65,4 +73,4 @@ def run(args) -> int:
     else:
         print(f"{ds.layout} ({split or 'all'}) {ds.root}")
         print(report.format_table())
-    return 0
+    return 1 if report.skipped else 0

@@ -8,16 +8,14 @@ exact) and collected in ``Dataset.report``.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.annotation import Annotation
+from sasnet_core.annotation import SUFFIX, Annotation
 from sasnet_core.errors import DatasetLayoutError
 from sasnet_core.formats import read_points
-from sasnet_core.imageio import IMAGE_SUFFIXES
 
 
 
@@ -88,14 +86,18 @@ class Dataset:
 
 
 def _images(folder: Path) -> list[Path]:
+    """The images of one folder, listed as everywhere else (natural order, hidden files skipped)."""
+    from sasnet_core.inputs import collect_inputs
+
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                  key=_natural)
+    return collect_inputs([folder], recursive=False).images
 
 
 def _natural(p: Path):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+    from sasnet_core.inputs import natural_key
+
+    return natural_key(p.name)
 
 
 def _gt(path: Path, fmt: str, report: list) -> np.ndarray:
@@ -197,16 +199,16 @@ def jhu(root: Path, report: list, max_side: int | None = None, **_) -> list[Samp
 # -- a folder of images with our annotation files ---------------------------------------------------
 def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
                      reviewed_only: bool = False, **_) -> list[Sample]:
-    """The annotated images under ``root``, as the annotation store finds them (beside the image,
-    in ``project_dir``, in annotation files under ``root``); unannotated images are left out and a
-    damaged annotation file is an error naming it. Split from an annotation's ``"split"`` key,
-    else "all"."""
-    from sasnet_core.annotation_store import Project, annotated_images
+    """Images with a ``.sasnet.json`` beside them or in ``project_dir/annotations`` (unannotated
+    images are skipped). Split from an annotation's ``"split"`` key, else "all"."""
+    from sasnet_core.annotation import find_annotation
+    from sasnet_core.inputs import collect_inputs
 
-    project = Project(Path(project_dir), Path(root)) if project_dir is not None else None
     out = []
-    for img, ann in annotated_images([root], project):
-        if reviewed_only and not ann.reviewed:
+    for img in collect_inputs([root]).images:
+        ann = find_annotation(img, project_dir) or (
+            find_annotation(img, root) if project_dir is None else None)
+        if ann is None or (reviewed_only and not ann.reviewed):
             continue
         split = ann.extra.get("split") if isinstance(ann.extra.get("split"), str) else "all"
         out.append(Sample(str(img), ann.points, split, ann.rois, None, ann.reviewed))
@@ -214,6 +216,4 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
 
 
 def has_annotation_files(root: Path) -> bool:
-    from sasnet_core.annotation_store import has_annotations
-
-    return has_annotations(root)
+    return any(root.rglob(f"*{SUFFIX}"))
