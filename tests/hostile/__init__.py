@@ -67,3 +67,17 @@ def run_cli(argv: list[str]) -> Result:
         except BaseException:  # noqa: BLE001 - anything else is exactly what the corpus hunts for
             exc = traceback.format_exc()
     return Result(code, out.getvalue(), err.getvalue(), exc)
+
+
+def write_input(path: Path, content) -> Path:
+    """Write a case's input: bytes as they are, text as UTF-8, anything else as JSON."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_text(json.dumps(content), encoding="utf-8")
+    return path

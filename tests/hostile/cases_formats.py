@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import ACCEPTED, Case, Ctx
+from hostile import ACCEPTED, Case, Ctx, write_input
 
 COCO = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "keypoints": [10, 12, 2]}],
@@ -31,17 +31,6 @@ def _changed(base: dict, path: tuple, value):
     return data
 
 
-def _write(path: Path, content) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_text(json.dumps(content), encoding="utf-8")
-    return path
-
-
 def _nothing_written(ctx: Ctx, result) -> None:
     assert not (ctx.tmp / "out.txt").exists(), "a refused input still wrote an output"
 
@@ -49,7 +38,7 @@ def _nothing_written(ctx: Ctx, result) -> None:
 def refused(name: str, file: str, content, *fields: str, src_format: str | None = None) -> Case:
     """``file`` holding ``content`` must be refused, naming the file and ``fields``."""
     def make(ctx: Ctx):
-        src = content(ctx) if callable(content) else _write(ctx.tmp / file, content)
+        src = content(ctx) if callable(content) else write_input(ctx.tmp / file, content)
         extra = ["--from", src_format] if src_format else []
         return ["convert", src, *extra, "--to", "text", "--out", ctx.tmp / "out.txt"], [src.name, *fields]
 
@@ -179,7 +168,7 @@ CASES = [
 # -- odd but valid: accepted, and read right ----------------------------------------------------------
 def accepted(name: str, file: str, content, expect_points, **kw) -> Case:
     def make(ctx: Ctx):
-        src = content(ctx) if callable(content) else _write(ctx.tmp / file, content)
+        src = content(ctx) if callable(content) else write_input(ctx.tmp / file, content)
         return ["convert", src, "--to", "csv", "--out", ctx.tmp / "out.csv"], []
 
     def check(ctx: Ctx, result) -> None:
