@@ -533,12 +533,17 @@ class MainWindow(QMainWindow):
             if kind == "video" and hasattr(panel, "frameStored"):
                 panel.frameStored.connect(lambda p: self.open_paths([p]))
         panel = dock.widget()
-        if kind == "finetune" and hasattr(panel, "set_training_images"):
-            self.document.flush()
-            panel.set_training_images(self.files.reviewed_paths())
+        if kind == "finetune" and hasattr(panel, "set_image_source"):
+            panel.set_image_source(self._images_to_learn_from)
         dock.show()
         dock.raise_()
         return panel
+
+    def _images_to_learn_from(self) -> list[str]:
+        """Every open image, the current one's edits saved: fine-tuning asks at each start and
+        learns from those reviewed by then."""
+        self.document.flush()
+        return self.files.paths()
 
     def show_models_dialog(self) -> None:
         if self.controller is None:

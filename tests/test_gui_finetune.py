@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-from pathlib import Path
 
 from _gui_helpers import (  # noqa: F401
     make_annotated_images,
@@ -17,6 +16,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from sasnet_core import paths  # noqa: E402
+from sasnet_core.training.finetune import SUGGESTED_MINUTES  # noqa: E402
 from sasnet_core.registry import ModelRegistry  # noqa: E402
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
@@ -41,6 +41,12 @@ def _no_partial_files():
     return not folder.exists() or not list(folder.glob(".*.tmp"))
 
 
+def _no_staging_left():
+    from sasnet_core.training.staging import staging_root
+
+    return not staging_root().exists() or not list(staging_root().iterdir())
+
+
 def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_path):
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
@@ -48,7 +54,7 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     unreviewed = make_annotated_images(tmp_path / "todo", n=1, reviewed=False, seed=5)
     panel = _panel(qtbot, controller)
     ts = panel.set_training_images(images + unreviewed + [tmp_path / "nothing.png"])
-    assert len(ts) == 3 and len(ts.not_reviewed) == 1 and len(ts.missing) == 1
+    assert len(ts) == 3 and len(ts.not_reviewed) == 1 and len(ts.broken) == 1
     assert "3 reviewed images" in panel.data_label.text() and "1 not reviewed" in panel.data_label.text()
     assert "tiny" in panel.model_label.text()
     panel.steps_spin.setValue(3)
@@ -59,9 +65,10 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
 
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-        assert panel.is_running() and panel.cancel_button.isEnabled()
-        assert not panel.start_button.isEnabled() and not panel.steps_spin.isEnabled()
+        assert panel.is_running() and not panel.start_button.isEnabled()
+        assert not panel.steps_spin.isEnabled()
         qtbot.waitUntil(lambda: len(steps) >= 1, timeout=RUN_TIMEOUT_MS)
+        assert panel.cancel_button.isEnabled()
         assert "ETA" in panel.eta_label.text() and panel.progress.value() > 0
     assert finished.args == ["completed"], panel.last_error
     assert [s["step"] for s in steps] == [1, 2, 3]
@@ -71,8 +78,9 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     assert "→" in panel.summary_label.text() and "(1 image)" in panel.summary_label.text()
     new = panel.new_model_path()
     assert new is not None and new.parent == paths.models_dir() and _no_partial_files()
-    assert panel._data_dir is None and not (paths.data_dir() / "finetune-data" / new.stem / "STOP").exists()
+    assert _no_staging_left()  # the annotations it learnt from were staged, and that is gone
     assert panel.use_button.isVisible() and panel.use_button.isEnabled()
+    assert len(ModelRegistry().entries()) == 1  # nothing registered before the person asks
 
     with qtbot.waitSignals([panel.modelRegistered, controller.predictorChanged], timeout=60000):
         qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton)
@@ -85,9 +93,12 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     assert entry.metadata["val_mae"] == pytest.approx(panel.result["mae"])
     assert (entry.metadata["finetune_images"], entry.metadata["holdout_images"]) == (2, 1)
     assert entry.metadata["holdout_files"][0] in {p.name for p in images}
-    data_folder = Path(entry.metadata["data_folder"])  # the annotations it learnt from, kept
-    assert data_folder.parent == paths.data_dir() / "finetune-data"
-    assert len(list(data_folder.glob("*.sasnet.json"))) == 3
+    # provenance names the real data folder and the parent by name and file
+    assert entry.metadata["data_folder"] == entry.metadata["data"] == str(images[0].parent)
+    assert entry.metadata["parent"] == str(ModelRegistry().get("tiny").path)
+    from sasnet_gui.models.dialog import describe
+
+    assert describe(entry)["Trained on"] == "2 images (reviewed)"
     assert ModelRegistry().get("tiny") is not None  # the previous model stays available
     assert not panel.use_button.isEnabled()
 
@@ -110,7 +121,7 @@ def test_cancel_midway_leaves_no_half_written_model(qtbot, studio_home, tmp_path
         assert not panel.cancel_button.isEnabled()
     assert finished.args[0] in ("stopped", "cancelled")
     assert not panel.is_running() and panel.start_button.isEnabled()
-    assert _no_partial_files()
+    assert _no_partial_files() and _no_staging_left()
     new = panel.new_model_path()
     if finished.args[0] == "stopped":  # SIGTERM: the trainer saved the model after its last step
         kind, meta = read_metadata(new)
@@ -134,7 +145,7 @@ def test_failed_run_shows_stderr_and_the_panel_survives(qtbot, studio_home, tmp_
     box = panel.findChild(QMessageBox)
     assert box is not None and "crop_size" in box.informativeText()
     assert panel.start_button.isEnabled() and not panel.is_running()
-    assert controller.current_name() == "tiny" and _no_partial_files()
+    assert controller.current_name() == "tiny" and _no_partial_files() and _no_staging_left()
     assert not list(paths.models_dir().glob("*.pth")) if paths.models_dir().exists() else True
 
 
@@ -150,40 +161,78 @@ def test_no_model_or_no_reviewed_images(qtbot, studio_home, tmp_path):
         controller.load("tiny")
     assert panel.start_button.isEnabled()
     panel.set_training_images(make_annotated_images(tmp_path / "todo", n=2, reviewed=False))
-    assert not panel.start_button.isEnabled()
     assert "no reviewed images yet" in panel.data_label.text()
     assert "2 not reviewed" in panel.data_label.text()
+    # Still clickable (an image may be reviewed after the panel was opened); the click reads the
+    # set, finds nothing and says so, without a dialog and without leaving anything behind.
+    with qtbot.waitSignal(panel.runFinished, timeout=60000) as finished:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert finished.args == ["failed"] and "no reviewed images" in panel.data_label.text()
+    assert panel.findChild(QMessageBox) is None and _no_staging_left()
+    assert panel.start_button.isEnabled() and not panel.is_running()
 
     qtbot.mouseClick(panel.minutes_radio, Qt.MouseButton.LeftButton)  # a time budget instead
     assert panel.minutes_spin.isEnabled() and not panel.steps_spin.isEnabled()
-    assert panel._budget() == (1_000_000, 10.0)
+    assert panel._budget() == (1_000_000, SUGGESTED_MINUTES)
 
 
-def test_kill_after_grace_period_removes_partial_save(qtbot, tmp_path):
-    """A trainer that ignores SIGTERM is killed after the grace period; its temp file goes."""
+def test_kill_after_grace_period(qtbot, tmp_path):
+    """A trainer that ignores SIGTERM is killed after the grace period and the run ends as
+    cancelled (what it left is the service's to remove: see test_finetune_service)."""
     from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
 
-    out = tmp_path / "new.pth"
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import json, signal, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print(json.dumps({{"event": "start", "config": {{}}}}), flush=True)
-        open({str(tmp_path / ".new.pth.abc123.tmp")!r}, "wb").write(b"half a model")
-        print(json.dumps({{"event": "step", "step": 1, "loss": 2.0, "eta_s": 9}}), flush=True)
+        print(json.dumps({"event": "start", "config": {}}), flush=True)
+        print(json.dumps({"event": "step", "step": 1, "loss": 2.0, "eta_s": 9}), flush=True)
         time.sleep(60)
     """)
-
-    class StubbornJob(FineTuneJob):
-        def arguments(self):
-            return ["-c", script]
-
     proc = FineTuneProcess(grace_ms=300)
     ended = []
     proc.ended.connect(ended.append)
     with qtbot.waitSignal(proc.stepped, timeout=30000):
-        proc.start(StubbornJob(weights="w", data="d", out=str(out)))
-    assert (tmp_path / ".new.pth.abc123.tmp").exists()
+        proc.start(FineTuneJob(["-c", script], stop_file=str(tmp_path / "STOP")))
     with qtbot.waitSignal(proc.ended, timeout=30000):
         proc.cancel()
     assert ended[0]["status"] == "cancelled" and ended[0]["step"] == 1
-    assert not list(tmp_path.glob(".*.tmp")) and not out.exists()
+    assert (tmp_path / "STOP").exists() and not proc.is_running()
+
+
+def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_home, tmp_path):
+    from sasnet_gui.main_window import MainWindow
+
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    images = make_annotated_images(tmp_path / "street", n=3, reviewed=[True, True, False])
+    window = MainWindow(controller=controller)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        window.open_paths([tmp_path / "street"])
+    window.act_finetune.trigger()
+    panel = window._extra_docks["finetune"].widget()
+    panel.extra_args = list(FAST)
+    panel.steps_spin.setValue(1)
+    panel.holdout_spin.setValue(0)
+    assert "2 reviewed images" in panel.data_label.text()
+
+    for _ in range(2):  # to the third image, as a person would (Page Down)
+        with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+            window.act_next.trigger()
+    assert window.session.current == str(images[2])
+    window.act_reviewed.trigger()  # Ctrl+R: mark it reviewed
+    assert window.act_reviewed.isChecked()
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert finished.args == ["completed"], panel.last_error
+    start = next(r for r in panel.process.records if r["event"] == "start")
+    assert start["train_images"] == 3
+    assert "3 reviewed images" in panel.data_label.text()
+    from sasnet_core.checkpoint import read_metadata
+
+    _kind, meta = read_metadata(panel.new_model_path())
+    assert meta["finetune_images"] == 3 and meta["data_folder"] == str(images[0].parent)
+    window.counter.cancel()
+    window.counter.wait_idle()
+    window.document.flush()

@@ -1,14 +1,19 @@
 """``sasnet finetune WEIGHTS DATA --out NEW_MODEL.pth``: adapt a model to your own images.
 
-The GUI's one-click fine-tuning runs this command with ``--log-json FILE`` and follows the JSON
+The GUI's one-click fine-tuning runs this command with ``--log-json -`` and follows the JSON
 lines; SIGTERM (or ``--stop-file``) stops it after the current step, writing a complete model.
+Defaults come from the fine-tuning config (``training.finetune.finetune_config``), the same
+source the app's panel reads.
 """
 from __future__ import annotations
+
+import argparse
 
 HELP = "fine-tune a model on your annotated images (or any data set)"
 
 
 def register(subparsers) -> None:
+    from sasnet_core.cli.argtypes import output_file, positive_float
     from sasnet_core.cli.train_cmd import add_common_options
 
     p = subparsers.add_parser(
@@ -18,14 +23,18 @@ def register(subparsers) -> None:
         "files (only those marked reviewed, unless --all-annotated), or any data set layout. "
         "A share of the images (--holdout) is kept out and scored before and after. The result "
         "records its parent model, data, steps and MAE before/after; register it with "
-        "'sasnet models add NAME NEW_MODEL.pth'.",
+        "'sasnet models add NAME NEW_MODEL.pth'. --max-minutes is the budget of the whole run, "
+        "loading and both evaluations included.",
         epilog="Example: sasnet finetune shhb my_street/ --out street.pth --steps 200 "
         "--freeze-encoder --log-json progress.jsonl")
     p.add_argument("weights", metavar="WEIGHTS", help="model to start from: file or registered name")
     p.add_argument("data", metavar="DATA", help="folder of annotated images or a data set")
-    p.add_argument("--out", required=True, metavar="NEW_MODEL.pth", help="file to write")
+    p.add_argument("--out", required=True, type=output_file, metavar="NEW_MODEL.pth",
+                   help="file to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--name", default=None, help="model name stored in the file (default: file stem)")
+    # The app's click: the time budget counts from then, child-process start-up included.
+    p.add_argument("--budget-from", type=positive_float, default=None, help=argparse.SUPPRESS)
     add_common_options(p, finetune=True)
     p.set_defaults(func=run)
 
@@ -34,22 +43,25 @@ def run(args) -> int:
     import json
     import os
     import sys
+    import time
 
+    started_at = args.budget_from if args.budget_from is not None else time.time()
     from sasnet_core.cli.train_cmd import config_from_args
     from sasnet_core.training.finetune import FINETUNE_DEFAULTS, finetune
     from sasnet_core.training.jsonlog import JsonLog
 
     try:
-        cfg = config_from_args(args, **{k: v for k, v in FINETUNE_DEFAULTS.items()
-                                        if k not in vars(args)})
+        cfg = config_from_args(args, out=str(args.out),
+                               **{k: v for k, v in FINETUNE_DEFAULTS.items() if k not in vars(args)})
     except ValueError as exc:
         print(f"sasnet finetune: error: {exc}", file=sys.stderr)
         return 2
     with JsonLog(cfg.log_json, enabled=os.environ.get("RANK", "0") == "0") as log:
         result = finetune(args.weights, args.data, args.out, cfg, overwrite=args.force,
-                          name=args.name, log=log)
+                          name=args.name, log=log, started_at=started_at)
     summary = {"status": result.status, "step": result.step, "checkpoint": str(result.checkpoint),
-               "mae_before": result.before.get("mae"), "mae_after": result.figures.get("mae")}
+               "mae_before": result.before.get("mae"), "mae_after": result.figures.get("mae"),
+               "elapsed_s": round(time.time() - started_at, 1)}
     if cfg.log_json != "-" and os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary))
     return 0

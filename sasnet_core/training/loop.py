@@ -549,7 +549,9 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         limit_hit = (cfg.max_minutes is not None
                      and time.perf_counter() - wall0 >= cfg.max_minutes * 60)
         if D.any_process(stopper.requested or limit_hit, info):
-            status = "time_limit" if limit_hit and not stopper.requested else "stopped"
+            # a stop request may itself be a time budget (fine-tuning counts set-up too)
+            status = ("time_limit" if (limit_hit and not stopper.requested)
+                      or stopper.reason == "time_limit" else "stopped")
             break
         t0 = time.perf_counter()
         try:
@@ -594,7 +596,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     bar.update(step, "", eta_s=0.0, force=True)
     bar.close()
     if val_set is not None and last_val_step != step:
-        figures = validate("final")
+        # stopped before the first step: the evaluation before training still stands
+        figures = dict(before) if step == 0 and before else validate("final")
     save_last(figures)
     out_path = last_path if save_run else None
     if final_path is not None and info.is_main:

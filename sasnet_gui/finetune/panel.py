@@ -6,17 +6,15 @@
     [loss over steps plot                                                               ]
     Held-out MAE (3 images): 14.20 → 9.85          [Use new model] [x] make it the default
 
-The run is ``sasnet finetune`` in a child process (``process.FineTuneProcess``); this widget turns
-its JSON lines into the progress bar, ETA and plot. The new model is written to the app's model
-folder and registered (with the provenance stored in the checkpoint) only when the person asks
-for it; the model it started from stays registered.
+This widget only displays and asks. The fine-tune service (``sasnet_core.training.service``)
+reads the reviewed set when Fine-tune is clicked, names and stages the run, cleans up after it and
+registers the new model, each step in a worker thread; the training itself is ``sasnet finetune``
+in a child process (``process.FineTuneProcess``), whose JSON lines become the progress bar, ETA and
+plot. The new model is registered only when the person asks for it.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import html
-import re
-import shutil
 import time
 from pathlib import Path
 
@@ -37,12 +35,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import create_worker
 
-from sasnet_core import paths
+from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.training.finetune import SUGGESTED_MINUTES, finetune_config
+from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+from sasnet_core.training.staging import ReviewedSet, read_reviewed_set
 from sasnet_gui import errors
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
-from sasnet_gui.finetune.dataset import TrainingSet, collect_training_set, write_training_folder
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.widgets import themed_plot_init
 
 
@@ -57,11 +58,6 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{m} min {s:02d} s"
     h, m = divmod(m, 60)
     return f"{h} h {m:02d} min"
-
-
-def _slug(text: str, limit: int = 32) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:limit] or "model"
-    return slug if slug[0].isalnum() else "m" + slug
 
 
 class LossPlot(pg.PlotWidget):
@@ -103,14 +99,15 @@ class FineTunePanel(QWidget):
         self.controller = controller
         self.process = FineTuneProcess(self)
         self.extra_args: list[str] = []  # more `sasnet finetune` options (tests, power users)
-        self.training_set = TrainingSet()
-        self._items: list[Path] = []
-        self._project_dir: Path | None = None
-        self._data_dir: Path | None = None
-        self._job: FineTuneJob | None = None
+        self.training_set = ReviewedSet()  # as last read; a run reads it again when it starts
+        self._source = list  # () -> the images a run may learn from (the reviewed ones of them)
+        self.run: FineTuneRun | None = None
+        self._chore: str | None = None  # the service's work in a thread: preparing, finishing, ...
+        self._workers: set = set()
         self._t0 = 0.0
         self._last_step: dict | None = None
         self._val_n: int | None = None
+        self._end: dict | None = None
         self.result: dict | None = None
         self.last_error: str | None = None
         self._build()
@@ -129,6 +126,7 @@ class FineTunePanel(QWidget):
 
     # -- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
+        defaults = finetune_config()  # the same defaults as `sasnet finetune`
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.data_label = QLabel()
@@ -142,19 +140,19 @@ class FineTunePanel(QWidget):
         group.addButton(self.minutes_radio)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
-        self.steps_spin.setValue(300)
+        self.steps_spin.setValue(defaults.steps)
         self.steps_spin.setToolTip("Optimiser steps (8 images x 4 crops each, as in the paper)")
         self.minutes_spin = QDoubleSpinBox()
         self.minutes_spin.setRange(0.5, 24 * 60)
         self.minutes_spin.setDecimals(1)
-        self.minutes_spin.setValue(10.0)
+        self.minutes_spin.setValue(SUGGESTED_MINUTES)
         self.minutes_spin.setSuffix(" min")
         self.freeze_check = QCheckBox("Freeze encoder")
         self.freeze_check.setToolTip("Train only the decoder and heads: faster, and safer with "
                                      "few images")
         self.holdout_spin = QSpinBox()
         self.holdout_spin.setRange(0, 50)
-        self.holdout_spin.setValue(20)
+        self.holdout_spin.setValue(int(round(defaults.holdout * 100)))
         self.holdout_spin.setSuffix(" %")
         self.holdout_spin.setToolTip("Share of the images kept out of training and scored before "
                                      "and after (MAE)")
@@ -222,79 +220,97 @@ class FineTunePanel(QWidget):
         self._tick.timeout.connect(self._update_progress)
 
     # -- inputs ----------------------------------------------------------------------------
-    def set_training_images(self, items, project_dir=None) -> TrainingSet:
-        """Images (or their ``*.sasnet.json`` files) to learn from; only reviewed ones are used.
+    def set_image_source(self, source) -> ReviewedSet:
+        """``source()``: the images a run may learn from, asked again at every start (the app
+        gives its open images, their edits saved); only those marked reviewed then are used."""
+        self._source = source
+        return self.refresh()
 
-        ``project_dir``: where annotations live when not beside the images
-        (``project_dir/annotations/NAME.sasnet.json``).
-        """
-        self._project_dir = Path(project_dir) if project_dir else None
-        self._items = [Path(p) for p in items]
-        self.training_set = collect_training_set(self._items, self._project_dir)
+    def set_training_images(self, items) -> ReviewedSet:
+        """A fixed list of images (or folders) to learn from; their reviewed marks are read again
+        when a run starts."""
+        fixed = [Path(p) for p in items]
+        return self.set_image_source(lambda: list(fixed))
+
+    def refresh(self) -> ReviewedSet:
+        """Read the reviewed set for display (a run reads it again when it starts)."""
+        self.training_set = read_reviewed_set(self._source())
         self._update_state()
         return self.training_set
 
     def is_running(self) -> bool:
-        return self.process.is_running()
+        return self.process.is_running() or self._chore in ("preparing", "finishing")
 
     def _budget(self) -> tuple[int, float | None]:
         if self.minutes_radio.isChecked():
             return 1_000_000, float(self.minutes_spin.value())  # the clock stops it
         return int(self.steps_spin.value()), None
 
+    def _in_thread(self, chore: str, fn, done, failed) -> None:
+        """Run one piece of the service's work off the GUI thread; ``done``/``failed`` (bound
+        methods, so they run on the GUI thread) get its result or exception."""
+        self._chore = chore
+        worker = create_worker(fn, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(lambda: self._workers.discard(worker))  # alive until then
+        self._workers.add(worker)
+        worker.start()
+
     # -- run -------------------------------------------------------------------------------
     def start(self) -> bool:
-        """Start a run on the reviewed images; False (with the reason on screen) when it cannot."""
+        """Start a run; False (with the reason on screen) when it cannot start at all."""
         weights = self.controller.current_weights_path()
-        if self.is_running():
-            return False
-        # Read the annotations again: points corrected or reviewed since the list was given count.
-        self.training_set = collect_training_set(self._items, self._project_dir)
-        n = len(self.training_set)
-        if weights is None or n == 0:
-            self._update_state()  # says what is missing
-            return False
-        holdout = self.holdout_spin.value() / 100.0 if n >= 2 else 0.0
-        parent = self.controller.current_name() or Path(weights).stem
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        name, i = f"{_slug(parent)}-ft-{stamp}", 2
-        while (paths.models_dir() / f"{name}.pth").exists():  # two runs in one second
-            name, i = f"{_slug(parent)}-ft-{stamp}-{i}", i + 1
-        out = paths.models_dir() / f"{name}.pth"
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            # Kept with the model when it is used: its provenance ("data_folder") stays true.
-            self._data_dir = paths.data_dir() / "finetune-data" / name
-            write_training_folder(self.training_set, self._data_dir)
-        except OSError as exc:
-            self._cleanup_data()
-            self._error("Cannot prepare the fine-tuning data", f"{exc.filename or ''}: "
-                        f"{exc.strerror or exc}")
+        if self.is_running() or self._chore is not None or weights is None:
+            self._update_state()
             return False
         steps, minutes = self._budget()
-        device = self.controller.device if self.controller.device in ("cpu", "cuda") else "auto"
-        self._job = FineTuneJob(
-            weights=str(weights), data=str(self._data_dir), out=str(out), steps=steps,
-            max_minutes=minutes, freeze_encoder=self.freeze_check.isChecked(), holdout=holdout,
-            name=name, device=device, stop_file=str(self._data_dir / "STOP"),
-            extra_args=list(self.extra_args))
-        self._parent = (parent, Path(weights))
-        self.result, self._last_step, self._val_n = None, None, None
+        n_hint = len(self.training_set)
+        cfg = finetune_config(
+            steps=steps, max_minutes=minutes, freeze_encoder=self.freeze_check.isChecked(),
+            holdout=self.holdout_spin.value() / 100.0, device=str(self.controller.device),
+            precision=training_precision(str(self.controller.precision)))
+        request = FineTuneRequest(weights=str(weights), images=list(self._source()), cfg=cfg,
+                                  started_at=time.time(), extra_args=list(self.extra_args))
+        self.run = FineTuneRun(request, registry=self.controller.registry)
+        self.result, self._last_step, self._val_n, self._end = None, None, None, None
+        self._t0 = time.monotonic()
         self.plot.clear_points()
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.eta_label.setText("")
         self.summary_label.setText("")
-        self.phase_label.setText("Starting the trainer (loading the model)…")
-        self._t0 = time.monotonic()
-        self.process.start(self._job, working_dir=self._data_dir)
-        self._tick.start()
+        self.phase_label.setText(f"Reading the reviewed images{' (' + str(n_hint) + ' so far)' if n_hint else ''}…")
+        self._in_thread("preparing", self.run.prepare, self._prepared, self._prepare_failed)
         self._update_state()
         self.runStarted.emit()
         return True
 
+    def _prepared(self, reviewed: ReviewedSet) -> None:
+        self._chore = None
+        self.training_set = reviewed
+        run = self.run
+        self.phase_label.setText("Starting the trainer (loading the model)…")
+        self.process.start(FineTuneJob(run.command(), str(run.stop_file)), working_dir=run.staging)
+        self._tick.start()
+        self._update_state()
+
+    def _prepare_failed(self, exc: BaseException) -> None:
+        self._chore = None
+        self.training_set = self.run.reviewed if self.run is not None else ReviewedSet()
+        self.run = None  # the service removed whatever it had staged
+        self.result = {"status": "failed", "message": str(exc)}
+        self.last_error = str(exc)
+        self.progress.setFormat("")
+        self.phase_label.setText("")
+        self._update_state()
+        if len(self.training_set) or not isinstance(exc, DatasetLayoutError):
+            self._error("Cannot start fine-tuning", exc)
+        # else: nothing is reviewed, and the data line says so
+        self.runFinished.emit("failed")
+
     def cancel(self) -> None:
-        if self.is_running():
+        if self.process.is_running():
             self.process.cancel()
             self.phase_label.setText("Stopping after the current step…")
             self.cancel_button.setEnabled(False)
@@ -304,7 +320,7 @@ class FineTunePanel(QWidget):
         text = f"Training on {n_train} images"
         if n_val:
             text += f", {n_val} held out: measuring MAE before training…"
-        self.phase_label.setText(text + f" ({record.get('device', '?')})")
+        self.phase_label.setText(text + f" ({record.get('device', '?')}, {record.get('precision', '?')})")
 
     def _on_step(self, record: dict) -> None:
         self._last_step = record
@@ -321,45 +337,56 @@ class FineTunePanel(QWidget):
             self.phase_label.setText(f"Held-out MAE before: {record.get('mae', float('nan')):.2f}")
 
     def _update_progress(self) -> None:
-        if not self.is_running() or self._job is None:
+        if not self.process.is_running() or self.run is None:
             return
         elapsed = time.monotonic() - self._t0
         rec = self._last_step or {}
-        step, steps = rec.get("step", 0), self._job.steps
-        if self._job.max_minutes is not None:
-            frac = min(elapsed / (self._job.max_minutes * 60), 1.0)
-            self.progress.setFormat(f"step {step} · {fmt_duration(elapsed)} of "
-                                    f"{fmt_duration(self._job.max_minutes * 60)}")
+        cfg = self.run.cfg
+        step = rec.get("step", 0)
+        if cfg.max_minutes is not None:  # the budget covers the whole run: the clock is the truth
+            budget = cfg.max_minutes * 60
+            frac, eta = min(elapsed / budget, 1.0), max(budget - elapsed, 0.0)
+            self.progress.setFormat(f"step {step} · {fmt_duration(elapsed)} of {fmt_duration(budget)}")
         else:
-            frac = step / max(steps, 1)
-            self.progress.setFormat(f"step {step} / {steps}")
+            frac, eta = step / max(cfg.steps, 1), rec.get("eta_s")
+            self.progress.setFormat(f"step {step} / {cfg.steps}")
         self.progress.setValue(int(round(1000 * frac)))
         if rec:
             self.eta_label.setText(f"loss {rec.get('loss', 0):.4g} · "
-                                   f"{rec.get('images_per_s', 0):.1f} img/s · "
-                                   f"ETA {fmt_duration(rec.get('eta_s'))}")
+                                   f"{rec.get('images_per_s', 0):.1f} img/s · ETA {fmt_duration(eta)}")
         else:
             self.eta_label.setText(f"elapsed {fmt_duration(elapsed)}")
 
     def _on_end(self, end: dict) -> None:
         self._tick.stop()
-        status = end.get("status", "completed")
-        self.result = dict(end)
-        checkpoint = end.get("checkpoint")
+        self._end = dict(end)
+        self.phase_label.setText("Cleaning up…")
+        self._in_thread("finishing", lambda: self.run.finish(self._end), self._finished, self._finish_failed)
+
+    def _on_failed(self, message: str) -> None:
+        self._tick.stop()
+        self._end = None
+        self.last_error = message
+        self._in_thread("finishing", lambda: self.run.finish(None), self._failed_cleaned,
+                        self._finish_failed)
+
+    def _finish_failed(self, exc: BaseException) -> None:
+        self._chore = None
+        self._error("Cannot clean up after fine-tuning", exc)
+        self._show_end(None)
+
+    def _finished(self, path) -> None:
+        self._chore = None
+        self._show_end(path)
+
+    def _show_end(self, path) -> None:
+        end = self._end or {}
+        status = end.get("status", "cancelled")
         step = int(end.get("step") or 0)
-        if status == "stopped" and step == 0 and checkpoint:
-            Path(checkpoint).unlink(missing_ok=True)  # stopped before the first step: the parent
-            checkpoint = self.result["checkpoint"] = None
-        if checkpoint and not Path(checkpoint).is_absolute() and self._data_dir is not None:
-            checkpoint = self.result["checkpoint"] = str(self._data_dir / checkpoint)
-        if checkpoint:  # the model's "data_folder" names this folder: keep it, minus the stop file
-            (self._data_dir / "STOP").unlink(missing_ok=True) if self._data_dir else None
-            self._data_dir = None
-        else:
-            self._cleanup_data()
-        before, after = end.get("mae_before"), end.get("mae")
+        self.result = {**end, "checkpoint": str(path) if path else None}
         parts = []
-        if status == "cancelled" or not checkpoint:
+        if path is None:
+            status = "cancelled"
             parts.append("Cancelled; no new model was written.")
             self.progress.setFormat("cancelled")
         else:
@@ -368,6 +395,7 @@ class FineTunePanel(QWidget):
             parts.append(f"<b>{what}</b> after {step} steps.")
             self.progress.setValue(1000 if status != "stopped" else self.progress.value())
             self.progress.setFormat(f"{what.lower()} · step {step}")
+            before, after = end.get("mae_before"), end.get("mae")
             if isinstance(before, (int, float)) and isinstance(after, (int, float)):
                 n = f" ({self._val_n} image{'s' if self._val_n != 1 else ''})" if self._val_n else ""
                 arrow = "better" if after < before else "not better"
@@ -378,11 +406,11 @@ class FineTunePanel(QWidget):
         self.eta_label.setText(f"took {fmt_duration(time.monotonic() - self._t0)}")
         self.phase_label.setText("")
         self._update_state()
-        self.runFinished.emit(status if checkpoint or status == "cancelled" else "cancelled")
+        self.runFinished.emit(status)
 
-    def _on_failed(self, message: str) -> None:
-        self._tick.stop()
-        self._cleanup_data()
+    def _failed_cleaned(self, _path) -> None:
+        self._chore = None
+        message = self.last_error or "unknown error"
         self.result = {"status": "failed", "message": message}
         self.progress.setFormat("failed")
         self.phase_label.setText("")
@@ -392,49 +420,35 @@ class FineTunePanel(QWidget):
         self._error("Fine-tuning failed", message)
         self.runFinished.emit("failed")
 
-    def _cleanup_data(self) -> None:
-        if self._data_dir is not None:
-            shutil.rmtree(self._data_dir, ignore_errors=True)
-            self._data_dir = None
-
     def new_model_path(self) -> Path | None:
-        ck = (self.result or {}).get("checkpoint")
-        return Path(ck) if ck and Path(ck).is_file() else None
+        path = self.run.model_path if self.run is not None else None
+        return path if path is not None and path.is_file() else None
 
     # -- the new model ---------------------------------------------------------------------
-    def use_new_model(self) -> str | None:
-        """Register the new model (its file carries parent, data and MAE) and switch to it."""
-        path = self.new_model_path()
-        if path is None or self._job is None:
-            return None
-        registry = self.controller.registry
-        try:
-            self._keep_parent_registered(registry)
-            entry = registry.get(self._job.name) or registry.add(
-                self._job.name, path, make_default=self.default_check.isChecked())
-        except Exception as exc:  # noqa: BLE001 - registry/file problems: tell, keep running
-            self._error("Cannot register the new model", str(exc))
-            return None
+    def use_new_model(self) -> bool:
+        """Register the new model (its file carries parent, data and MAE) in a worker thread,
+        then switch to it; False when there is nothing to register."""
+        if self.new_model_path() is None or self._chore is not None:
+            return False
+        make_default = self.default_check.isChecked()
+        self.use_button.setEnabled(False)
+        self._in_thread("registering", lambda: self.run.register(make_default),
+                        self._registered, self._register_failed)
+        return True
+
+    def _registered(self, entry) -> None:
+        self._chore = None
         self.controller.registryChanged.emit()
         self.controller.load(entry.name)
-        self.summary_label.setText(self.summary_label.text() + f" Now using <b>{entry.name}</b>.")
-        self.use_button.setEnabled(False)
+        self.summary_label.setText(self.summary_label.text()
+                                   + f" Now using <b>{html.escape(entry.name)}</b>.")
+        self._update_state()
         self.modelRegistered.emit(entry.name)
-        return entry.name
 
-    def _keep_parent_registered(self, registry) -> None:
-        """A model loaded straight from a file gets a registry entry too, so the person can go
-        back to it from the Models dialog."""
-        parent_name, parent_path = self._parent
-        entries = registry.entries()
-        if any(e.path.resolve() == parent_path.resolve() for e in entries):
-            return
-        taken = {e.name for e in entries}
-        name, i = _slug(parent_name, 56), 2
-        base = name
-        while name in taken:
-            name, i = f"{base}-{i}", i + 1
-        registry.add(name, parent_path)
+    def _register_failed(self, exc: BaseException) -> None:
+        self._chore = None
+        self._update_state()
+        self._error("Cannot register the new model", exc)
 
     # -- state -----------------------------------------------------------------------------
     def _update_state(self) -> None:
@@ -457,30 +471,32 @@ class FineTunePanel(QWidget):
                 text += " — with one image nothing can be held out to measure MAE."
         else:
             text = ("Learn from: <b>no reviewed images yet</b>. Annotate images (correct the "
-                    "points), mark them reviewed, then come back."
+                    "points), mark them reviewed, then click Fine-tune."
                     + (f" ({html.escape(ts.describe().split('; ', 1)[-1])})"
                        if ts.not_reviewed or ts.missing or ts.broken else ""))
         self.data_label.setText(text)
-        can_start = c.current_weights_path() is not None and len(ts) > 0 and not c.is_busy()
-        self.start_button.setEnabled(can_start and not running)
-        self.cancel_button.setEnabled(running and not self.process.cancel_requested())
+        # Enabled with no reviewed image too: the set is read again when the button is clicked.
+        can_start = c.current_weights_path() is not None and not c.is_busy()
+        self.start_button.setEnabled(can_start and not running and self._chore is None)
+        self.cancel_button.setEnabled(self.process.is_running() and not self.process.cancel_requested())
         for w in (self.steps_radio, self.minutes_radio, self.freeze_check, self.holdout_spin):
             w.setEnabled(not running)
         self.steps_spin.setEnabled(not running and self.steps_radio.isChecked())
         self.minutes_spin.setEnabled(not running and self.minutes_radio.isChecked())
         has_new = self.new_model_path() is not None and not running
-        self.use_button.setEnabled(has_new and self._job is not None
-                                   and self.controller.registry.get(self._job.name) is None)
+        registered = has_new and self.controller.registry.get(self.run.name) is not None
+        self.use_button.setEnabled(has_new and not registered and self._chore is None)
         self.use_button.setVisible(has_new)
         self.default_check.setVisible(has_new)
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Stop a run before the app quits (the trainer still saves its last step)."""
-        if self.is_running():
+        if self.process.is_running():
             self.process.cancel()
             self.process.wait(timeout_ms)
-        self._cleanup_data()
+        if self.run is not None and self.run.staging is not None:
+            self.run.finish(self._end)  # the app is closing: no thread to hand this to
 
-    def _error(self, title: str, message: str) -> None:
-        self.last_error = message
+    def _error(self, title: str, message) -> None:
+        self.last_error = str(message)
         errors.show_error(self, message, what=title)

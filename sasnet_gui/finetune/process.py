@@ -9,76 +9,41 @@ counts), ``val`` with ``phase`` before/during/final, ``step`` (loss, eta_s, imag
 ``checkpoint``, ``message``, ``error``, and last ``end`` (status, checkpoint, mae, mae_before).
 
 Cancel: a stop file is touched and SIGTERM sent (``QProcess.terminate``); the trainer stops after
-the current step and writes a complete model. After a grace period the process is killed; the
-temporary file of a save it was in the middle of is removed then, so no half-written model is left.
+the current step and writes a complete model. After a grace period the process is killed; what it
+leaves (the temporary file of a save it was in the middle of, the staging data) is removed by the
+fine-tune service (``sasnet_core.training.service.FineTuneRun.finish``).
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from sasnet_core.vocab import RUN_KEPT
+
 STDERR_KEEP = 16000  # characters of the trainer's stderr kept for the error dialog
-OK_STATUSES = ("completed", "stopped", "time_limit")
 
 
 @dataclass
 class FineTuneJob:
-    """What to run: the arguments of ``sasnet finetune``."""
+    """What to run: arguments for ``sys.executable`` (``FineTuneRun.command()``) and the file
+    whose existence asks the trainer to stop."""
 
-    weights: str
-    data: str
-    out: str
-    steps: int = 300
-    max_minutes: float | None = None
-    freeze_encoder: bool = False
-    holdout: float = 0.2
-    name: str | None = None
-    device: str = "auto"
+    argv: list[str]
     stop_file: str | None = None
-    extra_args: list[str] = field(default_factory=list)  # e.g. --images-per-step 2 (tests)
 
     def arguments(self) -> list[str]:
-        args = ["-m", "sasnet_core", "finetune", self.weights, self.data, "--out", self.out,
-                "--log-json", "-", "--no-progress", "--log-every", "1",
-                "--steps", str(self.steps), "--holdout", f"{self.holdout:g}", "--device", self.device]
-        if self.max_minutes is not None:
-            args += ["--max-minutes", f"{self.max_minutes:g}"]
-        if self.freeze_encoder:
-            args.append("--freeze-encoder")
-        if self.name:
-            args += ["--name", self.name]
-        if self.stop_file:
-            args += ["--stop-file", self.stop_file]
-        return args + list(self.extra_args)
-
-    def command_line(self) -> str:
-        import shlex
-
-        return shlex.join([sys.executable, *self.arguments()])
+        return list(self.argv)
 
 
 def _package_root() -> str:
     import sasnet_core
 
     return str(Path(sasnet_core.__file__).resolve().parents[1])
-
-
-def remove_partial_files(out: str | os.PathLike) -> list[Path]:
-    """Temporary files of an interrupted atomic save of ``out`` (``.NAME.*.tmp`` beside it)."""
-    out = Path(out)
-    removed = []
-    for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
 
 
 class FineTuneProcess(QObject):
@@ -214,16 +179,12 @@ class FineTuneProcess(QObject):
             self._stdout = b""
         end, error = self._record("end"), self._record("error")
         crashed = exit_status == QProcess.ExitStatus.CrashExit
-        if end is not None and end.get("status") in OK_STATUSES and exit_code == 0 and not crashed:
+        if end is not None and end.get("status") in RUN_KEPT and exit_code == 0 and not crashed:
             self.ended.emit(end)
         elif self._cancelled:  # killed, or stopped before training began: nothing to keep
-            if self.job is not None:
-                remove_partial_files(self.job.out)
             self.ended.emit({"event": "end", "status": "cancelled", "step": self._last_step(),
                              "checkpoint": None})
         else:
-            if self.job is not None:
-                remove_partial_files(self.job.out)
             if error is not None:
                 what = str(error.get("message") or error.get("type") or "unknown error")
             elif crashed:

@@ -1,0 +1,200 @@
+"""The fine-tune service without Qt: the reviewed set read at start, staging removed however a run
+ends, provenance naming the real data and the parent, registration, and the time budget's rule."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from _gui_helpers import make_annotated_images, make_tiny_checkpoint
+
+from sasnet_core.annotation_store import read_annotation, write_annotation
+from sasnet_core.registry import ModelRegistry
+from sasnet_core.training.finetune import finetune_config
+from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+from sasnet_core.training.staging import staging_root
+
+TINY_RUN = dict(steps=2, images_per_step=2, crops_per_image=1, crop_size=32, workers=0,
+                device="cpu", progress=False)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("SASNET_STUDIO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _staging_left() -> list[Path]:
+    return list(staging_root().iterdir()) if staging_root().exists() else []
+
+
+def _run(weights, images, **cfg) -> FineTuneRun:
+    return FineTuneRun(FineTuneRequest(weights=weights, images=images,
+                                       cfg=finetune_config(**{**TINY_RUN, **cfg})))
+
+
+def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(home, tmp_path):
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    ModelRegistry().add("tiny", parent)
+    images = make_annotated_images(tmp_path / "street", n=3, reviewed=[True, True, False])
+    run = _run("tiny", images, holdout=0.34)
+    late = read_annotation(images[2])  # reviewed after the run was asked for, before it starts
+    late.reviewed = True
+    write_annotation(late, images[2])
+
+    result = run.run()
+    assert result.status == "completed" and result.step == 2
+    assert len(run.reviewed) == 3 and not _staging_left()
+    path = run.model_path
+    assert path is not None and path.parent == home / "data" / "models"
+    assert path.name.startswith("tiny-ft-")
+
+    from sasnet_core.checkpoint import read_metadata
+
+    _kind, meta = read_metadata(path)
+    assert meta["finetune_images"] + meta["holdout_images"] == 3
+    assert meta["data_folder"] == meta["data"] == str(images[0].parent)  # never the staging
+    assert meta["parent_name"] == "tiny" and meta["parent"] == str(parent.resolve())
+    assert meta["name"] == path.stem and meta["kind"] == "finetuned"
+
+    entry = run.register(make_default=True)
+    assert entry.name == path.stem and ModelRegistry().default().name == entry.name
+    assert [e.name for e in ModelRegistry().entries()] == sorted(["tiny", entry.name])
+
+
+def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(home, tmp_path):
+    parent = make_tiny_checkpoint(tmp_path / "street model.pth")
+    images = make_annotated_images(tmp_path / "data", n=1)
+    run = _run(str(parent), images)
+    run.run()
+    from sasnet_core.checkpoint import read_metadata
+
+    assert read_metadata(run.model_path)[1]["parent_name"] == "street model"
+    entry = run.register(make_default=False)
+    names = {e.name: e for e in ModelRegistry().entries()}
+    assert set(names) == {"street-model", entry.name}
+    assert names["street-model"].path == parent.resolve()
+
+
+def test_staging_is_removed_after_failure_and_after_a_cancel(home, tmp_path):
+    from sasnet_core.errors import SASNetError
+    from sasnet_core.training.signals import StopRequest
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    images = make_annotated_images(tmp_path / "data", n=2)
+
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(b"not a checkpoint")
+    failing = _run(str(damaged), images)
+    with pytest.raises(SASNetError, match="damaged.pth"):
+        failing.run()
+    assert not _staging_left() and failing.model_path is None
+
+    cancelled = _run(str(parent), images, steps=1000)
+    stop = StopRequest()
+    stop.request()  # cancelled before the first step: nothing learnt, nothing kept
+    result = cancelled.run(stop=stop)
+    assert result.status == "stopped" and result.step == 0
+    assert cancelled.model_path is None and not cancelled.out.exists()
+    assert not _staging_left()
+    assert not list(cancelled.out.parent.glob(".*.tmp"))
+
+
+def test_nothing_reviewed_is_refused_before_anything_is_written(home, tmp_path):
+    from sasnet_core.errors import DatasetLayoutError
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    images = make_annotated_images(tmp_path / "todo", n=2, reviewed=False)
+    run = _run(str(parent), images)
+    with pytest.raises(DatasetLayoutError, match="no reviewed images"):
+        run.prepare()
+    assert len(run.reviewed.not_reviewed) == 2 and not _staging_left()
+
+
+def test_finish_removes_the_half_save_of_a_killed_trainer(home, tmp_path):
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    run = _run(str(parent), make_annotated_images(tmp_path / "data", n=1))
+    run.prepare()
+    killed = textwrap.dedent(f"""
+        import os
+        from sasnet_core.atomic import atomic_path
+        with atomic_path({str(run.out)!r}) as tmp:
+            tmp.write_bytes(b"half a model")
+            os._exit(0)  # killed in the middle of the save
+    """)
+    subprocess.run([sys.executable, "-c", killed], check=True)
+    assert list(run.out.parent.glob(".*.tmp"))
+    assert run.finish(None) is None
+    assert not list(run.out.parent.glob(".*.tmp")) and not _staging_left()
+
+
+def test_the_service_runs_without_qt(home, tmp_path):
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    images = make_annotated_images(tmp_path / "data", n=2)
+    script = textwrap.dedent(f"""
+        import sys
+        from sasnet_core.training.finetune import finetune_config
+        from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+        run = FineTuneRun(FineTuneRequest(weights={str(parent)!r}, images={[str(p) for p in images]!r},
+                                          cfg=finetune_config(**{TINY_RUN!r})))
+        result = run.run()
+        assert result.status == "completed", result.status
+        assert run.model_path.is_file()
+        assert not any(m.split(".")[0] in ("PySide6", "pyqtgraph", "sasnet_gui") for m in sys.modules)
+        print("ok")
+    """)
+    env = {**os.environ, "SASNET_STUDIO_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path):
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    run = FineTuneRun(FineTuneRequest(
+        weights=str(parent), images=make_annotated_images(tmp_path / "data", n=2),
+        cfg=finetune_config(steps=7, max_minutes=1.5, device="cpu", precision="bf16",
+                            freeze_encoder=True),
+        started_at=1234.5))
+    run.prepare()
+    try:
+        argv = run.command()
+        from sasnet_core.cli import build_parser
+
+        args = build_parser().parse_args(argv[2:])  # after "-m sasnet_core"
+        assert (args.command, args.device, args.precision) == ("finetune", "cpu", "bf16")
+        assert (args.steps, args.max_minutes, args.budget_from) == (7, 1.5, 1234.5)
+        assert args.freeze_encoder and Path(args.data) == run.staging
+        assert Path(args.stop_file).parent == run.staging and Path(args.out) == run.out
+    finally:
+        run.finish(None)
+    assert not _staging_left()
+    # the app counts in fp16 too; training has no fp16 and takes automatic bf16 on a GPU instead
+    assert [training_precision(p) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "auto"]
+
+
+def test_time_budget_stops_in_time_for_the_final_evaluation_and_save(monkeypatch):
+    """The rule, on a clock the test sets: stop once one more step, the final evaluation (as long
+    as the one before training) and the save would not fit."""
+    from sasnet_core.training import budget as B
+
+    now = [1000.0]
+    monkeypatch.setattr(B.time, "time", lambda: now[0])
+    tb = B.TimeBudget(None, minutes=1.0, started_at=1000.0, save_bytes=int(B.SAVE_BYTES_PER_S))
+    now[0] = 1005.0
+    tb.observe("start", {})
+    now[0] = 1015.0
+    tb.observe("val", {"phase": "before"})  # 10 s to score the held-out images
+    assert tb.eval_s == 10.0 and tb.save_s == 1.0 + B.EXIT_S
+    polls = []
+    while not tb.requested:
+        polls.append(now[0])
+        now[0] += 2.0  # a step takes 2 s
+    # deadline 1060: the last step may start while now + 2 + 10 + 1.5 < 1060
+    assert polls[-1] + 2.0 + tb.reserve_s() < 1060 <= now[0] + 2.0 + tb.reserve_s()
+    assert tb.reason == B.TIME_LIMIT
+    assert not B.TimeBudget(None, minutes=None).requested  # a steps budget: no clock
