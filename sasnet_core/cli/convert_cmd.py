@@ -98,12 +98,14 @@ def run(args) -> int:
               file=sys.stderr)
     if splits is not None and not set(splits) <= {"train", "test"}:
         splits = None  # e.g. UCF folds: a seeded random split instead
-    src = Path(args.src)
+    # Images are copied from the source folder, or from the "images" folder beside it where
+    # the ShanghaiTech, NWPU and JHU layouts keep them; a path inside a file reaches no further.
+    base = Path(args.src) if Path(args.src).is_dir() else Path(args.src).parent
     try:
         result = export(anns, args.to, args.out, overwrite=args.overwrite,
                         test_fraction=args.test_fraction, seed=args.seed,
                         splits=splits if args.to == DATASET else None,
-                        source_root=src if src.is_dir() else src.parent,
+                        source_root=[base, base.parent / "images"],
                         allowed_images=args.allow_image)
     except OutputExistsError as exc:
         if "already exists" not in exc.detail:

@@ -60,6 +60,8 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
     one image with a name that has a suffix; otherwise a folder. Raises ``OutputExistsError`` for
     anything that exists (unless ``overwrite``) or for two images that would share one file,
     ``OutputWriteError`` when the disk refuses, ``AnnotationFormatError`` for a missing image.
+    ``source_root``: a folder, or several, that the data set layout may copy images from (None:
+    any image, for callers whose images a person chose one by one).
     """
     target = Path(target)
     if not anns:
@@ -164,11 +166,13 @@ def _export_dataset(anns, target: Path, overwrite, test_fraction, seed, splits, 
     from sasnet_core.formats.shanghaitech_export import SPLIT_DIRS, export_shanghaitech
 
     allowed = {os.path.realpath(p) for p in allowed_images}
+    roots = None if source_root is None else (
+        [source_root] if isinstance(source_root, (str, os.PathLike)) else list(source_root))
     for ann in anns:  # every image checked before anything is written
-        if source_root is not None and not _inside(ann.image_path, source_root) \
+        if roots is not None and not any(_inside(ann.image_path, r) for r in roots) \
                 and os.path.realpath(ann.image_path) not in allowed:
             raise AnnotationFormatError(
-                f"image lies outside the source folder {os.fspath(source_root)}; it is copied "
+                f"image lies outside the source folder {os.fspath(roots[0])}; it is copied "
                 "only when named explicitly", ann.image_path)
         if not Path(ann.image_path).is_file():
             raise AnnotationFormatError("image of this annotation not found", ann.image_path)

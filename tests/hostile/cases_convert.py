@@ -260,3 +260,22 @@ CASES += [
     Case("outside-image-named-explicitly", _named_outside, expect=ACCEPTED, check=_check_named_outside),
     Case("per-image-export-reads-back", _export_reads_back, expect=ACCEPTED, check=_check_reads_back),
 ]
+
+
+def _gt_beside_images(ctx: Ctx):
+    _image(ctx.tmp / "nwpu" / "images" / "0001.jpg")
+    gt = ctx.tmp / "nwpu" / "jsons" / "0001.json"
+    gt.parent.mkdir(parents=True)
+    gt.write_text(json.dumps({"img_id": "0001.jpg", "human_num": 1, "points": [[3, 4]]}))
+    return ["convert", gt, "--to", "shanghaitech-dataset", "--out", ctx.tmp / "export"], []
+
+
+def _check_gt_beside_images(ctx: Ctx, result) -> None:
+    (gt,) = (ctx.tmp / "export").rglob("GT_IMG_1.mat")
+    from sasnet_core.formats import read_points
+
+    assert read_points(gt).points.tolist() == [[3, 4]]
+
+
+CASES += [Case("dataset-from-a-file-with-images-beside", _gt_beside_images, expect=ACCEPTED,
+               check=_check_gt_beside_images)]
