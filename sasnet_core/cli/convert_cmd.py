@@ -36,10 +36,10 @@ def register(subparsers) -> None:
                    help="treat points outside the image as an error")
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files or data set folders that exist (default: refuse)")
-    p.add_argument("--test-fraction", type=fraction, default=0.2,
+    p.add_argument("--test-fraction", type=fraction, default=0.2, metavar="F",
                    help=f"{DATASET_TARGET}: share of images put in test_data/, between 0 and 1 "
                    "(when the source has no train/test split of its own)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                    help=f"{DATASET_TARGET}: seed of the split")
     p.add_argument("--allow-image", action="append", default=[], metavar="IMAGE",
                    help=f"{DATASET_TARGET}: copy this image although it lies outside SRC "

@@ -148,9 +148,11 @@ class _naming_output:
 
     def __exit__(self, kind, exc, tb):
         if isinstance(exc, OSError) and not isinstance(exc, SASNetError):
-            where = exc.filename if exc.filename and not Path(str(exc.filename)).name.startswith(".") \
-                else self.path
-            raise OutputWriteError(f"cannot write ({exc.strerror or exc})", where) from exc
+            # A temp file or the staging folder means nothing to a person: name the output.
+            name = os.fspath(exc.filename) if exc.filename else ""
+            hidden = not name or Path(name).name.startswith(".") or f"{os.sep}.sasnet-export-" in name
+            raise OutputWriteError(f"cannot write ({exc.strerror or exc})",
+                                   self.path if hidden else name) from exc
         return False
 
 
