@@ -175,7 +175,7 @@ class ModelRegistry:
             folder = paths.models_dir().resolve()
             if not outside_models_dir and folder not in target.resolve().parents:
                 raise ModelRegistryError(f"model {name!r} uses a file outside the models folder {folder}; "
-                                         "it is deleted only when asked for explicitly", target)
+                                         "it is deleted only when asked for explicitly (--outside-models-folder)", target)
             others = [n for n, e in data["models"].items() if n != name and not _entry_problem(n, e)
                       and Path(e["path"]).expanduser().resolve() == target.resolve()]
             if others:
@@ -221,6 +221,11 @@ class ModelRegistry:
                 if isinstance(name, str) and name in data["models"]:
                     raise ModelRegistryError(f"the default model {name!r} has a damaged registry entry; "
                                              "choose another with 'sasnet models default NAME'", self.file)
+                usable = [e.name for e in self.entries()]
+                if usable:
+                    raise ModelRegistryError(f"no default model is chosen (registered: {', '.join(usable)}); "
+                                             "choose one with 'sasnet models default NAME' or pass --weights",
+                                             self.file)
                 raise ModelRegistryError("no model given and none registered. " + HOW_TO_GET_A_MODEL)
             return _existing(entry)
         candidate = Path(weights).expanduser()
