@@ -138,3 +138,26 @@ def main_window(qtbot, fake_controller):
     window.counter.cancel()
     window.counter.wait_idle()
     window.document.flush()
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(folder)`` makes a folder read-only as the app sees it. chmod alone does not
+    bind root (the user tests often run as), so the access check answers "not writable" too."""
+    folders: set[str] = set()
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.abspath(path) in folders:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+    def make(folder):
+        folders.add(os.path.abspath(folder))
+        os.chmod(folder, 0o555)
+
+    yield make
+    for folder in folders:
+        os.chmod(folder, 0o755)

@@ -22,29 +22,6 @@ from sasnet_core.annotation_store import (
 from sasnet_core.errors import AnnotationFormatError
 
 
-@pytest.fixture
-def read_only(monkeypatch):
-    """Make a folder read-only as the store sees it. chmod alone does not bind root (the test
-    machine's user), so access checks for the chosen folders answer "not writable" too."""
-    folders: set[str] = set()
-    real_access = os.access
-
-    def access(path, mode, *args, **kwargs):
-        if mode & os.W_OK and os.path.abspath(path) in folders:
-            return False
-        return real_access(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(os, "access", access)
-
-    def make(folder):
-        folders.add(os.path.abspath(folder))
-        os.chmod(folder, 0o555)
-
-    yield make
-    for folder in folders:
-        os.chmod(folder, 0o755)
-
-
 def _images(folder, *names):
     out = []
     for name in names:

@@ -1,4 +1,6 @@
 """Data set layouts, detection, splits and the training crops."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
@@ -104,6 +106,37 @@ def test_annotated_folder_with_roi_and_reviewed(tmp_path):
     assert ds.layout == "annotated_folder" and len(ds) == 2
     assert ds[0].count == 1  # the point at x = 30 is outside the ROI
     assert len(open_dataset(tmp_path, reviewed_only=True)) == 1
+
+
+def test_annotated_folder_keys_images_by_their_full_name(tmp_path):
+    root = tmp_path / "set"
+    for name in ("a.jpg", "a.png", "x/img.jpg", "y/img.jpg"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        _img(root / name, 40, 30)
+    project = tmp_path / "proj"
+    from sasnet_core.annotation_store import Project, write_annotation
+
+    for i, name in enumerate(("a.jpg", "a.png", "x/img.jpg", "y/img.jpg")):
+        write_annotation(Annotation(str(root / name), (40, 30), [[1, 1]] * (i + 1), reviewed=i != 1),
+                         project=Project(project, root))
+    ds = open_dataset(root, layout="annotated_folder", project_dir=project)
+    got = [(Path(s.image_path).relative_to(root).as_posix(), s.count) for s in ds]
+    assert got == [("a.jpg", 1), ("a.png", 2), ("x/img.jpg", 3), ("y/img.jpg", 4)]
+    assert len(open_dataset(root, layout="annotated_folder", project_dir=project, reviewed_only=True)) == 3
+
+
+def test_a_read_only_folder_annotated_in_the_app_is_an_annotated_data_set(tmp_path, read_only):
+    from sasnet_core.annotation_store import write_annotation
+
+    root = tmp_path / "shared"
+    root.mkdir()
+    _img(root / "a.jpg", 40, 30)
+    _img(root / "b.jpg", 40, 30)
+    read_only(root)
+    write_annotation(Annotation(str(root / "b.jpg"), (40, 30), [[3, 4], [5, 6]]))
+    assert sorted(p.name for p in root.iterdir()) == ["a.jpg", "b.jpg"]
+    ds = open_dataset(root)
+    assert ds.layout == "annotated_folder" and [(Path(s.image_path).name, s.count) for s in ds] == [("b.jpg", 2)]
 
 
 # -- training crops ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
 from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_core.annotation_store import annotation_file_for
+from sasnet_core.annotation_store import annotation_file_for, read_annotation
 
 from _data_paths import SHANGHAITECH_A, need
 
@@ -148,21 +148,47 @@ def test_unreadable_annotation_is_kept_aside_and_reported(qtbot, tmp_path, gui):
     assert d.count == 0
 
 
-def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui):
+def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui, read_only):
     folder = tmp_path / "ro"
     (image,) = gui.write_images(folder, n=1)
-    os.chmod(folder, 0o555)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
-        d = AnnotationDocument()
-        d.open(image)
-        d.add_point(3, 4)
-        assert d.save()
-        assert not d.file.is_relative_to(folder)
-        assert json.loads(d.file.read_text())["points"] == [[3, 4]]
-    finally:
-        os.chmod(folder, 0o755)
+    read_only(folder)
+    d = AnnotationDocument()
+    d.open(image)
+    d.add_point(3, 4)
+    assert d.save()
+    assert not d.file.is_relative_to(folder)
+    assert json.loads(d.file.read_text())["points"] == [[3, 4]]
+
+
+def test_same_stem_images_in_a_read_only_folder_keep_their_own_points(qtbot, main_window, tmp_path,
+                                                                       gui, read_only):
+    from sasnet_core.imageio import write_image
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    jpg, png = folder / "a.jpg", folder / "a.png"
+    write_image(jpg, gui.image(seed=1))
+    write_image(png, gui.image(seed=2))
+    read_only(folder)
+    w = main_window
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([folder])
+    assert w.session.current == str(jpg)
+    gui.click(qtbot, w.canvas, 20, 30)
+    qtbot.waitUntil(lambda: w.document.count == 1, timeout=5_000)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.act_next.trigger()  # PgDn to a.png
+    assert w.session.current == str(png) and w.document.count == 0
+    gui.click(qtbot, w.canvas, 50, 60)
+    gui.click(qtbot, w.canvas, 90, 40)
+    qtbot.waitUntil(lambda: w.document.count == 2, timeout=5_000)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.act_prev.trigger()  # back to a.jpg: its own single point, not a.png's two
+    assert w.session.current == str(jpg) and w.document.count == 1
+    w.document.flush()
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "a.png"]
+    assert read_annotation(jpg).count == 1 and read_annotation(png).count == 2
+    assert annotation_file_for(jpg) != annotation_file_for(png)
 
 
 def test_existing_annotation_is_loaded_with_unknown_keys_kept(qtbot, tmp_path, gui):

@@ -27,31 +27,28 @@ from sasnet_core.errors import DatasetLayoutError
 __all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "FullImageDataset",
            "TensorCropDataset", "crop_dataset", "collate_crops"]
 
-ANNOTATION_SUFFIX = ".sasnet.json"
 
+def _has_annotations(folder: Path) -> bool:
+    from sasnet_core.annotation_store import has_annotations
 
-def _annotation_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob(f"*{ANNOTATION_SUFFIX}") if p.is_file())
+    return has_annotations(folder)
 
 
 def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[Sample]:
-    """Our annotation files under ``folder`` (beside the images or in ``annotations/``)."""
-    from sasnet_core.annotation import load_annotation
+    """The annotated images under ``folder`` as the annotation store lists them: beside the
+    images, in a project, or in annotation files whose images live elsewhere (a staging folder)."""
+    from sasnet_core.annotation_store import annotated_images
 
-    files = _annotation_files(folder)
-    anns = [load_annotation(f) for f in files]
-    chosen = [(f, a) for f, a in zip(files, anns) if all_annotated or a.reviewed]
+    pairs = annotated_images([folder])  # a damaged file, or one naming a missing image, is named
+    chosen = [(image, a) for image, a in pairs if all_annotated or a.reviewed]
     if not chosen:
         raise DatasetLayoutError(
-            f"{len(anns)} annotated image(s) but none marked reviewed; review them in the "
+            f"{len(pairs)} annotated image(s) but none marked reviewed; review them in the "
             "annotation view or pass --all-annotated to use unreviewed annotations too", folder)
     out = []
-    for f, a in chosen:
-        if not Path(a.image_path).is_file():  # the error names the annotation file to fix
-            raise DatasetLayoutError(f"annotation names an image that does not exist: "
-                                     f"{a.image_path}", f)
+    for image, a in chosen:
         split = a.extra.get("split") if isinstance(a.extra.get("split"), str) else "all"
-        out.append(Sample(str(a.image_path), a.points, split, list(a.rois), None, a.reviewed))
+        out.append(Sample(str(image), a.points, split, list(a.rois), None, a.reviewed))
     return out
 
 
@@ -75,7 +72,7 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
     folder = Path(path).expanduser()
     if not folder.exists():
         raise DatasetLayoutError("no such data folder", folder)
-    if folder.is_dir() and _annotation_files(folder):
+    if folder.is_dir() and _has_annotations(folder):
         samples = samples_from_annotations(folder, all_annotated)
         if split and any(s.split == split for s in samples):
             samples = [s for s in samples if s.split == split]
@@ -99,7 +96,7 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
 def validation_samples(path: str | os.PathLike, fold: int | None = None) -> list[Sample] | None:
     """The test split of a data set that also has a train split, else None."""
     folder = Path(path).expanduser()
-    if folder.is_dir() and _annotation_files(folder):
+    if folder.is_dir() and _has_annotations(folder):
         return None
     try:
         ds = _open(folder, fold)
