@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hostile import ACCEPTED, REFUSED, Case, Ctx
+from hostile import ACCEPTED, REFUSED, Case, Ctx, write_input
 
 FIELDS = {"format": "sasnet-annotation", "version": 1, "image": "a.jpg", "image_size": [64, 48],
           "reviewed": True, "points": [[10.5, 12.0], [30, 20]], "sources": [0, 1],
@@ -26,17 +26,6 @@ def _doc(**changes) -> dict:
 _DROP = object()
 
 
-def _write(path: Path, content) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif isinstance(content, str):
-        path.write_text(content, encoding="utf-8")
-    else:
-        path.write_text(json.dumps(content), encoding="utf-8")
-    return path
-
-
 def _image(path: Path, w: int = 64, h: int = 48) -> Path:
     import numpy as np
 
@@ -51,7 +40,7 @@ def _image(path: Path, w: int = 64, h: int = 48) -> Path:
 def _convert(content, *fields: str):
     """A case: ``a.jpg.sasnet.json`` holding ``content`` must be refused, naming it (and a field)."""
     def make(ctx: Ctx):
-        src = _write(ctx.tmp / "a.jpg.sasnet.json", content)
+        src = write_input(ctx.tmp / "a.jpg.sasnet.json", content)
         return ["convert", src, "--to", "text", "--out", ctx.tmp / "out.txt"], [src.name, *fields]
 
     return make
@@ -136,12 +125,12 @@ def _eval_refused(content, *fields: str, where: str = "a.jpg.sasnet.json"):
         root = ctx.tmp / "set"
         _image(root / "a.jpg")
         _image(root / "b.jpg")
-        _write(root / "b.jpg.sasnet.json", _doc(image="b.jpg"))
+        write_input(root / "b.jpg.sasnet.json", _doc(image="b.jpg"))
         bad = root / where
         if content is None:
             bad.mkdir(parents=True)
         else:
-            _write(bad, content)
+            write_input(bad, content)
         return ["eval", root, "--weights", ctx.weights], [bad.name, *fields]
 
     return make
@@ -166,7 +155,7 @@ CASES += [
 # -- valid but odd files: accepted, with the right points ----------------------------------------------
 def _convert_accepted(content, expected_lines: list[str], image: str = "a.jpg"):
     def make(ctx: Ctx):
-        src = _write(ctx.tmp / f"{image}.sasnet.json", content)
+        src = write_input(ctx.tmp / f"{image}.sasnet.json", content)
         return ["convert", src, "--to", "text", "--out", ctx.tmp / "out.txt"], []
 
     def check(ctx: Ctx, result) -> None:
@@ -206,9 +195,9 @@ def _same_stem_project(ctx: Ctx):
     root = ctx.tmp / "set"
     _image(root / "a.jpg")
     _image(root / "a.png")
-    _write(root / "annotations" / "a.jpg.sasnet.json", _doc(image="../a.jpg", points=[[1, 1]],
+    write_input(root / "annotations" / "a.jpg.sasnet.json", _doc(image="../a.jpg", points=[[1, 1]],
                                                            sources=_DROP, rois=_DROP))
-    _write(root / "annotations" / "a.png.sasnet.json", _doc(image="../a.png", points=[[1, 1], [2, 2], [3, 3]],
+    write_input(root / "annotations" / "a.png.sasnet.json", _doc(image="../a.png", points=[[1, 1], [2, 2], [3, 3]],
                                                            sources=_DROP, rois=_DROP))
     return ["eval", root, "--weights", ctx.weights, "--json"], []
 
@@ -222,9 +211,9 @@ def _roi_and_old_stem_file(ctx: Ctx):
     root = ctx.tmp / "set"
     _image(root / "a.jpg")
     _image(root / "a.png")
-    _write(root / "a.jpg.sasnet.json", _doc(points=[[5, 5], [50, 40]], sources=_DROP,
+    write_input(root / "a.jpg.sasnet.json", _doc(points=[[5, 5], [50, 40]], sources=_DROP,
                                             rois=[[[0, 0], [20, 0], [20, 20], [0, 20]]]))
-    _write(root / "annotations" / "a.sasnet.json", _doc(image="../a.png", points=[[1, 1], [2, 2]],
+    write_input(root / "annotations" / "a.sasnet.json", _doc(image="../a.png", points=[[1, 1], [2, 2]],
                                                        sources=_DROP, rois=_DROP))
     return ["eval", root, "--weights", ctx.weights, "--json"], []
 
