@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QVBoxLayout, QWidget)
 
 from sasnet_core.annotation import SOURCE_PERSON
 from sasnet_core.inputs import collect_inputs
@@ -81,7 +81,12 @@ class MainWindow(QMainWindow):
         self.view_dock.setWidget(side)
         self.addDockWidget(Qt.RightDockWidgetArea, self.view_dock)
         self._extra_docks: dict[str, QDockWidget] = {}
+        self._panels: dict[str, QWidget] = {}
         self.resizeDocks([self.file_dock, self.view_dock], [320, 300], Qt.Horizontal)
+        # The side docks keep the full height, so the video dock only takes room under the canvas
+        # (stacked under the side docks too, the window would outgrow a laptop screen).
+        self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
+        self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
 
         self._build_status_bar()
         self._build_actions()
@@ -515,6 +520,7 @@ class MainWindow(QMainWindow):
     # -- video and fine-tuning panels, created on first use ----------------------------------------
     def _show_extra(self, kind: str):
         dock = self._extra_docks.get(kind)
+        new = False
         if dock is None:
             try:
                 if kind == "video":
@@ -527,17 +533,48 @@ class MainWindow(QMainWindow):
                 return None
             dock = QDockWidget("Video" if kind == "video" else "Fine-tuning", self)
             dock.setObjectName(f"{kind.title()}Dock")
-            dock.setWidget(panel)
+            if kind == "video":
+                # Scrolls when squeezed: the video panel's minimum size must not grow the window
+                # past the screen.
+                scroll = QScrollArea()
+                scroll.setWidgetResizable(True)
+                scroll.setFrameShape(QFrame.NoFrame)
+                scroll.setWidget(panel)
+                dock.setWidget(scroll)
+            else:
+                dock.setWidget(panel)
+            self._panels[kind] = panel
             self.addDockWidget(Qt.BottomDockWidgetArea if kind == "video" else Qt.RightDockWidgetArea, dock)
             self._extra_docks[kind] = dock
+            new = True
             if kind == "video" and hasattr(panel, "frameStored"):
                 panel.frameStored.connect(lambda p: self.open_paths([p]))
-        panel = dock.widget()
+        panel = self._panels[kind]
         if kind == "finetune" and hasattr(panel, "set_image_source"):
             panel.set_image_source(self._images_to_learn_from)
         dock.show()
         dock.raise_()
+        self._keep_on_screen()
+        if new and kind == "video":  # image and video share the height; the video does not take it all
+            self.layout().activate()
+            self.resizeDocks([dock], [(self.centralWidget().height() + dock.height()) // 2], Qt.Vertical)
         return panel
+
+    def panel(self, kind: str):
+        """The "video" or "finetune" panel, or None before its first use."""
+        return self._panels.get(kind)
+
+    def _keep_on_screen(self) -> None:
+        """A new dock may have grown the window: bring it back inside the screen."""
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.size()  # title bar and borders
+        w = min(self.width(), avail.width() - frame.width())
+        h = min(self.height(), avail.height() - frame.height())
+        if (w, h) != (self.width(), self.height()):
+            self.resize(w, h)
 
     def _images_to_learn_from(self) -> list[str]:
         """Every open image, the current one's edits saved: fine-tuning asks at each start and

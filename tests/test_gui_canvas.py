@@ -163,3 +163,18 @@ def test_many_points_paint(qtbot, canvas, result):
     assert img.width() > 0
     hits = canvas.points_item.pointsAt(QPointF(*canvas.document.points[7]))
     assert hits[0] == 7 or 7 in hits.tolist()
+
+
+def test_colour_bar_label_sits_beside_the_gradient_not_on_it(qtbot, canvas, result):
+    from sasnet_gui.canvas.view import COLORBAR_LABEL
+
+    canvas.set_result(result[1])
+    qtbot.wait(20)  # one layout pass
+    bar = canvas.colorbar.bar.sceneBoundingRect()
+    labels = [ax.label for ax in (canvas.colorbar.getAxis(k) for k in ("left", "right", "top", "bottom"))
+              if ax.label.isVisible() and ax.label.toPlainText()]
+    assert [lb.toPlainText().strip() for lb in labels] == [COLORBAR_LABEL]
+    margin = labels[0].document().documentMargin()  # blank space around the text itself
+    text = labels[0].sceneBoundingRect().adjusted(margin, margin, -margin, -margin)
+    assert not text.intersects(bar) and text.left() >= bar.right()
+    assert canvas.sceneRect().contains(text)  # and not cut off at the canvas' edge

@@ -200,3 +200,24 @@ def test_no_model_and_unreadable_video(qtbot, studio_home, tmp_path, video):
     box = panel.findChild(QMessageBox)
     assert box is not None and str(bad) in box.informativeText()
     assert panel.info is not None and panel.info.path == video  # the open video stays open
+
+
+def test_opening_a_video_keeps_the_window_on_screen_and_shows_an_empty_state(qtbot, main_window, video,
+                                                                              monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    w = main_window
+    avail = w.screen().availableGeometry()
+    w.resize(min(1000, avail.width() - 40), min(640, avail.height() - 40))
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(video)], ""))
+    w.act_open.trigger()
+    panel = w.panel("video")
+    qtbot.waitUntil(lambda: panel.info is not None and panel._shown is not None, timeout=10000)
+    qtbot.wait(50)
+    assert w.frameGeometry().height() <= avail.height() and w.frameGeometry().width() <= avail.width()
+    assert w.centralWidget().height() >= 200  # the image keeps its share of the height
+    # Before counting: no "0 / 1 frames", and the plot spans the video's own time, not -400..400 ms.
+    assert panel.progress.text() == "not counted yet"
+    assert panel.plot.empty_text.isVisible()
+    (x0, x1), _ = panel.plot.getPlotItem().vb.viewRange()
+    assert -0.1 < x0 <= 0 and (FRAMES - 1) / 10.0 <= x1 < 2.1

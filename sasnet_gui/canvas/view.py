@@ -21,6 +21,7 @@ from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.roi import RoiLayer
 
 TOOLS = ("edit", "roi", "pan")
+COLORBAR_LABEL = "people per 32\u00d732 px"
 
 
 class CanvasImageItem(pg.ImageItem):
@@ -78,7 +79,13 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self.vb.addItem(self._band, ignoreBounds=True)
 
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(DEFAULT_COLORMAP),
-                                        interactive=False, width=14, label="people per 32\u00d732 px")
+                                        interactive=False, width=14)
+        # The unit goes on the value axis, outside the tick labels: ColorBarItem's own label sits on
+        # the narrow frame axis beside the gradient and is drawn over it.
+        value_axis = self.colorbar.getAxis("right")
+        value_axis.setLabel(COLORBAR_LABEL)
+        value_axis.enableAutoSIPrefix(False)  # plain values, no "(x0.001)" in the label
+        value_axis.setWidth(64)  # tick values such as 0.0125, then the label
         self.addItem(self.colorbar, row=0, col=1)
         self.legend = make_level_legend(self.vb)
         self.hover_text = pg.TextItem(anchor=(0, 0), color="w", fill=pg.mkBrush(20, 20, 20, 200))

@@ -53,13 +53,17 @@ def _fmt_time(seconds: float) -> str:
     return f"{int(m)}:{s:05.2f}"
 
 
+NOT_COUNTED = "not counted yet"
+NOT_COUNTED_PLOT = "Press Count to plot the count over time"
+
+
 class CountPlot(pg.PlotWidget):
     """Count over time; a click anywhere in the plot area asks to seek to that time."""
 
     timeClicked = Signal(float)
 
     def __init__(self, parent=None):
-        themed_plot_init(self, parent, "count", "time", bottom_units="s")
+        themed_plot_init(self, parent, "count", "time", bottom_units="s", min_height=90)
         item = self.getPlotItem()
         self.curve = self.plot([], [], pen=pg.mkPen("#3a9ad9", width=2), symbol="o", symbolSize=4,
                                symbolBrush="#3a9ad9", symbolPen=None, connect="finite")
@@ -68,9 +72,13 @@ class CountPlot(pg.PlotWidget):
         item.addItem(self.skipped)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=False, pen=pg.mkPen("#e67e22", width=1))
         item.addItem(self.cursor)
+        # Before counting, the plot says what it will show instead of an empty grid.
+        self.empty_text = pg.TextItem(NOT_COUNTED_PLOT, anchor=(0.5, 0.5), color="#8a8a8a")
+        item.addItem(self.empty_text, ignoreBounds=True)
         self.scene().sigMouseClicked.connect(self._clicked)
 
-    def set_records(self, records: list[CountRecord], x_of) -> None:
+    def set_records(self, records: list[CountRecord], x_of, span: float = 1.0) -> None:
+        """Show ``records``; the time axis always spans the whole video (0 to ``span``)."""
         ok = [r for r in records if r.count is not None]
         bad = [r for r in records if r.count is None]
         self.curve.setData([x_of(r) for r in records],
@@ -78,7 +86,11 @@ class CountPlot(pg.PlotWidget):
         self.skipped.setData([x_of(r) for r in bad], [0.0] * len(bad))
         # Counts from zero: an auto-ranged axis would blow a drift of 0.01 people up to a trend.
         top = max((r.count for r in ok), default=1.0)
-        self.getPlotItem().vb.setYRange(0.0, max(top * 1.1, 1.0), padding=0)
+        vb = self.getPlotItem().vb
+        vb.setYRange(0.0, max(top * 1.1, 1.0), padding=0)
+        vb.setXRange(0.0, max(span, 1e-3), padding=0.02)
+        self.empty_text.setVisible(not records)
+        self.empty_text.setPos(max(span, 1e-3) / 2, 0.5)
 
     def _clicked(self, ev) -> None:
         vb = self.getPlotItem().vb
@@ -133,7 +145,7 @@ class VideoPanel(QWidget):
         self.viewbox.addItem(self.image)
         self.heads = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#00e5ff", width=1.5), brush=None)
         self.viewbox.addItem(self.heads)
-        self.view.setMinimumHeight(200)
+        self.view.setMinimumHeight(120)  # small enough that the dock fits under the canvas
 
         self.play_button = QPushButton()
         self.play_button.setCheckable(True)
@@ -162,7 +174,7 @@ class VideoPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_count)
         self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m frames")
+        self.progress.setFormat(NOT_COUNTED)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._choose_csv)
         counting = QHBoxLayout()
@@ -235,6 +247,7 @@ class VideoPanel(QWidget):
         self.every_spin.setValue(max(1, round(info.fps)) if info.fps > 0 else 10)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat(NOT_COUNTED)
         self._show_folder()
         self._redraw_plot()
         self.seek(0)
@@ -395,6 +408,7 @@ class VideoPanel(QWidget):
             self._records[r.index] = r
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
+        self.progress.setFormat("%v / %m frames")
         if records:
             self._redraw_plot()
             self._update_position()
@@ -433,7 +447,8 @@ class VideoPanel(QWidget):
         return float(index)
 
     def _redraw_plot(self) -> None:
-        self.plot.set_records(self.counts(), self._x)
+        span = self._x(max(self.info.frame_count - 1, 1)) if self.info is not None else 1.0
+        self.plot.set_records(self.counts(), self._x, span=span)
         self.plot.getPlotItem().setLabel("bottom", "time" if self.info and self.info.fps > 0 else "frame",
                                          units="s" if self.info and self.info.fps > 0 else None)
 
