@@ -136,7 +136,7 @@ def test_close_flushes_and_settings_are_remembered(qtbot, fake_controller, tmp_p
 
 
 def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
-    """create_window + GUI-2's ModelController loading a tiny checkpoint in the background."""
+    """create_window + the real ModelController loading a tiny checkpoint in the background."""
     pytest.importorskip("sasnet_gui.models.controller")
     import torch
 
