@@ -29,7 +29,7 @@ from pathlib import Path
 from sasnet_core import paths
 from sasnet_core.annotation import SUFFIX, Annotation, annotation_path_for, load_annotation, save_annotation
 from sasnet_core.errors import AnnotationFormatError, SASNetError
-from sasnet_core.imageio import is_image
+from sasnet_core.inputs import collect_inputs, is_hidden, natural_key
 
 ANNOTATIONS = "annotations"  # the sub-folder of a project that holds its annotation files
 
@@ -153,27 +153,14 @@ class Entry:
         return self.annotation is not None
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[Path], list[SASNetError]]:
-    """(images, annotation files, unreadable folders) under ``folder``, hidden names skipped and
-    symbolic links to folders not followed (so a link loop cannot recurse)."""
-    images, files, errors = [], [], []
-
-    def unreadable(exc: OSError):
-        errors.append(SASNetError(f"cannot read this folder ({exc.strerror or exc})", exc.filename))
-
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            if name.endswith(SUFFIX):
-                files.append(Path(dirpath) / name)
-            elif is_image(name):
-                images.append(Path(dirpath) / name)
-    from sasnet_core.inputs import natural_key  # the order of every list of images
-
-    key = lambda p: natural_key(p.relative_to(folder))  # noqa: E731
-    return sorted(images, key=key), sorted(files, key=key), errors
+def _annotation_files(folder: Path) -> list[Path]:
+    """Our annotation files below ``folder``, in natural order; hidden names skipped, symbolic
+    links to folders not followed (the input collector reports loops and unreadable folders)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
+        files += [Path(dirpath) / n for n in filenames if n.endswith(SUFFIX) and not is_hidden(n)]
+    return sorted(files, key=lambda f: natural_key(f.relative_to(folder)))
 
 
 def _entry(image: Path, project: Project | None) -> Entry:
@@ -204,10 +191,11 @@ def survey(items, project: Project | None = None) -> list[Entry]:
     """Every image in ``items`` with its annotation, or None, or the error reading it.
 
     ``items``: image files, annotation files and folders, in any mix. A folder gives its images
-    (recursively, natural order, hidden names skipped) and then the images named by annotation
-    files inside it that none of those images had found (a folder of annotation files whose
-    images live elsewhere, a project's ``annotations/``). An image appears once, with the first
-    annotation found for it. Nothing is raised: damage is in ``Entry.error``.
+    as the input collector lists them (recursively, natural order, hidden names skipped), then
+    the images named by annotation files inside it that none of those images had found (a folder
+    of annotation files whose images live elsewhere, a project's ``annotations/``). An image
+    appears once, with the first annotation found for it. Nothing is raised: damage, and what the
+    collector could not take (a missing path, an unreadable folder), is in ``Entry.error``.
     """
     out: list[Entry] = []
     by_image: dict[str, Entry] = {}
@@ -226,23 +214,20 @@ def survey(items, project: Project | None = None) -> list[Entry]:
             by_image[key].file, by_image[key].annotation = entry.file, entry.annotation
 
     for raw in items:
-        item = Path(raw).expanduser()
-        item = item if item.is_absolute() else item.absolute()
+        item = Path(raw).expanduser().absolute()
+        if item.name.endswith(SUFFIX) and item.is_file():
+            add(_entry_from_file(item))
+            continue
+        # The images of a folder are the ones `sasnet count` and the app's file list see.
+        found = collect_inputs([item], absolute=True, empty_ok=True)
+        for problem in found.problems:
+            out.append(Entry(None, None, None, SASNetError(problem.message, problem.path)))
+        for image in found.images:
+            add(_entry(image, project))
         if item.is_dir():
-            images, files, errors = _walk(item)
-            for exc in errors:
-                out.append(Entry(None, None, None, exc))
-            for image in images:
-                add(_entry(image, project))
-            for file in files:
+            for file in _annotation_files(item):
                 if os.path.abspath(file) not in used:
                     add(_entry_from_file(file))
-        elif item.name.endswith(SUFFIX) and item.is_file():
-            add(_entry_from_file(item))
-        elif item.is_file():
-            add(_entry(item, project))
-        else:
-            add(Entry(item, None, None, SASNetError("no such image or folder", item)))
     return out
 
 
@@ -278,7 +263,7 @@ def has_annotations(folder) -> bool:
     """Whether ``folder`` (or a folder below it) holds annotation files, beside its images or in
     their fallback projects."""
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
         if any(name.endswith(SUFFIX) for name in filenames):
             return True
         if (fallback_project_dir(dirpath) / ANNOTATIONS).is_dir():

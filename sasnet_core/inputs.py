@@ -62,11 +62,13 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def collect_inputs(paths, recursive: bool = True, absolute: bool = False) -> Inputs:
+def collect_inputs(paths, recursive: bool = True, absolute: bool = False,
+                   empty_ok: bool = False) -> Inputs:
     """Images, videos and problems from files and folders (see the module docstring).
 
     ``absolute``: return absolute paths (the app's file list), else paths as given (the CLI prints
-    them back as the person typed them).
+    them back as the person typed them). ``empty_ok``: a folder without images or videos is no
+    problem (the annotation store lists folders that may hold only annotation files).
     """
     found = Inputs()
     seen: set[str] = set()
@@ -102,7 +104,7 @@ def collect_inputs(paths, recursive: bool = True, absolute: bool = False) -> Inp
             _walk(p, recursive, files, found.problems, ancestors=set())
             taken = [take(f, f.relative_to(p), explicit=False)
                      for f in sorted(files, key=lambda f: natural_key(f.relative_to(p)))]
-            if not any(taken):
+            if not any(taken) and not empty_ok:
                 what = "a folder, not an image or video file; it" if is_image(p) or is_video(p) else "folder"
                 found.problems.append(Problem(p, f"{what} holds no images or videos"))
         elif stat.S_ISREG(st.st_mode):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.annotation import SUFFIX, Annotation
+from sasnet_core.annotation import Annotation
 from sasnet_core.errors import DatasetLayoutError
 from sasnet_core.formats import read_points
 
@@ -199,16 +199,16 @@ def jhu(root: Path, report: list, max_side: int | None = None, **_) -> list[Samp
 # -- a folder of images with our annotation files ---------------------------------------------------
 def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
                      reviewed_only: bool = False, **_) -> list[Sample]:
-    """Images with a ``.sasnet.json`` beside them or in ``project_dir/annotations`` (unannotated
-    images are skipped). Split from an annotation's ``"split"`` key, else "all"."""
-    from sasnet_core.annotation import find_annotation
-    from sasnet_core.inputs import collect_inputs
+    """The annotated images under ``root``, as the annotation store finds them (beside the image,
+    in ``project_dir``, in annotation files under ``root``); unannotated images are left out and a
+    damaged annotation file is an error naming it. Split from an annotation's ``"split"`` key,
+    else "all"."""
+    from sasnet_core.annotation_store import Project, annotated_images
 
+    project = Project(Path(project_dir), Path(root)) if project_dir is not None else None
     out = []
-    for img in collect_inputs([root]).images:
-        ann = find_annotation(img, project_dir) or (
-            find_annotation(img, root) if project_dir is None else None)
-        if ann is None or (reviewed_only and not ann.reviewed):
+    for img, ann in annotated_images([root], project):
+        if reviewed_only and not ann.reviewed:
             continue
         split = ann.extra.get("split") if isinstance(ann.extra.get("split"), str) else "all"
         out.append(Sample(str(img), ann.points, split, ann.rois, None, ann.reviewed))
@@ -216,4 +216,6 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
 
 
 def has_annotation_files(root: Path) -> bool:
-    return any(root.rglob(f"*{SUFFIX}"))
+    from sasnet_core.annotation_store import has_annotations
+
+    return has_annotations(root)
