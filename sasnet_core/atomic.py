@@ -46,7 +46,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             yield path
         return
     with _naming(path):
-        _ensure_folder(path.parent)
+        ensure_folder(path.parent)
         remove_stale_temp_files(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -77,8 +77,10 @@ def _naming(path: Path) -> Iterator[None]:
         raise type(exc)(exc.errno or errno.EIO, reason, os.fspath(path)) from exc
 
 
-def _ensure_folder(folder: Path) -> None:
-    # mkdir's own error for a file in the way is "File exists", naming the wrong thing.
+def ensure_folder(folder: str | os.PathLike) -> None:
+    """Create ``folder`` and its parents; a file in the way is a NotADirectoryError naming that
+    file (mkdir's own error says "File exists" and names the folder it wanted)."""
+    folder = Path(folder)
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():

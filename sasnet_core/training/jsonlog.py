@@ -15,6 +15,8 @@ import sys
 import time
 from typing import IO, Any
 
+from sasnet_core.atomic import ensure_folder
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float):
@@ -38,14 +40,15 @@ class JsonLog:
     def __init__(self, target: str | os.PathLike | None, enabled: bool = True):
         self._fh: IO[str] | None = None
         self._own = False
+        self._name: str | None = None  # the file, for errors a person can act on (a full disk)
         self.started = False  # a "start" record was written (failures write one first)
         if target is None or not enabled:
             return
         if str(target) == "-":
             self._fh = sys.stdout
         else:
-            path = os.fspath(target)
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            path = self._name = os.fspath(target)
+            ensure_folder(os.path.dirname(os.path.abspath(path)))
             self._fh = open(path, "a", encoding="utf-8")  # append: a resumed run continues its log
             self._own = True
 
@@ -55,22 +58,33 @@ class JsonLog:
         if self._fh is None:
             return
         record = {"event": event, "time": round(time.time(), 3), **fields}
-        self._fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            if exc.filename is not None or self._name is None:
+                raise
+            raise type(exc)(exc.errno, exc.strerror, self._name) from None
 
     def fail(self, exc: BaseException, config: dict | None = None) -> None:
         """Close the stream of a run that failed: start (if not written yet), error, end."""
-        if not self.started:
-            self.write("start", config=config or {})
-        killed = isinstance(exc, KeyboardInterrupt)
-        if not killed:
-            self.write("error", message=str(exc), type=type(exc).__name__)
-        self.write("end", status="killed" if killed else "failed", message=str(exc))
+        try:
+            if not self.started:
+                self.write("start", config=config or {})
+            killed = isinstance(exc, KeyboardInterrupt)
+            if not killed:
+                self.write("error", message=str(exc), type=type(exc).__name__)
+            self.write("end", status="killed" if killed else "failed", message=str(exc))
+        except OSError:
+            pass  # the log itself failed (a full disk): the error being reported is the one that counts
 
     def close(self) -> None:
-        if self._own and self._fh is not None:
-            self._fh.close()
-        self._fh = None
+        fh, self._fh = self._fh, None
+        if self._own and fh is not None:
+            try:
+                fh.close()
+            except OSError:
+                pass  # every record was flushed when written; a failed one was reported then
 
     def __enter__(self) -> "JsonLog":
         return self
