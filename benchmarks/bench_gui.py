@@ -1,4 +1,5 @@
-"""GUI responsiveness figures: editing, counting in the background, opening images (run: ``python benchmarks/bench_gui.py``).
+"""GUI responsiveness figures: editing, counting in the background, opening images
+(run: ``python benchmarks/bench_gui.py``).
 
 1. Editing with 5,000 points on a 1024 x 768 image: add, move (a whole drag: previews + commit)
    and delete; each timed from the gesture to the repainted view and updated counts

@@ -176,4 +176,4 @@ def run(args) -> int:
                           "checkpoint": str(result.checkpoint),
                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
                           **{f"val_{k}": v for k, v in result.figures.items()}}))
-    return 0 if result.status in ("completed", "time_limit", "stopped") else 1
+    return 0 if result.status in vocab.RUN_KEPT else 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from sasnet_core.vocab import DEFAULT_TRAINING_PRECISION, TRAINING_PRECISIONS
+
 
 @dataclass
 class TrainConfig:
@@ -52,14 +54,14 @@ class TrainConfig:
     stop_file: str | None = None  # stop after the current step once this file exists
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16
+    precision: str = str(DEFAULT_TRAINING_PRECISION)  # auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16
     workers: int = 2  # data loader processes (0: load in the training process)
 
     def __post_init__(self):
         if self.selection not in ("soft", "hard", "average"):
             raise ValueError(f"selection must be soft, hard or average, got {self.selection!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in TRAINING_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(TRAINING_PRECISIONS)}, got {self.precision!r}")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         for name in ("images_per_step", "crops_per_image", "crop_size", "block_size"):
