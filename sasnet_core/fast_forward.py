@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from sasnet_core.cancel import checkpoint
 from sasnet_core.model import BasicConv2d, SASNet, SASNetOutput
 
 
@@ -41,6 +42,7 @@ def _split_conv(conv: torch.nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tenso
     """conv(cat(parts, 1)) computed part by part (parts may be freed by the caller as we go)."""
     out, start = None, 0
     for i, part in enumerate(parts):
+        checkpoint()  # a full-resolution part can take a second on a large image
         c = part.shape[1]
         w = conv.weight[:, start : start + c]
         start += c
@@ -67,6 +69,7 @@ def _density_head(head, x: torch.Tensor) -> torch.Tensor:
         lambda: x,
     )
     for i, branch in enumerate(branches):
+        checkpoint()
         y = F.conv2d(branch(), w[:, i * c : (i + 1) * c], final.bias if i == 0 else None)
         out = y if out is None else out.add_(y)
     return F.relu_(out)

@@ -6,6 +6,8 @@ the largest concatenations (``fast_forward``); bf16/fp16 run under autocast,
 with the final sums in fp32. On CUDA the same code runs bf16 autocast + channels_last by request.
 Memory stays bounded: images whose activations would not fit the budget are split into
 overlapping tiles (see ``tiling``), so a 4K frame is counted in about 2 GB.
+A cancel bound to the counting thread (``sasnet_core.cancel``) is checked before every convolution
+and every tile, so a stop takes effect within a fraction of a second even inside a large image.
 """
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sasnet_core.cancel import checkpoint
 from sasnet_core.errors import DeviceUnavailableError
 from sasnet_core.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD, SASNet
@@ -93,16 +96,21 @@ class Prediction:
 
     def patch_at(self, x: float, y: float) -> tuple[int, int] | None:
         """(row, col) of the patch under image point (x, y), or None outside the grid."""
-        i = int(np.searchsorted(self.patch_rows, y, side="right")) - 1
-        j = int(np.searchsorted(self.patch_cols, x, side="right")) - 1
-        if 0 <= i < len(self.patch_rows) - 1 and 0 <= j < len(self.patch_cols) - 1:
-            return i, j
-        return None
+        return patch_cell(self.patch_rows, self.patch_cols, x, y)
 
     def patch_count(self, i: int, j: int) -> float:
         r0, r1 = self.patch_rows[i], self.patch_rows[i + 1]
         c0, c1 = self.patch_cols[j], self.patch_cols[j + 1]
         return float(self.density[r0:r1, c0:c1].sum(dtype=np.float64))
+
+
+def patch_cell(patch_rows: np.ndarray, patch_cols: np.ndarray, x: float, y: float) -> tuple[int, int] | None:
+    """(row, col) of the patch cell under image point (x, y), or None outside the grid."""
+    i = int(np.searchsorted(patch_rows, y, side="right")) - 1
+    j = int(np.searchsorted(patch_cols, x, side="right")) - 1
+    if 0 <= i < len(patch_rows) - 1 and 0 <= j < len(patch_cols) - 1:
+        return i, j
+    return None
 
 
 def _patch_edges(n_pixels: int, n_cells: int) -> np.ndarray:
@@ -156,6 +164,7 @@ class Predictor:
         self.model = fold_batchnorm(model, inplace=not copy_model).to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        _add_stop_points(self.model)
         if memory_budget_mb is None:
             memory_budget_mb = min(1024.0, 0.4 * _available_memory_mb(self.device))
         self.memory_budget_mb = memory_budget_mb
@@ -205,6 +214,7 @@ class Predictor:
                 continue
             per_batch = max(1, self.budget_pixels // max(h * w, 1)) if self.tile != 0 else len(idx)
             for s in range(0, len(idx), per_batch):
+                checkpoint()
                 chunk = idx[s : s + per_batch]
                 t0 = time.perf_counter()
                 batch = np.stack([prepared[i][0] for i in chunk])
@@ -218,17 +228,6 @@ class Predictor:
         for r, src in zip(results, sources):
             r.source = src
         return results
-
-    def iter_predict(self, images: Iterable[np.ndarray], batch_size: int = 4):
-        """Yield predictions for a stream (e.g. video frames), batching consecutive images."""
-        buf: list[np.ndarray] = []
-        for im in images:
-            buf.append(im)
-            if len(buf) == batch_size:
-                yield from self.predict_batch(buf)
-                buf = []
-        if buf:
-            yield from self.predict_batch(buf)
 
     # -- internals -----------------------------------------------------------------------------
     def _resize(self, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -273,6 +272,7 @@ class Predictor:
         gh, gw = max(h // k, 1), max(w // k, 1)
         conf = np.zeros((5, gh, gw), np.float32)
         for t in tiles:
+            checkpoint()
             d, lv, c = self._forward(self._to_tensor(image[None, t.y0 : t.y1, t.x0 : t.x1]))
             ys, xs = slice(t.cy0 - t.y0, t.cy1 - t.y0), slice(t.cx0 - t.x0, t.cx1 - t.x0)
             density[t.cy0 : t.cy1, t.cx0 : t.cx1] = d[0, 0, ys, xs].numpy()
@@ -312,6 +312,19 @@ class Predictor:
             patch_rows=_patch_edges(H, gh), patch_cols=_patch_edges(W, gw),
             image_size=(W, H), scale=scale, tiles=tiles, elapsed_s=elapsed,
         )
+
+
+def _stop_point(module, args) -> None:
+    checkpoint()
+
+
+def _add_stop_points(model: torch.nn.Module) -> None:
+    """A cancellation check before every convolution (the steps that take time); at most one per
+    module, however many predictors share the model."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and not getattr(module, "_sasnet_stop_point", False):
+            module.register_forward_pre_hook(_stop_point)
+            module._sasnet_stop_point = True
 
 
 def _resize_mass(density: np.ndarray, width: int, height: int) -> np.ndarray:

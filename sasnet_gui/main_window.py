@@ -642,7 +642,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, ev) -> None:
         self.document.flush()  # the last edits reach the disk before anything else
-        self.counter.cancel()
+        self.counter.shutdown()  # stops the image being counted; waits about a second at most
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/state", self.saveState())
         self.settings.set_group("overlays", self.overlays.state())

@@ -104,7 +104,7 @@ def test_count_every_nth_frame_plot_seek_and_csv(qtbot, studio_home, tmp_path, v
         assert panel.is_counting() and panel.cancel_button.isEnabled()
     assert finished.args == ["completed"]
     records = panel.counts()
-    assert [r.index for r in records] == list(range(0, FRAMES, 3))
+    assert [r.frame for r in records] == list(range(0, FRAMES, 3))
     assert all(r.count is not None and r.count >= 0 and r.error is None for r in records)
     assert records[1].time_s == pytest.approx(0.3)
     assert progress[-1] == (7, 7)
@@ -123,7 +123,7 @@ def test_count_every_nth_frame_plot_seek_and_csv(qtbot, studio_home, tmp_path, v
     out = panel.export_counts_csv(tmp_path / "counts.csv")
     rows = list(csv.DictReader(open(out, newline="")))
     assert list(rows[0]) == ["frame", "time_s", "count", "error"]
-    assert [int(r["frame"]) for r in rows] == [r.index for r in records]
+    assert [int(r["frame"]) for r in rows] == [r.frame for r in records]
     assert float(rows[2]["count"]) == pytest.approx(records[2].count, abs=1e-3)
     assert float(rows[2]["time_s"]) == pytest.approx(0.6)
     assert all(r["error"] == "" for r in rows)
@@ -141,7 +141,7 @@ def test_cancel_a_count_midway(qtbot, studio_home, video):
     assert finished.args == ["cancelled"]
     n = len(panel.counts())
     assert 2 <= n < FRAMES
-    assert [r.count for r in panel.counts()] == [r.index for r in panel.counts()]  # bar / 4 == i
+    assert [r.count for r in panel.counts()] == [r.frame for r in panel.counts()]  # bar / 4 == i
     assert panel.count_button.isEnabled() and not panel.cancel_button.isEnabled()
     assert "Cancelled" in panel.status.text()
 

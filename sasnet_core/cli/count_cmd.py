@@ -66,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.counting import count_stream
     from sasnet_core.inference import Predictor
     from sasnet_core.inputs import collect_inputs
     from sasnet_core.progress import Progress
@@ -87,31 +87,30 @@ def run(args) -> int:
     )
     failures = len(problems)
     bar = Progress(total=len(images), desc="images", enabled=False if args.no_progress else None, unit="img")
-    for start in range(0, len(images), max(1, args.batch_size)):
-        chunk = images[start : start + args.batch_size]
-        arrays, ok_paths = [], []
-        from sasnet_core.imageio import read_image
-
-        for path in chunk:
-            try:
-                arrays.append(read_image(path))
-                ok_paths.append(path)
-            except SASNetError as exc:
-                failures += 1
-                out.error(path, exc.detail)
-        for path, pred in zip(ok_paths, predictor.predict_batch(arrays) if arrays else []):
-            out.result(path, pred)
-        bar.update(len(chunk))
+    for path, result in zip(images, count_stream(predictor, images, **_what_to_keep(args))):
+        if result.skipped:
+            failures += 1
+            out.error(path, result.error)
+        else:
+            out.result(path, result)
+        bar.update(1)
     bar.close()
     for video in videos:
         failures += _count_video(video, predictor, args, out)
     return 1 if failures or out.skipped else 0
 
 
+def _what_to_keep(args) -> dict:
+    """Engine options: batch size, and only the maps the output files need."""
+    return dict(batch_size=max(1, args.batch_size), display_side=None,
+                maps=bool(args.save_density), heads=bool(args.save_points))
+
+
 def _count_video(path: Path, predictor, args, out: "_Output") -> int:
+    from sasnet_core.counting import count_stream, video_frames
     from sasnet_core.errors import SASNetError
     from sasnet_core.progress import Progress
-    from sasnet_core.video import frame_indices, iter_frames, open_video
+    from sasnet_core.video import frame_indices, open_video
 
     try:
         info = open_video(path)
@@ -120,25 +119,15 @@ def _count_video(path: Path, predictor, args, out: "_Output") -> int:
         out.error(path, exc.detail)
         return 1
     bar = Progress(total=total or None, desc=path.name, enabled=False if args.no_progress else None, unit="frame")
-    failures, batch = 0, []
-
-    def flush():
-        for rec, pred in zip(batch, predictor.predict_batch([r.image for r in batch])):
-            out.result(path, pred, frame=rec.index, time_s=rec.time_s)
-        bar.update(len(batch))
-        batch.clear()
-
-    for rec in iter_frames(path, every_n=args.every, time_step=args.time_step):
-        if rec.image is None:
+    failures = 0
+    frames = video_frames(path, every_n=args.every, time_step=args.time_step)
+    for result in count_stream(predictor, frames, **_what_to_keep(args)):
+        if result.skipped:
             failures += 1
-            out.error(path, rec.error, frame=rec.index, time_s=rec.time_s)
-            bar.update(1)
-            continue
-        batch.append(rec)
-        if len(batch) >= max(1, args.batch_size):
-            flush()
-    if batch:
-        flush()
+            out.error(path, result.error, frame=result.frame, time_s=result.time_s)
+        else:
+            out.result(path, result, frame=result.frame, time_s=result.time_s)
+        bar.update(1)
     bar.close()
     return failures
 

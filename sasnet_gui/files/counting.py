@@ -1,116 +1,23 @@
-"""Background counting: a queue of image paths and one worker thread that predicts them in turn.
+"""Background counting of the file list: a queue of image paths that one worker thread feeds to
+the counting engine (``sasnet_core.counting.count_stream``).
 
-The worker (superqt ``thread_worker`` generator) reads the image, runs the predictor and shrinks
-the prediction to what the GUI shows (``CountResult``) before yielding it, so the main thread only
-receives small arrays: a density map at most ``DISPLAY_SIDE`` pixels on its long side, the patch
-grid and the estimated heads. Cancel stops at the next image boundary (the generator's yield).
+The worker keeps only what the window shows (a density map at most ``DISPLAY_SIDE`` pixels on its
+long side, the patch grid and the estimated heads), so the GUI thread receives small arrays.
+Stop and quit take effect within a second, also in the middle of a large image: the engine checks
+the queue's cancel token before every convolution. Results cross to the GUI thread as queued
+signals; once the window is gone, a late result is dropped instead of raising.
 """
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
-from dataclasses import dataclass
 
-import cv2
-import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
-DISPLAY_SIDE = 512
+from sasnet_core.cancel import CancelToken
+from sasnet_core.counting import DISPLAY_SIDE, CountResult, count_stream, describe_failure, summarize  # noqa: F401
 
-
-@dataclass
-class CountResult:
-    """What the window keeps of one prediction (the full maps are too big to keep per file)."""
-
-    path: str
-    count: float
-    density: np.ndarray  # (h', w') float32 people per display pixel; sums to ``count``
-    confidence: np.ndarray  # (5, gh, gw) float32 selection weights P1..P5
-    patch_rows: np.ndarray  # (gh + 1,) edges in image pixels
-    patch_cols: np.ndarray  # (gw + 1,)
-    image_size: tuple[int, int]  # (width, height)
-    heads: np.ndarray  # (N, 2) estimated head points
-    elapsed_s: float = 0.0
-
-    @property
-    def level_map(self) -> np.ndarray:
-        """(gh, gw) uint8 selected level 1..5."""
-        return (self.confidence.argmax(0) + 1).astype(np.uint8)
-
-    def patch_at(self, x: float, y: float):
-        i = int(np.searchsorted(self.patch_rows, y, side="right")) - 1
-        j = int(np.searchsorted(self.patch_cols, x, side="right")) - 1
-        if 0 <= i < len(self.patch_rows) - 1 and 0 <= j < len(self.patch_cols) - 1:
-            return i, j
-        return None
-
-    def levels_of(self, points: np.ndarray) -> np.ndarray:
-        """(N,) uint8 level 1..5 of the patch under each point (0 off the grid)."""
-        if len(points) == 0:
-            return np.zeros(0, np.uint8)
-        i = np.searchsorted(self.patch_rows, points[:, 1], side="right") - 1
-        j = np.searchsorted(self.patch_cols, points[:, 0], side="right") - 1
-        ok = (i >= 0) & (i < len(self.patch_rows) - 1) & (j >= 0) & (j < len(self.patch_cols) - 1)
-        out = np.zeros(len(points), np.uint8)
-        out[ok] = self.level_map[i[ok], j[ok]]
-        return out
-
-    def patch_count(self, i: int, j: int) -> float:
-        """People in patch (i, j), from the display density (mass-preserving, so close enough)."""
-        sy = self.density.shape[0] / self.image_size[1]
-        sx = self.density.shape[1] / self.image_size[0]
-        r0, r1 = int(round(self.patch_rows[i] * sy)), int(round(self.patch_rows[i + 1] * sy))
-        c0, c1 = int(round(self.patch_cols[j] * sx)), int(round(self.patch_cols[j + 1] * sx))
-        return float(self.density[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)].sum(dtype=np.float64))
-
-    def count_in_mask(self, mask_fn) -> float:
-        """Model count inside a region: ``mask_fn(shape, scale_x, scale_y)`` gives the display mask."""
-        sx = self.density.shape[1] / self.image_size[0]
-        sy = self.density.shape[0] / self.image_size[1]
-        return float(self.density[mask_fn(self.density.shape, sx, sy)].sum(dtype=np.float64))
-
-
-def summarize(prediction, path: str = "", display_side: int = DISPLAY_SIDE) -> CountResult:
-    """Shrink a ``Prediction`` to a ``CountResult`` (runs in the worker thread)."""
-    dens = prediction.density
-    h, w = dens.shape
-    s = min(1.0, display_side / max(h, w))
-    if s < 1.0:
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        small = cv2.resize(dens, size, interpolation=cv2.INTER_AREA)
-        total, got = float(dens.sum(dtype=np.float64)), float(small.sum(dtype=np.float64))
-        if got > 0:
-            small *= total / got  # INTER_AREA averages; rescale so the mass (the count) is kept
-    else:
-        small = dens.copy()
-    return CountResult(
-        path=path, count=float(prediction.count), density=np.ascontiguousarray(small, np.float32),
-        confidence=np.asarray(prediction.confidence, np.float32), patch_rows=prediction.patch_rows.copy(),
-        patch_cols=prediction.patch_cols.copy(), image_size=tuple(prediction.image_size),
-        heads=np.asarray(prediction.heads, np.float64), elapsed_s=float(prediction.elapsed_s),
-    )
-
-
-def _count_worker(queue: "CountingQueue", predictor):
-    from sasnet_core.errors import SASNetError
-    from sasnet_core.imageio import read_image
-
-    while True:
-        path = queue._pop()
-        if path is None:
-            return
-        yield ("started", path, None)
-        t0 = time.perf_counter()
-        try:
-            pred = predictor.predict(read_image(path))
-            result = summarize(pred, path)
-            result.elapsed_s = time.perf_counter() - t0
-            yield ("done", path, result)
-        except SASNetError as exc:
-            yield ("failed", path, exc.detail)
-        except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory on a huge image
-            yield ("failed", path, f"{type(exc).__name__}: {exc}")
+QUIT_WAIT_S = 1.0  # how long closing the window waits for the worker to reach a checkpoint
 
 
 class CountingQueue(QObject):
@@ -119,25 +26,41 @@ class CountingQueue(QObject):
     started = Signal(str)
     counted = Signal(str, object)  # path, CountResult
     failed = Signal(str, str)  # path, message
-    idle = Signal()  # the queue ran dry or was cancelled
+    stopped = Signal()  # a stop (``cancel``) took effect: the worker has ended; ``idle`` follows
+    idle = Signal()  # the queue ran dry or was stopped
     progress = Signal(int, int)  # done, total since the queue was last idle
+    _report = Signal(object, str, str, object)  # from the worker: token, kind, path, payload
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._predictor = None
         self._pending: deque[str] = deque()
         self._lock = threading.Lock()
-        self._worker = None
+        self._thread: threading.Thread | None = None
+        self._token: CancelToken | None = None
+        self._in_flight: str | None = None
+        self._stop_requested = False
+        self._closed = False
         self._done = 0
         self._total = 0
+        self._report.connect(self._on_report)
+        app = QCoreApplication.instance()
+        if app is not None:  # QApplication.quit() without closing the window stops counting too
+            app.aboutToQuit.connect(self.shutdown)
 
     def set_predictor(self, predictor) -> None:
-        """A new model: what is queued is counted with it (the running image finishes first)."""
+        """A new model: what is queued is counted with it; the image being counted is stopped
+        at once and counted again with the new model."""
         self._predictor = predictor
         if predictor is None:
             self.cancel()
-        else:
-            self._ensure_running()
+            return
+        with self._lock:
+            if self._token is not None and not self._token.cancelled:
+                if self._in_flight is not None and self._in_flight not in self._pending:
+                    self._pending.appendleft(self._in_flight)
+                self._token.cancel()
+        self._ensure_running()
 
     def predictor(self):
         return self._predictor
@@ -162,59 +85,107 @@ class CountingQueue(QObject):
             return list(self._pending)
 
     def is_running(self) -> bool:
-        return self._worker is not None
+        return self._thread is not None
 
     def cancel(self) -> None:
-        """Drop what is queued and stop after the image being counted."""
+        """Drop what is queued and stop the image being counted (within about a second)."""
         with self._lock:
             self._pending.clear()
-        if self._worker is not None:
-            self._worker.quit()
+            if self._token is not None and not self._token.cancelled:
+                self._token.cancel()
+                self._stop_requested = True
 
-    def _pop(self) -> str | None:
-        with self._lock:
-            return self._pending.popleft() if self._pending else None
+    def shutdown(self, timeout_s: float = QUIT_WAIT_S) -> None:
+        """Stop for good (the window closes): cancel, wait up to ``timeout_s`` for the worker,
+        and start nothing afterwards."""
+        self._closed = True
+        self.cancel()
+        self.wait_idle(timeout_s)
 
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Block until the worker thread has ended; False if it is still running after the wait."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+            return not thread.is_alive()
+        return True
+
+    # -- the worker ------------------------------------------------------------------------------
     def _ensure_running(self) -> None:
-        if self._worker is not None or self._predictor is None:
+        if self._thread is not None or self._predictor is None or self._closed:
             return
         with self._lock:
             if not self._pending:
                 return
-        from superqt.utils import thread_worker
+            self._token = token = CancelToken()
+        self._thread = threading.Thread(target=self._work, args=(self._predictor, token),
+                                        name="sasnet-counting")
+        self._thread.start()
 
-        worker = thread_worker(_count_worker, start_thread=False)(self, self._predictor)
-        worker.yielded.connect(self._on_yielded)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
+    def _pop(self, token: CancelToken) -> str | None:
+        # Under the lock with the cancel check, so a path is never taken by a worker being stopped.
+        with self._lock:
+            self._in_flight = None if token.cancelled or not self._pending else self._pending.popleft()
+            return self._in_flight
 
-    def _on_yielded(self, item) -> None:
-        kind, path, payload = item
-        if kind == "started":
-            self.started.emit(path)
+    def _work(self, predictor, token: CancelToken) -> None:
+        # Not a daemon thread: at exit Python waits for it (it is past a checkpoint within a second)
+        # rather than freezing it inside a torch call, which can abort the process.
+        def pull():
+            while (path := self._pop(token)) is not None:
+                self._send(token, "started", path, None)
+                yield path
+
+        try:
+            while not token.cancelled:
+                try:
+                    for r in count_stream(predictor, pull(), batch_size=1, cancel=token,
+                                          display_side=DISPLAY_SIDE, heads=True, spare_core=True):
+                        self._send(token, "failed" if r.skipped else "done", r.path, r.error if r.skipped else r)
+                    break  # the queue ran dry, or a stop ended the stream
+                except Exception as exc:  # noqa: BLE001 - reported for the image being counted; the rest go on
+                    path = self._in_flight
+                    if path is not None:
+                        self._send(token, "failed", path, f"{type(exc).__name__}: {describe_failure(exc)}")
+        finally:
+            with self._lock:
+                self._in_flight = None
+            self._send(token, "end", "", None)
+
+    def _send(self, token, kind: str, path: str, payload) -> None:
+        try:
+            self._report.emit(token, kind, path, payload)
+        except RuntimeError:  # the queue was deleted with its window: nobody is listening
+            pass
+
+    def _on_report(self, token, kind: str, path: str, payload) -> None:
+        if token is not self._token:
             return
-        self._done += 1
-        if kind == "done":
-            self.counted.emit(path, payload)
+        if kind == "end":
+            self._finished()
+        elif token.cancelled:
+            return  # stopped, or counted with a model that was replaced since: not shown
+        elif kind == "started":
+            self.started.emit(path)
         else:
-            self.failed.emit(path, payload)
-        self.progress.emit(self._done, self._total)
+            self._done += 1
+            if kind == "done":
+                self.counted.emit(path, payload)
+            else:
+                self.failed.emit(path, payload)
+            self.progress.emit(self._done, self._total)
 
-    def _on_finished(self) -> None:
-        self._worker = None
+    def _finished(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()  # it sent its last word: only returning is left
+        stopped, self._stop_requested = self._stop_requested, False
         with self._lock:
             more = bool(self._pending)
-        if more and self._predictor is not None:  # queued after the worker saw an empty queue
+        if more and self._predictor is not None and not self._closed:  # a new model, or queued late
             self._ensure_running()
             return
         self._done = self._total = 0
+        if stopped:
+            self.stopped.emit()
         self.idle.emit()
-
-    def wait_idle(self, timeout_s: float = 30.0) -> None:
-        """Block until the worker is gone (used when the window closes)."""
-        if self._worker is not None:
-            self._worker.quit()
-            from PySide6.QtCore import QThreadPool
-
-            QThreadPool.globalInstance().waitForDone(int(timeout_s * 1000))

@@ -1,11 +1,11 @@
 """Count every Nth frame of a video (worker generator), export counts, store a frame for annotation.
 
-These functions hold no Qt: the panel runs ``count_video`` with superqt's ``thread_worker`` (each
-``yield`` is where a cancel takes effect) and ``store_frame`` with ``create_worker``.
+These functions hold no Qt: the panel runs ``count_video`` with superqt's ``thread_worker`` and
+``store_frame`` with ``create_worker``. Counting is the core engine's (``count_stream``); a stop
+sets the ``CancelToken`` given to ``count_video`` and takes effect within a second, inside a frame.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -18,19 +18,13 @@ import numpy as np
 from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
 from sasnet_core.annotation_store import annotation_file_for, find_annotation_file
 from sasnet_core.atomic import atomic_write_text
+from sasnet_core.cancel import CancelToken
+from sasnet_core.counting import CountResult, count_stream, describe_failure, leave_a_core_free, video_frames
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import write_image
-from sasnet_core.video import iter_frames, open_video, frame_indices
+from sasnet_core.video import frame_indices, open_video
 
 CSV_COLUMNS = ("frame", "time_s", "count", "error")
-
-
-@dataclass(frozen=True)
-class CountRecord:
-    index: int
-    time_s: float
-    count: float | None  # None: the frame was skipped (``error`` says why)
-    error: str | None = None
 
 
 class WorkerFailure(Exception):
@@ -42,85 +36,44 @@ class WorkerFailure(Exception):
     """
 
 
-@contextlib.contextmanager
-def leave_a_core_free(predictor):
-    """On the CPU, run this thread's torch ops on all cores but one, so the GUI thread always
-    finds a core (with every core busy, its 10 ms timer was measured up to 170 ms late).
-
-    ``torch.set_num_threads`` is per thread with the OpenMP backend, and pool threads are
-    reused, so the old value is put back.
-    """
-    device = getattr(getattr(predictor, "device", None), "type", None)
-    cores = os.cpu_count() or 1
-    if device != "cpu" or cores < 2:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, cores - 1)))
+def count_video(predictor, path: str | os.PathLike, every_n: int = 1, batch_size: int = 1,
+                cancel: CancelToken | None = None) -> Iterator[tuple[int, int, list[CountResult]]]:
+    """Yield (done, total, new results) after each batch of frames: every ``every_n``-th frame.
+    A skipped frame is a result with ``count`` None and ``error`` saying why."""
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def count_video(predictor, path: str | os.PathLike, every_n: int = 1, batch_size: int = 1
-                ) -> Iterator[tuple[int, int, list[CountRecord]]]:
-    """Yield (done, total, new records) after each batch of frames: every ``every_n``-th frame."""
-    with leave_a_core_free(predictor):
-        yield from _count_video(predictor, path, every_n, batch_size)
-
-
-def _count_video(predictor, path, every_n: int, batch_size: int):
-    try:
-        info = open_video(path)
-        total = len(frame_indices(info, every_n=every_n))
-        done, batch = 0, []
+        total = len(frame_indices(open_video(path), every_n=every_n))
         yield 0, total, []
-        for rec in iter_frames(path, every_n=every_n):
-            if rec.image is None:
-                out = [CountRecord(rec.index, rec.time_s, None, rec.error)]
-            else:
-                batch.append(rec)
-                if len(batch) < batch_size:
-                    continue
-                out = _predict(predictor, batch)
-                batch = []
+        done, out = 0, []
+        frames = video_frames(path, every_n=every_n)
+        for r in count_stream(predictor, frames, batch_size=batch_size, cancel=cancel, maps=False,
+                              spare_core=True):
+            out.append(r)
+            if r.skipped or len(out) >= batch_size:  # a batch's results arrive together
+                done += len(out)
+                yield done, total, out
+                out = []
+        if out:
             done += len(out)
             yield done, total, out
-        if batch:
-            out = _predict(predictor, batch)
-            yield done + len(out), total, out
+        if cancel is not None and cancel.cancelled:
+            yield done, total, []  # the runner notices a stop at a yield (superqt emits ``aborted`` there)
     except SASNetError:
         raise
     except Exception as exc:  # noqa: BLE001 - named for the person, see WorkerFailure
-        raise WorkerFailure(f"{path}: counting failed: {_describe(exc)}") from exc
+        raise WorkerFailure(f"{path}: counting failed: {describe_failure(exc)}") from exc
 
 
-def _predict(predictor, records) -> list[CountRecord]:
-    preds = predictor.predict_batch([r.image for r in records])
-    return [CountRecord(r.index, r.time_s, float(p.count)) for r, p in zip(records, preds)]
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
-        return f"out of memory ({text}); try a smaller precision (bf16) or the CPU"
-    return text
-
-
-def counts_csv_text(records: list[CountRecord]) -> str:
+def counts_csv_text(records: list[CountResult]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for r in sorted(records, key=lambda r: r.index):
-        writer.writerow([r.index, f"{r.time_s:.3f}", "" if r.count is None else f"{r.count:.3f}",
+    for r in sorted(records, key=lambda r: r.frame):
+        writer.writerow([r.frame, f"{r.time_s:.3f}", "" if r.count is None else f"{r.count:.3f}",
                          r.error or ""])
     return buf.getvalue()
 
 
-def write_counts_csv(path: str | os.PathLike, records: list[CountRecord]) -> Path:
+def write_counts_csv(path: str | os.PathLike, records: list[CountResult]) -> Path:
     path = Path(path)
     atomic_write_text(path, counts_csv_text(records))
     return path
@@ -160,7 +113,7 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
     except SASNetError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise WorkerFailure(f"{video}: frame {index}: the model failed: {_describe(exc)}") from exc
+        raise WorkerFailure(f"{video}: frame {index}: the model failed: {describe_failure(exc)}") from exc
     try:
         image.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -32,13 +32,14 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
+from sasnet_core.cancel import CancelToken
+from sasnet_core.counting import CountResult
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import VIDEO_SUFFIXES
 from sasnet_core.video import VideoInfo, open_video
 from sasnet_gui import errors
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.video.counting import (
-    CountRecord,
     count_video,
     default_frames_folder,
     store_frame,
@@ -77,7 +78,7 @@ class CountPlot(pg.PlotWidget):
         item.addItem(self.empty_text, ignoreBounds=True)
         self.scene().sigMouseClicked.connect(self._clicked)
 
-    def set_records(self, records: list[CountRecord], x_of, span: float = 1.0) -> None:
+    def set_records(self, records: list[CountResult], x_of, span: float = 1.0) -> None:
         """Show ``records``; the time axis always spans the whole video (0 to ``span``)."""
         ok = [r for r in records if r.count is not None]
         bad = [r for r in records if r.count is None]
@@ -110,7 +111,7 @@ class VideoPanel(QWidget):
         self.controller = controller
         self.info: VideoInfo | None = None
         self._reader: FrameReader | None = None
-        self._records: dict[int, CountRecord] = {}
+        self._records: dict[int, CountResult] = {}
         self._shown: tuple[int, np.ndarray] | None = None  # (index, rgb) on screen
         self._wanted = 0  # frame the slider asks for
         self._in_flight = False
@@ -257,7 +258,7 @@ class VideoPanel(QWidget):
 
     def close_video(self) -> None:
         if self._count_worker is not None:
-            self._count_worker.quit()
+            self._stop_count_worker()
             self._count_worker = None
             self.countFinished.emit("cancelled")
         self.play_button.setChecked(False)
@@ -380,9 +381,11 @@ class VideoPanel(QWidget):
         n = self.every_spin.value()
         self._records = {}
         self._redraw_plot()
-        batch = 1 if predictor.device.type == "cpu" else 4  # a cancel waits for one batch at most
-        worker = create_worker(count_video, predictor, self.info.path, n, batch,
+        batch = 1 if predictor.device.type == "cpu" else 4  # on the CPU the plot grows frame by frame
+        token = CancelToken()  # a stop takes effect inside a frame, not only between batches
+        worker = create_worker(count_video, predictor, self.info.path, n, batch, cancel=token,
                                _start_thread=False, _ignore_errors=True)
+        worker.cancel_token = token
         # Every handler checks the worker is still ours: a closed video's late results are dropped.
         worker.yielded.connect(lambda item: self._counted(worker, item))
         worker.returned.connect(lambda _r: self._count_done(worker, "completed"))
@@ -396,16 +399,20 @@ class VideoPanel(QWidget):
 
     def cancel_count(self) -> None:
         if self._count_worker is not None:
-            self._count_worker.quit()
+            self._stop_count_worker()
             self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling after the current frame…")
+            self.status.setText("Stopping…")
+
+    def _stop_count_worker(self) -> None:
+        self._count_worker.cancel_token.cancel()
+        self._count_worker.quit()
 
     def _counted(self, worker, item) -> None:
         if worker is not self._count_worker:
             return
         done, total, records = item
         for r in records:
-            self._records[r.index] = r
+            self._records[r.frame] = r
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat("%v / %m frames")
@@ -437,11 +444,11 @@ class VideoPanel(QWidget):
         self._error("Counting failed", str(exc))
         self.countFinished.emit("failed")
 
-    def counts(self) -> list[CountRecord]:
+    def counts(self) -> list[CountResult]:
         return [self._records[i] for i in sorted(self._records)]
 
     def _x(self, index_or_record) -> float:
-        index = index_or_record.index if isinstance(index_or_record, CountRecord) else index_or_record
+        index = index_or_record.frame if isinstance(index_or_record, CountResult) else index_or_record
         if self.info is not None and self.info.fps > 0:
             return index / self.info.fps
         return float(index)
