@@ -53,7 +53,8 @@ def make_blob_dataset(folder: str | Path, n_images: int = 6, size: tuple[int, in
             cv2.imwrite(str(path), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
             _write_shanghaitech_mat(gt_dir / f"GT_IMG_{i}.mat", pts + 1.0)
         elif layout == "annotations":
-            from sasnet_core.annotation import Annotation, save_annotation
+            from sasnet_core.annotation import Annotation
+            from sasnet_core.annotation_store import write_annotation
 
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"IMG_{i}.png"
@@ -61,7 +62,7 @@ def make_blob_dataset(folder: str | Path, n_images: int = 6, size: tuple[int, in
             rev = reviewed[i - 1] if isinstance(reviewed, list) else reviewed
             ann = Annotation(image_path=str(path), image_size=(size[1], size[0]), points=pts,
                              reviewed=bool(rev))
-            save_annotation(ann, path.with_name(path.name + ".sasnet.json"))
+            write_annotation(ann)
         else:
             raise ValueError(f"unknown layout {layout!r}")
         paths.append(path)
