@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sasnet_core.errors import WeightsUnavailableError
+from sasnet_core.errors import SettingsError, WeightsUnavailableError
 
 # torchvision vgg16_bn.features index ranges of the five stages (the release slices the same way).
 _STAGES = ((0, 6), (6, 13), (13, 23), (23, 33), (33, 43))
@@ -58,14 +58,27 @@ def encoder_state_from_vgg(vgg_state: dict) -> dict:
 def load_imagenet_encoder(model: torch.nn.Module, path: str | os.PathLike | None = "imagenet") -> None:
     file = find_imagenet_weights(path)
     if model.config.width_mult != 1.0:
-        raise ValueError("ImageNet weights fit only the full-width model (width_mult=1.0)")
+        raise SettingsError("ImageNet encoder weights fit only the full-width model (width_mult=1.0); "
+                            "use --encoder-weights none for a narrower one", file)
     try:
         vgg = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's file problem
-        raise WeightsUnavailableError(f"cannot read ImageNet weights ({exc})", file) from None
-    state = encoder_state_from_vgg(vgg)
+    except Exception:  # noqa: BLE001 - any unreadable file is the user's file problem
+        # torch's own text is long and sometimes a bare number; one sentence says what matters.
+        raise WeightsUnavailableError("cannot read ImageNet encoder weights: not a PyTorch weights file "
+                                      "that loads safely (damaged, incomplete or another kind of file)", file) from None
+    if not isinstance(vgg, dict):
+        raise WeightsUnavailableError("not torchvision VGG16-bn weights: holds no state dict", file)
+    state = encoder_state_from_vgg({k: v for k, v in vgg.items() if isinstance(k, str) and isinstance(v, torch.Tensor)})
     expected = {k for k in model.state_dict() if k.startswith("features")}
     missing = sorted(expected - set(state))
     if missing:
         raise WeightsUnavailableError(f"not torchvision VGG16-bn weights: missing {missing[:3]}", file)
-    model.load_state_dict(state, strict=False)
+    ours = model.state_dict()
+    wrong = [k for k in sorted(expected) if state[k].shape != ours[k].shape]
+    if wrong:
+        raise WeightsUnavailableError(f"not torchvision VGG16-bn weights: {wrong[0]} has shape "
+                                      f"{tuple(state[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}", file)
+    bad = [k for k in sorted(expected) if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+    if bad:
+        raise WeightsUnavailableError(f"tensor {bad[0]} holds NaN or infinite values", file)
+    model.load_state_dict({k: state[k] for k in expected}, strict=False)

@@ -39,6 +39,11 @@ def _data(kind: str):
     return make
 
 
+def _text(path):
+    path.write_text("hello world")
+    return path
+
+
 def _completed(ctx, result) -> None:
     from sasnet_core.checkpoint import load_model
 
@@ -74,6 +79,12 @@ CASES = [
                                              if a not in ("--encoder-weights", "none")], ["'ghost'"]), REFUSED),
     Case("encoder-weights-missing-file",
          lambda ctx: (_train(ctx, "--encoder-weights", ctx.tmp / "vgg.pth"), [str(ctx.tmp / "vgg.pth")]), REFUSED),
+    Case("encoder-weights-not-a-weights-file",
+         lambda ctx: (_train(ctx, "--encoder-weights", _text(ctx.tmp / "vgg.pth"), "--width-mult", "1"),
+                      [str(ctx.tmp / "vgg.pth")]), REFUSED),
+    Case("encoder-weights-for-a-narrow-model",
+         lambda ctx: (_train(ctx, "--encoder-weights", _text(ctx.tmp / "vgg.pth")), [str(ctx.tmp / "vgg.pth"),
+                                                                                      "width"]), REFUSED),
     Case("valid-one-step-run", lambda ctx: (_train(ctx), []), ACCEPTED, check=_completed),
     Case("valid-from-a-checkpoint", lambda ctx: ([a for a in _train(ctx, "--init", ctx.weights)
                                                   if a not in ("--encoder-weights", "none")], []), ACCEPTED,
