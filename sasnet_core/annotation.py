@@ -234,17 +234,19 @@ def _read_xy_list(value, path, name: str) -> np.ndarray:
     return arr
 
 
-def _nests_too_deeply(value) -> bool:
-    """Whether lists and objects nest more than ``MAX_NESTING`` levels (iterative: a value nested
-    deeper than Python's recursion limit is answered, not crashed on)."""
+def _check_kept_value(value, path, key: str) -> None:
+    """An unknown key's value is written back as it is: refuse what would make the file damaged
+    or not JSON then (nesting deeper than ``MAX_NESTING``, NaN or infinite numbers). Iterative, so
+    a value nested deeper than Python's recursion limit is answered, not crashed on."""
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, float) and not np.isfinite(item):
+            _fail(path, f"field '{key}' holds {item}, which JSON cannot write")
         if isinstance(item, (list, dict)):
             if depth == MAX_NESTING:
-                return True
+                _fail(path, f"field '{key}' nests lists or objects more than {MAX_NESTING} levels deep")
             stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return False
 
 
 def _read_image_size(size, path):
@@ -307,8 +309,7 @@ def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
         _fail(path, f"field 'reviewed' must be true or false, got {_short(reviewed)}")
     extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
     for key, value in extra.items():
-        if _nests_too_deeply(value):
-            _fail(path, f"field '{key}' nests lists or objects more than {MAX_NESTING} levels deep")
+        _check_kept_value(value, path, key)
     return Annotation(image, size, points, sources, rois, reviewed, extra)
 
 
@@ -350,13 +351,20 @@ def annotation_to_dict(ann: Annotation, relative_to=None) -> dict:
     return data
 
 
-def _check_finite(ann: Annotation, path) -> None:
+def _check_savable(ann: Annotation, path) -> None:
+    """Refuse to write what ``load_annotation`` would refuse to read."""
     for name, arr in [("points", ann.points)] + [(f"rois[{i}]", r) for i, r in enumerate(ann.rois)]:
         if not np.isfinite(arr).all():
             raise AnnotationFormatError(f"refusing to save: field '{name}' holds NaN or infinity", path)
         if arr.size and np.abs(arr).max() > MAX_COORDINATE:
             raise AnnotationFormatError(
                 f"refusing to save: field '{name}' holds a coordinate beyond {MAX_COORDINATE:.0e}", path)
+    for key, value in ann.extra.items():
+        if key not in _KNOWN_KEYS:
+            try:
+                _check_kept_value(value, path, key)
+            except AnnotationFormatError as exc:
+                raise AnnotationFormatError(f"refusing to save: {exc.detail}", path) from None
     for i, roi in enumerate(ann.rois):  # load_annotation refuses these: never write them
         if len(roi) < 3:
             raise AnnotationFormatError(
@@ -366,8 +374,9 @@ def _check_finite(ann: Annotation, path) -> None:
 def save_annotation(ann: Annotation, path) -> Path:
     """Write atomically: a temp file in the same folder, flushed and fsynced, then os.replace."""
     path = Path(path)
-    _check_finite(ann, path)
+    _check_savable(ann, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(annotation_to_dict(ann, relative_to=path.parent), separators=(",", ":"))
+    text = json.dumps(annotation_to_dict(ann, relative_to=path.parent), separators=(",", ":"),
+                      allow_nan=False)
     atomic_write_text(path, text + "\n")
     return path

@@ -168,3 +168,15 @@ def test_save_refuses_an_roi_that_load_would_refuse(tmp_path):
     with pytest.raises(AnnotationFormatError, match=r"rois\[0\].*3 vertices"):
         save_annotation(Annotation(str(tmp_path / "a.jpg"), rois=[[[0, 0], [5, 5]]]), path)
     assert not path.exists()
+
+
+def test_save_refuses_an_unknown_key_that_json_cannot_hold(tmp_path):
+    path = tmp_path / "a.sasnet.json"
+    with pytest.raises(AnnotationFormatError, match=r"refusing to save: field 'score' holds nan"):
+        save_annotation(Annotation(str(tmp_path / "a.jpg"), extra={"score": [1.0, float("nan")]}), path)
+    deep: list = []
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(AnnotationFormatError, match=r"field 'notes' nests"):
+        save_annotation(Annotation(str(tmp_path / "a.jpg"), extra={"notes": deep}), path)
+    assert not path.exists()

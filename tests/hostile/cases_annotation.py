@@ -66,6 +66,8 @@ BAD_FILES = [
     ("top-level-null", "null", ["JSON object"]),
     ("nested-100k", _nested(100_000), ["too deeply"]),
     ("nested-in-unknown-key", json.dumps(_doc(notes=json.loads(_nested(200)))), ["'notes"]),
+    ("nan-in-unknown-key", '{"format": "sasnet-annotation", "version": 1, "image": "a.jpg", '
+                           '"notes": {"score": NaN}}', ["'notes'", "nan"]),
     ("format-missing", _doc(format=_DROP), ["'format"]),
     ("format-other-tool", _doc(format="labelme"), ["'format"]),
     ("version-string", _doc(version="1"), ["'version"]),
