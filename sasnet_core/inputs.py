@@ -119,7 +119,7 @@ def _walk(folder: Path, recursive: bool, files: list[Path], problems: list[Probl
     try:
         ident = _identity(folder)
         with os.scandir(folder) as it:
-            entries = list(it)
+            entries = sorted(it, key=lambda e: natural_key(e.name))
     except OSError as exc:
         problems.append(Problem(folder, f"folder cannot be read ({exc.strerror or exc}); its files are not counted"))
         return
@@ -134,8 +134,10 @@ def _walk(folder: Path, recursive: bool, files: list[Path], problems: list[Probl
                 subfolders.append(path)
             elif entry.is_file():
                 files.append(path)
-            elif entry.is_symlink() and not path.exists():
-                problems.append(Problem(path, "broken symbolic link (its target does not exist)"))
+            elif is_image(path) or is_video(path):  # named like one, but nothing to read
+                problems.append(Problem(path, "broken symbolic link (its target does not exist)"
+                                        if entry.is_symlink() and not path.exists()
+                                        else "not a regular file (a device, pipe or socket)"))
         except OSError as exc:
             problems.append(Problem(path, f"cannot be read ({exc.strerror or exc})"))
     if not recursive:

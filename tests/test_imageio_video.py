@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hostile import media
+from hostile import media, write_input
 from hostile.media import make_video  # noqa: F401 - also used by test_cli_count
 from sasnet_core.errors import ImageReadError, VideoReadError
 from sasnet_core.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
@@ -135,7 +135,7 @@ def test_truncated_video_gives_skipped_frame_records_not_zeros(tmp_path):
     ("wide.png", media.png_declaring(11000, 10000), "11000 x 10000 pixels"),
 ])
 def test_a_header_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, name, data, declared):
-    path = media.write(tmp_path / name, data)
+    path = write_input(tmp_path / name, data)
     with pytest.raises(ImageReadError, match=f"{name}: declares {declared}.*limit of 100 megapixels"):
         read_image(path)
 
@@ -160,7 +160,7 @@ def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
 def test_every_colour_mode_reads_as_rgb(tmp_path, mode, fmt):
     img = media.rgb()
     save = {"quality": 100} if fmt == "JPEG" else {"lossless": True} if fmt == "WEBP" else {}
-    path = media.write(tmp_path / f"im.{fmt.lower()}", media.encoded(img, fmt, mode, **save))
+    path = write_input(tmp_path / f"im.{fmt.lower()}", media.encoded(img, fmt, mode, **save))
     out = read_image(path)
     assert out.shape == img.shape and out.dtype == np.uint8
     if mode in ("F", "I", "L", "LA"):  # one channel: gray, the same in R, G and B
@@ -171,15 +171,15 @@ def test_every_colour_mode_reads_as_rgb(tmp_path, mode, fmt):
 
 def test_png_bytes_named_jpg_still_read_and_text_named_jpg_is_refused(tmp_path):
     img = media.rgb()
-    assert (read_image(media.write(tmp_path / "png.jpg", media.encoded(img, "PNG"))) == img).all()
+    assert (read_image(write_input(tmp_path / "png.jpg", media.encoded(img, "PNG"))) == img).all()
     with pytest.raises(ImageReadError, match="notes.jpg: not a readable image"):
-        read_image(media.write(tmp_path / "notes.jpg", b"shopping list: eggs, milk\n"))
+        read_image(write_input(tmp_path / "notes.jpg", b"shopping list: eggs, milk\n"))
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP", "TIFF", "WEBP"])
 def test_truncated_images_are_refused_not_half_read(tmp_path, fmt):
     data = media.encoded(media.rgb(), fmt)
-    path = media.write(tmp_path / f"cut.{fmt.lower()}", data[: len(data) * 2 // 3])
+    path = write_input(tmp_path / f"cut.{fmt.lower()}", data[: len(data) * 2 // 3])
     with pytest.raises(ImageReadError, match=f"cut.{fmt.lower()}: not a readable image"):
         read_image(path)
 
@@ -216,4 +216,4 @@ def test_video_without_a_stated_length_is_read_until_it_ends(tmp_path):
 ])
 def test_empty_and_text_videos_are_refused_by_name(tmp_path, name, data, match):
     with pytest.raises(VideoReadError, match=match):
-        open_video(media.write(tmp_path / name, data))
+        open_video(write_input(tmp_path / name, data))

@@ -120,3 +120,14 @@ def test_the_same_folder_gives_the_same_list_to_count_and_eval(folder, tmp_path,
     assert main(["eval", str(folder), "--weights", str(weights), "--json", "--device", "cpu"]) == 0
     evaluated = [r["image"] for r in json.loads(capsys.readouterr().out)["images"]]
     assert evaluated == expected
+
+
+def test_things_named_like_images_inside_a_folder_are_reported(folder):
+    os.mkfifo(folder / "sub" / "pipe.jpg")
+    (folder / "sub" / "gone.png").symlink_to(folder / "nowhere.png")
+    (folder / "sub" / "gone_notes").symlink_to(folder / "nowhere")  # not named like an input
+    found = collect_inputs([folder])
+    assert len(found.images) == 5
+    messages = {p.path.relative_to(folder).as_posix(): p.message for p in found.problems}
+    assert messages == {"sub/gone.png": "broken symbolic link (its target does not exist)",
+                        "sub/pipe.jpg": "not a regular file (a device, pipe or socket)"}

@@ -61,12 +61,6 @@ def tiff_declaring(width: int, height: int) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
 
 
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
 def make_video(path: Path, frames: int = 20, size: tuple[int, int] = (64, 48), fps: float = 10.0) -> Path:
     """MJPEG video whose red channel encodes the frame number (10 per frame)."""
     import cv2

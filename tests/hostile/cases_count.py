@@ -1,0 +1,141 @@
+"""``sasnet count`` options and outputs: every bad value is a usage error naming the option; saved
+densities and points never map two images to one file; missing inputs are skipped records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
+from hostile.cases_images import records
+
+
+def _image(path: Path, h: int = 40, w: int = 48, seed: int = 0) -> Path:
+    return write_input(path, media.encoded(media.rgb(h, w, seed), "PNG"))
+
+
+def _count(ctx: Ctx, *args) -> list:
+    return ["count", *args, "--weights", ctx.weights, "--no-progress"]
+
+
+def bad_option(option: str, value: str) -> Case:
+    def make(ctx: Ctx):
+        return _count(ctx, _image(ctx.tmp / "a.png"), option, value), [option, value]
+
+    return Case(f"{option[2:]}={value}", make, REFUSED)
+
+
+def _nothing_saved(ctx: Ctx, result) -> None:
+    assert not (ctx.tmp / "out").exists(), "refused, yet something was written"
+
+
+def _save_into_a_file(option: str):
+    def make(ctx: Ctx):
+        taken = write_input(ctx.tmp / "results.txt", "keep me\n")
+        return _count(ctx, _image(ctx.tmp / "a.png"), option, taken), [option, "results.txt", "is a file"]
+
+    def check(ctx: Ctx, result) -> None:
+        assert (ctx.tmp / "results.txt").read_text() == "keep me\n"
+
+    return Case(f"{option[2:]}-is-a-file", make, REFUSED, check)
+
+
+def _colliding(layout: tuple[str, str], option: str, as_folder: bool):
+    """Two inputs whose outputs would still be one file: refused before counting, naming both."""
+    def make(ctx: Ctx):
+        paths = [_image(ctx.tmp / "in" / rel, seed=i) for i, rel in enumerate(layout)]
+        inputs = [ctx.tmp / "in"] if as_folder else paths
+        return _count(ctx, *inputs, option, ctx.tmp / "out"), [str(p) for p in paths]
+
+    name = f"{'folder' if as_folder else 'files'}-{layout[0]}-and-{layout[1]}-{option[2:]}".replace("/", "_")
+    return Case(name, make, REFUSED, _nothing_saved)
+
+
+def _same_names_in_sub_folders(ctx: Ctx):
+    for i, sub in enumerate(("a", "b", "a/deeper")):
+        _image(ctx.tmp / "in" / sub / "x.png", h=40 + 8 * i, seed=i)
+    return _count(ctx, ctx.tmp / "in", "--json", "--save-density", ctx.tmp / "out" / "d",
+                  "--save-points", ctx.tmp / "out" / "p"), []
+
+
+def _each_kept_apart(ctx: Ctx, result) -> None:
+    recs = records(result)
+    assert len(recs) == 3
+    for rec in recs:
+        rel = Path(rec["path"]).relative_to(ctx.tmp / "in")
+        density = np.load(ctx.tmp / "out" / "d" / rel.with_suffix(".npy"))
+        assert density.shape == (rec["height"], rec["width"])
+        assert abs(float(density.sum()) - rec["count"]) <= 1e-3 * max(1.0, rec["count"]) + 1e-4
+        assert (ctx.tmp / "out" / "p" / rel.with_suffix(".txt")).is_file()
+
+
+def _missing_beside_valid(ctx: Ctx):
+    return _count(ctx, _image(ctx.tmp / "a.png"), ctx.tmp / "gone.jpg", "--json"), ["gone.jpg", "no such file"]
+
+
+def _missing_is_a_record(ctx: Ctx, result) -> None:
+    recs = {Path(r["path"]).name: r for r in records(result)}
+    assert recs["gone.jpg"] == {"path": str(ctx.tmp / "gone.jpg"), "count": None,
+                                "error": "no such file or folder", "skipped": True}
+    assert recs["a.png"]["count"] is not None
+
+
+def _only_missing(ctx: Ctx):
+    return _count(ctx, ctx.tmp / "gone.jpg", ctx.tmp / "also_gone"), ["gone.jpg", "also_gone", "nothing to count"]
+
+
+def _not_media(ctx: Ctx):
+    return _count(ctx, write_input(ctx.tmp / "notes.txt", "x")), ["notes.txt", "not an image or video"]
+
+
+def _empty_folder(ctx: Ctx):
+    (ctx.tmp / "empty").mkdir()
+    return _count(ctx, ctx.tmp / "empty"), ["empty", "holds no images"]
+
+
+def accepted(name: str, *args: str, check_size: tuple[int, int] = (48, 40)) -> Case:
+    """Valid options at their limits: counted, in the image's own pixels."""
+    def make(ctx: Ctx):
+        return _count(ctx, _image(ctx.tmp / "a.png"), "--json", *args), []
+
+    def check(ctx: Ctx, result) -> None:
+        (rec,) = records(result)
+        assert rec["count"] is not None and (rec["width"], rec["height"]) == check_size, rec
+
+    return Case(name, make, ACCEPTED, check)
+
+
+def _save_into_new_nested_folder(ctx: Ctx):
+    return _count(ctx, _image(ctx.tmp / "a.png"), "--save-density", ctx.tmp / "new" / "deep" / "d"), []
+
+
+def _saved(ctx: Ctx, result) -> None:
+    density = np.load(ctx.tmp / "new" / "deep" / "d" / "a.npy")
+    assert density.shape == (40, 48) and density.dtype == np.float32
+
+
+CASES = [
+    *(bad_option(o, v) for o, v in [
+        ("--batch-size", "0"), ("--batch-size", "-1"), ("--batch-size", "1.5"), ("--batch-size", "many"),
+        ("--tile", "-5"), ("--tile", "10"), ("--max-side", "10"), ("--max-side", "0"), ("--max-side", "-64"),
+        ("--every", "0"), ("--every", "-3"), ("--time-step", "-1"), ("--time-step", "0"),
+        ("--time-step", "nan"), ("--time-step", "inf"), ("--device", "banana"), ("--device", "cuda:x"),
+        ("--precision", "fp8"),
+    ]),
+    _save_into_a_file("--save-density"),
+    _save_into_a_file("--save-points"),
+    _colliding(("a/x.png", "b/x.png"), "--save-density", as_folder=False),
+    _colliding(("a/x.png", "a/x.jpg"), "--save-points", as_folder=True),
+    _colliding(("x.png", "x.tif"), "--save-density", as_folder=True),
+    Case("same-names-in-sub-folders", _same_names_in_sub_folders, ACCEPTED, _each_kept_apart),
+    Case("missing-beside-valid", _missing_beside_valid, SKIPPED, _missing_is_a_record),
+    Case("only-missing-inputs", _only_missing, REFUSED),
+    Case("not-an-image-or-video", _not_media, REFUSED),
+    Case("empty-folder", _empty_folder, REFUSED),
+    Case("save-into-a-new-nested-folder", _save_into_new_nested_folder, ACCEPTED, _saved),
+    accepted("smallest-max-side", "--max-side", "64"),
+    accepted("tile-0-means-never", "--tile", "0"),
+    accepted("smallest-tile", "--tile", "64"),
+    accepted("batch-of-one", "--batch-size", "1"),
+    accepted("device-cpu", "--device", "CPU"),
+]
