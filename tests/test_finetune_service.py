@@ -177,7 +177,8 @@ def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path)
     assert [training_precision(p) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "auto"]
 
 
-def test_time_budget_stops_in_time_for_the_final_evaluation_and_save(monkeypatch):
+@pytest.mark.parametrize("step_s", [2.0, 15.0])  # many short steps, or a few long ones
+def test_time_budget_stops_in_time_for_the_final_evaluation_and_save(monkeypatch, step_s):
     """The rule, on a clock the test sets: stop once one more step, the final evaluation (as long
     as the one before training) and the save would not fit."""
     from sasnet_core.training import budget as B
@@ -190,11 +191,28 @@ def test_time_budget_stops_in_time_for_the_final_evaluation_and_save(monkeypatch
     now[0] = 1015.0
     tb.observe("val", {"phase": "before"})  # 10 s to score the held-out images
     assert tb.eval_s == 10.0 and tb.save_s == 1.0 + B.EXIT_S
+    assert tb.reserve_s() == 10.0 * B.EVAL_MARGIN + 1.0 + B.EXIT_S
     polls = []
     while not tb.requested:
         polls.append(now[0])
-        now[0] += 2.0  # a step takes 2 s
-    # deadline 1060: the last step may start while now + 2 + 10 + 1.5 < 1060
-    assert polls[-1] + 2.0 + tb.reserve_s() < 1060 <= now[0] + 2.0 + tb.reserve_s()
+        now[0] += step_s
+    # deadline 1060: a step may start only while it, the final evaluation and the save fit
+    assert polls[-1] + step_s + tb.reserve_s() < 1060 <= now[0] + step_s + tb.reserve_s()
+    assert len(polls) > (1 if step_s == 15.0 else 10)  # the third poll already knows 2 step times
     assert tb.reason == B.TIME_LIMIT
     assert not B.TimeBudget(None, minutes=None).requested  # a steps budget: no clock
+
+
+def test_time_budget_guesses_the_first_step_from_the_evaluation(monkeypatch):
+    from sasnet_core.training import budget as B
+
+    now = [1005.0]
+    monkeypatch.setattr(B.time, "time", lambda: now[0])
+    ratio = B.step_work_ratio(8, 4, 128, eval_pixels=2 * 384 * 512)  # 3 x 524288 / 393216
+    assert ratio == pytest.approx(4.0)
+    tb = B.TimeBudget(None, minutes=1.0, started_at=1000.0, step_per_eval=ratio)
+    tb.observe("start", {})
+    now[0] = 1015.0
+    tb.observe("val", {"phase": "before"})
+    assert tb.step_s() == pytest.approx(40.0)
+    assert tb.requested  # 1015 + 40 + 12 + 1 > 1060: not even one step fits, so none starts

@@ -109,7 +109,7 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
             raise
         if stop is None:
             stop = TimeBudget(cfg.stop_file, cfg.max_minutes, started_at,
-                              save_bytes=_size(info.path))
+                              save_bytes=_size(info.path), step_per_eval=_step_per_eval(cfg, held_out))
         if isinstance(stop, TimeBudget):
             log = ObservedLog(log, stop)
         return train(cfg, model=model, provenance=provenance, train_samples=train_samples,
@@ -121,6 +121,24 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
     finally:
         if own_log:
             log.close()
+
+
+def _step_per_eval(cfg: TrainConfig, held_out) -> float:
+    """For the budget's guess of the first step: its work over the held-out evaluation's."""
+    from sasnet_core.errors import ImageReadError
+    from sasnet_core.imageio import image_size
+    from sasnet_core.training.budget import step_work_ratio
+
+    if cfg.max_minutes is None or not held_out:
+        return 0.0
+    pixels = 0
+    for sample in held_out:
+        try:
+            w, h = sample.resize or image_size(sample.image_path)
+        except ImageReadError:  # the evaluation will say so; the guess only needs a size
+            return 0.0
+        pixels += int(w) * int(h)
+    return step_work_ratio(cfg.images_per_step, cfg.crops_per_image, cfg.crop_size, pixels)
 
 
 def _size(path: Path) -> int:

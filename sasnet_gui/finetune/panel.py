@@ -386,8 +386,12 @@ class FineTunePanel(QWidget):
         self.result = {**end, "checkpoint": str(path) if path else None}
         parts = []
         if path is None:
+            if status == "time_limit":  # set-up and the first evaluation took the whole budget
+                parts.append("The time budget ran out before the first step; no new model was "
+                             "written. Give it more minutes.")
+            else:
+                parts.append("Cancelled; no new model was written.")
             status = "cancelled"
-            parts.append("Cancelled; no new model was written.")
             self.progress.setFormat("cancelled")
         else:
             what = {"completed": "Finished", "time_limit": "Time budget reached",
