@@ -7,11 +7,10 @@ record); an input that leaves nothing to count at all is refused (exit 2)."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input  # noqa: F401
+from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
 
 
 def records(result) -> list[dict]:
@@ -96,14 +95,7 @@ def _bad_crc() -> bytes:
 def _not_a_file(kind: str):
     """An explicit argument named like an image that is a folder, a pipe or a link to a device."""
     def make(ctx: Ctx):
-        path = ctx.tmp / "x.jpg"
-        if kind == "folder":
-            path.mkdir()
-        elif kind == "pipe":
-            os.mkfifo(path)  # reading it would wait for a writer forever
-        else:
-            path.symlink_to("/dev/zero")  # reading it would never end
-        return _count(ctx, path), ["x.jpg"]
+        return _count(ctx, media.not_a_file(ctx.tmp / "x.jpg", kind)), ["x.jpg"]
 
     return make
 
@@ -113,16 +105,11 @@ def _inside_a_folder(kind: str):
     def make(ctx: Ctx):
         folder = ctx.tmp / "shots"
         write_input(folder / "ok.png", media.encoded(media.rgb(), "PNG"))
-        bad = folder / "x.jpg"
-        if kind == "pipe":
-            os.mkfifo(bad)
-        elif kind == "device":
-            bad.symlink_to("/dev/zero")
-        elif kind == "dangling":
-            bad.symlink_to(folder / "deleted.jpg")
-        elif kind == "loop":
+        if kind == "loop":
             bad = folder / "again"
             bad.symlink_to(folder, target_is_directory=True)
+        else:
+            bad = media.not_a_file(folder / "x.jpg", kind)
         return _count(ctx, folder), [str(bad)]
 
     def check(ctx: Ctx, result) -> None:

@@ -3,8 +3,6 @@ end (never counted as 0 frames), damaged and mislabelled files are named, lost f
 records (never a count of 0), and what is not a file is refused."""
 from __future__ import annotations
 
-import os
-
 from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
 from hostile.cases_images import records
 
@@ -73,14 +71,7 @@ def _truncated_avi_check(ctx: Ctx, result) -> None:
 
 def _not_a_file(kind: str):
     def make(ctx: Ctx):
-        path = ctx.tmp / "clip.mp4"
-        if kind == "folder":
-            path.mkdir()
-        elif kind == "pipe":
-            os.mkfifo(path)
-        else:
-            path.symlink_to(ctx.tmp / "deleted.mp4")
-        return _count(ctx, path), ["clip.mp4"]
+        return _count(ctx, media.not_a_file(ctx.tmp / "clip.mp4", kind)), ["clip.mp4"]
 
     return make
 

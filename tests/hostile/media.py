@@ -86,3 +86,22 @@ def make_mkv_without_duration(path: Path, frames: int = 12) -> Path:
     data[at:at + length] = bytes([0xEC, 0x80 | (length - 2)]) + bytes(length - 2)
     path.write_bytes(bytes(data))
     return path
+
+
+def not_a_file(path: Path, kind: str) -> Path:
+    """``path`` made into something named like a file that cannot be read as one: a ``folder``, a
+    ``pipe`` (reading waits for a writer forever), a link to a ``device`` (/dev/zero: reading never
+    ends) or a ``dangling`` link (its target does not exist)."""
+    import os
+
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "dangling":
+        path.symlink_to(path.with_name(f"deleted-{path.name}"))
+    else:
+        raise ValueError(kind)
+    return path
