@@ -128,7 +128,7 @@ def remove_stale_temp_files(path: str | os.PathLike, now: float | None = None) -
         if match["pid"] is None:
             stale = age > STALE_UNNAMED_AFTER_S
         elif match["host"] == _HOST:
-            stale = not _running(int(match["pid"])) or age > STALE_AFTER_S
+            stale = not process_running(int(match["pid"])) or age > STALE_AFTER_S
         else:
             stale = age > STALE_AFTER_S
         if stale:
@@ -138,7 +138,8 @@ def remove_stale_temp_files(path: str | os.PathLike, now: float | None = None) -
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (its temp files, staging, are in use)."""
     if pid == os.getpid():
         return True
     try:

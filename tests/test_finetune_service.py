@@ -216,3 +216,19 @@ def test_time_budget_guesses_the_first_step_from_the_evaluation(monkeypatch):
     tb.observe("val", {"phase": "before"})
     assert tb.step_s() == pytest.approx(40.0)
     assert tb.requested  # 1015 + 40 + 12 + 1 > 1060: not even one step fits, so none starts
+
+
+def test_staging_of_a_killed_app_is_removed_by_the_next_run(home, tmp_path):
+    import json
+
+    from sasnet_core.training.staging import STAGING_INFO, read_reviewed_set, stage
+
+    images = make_annotated_images(tmp_path / "data", n=1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = stage(read_reviewed_set(images))  # as a killed app would have left it
+    info = json.loads((left / STAGING_INFO).read_text())
+    (left / STAGING_INFO).write_text(json.dumps({**info, "pid": int(dead.stdout)}))
+    mine = stage(read_reviewed_set(images))
+    assert not left.exists() and mine.exists()
+    assert stage(read_reviewed_set(images)).exists() and mine.exists()  # a live run's is kept

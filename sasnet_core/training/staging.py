@@ -19,10 +19,11 @@ from pathlib import Path
 
 from sasnet_core import paths
 from sasnet_core.annotation import SUFFIX, Annotation, save_annotation
-from sasnet_core.atomic import atomic_write_text
+from sasnet_core.atomic import atomic_write_text, process_running
 from sasnet_core.errors import DatasetLayoutError
 
-STAGING_INFO = "staging.json"  # {"origin": real data folder, "images": [...]}
+STAGING_INFO = "staging.json"  # {"origin": real data folder, "pid": the stager, "images": [...]}
+UNCLAIMED_AFTER_S = 3600.0  # a staging folder still without its staging.json after this is debris
 STOP_FILE = "STOP"  # touched to ask the trainer to stop after its current step
 
 
@@ -97,6 +98,7 @@ def stage(reviewed: ReviewedSet) -> Path:
                                  "images and mark them reviewed first")
     root = staging_root()
     root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(root)
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=root))
     try:
         for i, (image, ann) in enumerate(reviewed.items):
@@ -105,7 +107,7 @@ def stage(reviewed: ReviewedSet) -> Path:
             save_annotation(copy, folder / f"{i:04d}_{image.stem}{SUFFIX}")
         origin = reviewed.origin()
         atomic_write_text(folder / STAGING_INFO, json.dumps(
-            {"origin": str(origin) if origin else None,
+            {"origin": str(origin) if origin else None, "pid": os.getpid(),
              "images": [str(image) for image, _ in reviewed.items]}, indent=1))
     except BaseException:
         remove_staging(folder)
@@ -132,3 +134,26 @@ def remove_staging(folder: str | os.PathLike | None) -> None:
     folder = Path(folder)
     if folder.parent == staging_root() and folder.name.startswith("run-"):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_abandoned_staging(root: Path | None = None) -> list[Path]:
+    """Remove staging folders whose process is gone (an app that was killed or crashed mid-run);
+    called whenever a run stages, so they do not pile up. Returns the removed folders."""
+    import time
+
+    root = root or staging_root()
+    removed = []
+    for folder in sorted(root.glob("run-*")) if root.is_dir() else []:
+        try:
+            pid = json.loads((folder / STAGING_INFO).read_text(encoding="utf-8")).get("pid")
+            gone = isinstance(pid, int) and not process_running(pid)
+        except (OSError, ValueError, AttributeError):  # no staging.json yet: being staged, or debris
+            try:
+                gone = time.time() - folder.stat().st_mtime > UNCLAIMED_AFTER_S
+            except OSError:
+                gone = False
+        if gone:
+            remove_staging(folder)
+            removed.append(folder)
+    return removed
+
