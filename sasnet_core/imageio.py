@@ -44,12 +44,16 @@ def max_image_pixels() -> int:
 
 
 def _limit_decoders(limit: int):
-    """Pillow and OpenCV with our limit; OpenCV's own messages silenced (ours name the file)."""
+    """Pillow and OpenCV with our limit; their own messages silenced (ours name the file)."""
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(limit)  # read by OpenCV at its first decode
     import cv2
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = limit
+    # Pillow warns from the limit up to twice it, where it raises; we refuse those sizes ourselves
+    # with a message naming the file. A process-wide filter: catch_warnings is not thread-safe, and
+    # the app reads images on several threads.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     # libpng and libjpeg warnings would otherwise reach the terminal beside our one-line message.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     return cv2, Image
@@ -96,10 +100,8 @@ def _check_declared_size(data: np.ndarray, path: Path, limit: int, Image) -> boo
     from PIL import UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data.tobytes())) as im:
-                w, h = im.size
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            w, h = im.size
     except Image.DecompressionBombError as exc:  # more than twice the limit: only the pixel count
         found = re.search(r"\((\d+) pixels\)", str(exc))
         declared = _megapixels(int(found.group(1))) if found else "a size"
@@ -165,13 +167,11 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    Image.MAX_IMAGE_PIXELS = max_image_pixels()
+    _limit_decoders(max_image_pixels())
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                orientation = im.getexif().get(0x0112, 1)
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"not a readable image ({exc})", path) from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
