@@ -172,6 +172,23 @@ def iter_frames(path: str | os.PathLike, every_n: int = 1, time_step: float | No
         cap.release()
 
 
+def count_frames(path: str | os.PathLike, cancel=None) -> int:
+    """The number of frames the stream really holds, by reading it to its end (every frame is
+    demuxed and decoded, so this takes a while on a long video: run it off the GUI thread). For a
+    container that states no length (``VideoInfo.frame_count_known`` is False). ``cancel``: a
+    callable returning True to give up, which returns the frames counted so far."""
+    cap = _open(Path(path))
+    n = 0
+    try:
+        while cap.grab():
+            n += 1
+            if cancel is not None and n % 64 == 0 and cancel():
+                break
+    finally:
+        cap.release()
+    return n
+
+
 def read_frame(path: str | os.PathLike, index: int) -> np.ndarray:
     """One frame as RGB; raises VideoReadError when it cannot be decoded."""
     for record in iter_frames(path, start=index, stop=index + 1):

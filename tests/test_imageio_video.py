@@ -12,7 +12,7 @@ from hostile import media, write_input
 from hostile.media import make_video  # noqa: F401 - also used by test_cli_count
 from sasnet_core.errors import ImageReadError, VideoReadError
 from sasnet_core.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
-from sasnet_core.video import frame_indices, iter_frames, open_video, read_frame
+from sasnet_core.video import count_frames, frame_indices, iter_frames, open_video, read_frame
 
 
 def _rgb(h=24, w=40):
@@ -208,6 +208,7 @@ def test_video_without_a_stated_length_is_read_until_it_ends(tmp_path):
     assert abs(int(recs[2].image[0, 0, 0]) - 100) <= 6  # the frame it says it is
     assert [r.index for r in iter_frames(path, time_step=0.4)] == [0, 4, 8]
     assert len(list(iter_frames(path))) == 12
+    assert count_frames(path) == 12  # what the app shows on its slider once measured
 
 
 @pytest.mark.parametrize("name, data, match", [
