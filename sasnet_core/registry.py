@@ -19,15 +19,17 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sasnet_core import paths
 from sasnet_core.atomic import atomic_path, atomic_write_text
-from sasnet_core.checkpoint import CheckpointInfo, inspect_checkpoint
-from sasnet_core.checkpoint import load_model as _load_model_file
 from sasnet_core.errors import CheckpointError, ModelRegistryError
-from sasnet_core.model import SASNet, SASNetConfig
+
+if TYPE_CHECKING:  # torch loads only when a checkpoint is read: listing names stays instant
+    import torch
+
+    from sasnet_core.checkpoint import CheckpointInfo
+    from sasnet_core.model import SASNet, SASNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ class ModelRegistry:
         """Register a checkpoint file under ``name`` after validating it completely."""
         if not _NAME.match(name):
             raise ModelRegistryError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-'")
+        from sasnet_core.checkpoint import inspect_checkpoint
+
         src = Path(file).expanduser().resolve()
         info = inspect_checkpoint(src)  # refuses damaged files and files that do not fit SASNet
         data, whole = self._read()
@@ -229,14 +233,16 @@ class ModelRegistry:
                 raise ModelRegistryError("no model given and none registered. " + HOW_TO_GET_A_MODEL)
             return _existing(entry)
         candidate = Path(weights).expanduser()
-        if candidate.exists():
-            return candidate  # a folder given as weights is refused by the checkpoint reader
+        if candidate.is_file():
+            return candidate
         data, _ = self._read()
         if str(weights) in data["models"]:
             why = _entry_problem(str(weights), data["models"][str(weights)])
             if why:
                 raise ModelRegistryError(f"entry {str(weights)!r} {why}", self.file)
             return _existing(self.get(str(weights)))
+        if candidate.exists():
+            return candidate  # a folder given as weights: the checkpoint reader names it
         if candidate.suffix or os.sep in str(weights):
             raise CheckpointError("no such checkpoint file", candidate)
         raise ModelRegistryError(self._unknown(str(weights), data) + ". " + HOW_TO_GET_A_MODEL)
@@ -282,4 +288,6 @@ def load_model(
 ) -> tuple[SASNet, CheckpointInfo]:
     """Build SASNet from a checkpoint file, a registered model name, or the default model (None).
     Validated as ``checkpoint.load_model`` does; raises CheckpointError / ModelRegistryError."""
+    from sasnet_core.checkpoint import load_model as _load_model_file
+
     return _load_model_file(resolve_weights(weights), device=device, config=config)

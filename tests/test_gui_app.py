@@ -277,3 +277,16 @@ def test_unexpected_errors_are_logged_with_their_traceback(qtbot, main_window, m
     boxes = [b for b in main_window.findChildren(QMessageBox) if b.isVisible()]
     assert boxes and "Unexpected error" in boxes[-1].text()
     assert "the about box broke" in boxes[-1].informativeText()
+
+
+def test_the_window_opens_without_importing_torch():
+    """torch takes seconds to import: the window comes first, the model controller's worker
+    imports it when the model loads."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sasnet_gui.app, sasnet_gui.main_window, sasnet_gui.models.dialog; "
+            "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
