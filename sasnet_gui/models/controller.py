@@ -85,9 +85,7 @@ class ModelController(QObject):
 
     @device.setter
     def device(self, value: str) -> None:
-        if value not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {value!r}")
-        self._change_setting("_device", _DEVICE_KEY, value)
+        self._change_setting("device", DEVICES, _DEVICE_KEY, value)
 
     @property
     def precision(self) -> str:
@@ -95,14 +93,14 @@ class ModelController(QObject):
 
     @precision.setter
     def precision(self, value: str) -> None:
-        if value not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
-        self._change_setting("_precision", _PRECISION_KEY, value)
+        self._change_setting("precision", PRECISIONS, _PRECISION_KEY, value)
 
-    def _change_setting(self, attr: str, key: str, value: str) -> None:
-        if getattr(self, attr) == value:
+    def _change_setting(self, what: str, allowed: tuple, key: str, value: str) -> None:
+        if value not in allowed:
+            raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+        if getattr(self, f"_{what}") == value:
             return
-        setattr(self, attr, value)
+        setattr(self, f"_{what}", value)
         self._settings.set_value(key, str(value))
         self._settings.sync()
         if self._path is not None:  # the model in use moves to the new device / precision
