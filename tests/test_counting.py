@@ -269,6 +269,39 @@ def test_stop_action_takes_effect_inside_the_image_being_counted(qtbot, main_win
     assert not main_window.act_stop.isEnabled() and _counting_threads() == []
 
 
+def test_a_new_model_while_counting_counts_everything_again_with_it(qtbot, main_window, fake_controller, tmp_path,
+                                                                    gui):
+    counted = {}
+    main_window.counter.counted.connect(lambda path, r: counted.__setitem__(path, r))
+    paths, log = _start_counting_into_a_slow_layer(qtbot, main_window, fake_controller, tmp_path, gui)
+    with qtbot.waitSignal(main_window.counter.idle, timeout=60_000):
+        fake_controller.set(_predictor())  # the slow model is replaced while it counts the first image
+    assert set(counted) == set(paths)  # the interrupted image too, with the new model
+    assert log.after_mark == 0
+
+
+class _FailingOnWideImages(Predictor):
+    def predict_batch(self, images):
+        if images[0].shape[1] > 100:
+            raise ValueError("a model bug that only wide images reach")
+        return super().predict_batch(images)
+
+
+def test_a_model_failure_is_reported_for_its_image_and_the_queue_goes_on(qtbot, main_window, fake_controller,
+                                                                          tmp_path, gui):
+    narrow = [str(p) for p in gui.write_images(tmp_path / "narrow", n=2, h=64, w=64)]
+    wide = [str(p) for p in gui.write_images(tmp_path / "wide", n=1, h=64, w=160)]
+    counted, failed = [], {}
+    main_window.counter.counted.connect(lambda path, r: counted.append(path))
+    main_window.counter.failed.connect(lambda path, msg: failed.__setitem__(path, msg))
+    main_window.open_paths(wide + narrow)
+    with qtbot.waitSignal(main_window.counter.idle, timeout=60_000):
+        fake_controller.set(_FailingOnWideImages(SASNet(SASNetConfig(width_mult=0.125)), device="cpu"))
+    qtbot.waitUntil(lambda: len(counted) + len(failed) >= 3, timeout=10_000)  # the shown image may come twice
+    assert set(counted) == set(narrow)
+    assert set(failed) == set(wide) and "only wide images reach" in failed[wide[0]]
+
+
 def test_quit_while_counting_stops_the_worker_and_prints_nothing(qtbot, main_window, fake_controller, tmp_path,
                                                                   gui, capfd):
     _, log = _start_counting_into_a_slow_layer(qtbot, main_window, fake_controller, tmp_path, gui)
