@@ -417,3 +417,23 @@ def test_convert_options_are_validated(tmp_path, option, capsys):
     with pytest.raises(SystemExit) as exc:
         _convert(tmp_path, "--to", "shanghaitech-dataset", "--out", tmp_path / "o", *option)
     assert exc.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_dataset_export_removes_staging_folders_an_interrupted_export_left(tmp_path):
+    import os
+    import time
+
+    import cv2
+
+    src = tmp_path / "proj"
+    src.mkdir()
+    cv2.imwrite(str(src / "p.jpg"), np.zeros((20, 20, 3), np.uint8))
+    save_annotation(Annotation(str(src / "p.jpg"), (20, 20), [[3, 4]]), src / "p.jpg.sasnet.json")
+    out = tmp_path / "export"
+    old, fresh = out / ".sasnet-export-killed", out / ".sasnet-export-running"
+    for d in (old, fresh):
+        (d / "train_data").mkdir(parents=True)
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 0
+    assert not old.exists() and fresh.is_dir()  # a young one may be another export at work

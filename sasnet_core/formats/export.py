@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.errors import OutputExistsError, OutputWriteError, SASNetError
+from sasnet_core.formats.shanghaitech_export import STAGE_PREFIX
 
 DATASET = "shanghaitech-dataset"  # the whole-folder layout: train_data/ + test_data/
 
@@ -150,7 +151,7 @@ class _naming_output:
         if isinstance(exc, OSError) and not isinstance(exc, SASNetError):
             # A temp file or the staging folder means nothing to a person: name the output.
             name = os.fspath(exc.filename) if exc.filename else ""
-            hidden = not name or Path(name).name.startswith(".") or f"{os.sep}.sasnet-export-" in name
+            hidden = not name or Path(name).name.startswith(".") or f"{os.sep}{STAGE_PREFIX}" in name
             raise OutputWriteError(f"cannot write ({exc.strerror or exc})",
                                    self.path if hidden else name) from exc
         return False

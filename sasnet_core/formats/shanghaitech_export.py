@@ -15,12 +15,15 @@ import os
 import random
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from sasnet_core.annotation import Annotation
 from sasnet_core.formats import shanghaitech
 
 SPLIT_DIRS = {"train": "train_data", "test": "test_data"}
+STAGE_PREFIX = ".sasnet-export-"  # the layout is built here, inside the output, then moved in place
+STALE_STAGE_S = 3600.0
 
 
 def assign_splits(n: int, test_fraction: float, seed: int = 0) -> list[str]:
@@ -48,7 +51,8 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
     if len(splits) != len(anns) or not set(splits) <= set(SPLIT_DIRS):
         raise ValueError("splits must give 'train' or 'test' for every image")
     out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".sasnet-export-", dir=out))
+    _remove_stale_stages(out)
+    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
     try:
         rows = _write_layout(anns, splits, stage)
         with open(stage / "sources.csv", "w", newline="", encoding="utf-8") as fh:
@@ -68,6 +72,17 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
     files = sorted(p for d in SPLIT_DIRS.values() if (out / d).is_dir() for p in (out / d).rglob("*")
                    if p.is_file())
     return counts, [*files, out / "sources.csv"]
+
+
+def _remove_stale_stages(out: Path) -> None:
+    """Staging folders an interrupted export (a kill, a power cut) left behind. One younger than
+    STALE_STAGE_S may belong to an export running right now, and is left alone."""
+    for old in out.glob(f"{STAGE_PREFIX}*"):
+        try:
+            if old.is_dir() and not old.is_symlink() and time.time() - old.stat().st_mtime > STALE_STAGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _write_layout(anns, splits, base_dir: Path) -> list[list]:
