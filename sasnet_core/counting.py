@@ -148,7 +148,7 @@ def _shrink(density: np.ndarray, display_side: int | None) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def leave_a_core_free(predictor):
+def _leave_a_core_free(predictor):
     """On the CPU, run this thread's torch ops on all cores but one, so a GUI thread always
     finds a core (with every core busy, its 10 ms timer was measured up to 170 ms late).
 
@@ -268,7 +268,7 @@ def _flush(predictor, buf: list[_Pending], token, spare_core, display_side, maps
 def _predict(predictor, images: list[np.ndarray], token, spare_core: bool) -> list:
     """A prediction per image, or a message where the model ran out of memory on it (a batch that
     does not fit is retried one image at a time)."""
-    spare = leave_a_core_free(predictor) if spare_core else contextlib.nullcontext()
+    spare = _leave_a_core_free(predictor) if spare_core else contextlib.nullcontext()
     try:
         with cancellable(token), spare:
             return predictor.predict_batch(images)

@@ -19,7 +19,7 @@ from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
 from sasnet_core.annotation_store import annotation_file_for, find_annotation_file
 from sasnet_core.atomic import atomic_write_text
 from sasnet_core.cancel import CancelToken
-from sasnet_core.counting import CountResult, count_stream, describe_failure, leave_a_core_free, video_frames
+from sasnet_core.counting import CountResult, count_stream, describe_failure, video_frames
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import write_image
 from sasnet_core.video import frame_indices, open_video
@@ -61,6 +61,18 @@ def count_video(predictor, path: str | os.PathLike, every_n: int = 1, batch_size
         raise
     except Exception as exc:  # noqa: BLE001 - named for the person, see WorkerFailure
         raise WorkerFailure(f"{path}: counting failed: {describe_failure(exc)}") from exc
+
+
+def _model_heads(predictor, rgb: np.ndarray, what: str) -> np.ndarray:
+    try:
+        (result,) = count_stream(predictor, [rgb], maps=False, heads=True, spare_core=True)
+    except SASNetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - named for the person, see WorkerFailure
+        raise WorkerFailure(f"{what}: the model failed: {describe_failure(exc)}") from exc
+    if result.skipped:
+        raise WorkerFailure(f"{what}: {result.error}")
+    return result.heads
 
 
 def counts_csv_text(records: list[CountResult]) -> str:
@@ -107,13 +119,7 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
     ann_path = find_annotation_file(image)
     if ann_path is not None and image.is_file():
         return StoredFrame(image, ann_path, False, -1)
-    try:
-        with leave_a_core_free(predictor):
-            heads = predictor.predict(rgb).heads if predictor is not None else np.zeros((0, 2))
-    except SASNetError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise WorkerFailure(f"{video}: frame {index}: the model failed: {describe_failure(exc)}") from exc
+    heads = np.zeros((0, 2)) if predictor is None else _model_heads(predictor, rgb, f"{video}: frame {index}")
     try:
         image.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
