@@ -178,3 +178,21 @@ def test_colour_bar_label_sits_beside_the_gradient_not_on_it(qtbot, canvas, resu
     text = labels[0].sceneBoundingRect().adjusted(margin, margin, -margin, -margin)
     assert not text.intersects(bar) and text.left() >= bar.right()
     assert canvas.sceneRect().contains(text)  # and not cut off at the canvas' edge
+
+
+def test_an_empty_canvas_says_what_it_is_for(qtbot, result, gui):
+    from sasnet_gui.canvas.view import EMPTY_HINT
+
+    view = CanvasView(AnnotationDocument(autosave_ms=10_000))
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.empty_hint.isVisible() and view.empty_hint.text() == EMPTY_HINT
+    assert not view.colorbar.isVisible()  # no density yet: no scale for it
+    view.set_image(gui.image())
+    assert not view.empty_hint.isVisible() and not view.colorbar.isVisible()
+    view.set_result(result[1])
+    assert view.colorbar.isVisible()
+    view.set_image(None)
+    assert view.empty_hint.isVisible() and not view.colorbar.isVisible()

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
 from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, make_level_legend
@@ -22,6 +22,7 @@ from sasnet_gui.canvas.roi import RoiLayer
 
 TOOLS = ("edit", "roi", "pan")
 COLORBAR_LABEL = "people per 32\u00d732 px"
+EMPTY_HINT = "Drop images, folders or videos here, or use File \u25b8 Open\u2026 (Ctrl+O)"
 
 
 class CanvasImageItem(pg.ImageItem):
@@ -94,6 +95,14 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self.hover_text.setZValue(100)
         self.hover_text.hide()
 
+        # What an empty canvas is for, instead of a blank area and a colour bar for nothing.
+        self.empty_hint = QLabel(EMPTY_HINT, self)
+        self.empty_hint.setAlignment(Qt.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("color:#8a8a8a; font-size:15px;")
+        self.empty_hint.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self._density_on = True
+
         self._hover_patch = None
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         document.pointsChanged.connect(self.refresh_points)
@@ -111,6 +120,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
         old = self.image_shape
         self._rgb = rgb
         self.roi_layer.cancel()
+        self.empty_hint.setVisible(rgb is None)
         if rgb is None:
             self.image_item.clear()
             self.set_result(None)
@@ -131,6 +141,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
             self.density_item.set_density(result.density, result.image_size)
             self.level_item.set_levels(result.level_map, result.patch_rows, result.patch_cols)
             self.colorbar.setLevels((0.0, self.density_item.vmax))
+        self.colorbar.setVisible(self._density_on and result is not None)
         self._hover_patch = None
         self._hover_rect.hide()
         self.hover_text.hide()
@@ -144,8 +155,14 @@ class CanvasView(pg.GraphicsLayoutWidget):
 
     # -- overlay controls -------------------------------------------------------------------------
     def show_density(self, on: bool) -> None:
+        self._density_on = on
         self.density_item.setVisible(on)
-        self.colorbar.setVisible(on)
+        self.colorbar.setVisible(on and self.result is not None)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(ev)
+        if hasattr(self, "empty_hint"):  # pyqtgraph resizes the view while it is being built
+            self.empty_hint.setGeometry(self.rect().adjusted(40, 0, -40, 0))
 
     def show_levels(self, on: bool) -> None:
         self.level_item.setVisible(on)
