@@ -50,6 +50,8 @@ def read_json(path):
         fail(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})")
     except RecursionError:  # the decoder recurses once per nesting level
         fail(path, "JSON nested too deeply to be an annotation file")
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        fail(path, f"not valid JSON ({exc})")
 
 
 # -- JSON field types -------------------------------------------------------------------------------

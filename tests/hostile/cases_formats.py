@@ -92,6 +92,10 @@ CASES = [
     refused("coco-keypoint-nan", "c.json", '{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": '
             '[{"image_id": 1, "category_id": 1, "keypoints": [NaN, 2, 2]}], "categories": '
             '[{"id": 1, "keypoints": ["head"]}]}', "not a finite"),
+    refused("coco-keypoint-huge-integer", "c.json", json.dumps(COCO).replace("[10, 12, 2]", f"[{10 ** 400}, 12, 2]"),
+            "not a finite"),
+    refused("coco-integer-too-long", "c.json", json.dumps(COCO).replace("[10, 12, 2]", f"[{'9' * 5000}, 12, 2]"),
+            "not valid JSON"),
     refused("coco-unknown-image-id", "c.json", _changed(COCO, ("annotations", 0, "image_id"), 9), "image_id"),
     refused("coco-duplicate-image-id", "c.json", _changed(COCO, ("images",), COCO["images"] * 2), "images[1].id"),
     refused("coco-categories-string", "c.json", _changed(COCO, ("categories",), "head"), "categories"),
