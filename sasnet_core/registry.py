@@ -80,6 +80,8 @@ class ModelRegistry:
             raise ModelRegistryError(f"model registry cannot be read ({exc.strerror or exc})", self.file) from None
         except ValueError as exc:  # not JSON, or not UTF-8 text
             return self._unusable(f"is not JSON ({exc})")
+        except RecursionError:
+            return self._unusable("is nested too deeply to be a registry")
         if not isinstance(data, dict):
             return self._unusable(f"holds {_kind_of(data)} instead of an object")
         if not isinstance(data.get("models", {}), dict):
@@ -264,6 +266,8 @@ def _entry_problem(name, entry) -> str | None:
         return "has no file path"
     if not isinstance(path, str) or not path.strip():
         return f"has a file path that is {_kind_of(path)} instead of text"
+    if "\x00" in path:
+        return "has a file path with a NUL character"
     for key, kind, label in (("kind", str, "text"), ("added", str, "text"), ("metadata", dict, "an object")):
         if key in entry and not isinstance(entry[key], kind):
             return f"has a {key!r} that is {_kind_of(entry[key])} instead of {label}"

@@ -10,7 +10,7 @@ from hostile import ACCEPTED, REFUSED, Case, Ctx
 from hostile import weights as W
 
 BAD = {"listed": [1, 2], "nopath": {"kind": "ours"}, "numpath": {"path": 42}, "nullpath": {"path": None},
-       "textentry": "a.pth"}
+       "textentry": "a.pth", "nulchar": {"path": "a\u0000.pth"}, "metalist": {"path": "/m.pth", "metadata": [1]}}
 
 
 def _warns(*entries):
@@ -120,6 +120,7 @@ _list_a_list = _listed([1, 2, 3])
 _list_not_json = _listed("{not json")
 _list_text = _listed('"just text"')
 _list_models_list = _listed({"version": 1, "models": [1, 2]})
+_list_deep = _listed("[" * 100_000 + "]" * 100_000)
 
 CASES = [
     # whole files that are not a registry: reported, read as empty, never overwritten in place
@@ -127,6 +128,7 @@ CASES = [
     Case("list-registry-not-json", _list_not_json[0], ACCEPTED, check=_list_not_json[1]),
     Case("list-registry-is-text", _list_text[0], ACCEPTED, check=_list_text[1]),
     Case("list-models-is-a-list", _list_models_list[0], ACCEPTED, check=_list_models_list[1]),
+    Case("list-registry-nested-too-deeply", _list_deep[0], ACCEPTED, check=_list_deep[1]),
     Case("list-registry-binary", _make(lambda ctx: ["models", "list"], lambda ctx: W.write_registry(b"\xff\xfe\x00")),
          ACCEPTED, check=_names_registry),
     Case("add-over-a-list-registry-keeps-it-aside",
