@@ -256,6 +256,12 @@ def load_train_state(path: str | os.PathLike) -> dict:
             raise CheckpointError(f"cannot resume: its training state field {key!r} is damaged", path)
     if not isinstance(state.get("elapsed_s", 0.0), (int, float)) or not isinstance(state.get("best", {}), dict):
         raise CheckpointError("cannot resume: its training state is damaged (elapsed time or best figures)", path)
+    mae = state.get("best", {}).get("mae")
+    if mae is not None and (isinstance(mae, bool) or not isinstance(mae, (int, float))):
+        raise CheckpointError("cannot resume: its best validation figure is not a number", path)
+    rng = state.get("torch_rng")
+    if rng is not None and not (isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.dim() == 1):
+        raise CheckpointError("cannot resume: its random number state is damaged", path)
     return state
 
 

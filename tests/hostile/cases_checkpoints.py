@@ -78,6 +78,18 @@ def _top(key, value):
     return build
 
 
+def _train_state(**fields):
+    """A last.pth whose ``train_state`` has ``fields`` changed (None: left out)."""
+    def build(ctx, path):
+        import torch
+
+        state = {"step": 1, "epoch": 0, "batch_in_epoch": 1, "elapsed_s": 1.0, "optimizer": {"state": {},
+                 "param_groups": []}, "best": {"mae": None}, "torch_rng": torch.get_rng_state()}
+        state.update(fields)
+        return W.save(path, {**W.payload(), "train_state": {k: v for k, v in state.items() if v is not None}})
+    return build
+
+
 def _truncated(ctx, path):
     return W.truncated(path, _good(ctx, ctx.tmp / "whole.pth"))
 
@@ -152,6 +164,12 @@ CASES = [
     _case("version-from-the-future-count", "count", _top("version", 7), "newer"),
     _case("version-text-add", "add", _top("version", "1"), "version"),
     _case("state-dict-missing-add", "add", _top("state_dict", None), "state_dict"),
+    # a run's last.pth whose training state is missing or damaged
+    _case("resume-from-a-model-only-file", "resume", _good, "optimiser state"),
+    _case("resume-step-is-text", "resume", _train_state(step="six"), "training state"),
+    _case("resume-optimizer-missing", "resume", _train_state(optimizer=None), "training state"),
+    _case("resume-rng-damaged", "resume", _train_state(torch_rng=[1.5, 2.5]), "random number state"),
+    _case("resume-best-mae-text", "resume", _train_state(best={"mae": "low"}), "best validation"),
     # a valid file is accepted, and registered with its kind
     Case("valid-tiny-add", lambda ctx: (["models", "add", "bad", _good(ctx, ctx.tmp / "ok.pth")], []),
          ACCEPTED, check=_registered),
