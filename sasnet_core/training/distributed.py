@@ -36,14 +36,24 @@ class DistInfo:
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    from sasnet_core.errors import DeviceUnavailableError
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceUnavailableError(f"--device {name}: not a device (auto, cpu, cuda, cuda:N or mps)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            from sasnet_core.errors import DeviceUnavailableError
-
             raise DeviceUnavailableError("--device cuda was asked for but no CUDA GPU is available")
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
+        if dev.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"--device {dev} was asked for but this machine has "
+                                         f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceUnavailableError("--device mps was asked for but no Apple GPU (MPS) is available")
     return dev
 
 

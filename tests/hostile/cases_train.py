@@ -3,6 +3,8 @@ there, are empty or have no training split, starting points that do not exist. R
 anything runs, naming the option or the path; a valid tiny run is accepted."""
 from __future__ import annotations
 
+import torch
+
 from hostile import ACCEPTED, REFUSED, Case, Ctx
 from hostile import weights as W
 from hostile.cases_checkpoints import TINY
@@ -51,6 +53,8 @@ def _completed(ctx, result) -> None:
     assert info.metadata["steps"] == 1 and '"status": "completed"' in result.out
 
 
+_HAS_MPS = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
 BAD_OPTIONS = [
     ("--fold", "9"), ("--fold", "0"), ("--fold", "two"), ("--images-per-step", "0"), ("--images-per-step", "-1"),
     ("--steps", "0"), ("--steps", "-3"), ("--steps", "1.5"), ("--lr", "0"), ("--lr", "-1e-5"), ("--lr", "nan"),
@@ -85,6 +89,9 @@ CASES = [
     Case("encoder-weights-for-a-narrow-model",
          lambda ctx: (_train(ctx, "--encoder-weights", _text(ctx.tmp / "vgg.pth")), [str(ctx.tmp / "vgg.pth"),
                                                                                       "width"]), REFUSED),
+    Case("device-gpu-index-not-there", lambda ctx: (_train(ctx, "--device", "cuda:99"), ["--device cuda"]), REFUSED),
+    Case("device-mps-where-there-is-none" if not _HAS_MPS else "device-mps",
+         lambda ctx: (_train(ctx, "--device", "mps"), ["--device mps"]), ACCEPTED if _HAS_MPS else REFUSED),
     Case("valid-one-step-run", lambda ctx: (_train(ctx), []), ACCEPTED, check=_completed),
     Case("valid-from-a-checkpoint", lambda ctx: ([a for a in _train(ctx, "--init", ctx.weights)
                                                   if a not in ("--encoder-weights", "none")], []), ACCEPTED,
