@@ -314,31 +314,28 @@ def test_quit_while_counting_stops_the_worker_and_prints_nothing(qtbot, main_win
 
 
 _QUIT_SCRIPT = r'''
-import sys, threading, time
+import sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np, torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from _gui_helpers import fake_controller_class
+from _gui_helpers import fake_controller_class, make_video
 from sasnet_core.cancel import Cancelled, checkpoint
 from sasnet_core.imageio import write_image
 from sasnet_core.inference import Predictor
 from sasnet_core.model import SASNet, SASNetConfig
 from sasnet_gui.main_window import MainWindow
 
+folder, what = sys.argv[2], sys.argv[3]
 app = QApplication([])
 controller = fake_controller_class()()
 window = MainWindow(controller=controller)
 window.show()
-paths = []
-for i in range(3):
-    paths.append(f"{sys.argv[2]}/img_{i}.png")
-    write_image(paths[-1], np.full((64, 64, 3), 60 * i, np.uint8))
 torch.manual_seed(0)
 predictor = Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu")
 
 def slow_layer(module, args):  # a layer that lasts until the stop reaches it
-    QTimer.singleShot(0, app, app.quit)  # quit while the image is being counted
+    QTimer.singleShot(0, app, app.quit)  # quit while the image or frame is being counted
     try:
         while True:
             checkpoint()
@@ -347,14 +344,28 @@ def slow_layer(module, args):  # a layer that lasts until the stop reaches it
         pass
 
 predictor.model.features2.register_forward_pre_hook(slow_layer)
-window.open_paths(paths)
 controller.set(predictor)
+if what == "images":
+    paths = [f"{folder}/img_{i}.png" for i in range(3)]
+    for i, path in enumerate(paths):
+        write_image(path, np.full((64, 64, 3), 60 * i, np.uint8))
+    window.open_paths(paths)
+else:
+    window.open_paths([str(make_video(f"{folder}/clip.avi", frames=10))])
+
+    def count_when_open():
+        panel = window._panels.get("video")
+        if panel is None or panel.info is None or not panel.count_frames(every_n=1):
+            QTimer.singleShot(20, count_when_open)
+
+    count_when_open()
 app.exec()
 print("exited", flush=True)
 '''
 
 
-def test_the_app_quits_at_once_while_an_image_is_counted(tmp_path):
+@pytest.mark.parametrize("what", ["images", "video"])
+def test_the_app_quits_at_once_while_counting(tmp_path, what):
     import os
     import subprocess
     import sys
@@ -362,7 +373,7 @@ def test_the_app_quits_at_once_while_an_image_is_counted(tmp_path):
 
     tests = Path(__file__).resolve().parent
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-c", _QUIT_SCRIPT, str(tests), str(tmp_path)], env=env,
+    proc = subprocess.run([sys.executable, "-c", _QUIT_SCRIPT, str(tests), str(tmp_path), what], env=env,
                           capture_output=True, text=True, timeout=300)  # a guard against a hang
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "exited"
