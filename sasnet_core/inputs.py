@@ -70,6 +70,8 @@ def collect_inputs(paths, recursive: bool = True, absolute: bool = False,
     them back as the person typed them). ``empty_ok``: a folder without images or videos is no
     problem (the annotation store lists folders that may hold only annotation files).
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     found = Inputs()
     seen: set[str] = set()
 
@@ -104,7 +106,8 @@ def collect_inputs(paths, recursive: bool = True, absolute: bool = False,
             _walk(p, recursive, files, found.problems, ancestors=set())
             taken = [take(f, f.relative_to(p), explicit=False)
                      for f in sorted(files, key=lambda f: natural_key(f.relative_to(p)))]
-            if not any(taken) and not empty_ok:
+            unreadable = any(problem.path == p for problem in found.problems)
+            if not any(taken) and not empty_ok and not unreadable:
                 what = "a folder, not an image or video file; it" if is_image(p) or is_video(p) else "folder"
                 found.problems.append(Problem(p, f"{what} holds no images or videos"))
         elif stat.S_ISREG(st.st_mode):

@@ -92,6 +92,8 @@ def test_a_folder_that_cannot_be_read_is_reported(folder, monkeypatch):
     assert len(found.images) == 4
     (problem,) = found.problems
     assert problem.path == folder / "sub" and "cannot be read (Permission denied)" in problem.message
+    (problem,) = collect_inputs(folder / "sub").problems  # named once, not also as "holds no images"
+    assert problem.path == folder / "sub" and "cannot be read (Permission denied)" in problem.message
 
 
 def test_natural_key_compares_numbers_as_numbers_part_by_part():
