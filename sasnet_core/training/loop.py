@@ -367,6 +367,23 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
         D.cleanup(info)
 
 
+def _worker_errors_named(loader: Iterable) -> Iterator:
+    """Batches of ``loader``; a person's error raised in a loader process (a damaged image) comes
+    back from torch as the same type wrapped around the worker's whole traceback: raise it again
+    with its own one-sentence message, which is the traceback's last line."""
+    from sasnet_core.errors import SASNetError
+
+    try:
+        yield from loader
+    except SASNetError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = text.strip().splitlines()[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        raise type(exc)(last[len(prefix):] if last.startswith(prefix) else last) from None
+
+
 def check_run_folder(cfg: TrainConfig) -> None:
     """Refuse, before anything is loaded or written, a run folder that cannot take this run: one
     that is a file or lies inside a file, or one that holds a run (its last.pth or best.pth) when
@@ -540,7 +557,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
             if hasattr(crops, "set_epoch"):
                 crops.set_epoch(epoch)
             got = False
-            for batch in loader:
+            for batch in _worker_errors_named(loader):
                 got = True
                 batch_in_epoch += 1  # counted when taken, so a checkpoint skips it on resume
                 yield batch

@@ -46,6 +46,17 @@ def _text(path):
     return path
 
 
+def _damaged_image_in_loader(ctx: Ctx):
+    """A training image that cannot be decoded, met in a data loader process: one line naming it,
+    not the loader process's traceback."""
+    data = W.dataset(ctx.tmp / "data", split="train")
+    bad = data / "train_data" / "images" / "IMG_1.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    argv = _train(ctx, data=data)
+    argv[argv.index("--workers") + 1] = "1"
+    return argv, [str(bad)]
+
+
 def _completed(ctx, result) -> None:
     from sasnet_core.checkpoint import load_model
 
@@ -92,6 +103,7 @@ CASES = [
     Case("device-gpu-index-not-there", lambda ctx: (_train(ctx, "--device", "cuda:99"), ["--device cuda"]), REFUSED),
     Case("device-mps-where-there-is-none" if not _HAS_MPS else "device-mps",
          lambda ctx: (_train(ctx, "--device", "mps"), ["--device mps"]), ACCEPTED if _HAS_MPS else REFUSED),
+    Case("damaged-image-read-in-a-loader-process", _damaged_image_in_loader, REFUSED),
     Case("valid-one-step-run", lambda ctx: (_train(ctx), []), ACCEPTED, check=_completed),
     Case("valid-from-a-checkpoint", lambda ctx: ([a for a in _train(ctx, "--init", ctx.weights)
                                                   if a not in ("--encoder-weights", "none")], []), ACCEPTED,
