@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from sasnet_core.atomic import remove_stale_temp_files
 from sasnet_core.errors import ModelRegistryError, SASNetError
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
-from sasnet_core.vocab import RUN_KEPT
 from sasnet_core.training.staging import (
     STOP_FILE,
     ReviewedSet,
@@ -37,10 +35,8 @@ from sasnet_core.training.staging import (
     remove_staging,
     stage,
 )
+from sasnet_core.vocab import DEFAULT_TRAINING_PRECISION, RUN_KEPT, TRAINING_PRECISIONS
 
-# Devices and precisions a model may be counted with, as the trainer takes them: training has no
-# fp16 (without loss scaling it diverges), so fp16 inference trains with automatic bf16 on GPUs.
-_TRAINING_PRECISION = {"fp32": "fp32", "bf16": "bf16", "fp16": "auto", "auto": "auto"}
 
 
 def slug(text: str, limit: int = 32) -> str:
@@ -50,7 +46,10 @@ def slug(text: str, limit: int = 32) -> str:
 
 
 def training_precision(precision: str | None) -> str:
-    return _TRAINING_PRECISION.get(str(precision or "auto"), "auto")
+    """The precision the app counts with, as training takes it: training has no fp16 (without
+    loss scaling it diverges), so fp16 trains with the automatic choice (bf16 on GPUs)."""
+    value = str(precision or DEFAULT_TRAINING_PRECISION)
+    return value if value in TRAINING_PRECISIONS else str(DEFAULT_TRAINING_PRECISION)
 
 
 def new_model_path(parent_name: str, registry=None, folder: Path | None = None) -> Path:
@@ -140,11 +139,6 @@ class FineTuneRun:
         if cfg.freeze_encoder:
             args.append("--freeze-encoder")
         return args + list(self.request.extra_args)
-
-    def command_line(self) -> str:
-        import shlex
-
-        return shlex.join([sys.executable, *self.command()])
 
     # -- in this process -------------------------------------------------------------------
     def run(self, log=None, stop=None):
