@@ -284,6 +284,9 @@ class MainWindow(QMainWindow):
             self.counter.enqueue(added)
         for v in videos:
             self.open_video(str(v))
+        log.info("opened %d new image(s) and %d video(s) from %d path(s)", len(added), len(videos), len(paths))
+        for problem in skipped:  # the status bar names the first; the log keeps them all
+            log.warning("skipped %s", problem)
         if skipped:
             more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
             self.statusBar().showMessage(f"Skipped {skipped[0]}{more}", 8000)
