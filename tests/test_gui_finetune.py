@@ -204,6 +204,10 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
 
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+        controller.device = "cpu"  # as chosen in the Models dialog (the model reloads)
+    with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
+        controller.precision = "bf16"
     images = make_annotated_images(tmp_path / "street", n=3, reviewed=[True, True, False])
     window = MainWindow(controller=controller)
     qtbot.addWidget(window)
@@ -228,6 +232,8 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     assert finished.args == ["completed"], panel.last_error
     start = next(r for r in panel.process.records if r["event"] == "start")
     assert start["train_images"] == 3
+    # the device and precision chosen in the app reach the trainer
+    assert (start["config"]["device"], start["config"]["precision"]) == ("cpu", "bf16")
     assert "3 reviewed images" in panel.data_label.text()
     from sasnet_core.checkpoint import read_metadata
 
