@@ -215,7 +215,9 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
         window.open_paths([tmp_path / "street"])
     window.act_finetune.trigger()
-    panel = window._extra_docks["finetune"].widget()
+    from sasnet_gui.finetune.panel import FineTunePanel
+
+    panel = window.findChild(FineTunePanel)
     panel.extra_args = list(FAST)
     panel.steps_spin.setValue(1)
     panel.holdout_spin.setValue(0)
