@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QVBoxLayout, QWidget)
 
 from sasnet_core.annotation import SOURCE_PERSON
 from sasnet_core.inputs import collect_inputs
@@ -24,7 +24,7 @@ from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.settings import AppSettings
-from sasnet_gui.widgets import CountPanel, NoModelBanner, icon
+from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
 
 
 
@@ -539,11 +539,7 @@ class MainWindow(QMainWindow):
             if kind == "video":
                 # Scrolls when squeezed: the video panel's minimum size must not grow the window
                 # past the screen.
-                scroll = QScrollArea()
-                scroll.setWidgetResizable(True)
-                scroll.setFrameShape(QFrame.NoFrame)
-                scroll.setWidget(panel)
-                dock.setWidget(scroll)
+                dock.setWidget(FitScrollArea(panel))
             else:
                 dock.setWidget(panel)
             self._panels[kind] = panel
@@ -560,7 +556,9 @@ class MainWindow(QMainWindow):
         self._keep_on_screen()
         if new and kind == "video":  # image and video share the height; the video does not take it all
             self.layout().activate()
-            self.resizeDocks([dock], [(self.centralWidget().height() + dock.height()) // 2], Qt.Vertical)
+            room = self.centralWidget().height() + dock.height()
+            want = max(room // 2, panel.minimumSizeHint().height() + dock.height() - dock.widget().height())
+            self.resizeDocks([dock], [min(want, room - 200)], Qt.Vertical)
         return panel
 
     def panel(self, kind: str):

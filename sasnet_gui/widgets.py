@@ -1,8 +1,10 @@
-"""Small widgets of the main window: the large count display and the "no model yet" banner."""
+"""Small widgets of the main window: the large count display, the "no model yet" banner and a
+scroll area for docks."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QVBoxLayout, QWidget)
 
 
 class _BigNumber(QFrame):
@@ -80,6 +82,25 @@ class NoModelBanner(QFrame):
         lay.setContentsMargins(10, 6, 10, 6)
         lay.addWidget(self.label, 1)
         lay.addWidget(button, 0, Qt.AlignTop)
+
+
+class FitScrollArea(QScrollArea):
+    """Shows its widget at the size of the visible area and scrolls only when that is below the
+    widget's minimum size, so a dock holding it never makes the window outgrow the screen.
+    (``setWidgetResizable`` would size a widget with word-wrapped labels by its preferred height.)"""
+
+    def __init__(self, widget: QWidget, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setWidgetResizable(False)
+        self.setWidget(widget)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(ev)
+        w = self.widget()
+        if w is not None:
+            least, room = w.minimumSizeHint(), self.viewport().size()
+            w.resize(max(room.width(), least.width()), max(room.height(), least.height()))
 
 
 def icon(name: str):
