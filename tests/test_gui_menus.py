@@ -161,3 +161,13 @@ def test_shortcuts_reach_the_same_actions(qtbot, main_window, recorder, tmp_path
     dialogs = [d for d in QApplication.topLevelWidgets() if isinstance(d, QDialog) and d.isVisible()]
     assert dialogs and recorder.problems() == []
     _close_dialogs()
+
+
+def test_no_two_actions_share_a_shortcut(main_window):
+    """Qt ignores a key that two actions claim ("ambiguous shortcut"): both would stop working."""
+    owners: dict[str, list[str]] = {}
+    for action in main_window.findChildren(QAction):
+        for key in action.shortcuts():
+            owners.setdefault(key.toString(), []).append(action.text())
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}
+    assert {"Ctrl+O", "Ctrl+E", "F5", "PgDown", "Ctrl+Z"} <= set(owners)

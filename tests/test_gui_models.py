@@ -200,3 +200,23 @@ def test_removing_a_model_made_by_the_app_offers_to_delete_its_file(qtbot, studi
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
     qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
     assert "stays on disk" in asked[-1] and (tmp_path / "base.pth").is_file()
+
+
+def test_adding_a_name_in_use_asks_before_replacing(qtbot, studio_home, tmp_path, monkeypatch):
+    old = register_tiny_model(tmp_path, "street")
+    new = make_tiny_checkpoint(tmp_path / "street-v2.pth", seed=1)
+    controller = make_controller(qtbot)
+    dialog = _dialog(qtbot, controller)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(new), ""))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("street", True))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert asked and "street" in asked[0] and "--replace" not in asked[0]
+    assert ModelRegistry().get("street").path == old and dialog.last_error is None
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(dialog.modelAdded, timeout=60000):
+        qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert ModelRegistry().get("street").path == new and dialog.last_error is None

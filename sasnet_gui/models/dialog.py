@@ -97,8 +97,8 @@ def _made_here(entry: ModelEntry) -> bool:
         return False
 
 
-def _add_to_registry(registry, name: str, path: str, copy: bool, make_default: bool):
-    return registry.add(name, path, copy=copy, make_default=make_default)
+def _add_to_registry(registry, name: str, path: str, copy: bool, make_default: bool, replace: bool):
+    return registry.add(name, path, copy=copy, make_default=make_default, replace=replace)
 
 
 class ModelsDialog(QDialog):
@@ -279,8 +279,15 @@ class ModelsDialog(QDialog):
         """Register ``path`` (validated in a worker thread); emits modelAdded(name) when done."""
         taken = {e.name for e in self._entries}
         name = name or suggest_name(path, taken)
+        replace = name in taken
+        if replace:  # the app asks where the command line wants --replace
+            answer = QMessageBox.question(
+                self, "Replace model",
+                f"A model named '{name}' is in the list already. Replace it with {path}?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         worker = create_worker(_add_to_registry, self.controller.registry, name, str(path),
-                               self.copy_check.isChecked(), make_default,
+                               self.copy_check.isChecked(), make_default, replace,
                                _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._added)
         worker.errored.connect(lambda exc: self._error("Cannot add model", str(exc)))
