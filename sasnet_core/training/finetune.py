@@ -76,7 +76,9 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
             if out.exists() and not overwrite:
                 raise CheckpointError("output file exists already (pass --force to replace it)", out)
             if not out.parent.is_dir():
-                raise CheckpointError("the folder to write the new model into does not exist", out.parent)
+                raise CheckpointError("is a file, not a folder to write the new model into"
+                                      if out.parent.exists() else
+                                      "the folder to write the new model into does not exist", out.parent)
 
             if cfg.max_minutes is not None and not cfg.max_minutes > 0:
                 raise SettingsError(f"--max-minutes {cfg.max_minutes:g} leaves no time to train; "

@@ -100,6 +100,12 @@ def _out_missing_folder(ctx: Ctx):
     return _argv(ctx, _images_folder(ctx), out=ctx.tmp / "no" / "such" / "m.pth"), ["such"]
 
 
+def _out_inside_a_file(ctx: Ctx):
+    blocker = ctx.tmp / "models.txt"
+    blocker.write_text("a file where a folder should be")
+    return _argv(ctx, _images_folder(ctx), out=blocker / "m.pth"), ["models.txt", "not a folder"]
+
+
 def _out_a_folder(ctx: Ctx):
     out = ctx.tmp / "models"
     out.mkdir()
@@ -164,6 +170,7 @@ CASES = [
     Case("out-exists-without-force", _out_exists, check=_out_kept),
     Case("out-in-a-missing-folder", _out_missing_folder),
     Case("out-a-folder", _out_a_folder),
+    Case("out-inside-a-file", _out_inside_a_file),
     Case("out-is-the-parent-model", _out_is_the_parent, check=_parent_kept),
     Case("valid-tiny-run", _valid_run, expect=ACCEPTED, check=_valid_run_check, timeout=180),
 ]
