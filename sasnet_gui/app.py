@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 def _parse(argv):
     p = argparse.ArgumentParser(prog="sasnet-gui", description="Count people in crowd images and videos with SASNet.")
     p.add_argument("paths", nargs="*", help="images, folders of images, or videos to open")
-    p.add_argument("--weights", help="a checkpoint file or registered model name to use instead of the default")
-    p.add_argument("--no-model", action="store_true", help="start without loading any model")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--weights", help="a checkpoint file or registered model name to use instead of the default")
+    which.add_argument("--no-model", action="store_true", help="start without loading any model")
     return p.parse_args(argv)
 
 

@@ -177,6 +177,8 @@ def test_no_model_option_starts_without_loading_the_default(qtbot, tmp_path):
     from sasnet_gui.app import _parse, create_window
 
     register_tiny_model(tmp_path, "tiny")  # a default model that must not load
+    with pytest.raises(SystemExit):
+        _parse(["--no-model", "--weights", "tiny"])  # contradicting options are a usage error
     args = _parse(["--no-model"])
     window = create_window(args.paths, args.weights, args.no_model)
     qtbot.addWidget(window)
