@@ -54,6 +54,8 @@ def show_error(parent: QWidget | None, exc: BaseException | str, title: str = "S
     box.setText(what or "Something went wrong")
     info = f"File: {path}\n\n{problem}" if path else problem
     box.setInformativeText(info)
+    # Wide enough that a file path stays on one or two lines (the default box is very narrow).
+    box.setStyleSheet("QLabel#qt_msgbox_informativelabel { min-width: 460px; }")
     if details:
         box.setDetailedText(details)
     box.setStandardButtons(QMessageBox.Ok)
