@@ -14,17 +14,20 @@ load; changing them reloads the current model.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
+from sasnet_core.errors import SASNetError
 from sasnet_core.registry import ModelRegistry
 from sasnet_core.vocab import (DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
                                INFERENCE_PRECISIONS as PRECISIONS)
 from sasnet_gui.settings import AppSettings
 
+log = logging.getLogger(__name__)
 _DEVICE_KEY, _PRECISION_KEY = "models/device", "models/precision"
 
 # How a person gets a model, in the app's words (menus, not shell commands); the command line
@@ -204,6 +207,8 @@ class ModelController(QObject):
 
     def _failed(self, generation: int, exc: BaseException) -> None:
         self._one_done()
+        if not isinstance(exc, (SASNetError, OSError, MemoryError)):  # a bug: keep its traceback
+            log.error("loading a model failed", exc_info=(type(exc), exc, exc.__traceback__))
         if generation == self._generation:
             self.loadFailed.emit(_error_text(exc))
 

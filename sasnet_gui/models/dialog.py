@@ -191,7 +191,7 @@ class ModelsDialog(QDialog):
             entries = self.controller.registry.entries()
         except Exception as exc:  # damaged registry file: say which and how to fix
             entries = []
-            self._error("Model registry", str(exc))
+            self._error("Model registry", exc)
         self._entries = entries
         self.table.setRowCount(len(entries))
         in_use = self.controller.current_weights_path()
@@ -290,7 +290,7 @@ class ModelsDialog(QDialog):
                                self.copy_check.isChecked(), make_default, replace,
                                _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._added)
-        worker.errored.connect(lambda exc: self._error("Cannot add model", str(exc)))
+        worker.errored.connect(lambda exc: self._error("Cannot add model", exc))
         worker.finished.connect(lambda: self._workers.discard(worker))
         self._workers.add(worker)
         self.add_button.setEnabled(False)
@@ -332,7 +332,7 @@ class ModelsDialog(QDialog):
         try:
             deleted = self.controller.registry.remove(name, delete_file=delete_file)
         except Exception as exc:
-            self._error("Cannot remove model", str(exc))
+            self._error("Cannot remove model", exc)
             return
         self.status_label.setText(f"Removed {name}" + (f" and deleted {deleted}" if deleted else "")
                                   + (" (still in use until you choose another)"
@@ -346,7 +346,7 @@ class ModelsDialog(QDialog):
         try:
             self.controller.registry.set_default(name)
         except Exception as exc:
-            self._error("Cannot set the default model", str(exc))
+            self._error("Cannot set the default model", exc)
             return
         self.status_label.setText(f"{name} is the default model (used at start and by 'sasnet').")
         self.controller.registryChanged.emit()
@@ -370,7 +370,8 @@ class ModelsDialog(QDialog):
                                   f"{html.escape(message)}</span>")
         self._show_current()
 
-    def _error(self, title: str, message: str) -> None:
+    def _error(self, title: str, exc: BaseException | str) -> None:
+        message = str(exc)
         self.status_label.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
-        errors.show_error(self, message, what=title)
+        errors.show_error(self, exc, what=title)  # the exception itself: a bug keeps its traceback
         self.last_error = message
