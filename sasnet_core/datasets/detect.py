@@ -21,7 +21,8 @@ LAYOUTS = {
              lambda r: (r / "images").is_dir() and (r / "jsons").is_dir(), layouts.nwpu),
     "jhu": ("train/, val/ or test/ with images/ + gt/*.txt",
             lambda r: any((r / s / "gt").is_dir() for s in ("train", "val", "test")), layouts.jhu),
-    "annotated_folder": ("images with IMAGE.sasnet.json beside them or in annotations/",
+    "annotated_folder": ("images with our IMAGE.jpg.sasnet.json annotations (beside them, in "
+                         "annotations/, or kept by the app for a read-only folder)",
                          layouts.has_annotation_files, layouts.annotated_folder),
 }
 
