@@ -203,7 +203,7 @@ def describe_failure(exc: BaseException) -> str:
     """One line for a failure of the model on one input (out of memory names a way out)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "allocate" in text.lower():
-        return f"out of memory ({text}); try a smaller precision (bf16), --max-side or tiles"
+        return f"out of memory ({text}); try bf16 precision, a smaller maximum side or smaller tiles"
     return text
 
 
