@@ -160,8 +160,8 @@ def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui
     assert json.loads(d.file.read_text())["points"] == [[3, 4]]
 
 
-def test_same_stem_images_in_a_read_only_folder_keep_their_own_points(qtbot, main_window, tmp_path,
-                                                                       gui, read_only):
+def test_same_stem_images_in_a_read_only_folder_keep_their_own_points(
+        qtbot, main_window, fake_controller, tmp_path, gui, read_only):
     from sasnet_core.imageio import write_image
 
     folder = tmp_path / "shared"
@@ -189,6 +189,15 @@ def test_same_stem_images_in_a_read_only_folder_keep_their_own_points(qtbot, mai
     assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "a.png"]
     assert read_annotation(jpg).count == 1 and read_annotation(png).count == 2
     assert annotation_file_for(jpg) != annotation_file_for(png)
+    # Opened again in a new window, the file list shows each image's own count.
+    from sasnet_gui.main_window import MainWindow
+
+    again = MainWindow(controller=fake_controller)
+    qtbot.addWidget(again)
+    with qtbot.waitSignal(again.session.imageShown, timeout=10_000):
+        again.open_paths([folder])
+    qtbot.waitUntil(lambda: [again.files.entry(str(p)).annotated_count for p in (jpg, png)] == [1, 2],
+                    timeout=10_000)
 
 
 def test_existing_annotation_is_loaded_with_unknown_keys_kept(qtbot, tmp_path, gui):
