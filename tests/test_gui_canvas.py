@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from sasnet_core.counting import summarize
 from sasnet_gui.canvas.colors import LEVEL_RGBA
 from sasnet_gui.canvas.view import CanvasView
 from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_gui.files.counting import summarize
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
+from sasnet_core.counting import summarize
 from sasnet_core.formats import DATASET, FORMATS, read_annotations
 from sasnet_core.imageio import read_image
 from sasnet_gui.export_dialogs import (ExportAnnotationsDialog, export_counts_csv,
                                        export_overlay_png, overlay_image)
-from sasnet_gui.files.counting import summarize
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections import deque
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from sasnet_core.cancel import CancelToken
-from sasnet_core.counting import DISPLAY_SIDE, CountResult, count_stream, describe_failure, summarize  # noqa: F401
+from sasnet_core.counting import DISPLAY_SIDE, count_stream, describe_failure
 
 QUIT_WAIT_S = 1.0  # how long closing the window waits for the worker to reach a checkpoint
 
