@@ -92,8 +92,24 @@ def create_window(paths=(), weights=None, no_model=False, controller=None):
     return window
 
 
+def missing_libraries_refusal() -> str | None:
+    """The line to print when Qt's X11 plugin would abort for want of a system library (it kills
+    the process with "could not load the Qt platform plugin xcb", beyond any ``try``); else None.
+    Asked before the QApplication exists; other platforms (offscreen, wayland) are not checked."""
+    from sasnet_core import platform_check
+
+    missing = platform_check.missing_qt_libraries()
+    if not missing:
+        return None
+    return f"sasnet-gui: error: {platform_check.missing_qt_libraries_message(missing)}"
+
+
 def main(argv=None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    refusal = missing_libraries_refusal()
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from sasnet_core.logs import setup_logging
