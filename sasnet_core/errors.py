@@ -61,3 +61,8 @@ class SettingsError(SASNetError, ValueError):
 class OutputWriteError(SASNetError, OSError):
     """An output cannot be written (full disk, read-only folder, no permission, a file where a
     folder should be). The message names the path; what was there before is left as it was."""
+
+
+class DownloadError(SASNetError):
+    """A download failed (offline, blocked, server error, cut short) or did not match the file it
+    should be; nothing was registered and no partial file is left where models live."""

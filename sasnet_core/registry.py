@@ -17,9 +17,9 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from sasnet_core import paths
 from sasnet_core.atomic import atomic_path, atomic_write_text
@@ -34,9 +34,10 @@ if TYPE_CHECKING:  # torch loads only when a checkpoint is read: listing names s
 log = logging.getLogger(__name__)
 
 HOW_TO_GET_A_MODEL = (
-    "Download the released SASNet weights (SHHA.pth for dense crowds, SHHB.pth for sparse street "
-    "scenes) from the authors' repository, github.com/TencentYoutuResearch/CrowdCounting-SASNet "
-    "(Google Drive link in its README), then register one: 'sasnet models add shha SHHA.pth --default'. "
+    "Get the released SASNet weights with 'sasnet models download shha' (dense crowds) or "
+    "'sasnet models download shhb' (sparse street scenes), or download SHHA.pth / SHHB.pth from the "
+    "authors' Google Drive folder (linked from github.com/TencentYoutuResearch/CrowdCounting-SASNet) "
+    "and register one: 'sasnet models add shha SHHA.pth --default'. "
     "Or pass a file directly with --weights FILE.pth, or train one with 'sasnet train'."
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -50,6 +51,9 @@ class ModelEntry:
     added: str
     metadata: dict
     is_default: bool = False
+    # What the file is, from its hash (``released.Identity.to_dict``): status verified / modified /
+    # other, sha256, size, mtime, description; for a released file also the paper's figures and source.
+    identity: dict = field(default_factory=dict)
 
     @property
     def missing(self) -> bool:
@@ -122,7 +126,7 @@ class ModelRegistry:
         data, _ = self._read()
         return [
             ModelEntry(name, Path(e["path"]), e.get("kind", "?"), e.get("added", ""), e.get("metadata", {}),
-                       name == data.get("default"))
+                       name == data.get("default"), e.get("identity", {}))
             for name, e in sorted(data["models"].items()) if not _entry_problem(name, e)
         ]
 
@@ -134,13 +138,17 @@ class ModelRegistry:
 
     # -- changing -------------------------------------------------------------------------
     def add(self, name: str, file: str | os.PathLike, *, copy: bool = False, make_default: bool = False,
-            replace: bool = False) -> ModelEntry:
-        """Register a checkpoint file under ``name`` after validating it completely."""
+            replace: bool = False, progress: Callable[[int, int], None] | None = None,
+            default_if_none: bool = True) -> ModelEntry:
+        """Register a checkpoint file under ``name`` after validating it completely and identifying
+        it by its hash (``released.identify``; ``progress(done, total)`` while hashing). It becomes
+        the default with ``make_default``, or when there is no usable default and ``default_if_none``."""
         if not _NAME.match(name):
             raise ModelRegistryError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-'")
         from sasnet_core.checkpoint import inspect_checkpoint
 
         src = Path(file).expanduser().resolve()
+        given_name = src.name
         info = inspect_checkpoint(src)  # refuses damaged files and files that do not fit SASNet
         data, whole = self._read()
         if name in data["models"] and not replace:
@@ -154,11 +162,14 @@ class ModelRegistry:
             src = dst
         summary = {k: v for k, v in info.metadata.items()
                    if isinstance(v, (str, int, float, bool, type(None), dict, list))}
+        from sasnet_core.released import identify
+
+        identity = identify(src, kind=info.kind, metadata=summary, progress=progress, original_name=given_name)
         data["models"][name] = {
-            "path": str(src), "kind": info.kind, "metadata": summary,
+            "path": str(src), "kind": info.kind, "metadata": summary, "identity": identity.to_dict(),
             "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        if make_default or not self._usable_default(data):
+        if make_default or (default_if_none and not self._usable_default(data)):
             data["default"] = name
         self._write(data, whole)
         return self.get(name)
@@ -250,6 +261,10 @@ class ModelRegistry:
         raise ModelRegistryError(self._unknown(str(weights), data) + ". " + HOW_TO_GET_A_MODEL)
 
 
+def valid_model_name(name: str) -> bool:
+    return isinstance(name, str) and bool(_NAME.match(name))
+
+
 def _kind_of(value) -> str:
     return {list: "a list", str: "text", dict: "an object", type(None): "null", bool: "true/false"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}")
@@ -268,7 +283,8 @@ def _entry_problem(name, entry) -> str | None:
         return f"has a file path that is {_kind_of(path)} instead of text"
     if "\x00" in path:
         return "has a file path with a NUL character"
-    for key, kind, label in (("kind", str, "text"), ("added", str, "text"), ("metadata", dict, "an object")):
+    for key, kind, label in (("kind", str, "text"), ("added", str, "text"), ("metadata", dict, "an object"),
+                             ("identity", dict, "an object")):
         if key in entry and not isinstance(entry[key], kind):
             return f"has a {key!r} that is {_kind_of(entry[key])} instead of {label}"
     return None

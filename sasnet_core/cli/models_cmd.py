@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from sasnet_core.cli.argtypes import output_dir
+
+# Files smaller than this are hashed without a progress bar: it would flash for a split second.
+_BAR_FROM_BYTES = 16 << 20
 
 
 def register(subparsers) -> None:
@@ -11,7 +17,8 @@ def register(subparsers) -> None:
         description="Give checkpoint files short names that --weights and the GUI accept. "
         "The registry lives in your user data folder (platformdirs).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  sasnet models add shha SHHA.pth --default\n  sasnet models list\n"
+        epilog="examples:\n  sasnet models download shha\n  sasnet models add shha SHHA.pth --default\n"
+        "  sasnet models list\n"
         "  sasnet count crowd.jpg --weights shha",
     )
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -32,6 +39,20 @@ def register(subparsers) -> None:
                     help="with --delete-file: delete the file even where it lies outside the user models folder")
     de = sub.add_parser("default", help="choose the default model")
     de.add_argument("name")
+    dl = sub.add_parser(
+        "download", help="download a released model (SHHA or SHHB), verify it and register it",
+        description="Download the authors' released SHHA.pth (ShanghaiTech A: dense crowds) or SHHB.pth "
+        "(ShanghaiTech B: sparse street scenes) from their Google Drive folder (needs the gdown package), "
+        "check its sha256, move it into the user models folder and register it, as the default model if "
+        "there is none. An interrupted download resumes when run again.")
+    dl.add_argument("model", choices=["shha", "shhb"], help="which released model")
+    dl.add_argument("--to", type=output_dir, metavar="DIR", help="folder to keep the file in "
+                    "(default: the user models folder)")
+    dl.add_argument("--name", help="register it under this name (default: shha / shhb)")
+    dl.add_argument("--no-default", action="store_true", help="do not make it the default model, "
+                    "even when there is none")
+    dl.add_argument("--url", help="download from this address instead (a mirror; also "
+                    "SASNET_RELEASED_URL_SHHA / _SHHB)")
     p.set_defaults(func=run)
 
 
@@ -45,8 +66,10 @@ def run(args) -> int:
         entries = reg.entries()
         if args.json:
             for e in entries:
+                ident = None if e.missing else _identity(e)
                 print(json.dumps({"name": e.name, "path": str(e.path), "kind": e.kind, "default": e.is_default,
-                                  "added": e.added, "missing": e.missing, "metadata": e.metadata}))
+                                  "added": e.added, "missing": e.missing, "metadata": e.metadata,
+                                  "identity": ident.to_dict() if ident else None}))
             return 0
         if not entries:
             print(("No usable models registered. " if reg.problems else "No models registered. ") + HOW_TO_GET_A_MODEL)
@@ -55,12 +78,25 @@ def run(args) -> int:
             meta = e.metadata
             extra = ", ".join(f"{k}={meta[k]}" for k in ("parent", "trained_on", "steps") if meta.get(k))
             gone = "  [FILE MISSING]" if e.missing else ""
+            ident = None if e.missing else _identity(e)
             print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"
                   + (f"  ({extra})" if extra else ""))
+            if ident is not None:
+                print(f"    {_identity_line(ident)}")
         return 0
     if cmd == "add":
-        e = reg.add(args.name, args.file, copy=args.copy, make_default=args.default, replace=args.replace)
-        print(f"registered {e.name} -> {e.path}" + (" (default)" if e.is_default else ""))
+        with _byte_bar(f"checking {args.file}", min_bytes=_BAR_FROM_BYTES) as bar:
+            e = reg.add(args.name, args.file, copy=args.copy, make_default=args.default,
+                        replace=args.replace, progress=bar)
+        _report_registered(e)
+    elif cmd == "download":
+        from sasnet_core.download import download_released
+
+        with _byte_bar(f"downloading {args.model.upper()}.pth") as bar, \
+                _byte_bar("checking the file already there", min_bytes=_BAR_FROM_BYTES) as check:
+            e = download_released(args.model, to=args.to, name=args.name, default_if_none=not args.no_default,
+                                  url=args.url, progress=bar, hash_progress=check)
+        _report_registered(e)
     elif cmd == "remove":
         if args.outside_models_folder and not args.delete_file:
             raise SettingsError("--outside-models-folder only goes with --delete-file")
@@ -71,3 +107,57 @@ def run(args) -> int:
         reg.set_default(args.name)
         print(f"default model: {args.name}")
     return 0
+
+
+def _identity(entry):
+    """The entry's identity, re-hashing the file only when it changed since it was registered."""
+    from sasnet_core.released import recheck
+
+    with _byte_bar(f"checking {entry.path.name}", min_bytes=_BAR_FROM_BYTES) as bar:
+        return recheck(entry.path, entry.identity, kind=entry.kind, metadata=entry.metadata, progress=bar)
+
+
+def _identity_line(ident) -> str:
+    from sasnet_core.released import VERIFIED
+
+    if ident.status == VERIFIED:
+        return f"{ident.description}; {ident.released.figures()}"
+    return ident.description
+
+
+def _report_registered(e) -> None:
+    from sasnet_core.released import MODIFIED, Identity
+
+    print(f"registered {e.name} -> {e.path}" + (" (default)" if e.is_default else ""))
+    ident = Identity.from_dict(e.identity)
+    if ident is not None:
+        print(f"  {_identity_line(ident)}")
+        if ident.status == MODIFIED:
+            print(f"sasnet models: warning: {e.path}: {ident.description}", file=sys.stderr)
+
+
+class _byte_bar:
+    """A progress callback ``(done, total)`` in bytes drawn as a bar in MB; the bar appears only
+    once a file of at least ``min_bytes`` is being read, so small files print nothing."""
+
+    def __init__(self, desc: str, min_bytes: int = 0):
+        self.desc, self.min_bytes, self.bar, self.shown = desc, min_bytes, None, 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            if (total or done) < self.min_bytes:
+                return
+            from sasnet_core.progress import Progress
+
+            self.bar = Progress(None if total is None else max(1, round(total / 1e6)), self.desc, unit="MB")
+        mb = round(done / 1e6)
+        if mb > self.shown:
+            self.bar.update(mb - self.shown)
+            self.shown = mb
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,211 @@
+"""``sasnet doctor``: what a bug report needs, and what this installation is missing.
+
+A report, not a check that fails: it exits 0 whatever it finds. Nothing here re-hashes a
+registered model whose file is unchanged since it was registered, so it stays quick.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+# (label, distribution names to try): versions read from installed metadata, without importing.
+_PACKAGES = (
+    ("torch", ("torch",)),
+    ("torchvision", ("torchvision",)),
+    ("numpy", ("numpy",)),
+    ("OpenCV", ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                "opencv-contrib-python-headless")),
+    ("PySide6", ("PySide6", "PySide6-Essentials")),
+    ("pyqtgraph", ("pyqtgraph",)),
+    ("gdown", ("gdown",)),
+    ("openvino", ("openvino",)),
+)
+# /proc/cpuinfo flags that decide whether bf16 is fast on this CPU.
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "doctor", help="print versions, devices, models and what is missing (for bug reports)",
+        description="Print what a bug report needs (versions, device, precision, backends, CPU features, "
+        "model registry, log and settings folders) and what this installation is missing, with how to "
+        "get it. Always exits 0.")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=run)
+
+
+def _version(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _cpu_flags() -> dict[str, bool] | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # not Linux
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+            break
+    return {f: f in flags for f in _CPU_FLAGS}
+
+
+def _devices() -> dict:
+    try:
+        import torch
+    except ImportError:
+        return {"error": "torch is not installed"}
+    from sasnet_core.training.loop import precision_for
+    from sasnet_core.vocab import DEFAULT_INFERENCE_PRECISION
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    kinds = ["cpu"] + (["cuda"] if cuda else []) + (["mps"] if mps else [])
+    return {
+        "cuda": cuda,
+        "cuda_version": torch.version.cuda,
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        "mps": mps,
+        "threads": torch.get_num_threads(),
+        "precision": {kind: {"counting": str(DEFAULT_INFERENCE_PRECISION),
+                             "training": precision_for(torch.device(kind), "auto").name} for kind in kinds},
+        "backends": ["torch"] + (["openvino"] if _version(("openvino",)) else []),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+    }
+
+
+def _registry() -> dict:
+    from sasnet_core.errors import SASNetError
+    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.released import recheck
+
+    reg = ModelRegistry()
+    out = {"file": str(reg.file), "exists": reg.file.exists(), "default": None, "models": [], "problems": []}
+    try:
+        entries = reg.entries()
+    except SASNetError as exc:
+        out["problems"].append(str(exc))
+        return out
+    out["problems"] += reg.problems
+    for e in entries:
+        ident = None if e.missing else recheck(e.path, e.identity, kind=e.kind, metadata=e.metadata)
+        out["models"].append({"name": e.name, "path": str(e.path), "default": e.is_default,
+                              "file_present": not e.missing,
+                              "identity": ident.status if ident else None,
+                              "description": ident.description if ident else None})
+        if e.is_default:
+            out["default"] = e.name
+    return out
+
+
+def collect() -> dict:
+    """Everything the report shows, as plain JSON-able data."""
+    from sasnet_core import __version__, paths
+    from sasnet_core.logs import log_file
+    from sasnet_core.platform_check import missing_qt_libraries
+
+    versions = {label: _version(names) for label, names in _PACKAGES}
+    versions["sasnet"] = __version__
+    versions["python"] = sys.version.split()[0]
+    report = {
+        "versions": versions,
+        "platform": platform.platform(),
+        "devices": _devices(),
+        "cpu_flags": _cpu_flags(),
+        "registry": _registry(),
+        "log_file": str(log_file()),
+        "log_folder": str(paths.log_dir()),
+        "settings_folder": str(paths.config_dir()),
+        "models_folder": str(paths.models_dir()),
+        "missing_qt_libraries": [{"library": lib, "package": pkg} for lib, pkg in missing_qt_libraries(environ={})],
+    }
+    report["missing"] = _missing(report)
+    return report
+
+
+def _missing(report: dict) -> list[str]:
+    """What is missing, each with how to get it."""
+    from sasnet_core.platform_check import missing_qt_libraries_message
+
+    out = []
+    v = report["versions"]
+    for label in ("torch", "torchvision", "numpy", "OpenCV", "PySide6", "pyqtgraph"):
+        if v[label] is None:
+            out.append(f"{label} is not installed: reinstall with 'python -m pip install -e .' in the source folder")
+    if v["gdown"] is None:
+        out.append("gdown is not installed, so 'sasnet models download' cannot fetch from Google Drive: "
+                   "install it with 'python -m pip install gdown'")
+    if report["missing_qt_libraries"]:
+        pairs = [(m["library"], m["package"]) for m in report["missing_qt_libraries"]]
+        out.append("sasnet-gui cannot open a window: " + missing_qt_libraries_message(pairs))
+    reg = report["registry"]
+    usable = [m for m in reg["models"] if m["file_present"]]
+    if not reg["models"]:
+        out.append("no model is registered: run 'sasnet models download shha' (dense crowds) or "
+                   "'sasnet models download shhb' (sparse scenes), or 'sasnet models add NAME FILE.pth'")
+    elif not usable:
+        out.append("no registered model has its file: put the files back or register another model")
+    elif reg["default"] is None:
+        out.append("no default model is chosen: 'sasnet models default NAME'")
+    for m in reg["models"]:
+        if not m["file_present"]:
+            out.append(f"the file of model {m['name']!r} is gone ({m['path']}): "
+                       f"'sasnet models remove {m['name']}' or put it back")
+    return out
+
+
+def format_text(report: dict) -> str:
+    v, d = report["versions"], report["devices"]
+    lines = ["versions:"]
+    lines += [f"  {k:<14} {v[k] or 'not installed'}" for k in
+              ("sasnet", "python", "torch", "torchvision", "numpy", "OpenCV", "PySide6", "pyqtgraph", "gdown",
+               "openvino")]
+    lines.append(f"platform:        {report['platform']}")
+    if "error" in d:
+        lines.append(f"devices:         {d['error']}")
+    else:
+        gpus = ", ".join(d["cuda_devices"]) or "none"
+        lines += [f"CUDA:            {'yes' if d['cuda'] else 'no'} (build {d['cuda_version'] or 'CPU only'}; "
+                  f"GPUs: {gpus})",
+                  f"MPS (Apple GPU): {'yes' if d['mps'] else 'no'}",
+                  f"CPU threads:     {d['threads']}",
+                  f"backends:        {', '.join(d['backends'])} (oneDNN {'yes' if d['mkldnn'] else 'no'}"
+                  + (f", cuDNN {d['cudnn']}" if d["cudnn"] else "") + ")"]
+        lines += [f"precision {kind + ':':<6}  counting {p['counting']}, training {p['training']}"
+                  for kind, p in d["precision"].items()]
+    flags = report["cpu_flags"]
+    if flags is not None:
+        lines.append("CPU bf16 features: " + ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in flags.items()))
+    reg = report["registry"]
+    lines.append(f"model registry:  {reg['file']}" + ("" if reg["exists"] else " (not created yet)"))
+    for m in reg["models"]:
+        state = "FILE MISSING" if not m["file_present"] else m["identity"]
+        lines.append(f"  {'*' if m['default'] else ' '} {m['name']:<16} {state:<9} {m['path']}")
+        if m["description"]:
+            lines.append(f"      {m['description']}")
+    lines += [f"  problem: {p}" for p in reg["problems"]]
+    lines += [f"models folder:   {report['models_folder']}",
+              f"log file:        {report['log_file']}",
+              f"settings folder: {report['settings_folder']}"]
+    if report["missing"]:
+        lines.append("missing:")
+        lines += [f"  - {m}" for m in report["missing"]]
+    else:
+        lines.append("missing:         nothing")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    report = collect()
+    print(json.dumps(report, indent=2) if args.json else format_text(report))
+    return 0

@@ -1,0 +1,273 @@
+"""``sasnet models download``: the whole flow against a server on 127.0.0.1, never the internet.
+
+The server hands out a small stand-in checkpoint whose hash the test gives ``released.RELEASED``;
+the download address comes from ``SASNET_RELEASED_URL_SHHA`` as a mirror's would.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import socket
+import sys
+import threading
+import types
+
+import pytest
+import torch
+
+from sasnet_core import paths, released
+from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.cli import main
+from sasnet_core.download import staging_dir
+from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.registry import ModelRegistry
+
+
+class Server:
+    """Serves ``body`` at any path; ``mode``: "good" (honours Range), "truncate" (announces the
+    whole length, sends half, closes), or an HTTP status to answer with."""
+
+    def __init__(self, body: bytes):
+        self.body, self.mode, self.requests = body, "good", []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                outer.requests.append(dict(self.headers))
+                if isinstance(outer.mode, int):
+                    self.send_error(outer.mode)
+                    return
+                start = 0
+                if outer.mode == "good" and self.headers.get("Range", "").startswith("bytes="):
+                    start = int(self.headers["Range"][6:].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(outer.body) - 1}/{len(outer.body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(outer.body) - start))
+                self.end_headers()
+                data = outer.body[start:]
+                self.wfile.write(data[: len(data) // 2] if outer.mode == "truncate" else data)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/SHHA.pth"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A small checkpoint that counts as the released SHHA.pth; returns its bytes."""
+    torch.manual_seed(0)
+    path = tmp_path / "src" / "stand_in.pth"
+    path.parent.mkdir()
+    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
+    data = path.read_bytes()
+    fake = dataclasses.replace(released.RELEASED["shha"], sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    monkeypatch.setitem(released.RELEASED, "shha", fake)
+    return data
+
+
+@pytest.fixture
+def server(stand_in, monkeypatch):
+    s = Server(stand_in)
+    monkeypatch.setenv("SASNET_RELEASED_URL_SHHA", s.url)
+    yield s
+    s.close()
+
+
+def _cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _leftovers():
+    """Files in the models folder and the download staging folder."""
+    found = []
+    for folder in (paths.models_dir(), staging_dir()):
+        if folder.exists():
+            found += sorted(p.name for p in folder.iterdir())
+    return found
+
+
+def test_a_good_download_is_verified_moved_into_the_models_folder_registered_and_made_default(
+        server, stand_in, capsys):
+    code, out, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 0, err
+    entry = ModelRegistry().get("shha")
+    assert entry.is_default
+    assert entry.path == paths.models_dir() / "SHHA.pth"
+    assert entry.path.read_bytes() == stand_in
+    assert entry.identity["status"] == "verified"
+    assert "SASNet SHHA (released by the authors, verified)" in out
+    assert _leftovers() == ["SHHA.pth"]  # no staging or partial file anywhere
+
+
+def test_no_default_keeps_the_registry_without_a_default(server, capsys):
+    assert _cli(["models", "download", "shha", "--no-default"], capsys)[0] == 0
+    reg = ModelRegistry()
+    assert reg.default() is None and reg.get("shha") is not None
+
+
+def test_an_existing_default_stays_the_default(server, tmp_path, capsys):
+    torch.manual_seed(3)
+    mine = tmp_path / "mine.pth"
+    save_checkpoint(mine, SASNet(SASNetConfig(width_mult=0.125)), {"name": "mine"})
+    ModelRegistry().add("mine", mine)
+    assert _cli(["models", "download", "shha"], capsys)[0] == 0
+    assert ModelRegistry().default().name == "mine"
+
+
+def test_download_to_another_folder_under_another_name(server, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    code, _, err = _cli(["models", "download", "shha", "--to", folder, "--name", "dense"], capsys)
+    assert code == 0, err
+    assert ModelRegistry().get("dense").path == folder / "SHHA.pth"
+
+
+def test_a_file_with_the_wrong_hash_is_deleted_and_nothing_is_registered(server, capsys):
+    server.body = server.body[:-10] + b"0123456789"  # same size, other bytes
+    code, out, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "not the released SHHA.pth" in err and "nothing was registered" in err
+    assert ModelRegistry().entries() == []
+    assert _leftovers() == []
+
+
+def test_a_transfer_cut_short_leaves_nothing_and_a_rerun_resumes_it(server, stand_in, capsys):
+    server.mode = "truncate"
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and "cut short" in err and "again" in err
+    assert ModelRegistry().entries() == []
+    assert not paths.models_dir().exists() or list(paths.models_dir().iterdir()) == []
+    server.mode = "good"
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 0, err
+    assert server.requests[-1].get("Range") == f"bytes={len(stand_in) // 2}-"  # resumed, not restarted
+    entry = ModelRegistry().get("shha")
+    assert entry.path.read_bytes() == stand_in and entry.identity["status"] == "verified"
+
+
+def test_a_server_that_ignores_ranges_restarts_the_transfer(server, stand_in, capsys):
+    server.mode = "truncate"
+    assert _cli(["models", "download", "shha"], capsys)[0] == 2
+    server.mode = "whole"  # answers a range request with the whole file (200)
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 0, err
+    assert ModelRegistry().get("shha").path.read_bytes() == stand_in
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_a_server_error_is_one_sentence_with_the_manual_steps(server, status, capsys):
+    server.mode = status
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"answered {status}" in err and released.DRIVE_FOLDER_URL in err
+    assert ModelRegistry().entries() == [] and _leftovers() == []
+
+
+def test_offline_says_so_in_one_sentence_with_the_manual_steps(stand_in, monkeypatch, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SASNET_RELEASED_URL_SHHA", f"http://127.0.0.1:{port}/SHHA.pth")
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "offline" in err and released.DRIVE_FOLDER_URL in err
+    assert "sasnet models add shha SHHA.pth" in err and "drag the file onto the app's window" in err
+
+
+def test_a_silent_server_times_out_instead_of_hanging(stand_in, monkeypatch):
+    from sasnet_core.download import download_released
+    from sasnet_core.errors import DownloadError
+
+    with socket.socket() as s:  # accepts connections (backlog) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/SHHA.pth"
+        with pytest.raises(DownloadError, match="no answer"):
+            download_released("shha", url=url, timeout=0.5)
+    assert ModelRegistry().entries() == []
+
+
+def test_a_released_file_already_in_place_is_registered_without_downloading(server, stand_in, capsys):
+    paths.models_dir().mkdir(parents=True)
+    (paths.models_dir() / "SHHA.pth").write_bytes(stand_in)
+    assert _cli(["models", "download", "shha"], capsys)[0] == 0
+    assert server.requests == [] and ModelRegistry().get("shha").identity["status"] == "verified"
+
+
+def test_another_file_in_the_way_is_left_alone(server, capsys):
+    paths.models_dir().mkdir(parents=True)
+    mine = paths.models_dir() / "SHHA.pth"
+    mine.write_bytes(b"my own file")
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and "in the way" in err and str(mine) in err
+    assert mine.read_bytes() == b"my own file" and server.requests == []
+
+
+def test_google_drive_goes_through_gdown_and_is_verified_the_same_way(stand_in, monkeypatch, capsys):
+    """Without an address the file is looked up in the authors' Drive folder; gdown is replaced
+    by a fake so nothing leaves this machine."""
+    monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
+    calls = {}
+
+    def download_folder(id=None, skip_download=False, quiet=False, timeout=None):
+        calls["folder"] = id
+        return [types.SimpleNamespace(id="file-b", path="models/SHHB.pth"),
+                types.SimpleNamespace(id="file-a", path="models/SHHA.pth")]
+
+    def download(url=None, output=None, quiet=False, id=None, resume=False, progress=None, timeout=None):
+        calls["file"], calls["resume"], calls["timeout"] = id, resume, timeout
+        with open(output, "wb") as fh:
+            fh.write(stand_in)
+        progress(len(stand_in), len(stand_in))
+        return output
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download, download_folder=download_folder))
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 0, err
+    assert calls == {"folder": released.DRIVE_FOLDER_ID, "file": "file-a", "resume": True, "timeout": 10.0}
+    assert ModelRegistry().get("shha").identity["status"] == "verified"
+
+
+def test_drive_unreachable_is_the_same_offline_sentence(stand_in, monkeypatch, capsys):
+    import requests
+
+    monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
+
+    def unreachable(**kwargs):
+        raise requests.ConnectionError("Failed to resolve 'drive.google.com' (Name or service not known)")
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=unreachable, download_folder=unreachable))
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot reach drive.google.com (its name cannot be looked up)" in err and "offline" in err
+
+
+def test_without_gdown_the_message_says_how_to_install_it(stand_in, monkeypatch, capsys):
+    monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
+    monkeypatch.setitem(sys.modules, "gdown", None)  # import gdown -> ImportError
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and "pip install gdown" in err and released.DRIVE_FOLDER_URL in err
+
+
+def test_download_progress_reaches_the_callback(server, stand_in):
+    from sasnet_core.download import download_released
+
+    seen = []
+    download_released("shha", progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (len(stand_in), len(stand_in))
