@@ -94,6 +94,19 @@ class Prediction:
 
         return estimate_heads(self.density, self.count)
 
+    @cached_property
+    def patch_uncertainty(self) -> np.ndarray:
+        """(h, w) uncertainty of every patch, in people (see ``sasnet_core.uncertainty``);
+        computed on first use, so counting alone never pays for it."""
+        from sasnet_core.uncertainty import patch_scores
+
+        return patch_scores(self)
+
+    @property
+    def uncertainty(self) -> float:
+        """The image's uncertainty: the sum of its patch scores, in people."""
+        return float(self.patch_uncertainty.sum(dtype=np.float64))
+
     def patch_at(self, x: float, y: float) -> tuple[int, int] | None:
         """(row, col) of the patch under image point (x, y), or None outside the grid."""
         return patch_cell(self.patch_rows, self.patch_cols, x, y)

@@ -12,7 +12,7 @@ import logging
 import sys
 
 # Order here is the order in `sasnet --help`.
-SUBCOMMANDS = ("count", "eval", "convert", "train", "finetune", "models", "doctor")
+SUBCOMMANDS = ("count", "rank", "eval", "convert", "train", "finetune", "models", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

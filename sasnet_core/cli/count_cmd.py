@@ -15,7 +15,8 @@ Count people in images and videos with a SASNet model.
 
 PATH may be image files (JPEG, PNG, BMP, TIFF, WebP), folders (searched recursively) or videos.
 Prints one line per image ("path<TAB>count") or, with --json, one JSON object per line with
-path, count, width, height (and frame, time_s for video frames). An image, frame or path that
+path, count, width, height, uncertainty (the people counted where the model could not choose a
+scale, see 'sasnet rank'), and frame, time_s for video frames. An image, frame or path that
 cannot be counted is named on stderr and, with --json, gets a record {"path": ..., "count": null,
 "error": ..., "skipped": true}; the exit status is then 1. Hidden files and folders are skipped.
 Images declaring more than 100 megapixels are refused before decoding (environment variable
@@ -103,7 +104,7 @@ def run(args) -> int:
 def _what_to_keep(args) -> dict:
     """Engine options: batch size, and only the maps the output files need."""
     return dict(batch_size=max(1, args.batch_size), display_side=None,
-                maps=bool(args.save_density), heads=bool(args.save_points))
+                maps=bool(args.save_density or args.json), heads=bool(args.save_points))
 
 
 def _count_video(path: Path, predictor, args, out: "_Output") -> int:
@@ -190,7 +191,10 @@ class _Output:
                 np.savetxt(tmp, pred.heads, fmt="%.2f")
         w, h = pred.image_size
         if self.json:
-            rec = {"path": str(path), "count": round(pred.count, 4), "width": w, "height": h}
+            from sasnet_core.uncertainty import image_score
+
+            rec = {"path": str(path), "count": round(pred.count, 4), "width": w, "height": h,
+                   "uncertainty": round(image_score(pred), 4)}
             if frame is not None:
                 rec.update(frame=frame, time_s=round(time_s, 4))
             print(json.dumps(rec, allow_nan=False), flush=True)

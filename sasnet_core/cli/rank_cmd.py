@@ -1,0 +1,195 @@
+"""``sasnet rank``: images ordered by how unsure the model is of them, so the worst are fixed first."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sasnet_core import vocab
+from sasnet_core.cli import argtypes
+from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+
+DESCRIPTION = """\
+Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
+
+The uncertainty of an image is the sum over its 32 x 32 patches of (people counted in the patch) x
+(how flat the patch's five level weights are, 0 = one level dominates, 1 = all equal): the people
+counted where the model could not choose a scale. Where an image has an annotation (found as the
+app finds it), its annotated count and |model count - annotated count| are shown too (both inside
+the annotation's regions of interest, when it has some); --by annotated-error ranks by that error,
+images without an annotation last.
+
+Prints "path<TAB>count<TAB>uncertainty<TAB>annotated<TAB>error" per image ("-" where there is no
+annotation), or with --json one JSON object per line (path, count, uncertainty, annotated_count,
+annotated_error), or with --csv FILE writes those columns to FILE. An image that cannot be counted,
+or whose annotation is damaged, is named on stderr (with --json also as a record with "skipped":
+true) and the exit status is 1.
+
+examples:
+  sasnet rank photos/ --weights shha
+  sasnet rank corrected/ --weights my_model --by annotated-error --csv worst_first.csv
+"""
+COLUMNS = ("path", "count", "uncertainty", "annotated_count", "annotated_error", "error")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "rank", help="order images by expected error, highest first",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="FOLDER", help="images or folders (searched recursively)")
+    p.add_argument("--weights", "-w", metavar="FILE|NAME",
+                   help="checkpoint file or registered model name; default: the registry's default model")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    out.add_argument("--csv", metavar="FILE", type=argtypes.output_file, help="write the ranking to FILE")
+    p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
+    p.add_argument("--by", choices=("score", "annotated-error"), default="score",
+                   help="score: the model's uncertainty (default); annotated-error: |model - annotated|")
+    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+                   help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
+                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS), help="fp32, bf16 or fp16")
+    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
+                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE}")
+    p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
+                   help=f"split images into N x N tiles, N >= {MIN_SIDE} (0 = never)")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
+                   help="images per forward pass")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Row:
+    path: Path
+    count: float | None = None
+    uncertainty: float | None = None
+    annotated_count: int | None = None
+    annotated_error: float | None = None
+    error: str | None = None  # why the image was not counted, or why its annotation was not used
+
+    def record(self) -> dict:
+        rnd = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+        rec = {"path": str(self.path), "count": rnd(self.count), "uncertainty": rnd(self.uncertainty),
+               "annotated_count": self.annotated_count, "annotated_error": rnd(self.annotated_error)}
+        if self.error is not None:
+            rec["error"] = self.error
+            if self.count is None:
+                rec["skipped"] = True
+        return rec
+
+
+def run(args) -> int:
+    from sasnet_core.counting import count_stream
+    from sasnet_core.inference import Predictor
+    from sasnet_core.inputs import Problem, collect_inputs
+    from sasnet_core.progress import Progress
+
+    found = collect_inputs(args.paths)
+    problems = list(found.problems) + [
+        Problem(v, "a video; rank ranks images (count its frames with 'sasnet count')") for v in found.videos]
+    if args.csv is not None:
+        _check_output(args.csv, args.overwrite)  # before counting: a refusal costs nothing
+    if not found.images:
+        for problem in problems:
+            print(f"sasnet rank: {problem}", file=sys.stderr)
+        print("sasnet rank: nothing to rank", file=sys.stderr)
+        return 2
+    predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
+                                       max_side=args.max_side, tile=args.tile, keep_levels=False)
+    rows = [Row(p.path, error=p.message) for p in problems]
+    bar = Progress(total=len(found.images), desc="images", enabled=False if args.no_progress else None, unit="img")
+    stream = count_stream(predictor, found.images, batch_size=args.batch_size, display_side=None, maps=True)
+    for path, result in zip(found.images, stream):
+        rows.append(_row(path, result))
+        bar.update(1)
+    bar.close()
+    ranked = _ranked([r for r in rows if r.count is not None], args.by)
+    troubled = [r for r in rows if r.error is not None]
+    for r in troubled:
+        print(f"sasnet rank: {r.path}: {r.error}", file=sys.stderr)
+    skipped = [r for r in rows if r.count is None]
+    _write(ranked + skipped, args)
+    return 1 if troubled else 0
+
+
+def _row(path: Path, result) -> Row:
+    from sasnet_core.annotation_store import read_annotation
+    from sasnet_core.errors import SASNetError
+    from sasnet_core.uncertainty import image_score
+
+    if result.skipped:
+        return Row(path, error=result.error)
+    row = Row(path, result.count, image_score(result))
+    try:
+        ann = read_annotation(path)
+    except SASNetError as exc:
+        row.error = f"its annotation was not used: {exc}"
+        return row
+    if ann is not None:
+        row.annotated_count = ann.count_in_roi()
+        model = result.count if not ann.rois else result.count_in_mask(_roi_mask(ann))
+        row.annotated_error = abs(model - row.annotated_count)
+    return row
+
+
+def _roi_mask(ann):
+    """The annotation's regions of interest on the density grid (which may be scaled)."""
+    import numpy as np
+
+    from sasnet_core.annotation import polygon_mask
+
+    def mask(shape, sx, sy):
+        m = np.zeros(shape, bool)
+        for poly in ann.rois:
+            m |= polygon_mask(poly * (sx, sy), shape)
+        return m
+
+    return mask
+
+
+def _ranked(rows: list[Row], by: str) -> list[Row]:
+    """Highest first; ties keep the input order (sorts are stable)."""
+    if by == "annotated-error":
+        return sorted(rows, key=lambda r: (r.annotated_error is None, -(r.annotated_error or 0.0),
+                                           -r.uncertainty))
+    return sorted(rows, key=lambda r: -r.uncertainty)
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    from sasnet_core.errors import OutputExistsError, OutputWriteError
+
+    if path.exists() and not overwrite:
+        raise OutputExistsError("already exists; --overwrite replaces it", path)
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise OutputWriteError(f"cannot be written: its folder {path.parent} {what}", path)
+
+
+def _write(rows: list[Row], args) -> None:
+    if args.csv is not None:
+        from sasnet_core.atomic import atomic_write_text
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            rec = r.record()
+            writer.writerow({k: "" if rec.get(k) is None else rec[k] for k in COLUMNS})
+        atomic_write_text(args.csv, buf.getvalue())
+        ranked = sum(r.count is not None for r in rows)
+        print(f"wrote the ranking of {ranked} image(s) to {args.csv}")
+        return
+    for r in rows:
+        if args.json:
+            print(json.dumps(r.record(), allow_nan=False), flush=True)
+        elif r.count is not None:
+            cells = [f"{r.count:.2f}", f"{r.uncertainty:.2f}",
+                     "-" if r.annotated_count is None else str(r.annotated_count),
+                     "-" if r.annotated_error is None else f"{r.annotated_error:.2f}"]
+            print("\t".join([str(r.path), *cells]), flush=True)
