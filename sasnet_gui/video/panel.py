@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QThreadPool, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -271,9 +271,13 @@ class VideoPanel(QWidget):
         self.image.clear()
         self.heads.setData([], [])
 
-    def shutdown(self) -> None:
-        """Stop threads (call before the app quits)."""
+    def shutdown(self, timeout_s: float = 1.0) -> None:
+        """Stop threads (call before the app quits). A stopped count ends within a second; it is
+        waited for, so its last signals never reach objects the quitting app has deleted."""
+        counting = self._count_worker is not None
         self.close_video()
+        if counting:
+            QThreadPool.globalInstance().waitForDone(int(timeout_s * 1000))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self.shutdown()
