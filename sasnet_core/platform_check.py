@@ -64,12 +64,13 @@ def uses_x11(*, platform: str | None = None, environ: Mapping[str, str] | None =
 
 
 def missing_qt_libraries(*, platform: str | None = None, environ: Mapping[str, str] | None = None,
-                         loads: Callable[[str], bool] = _loads) -> list[tuple[str, str]]:
+                         loads: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
     """The system libraries Qt's X11 plugin needs that cannot be loaded, as
     ``(library, debian_package)`` pairs; empty where everything is there or X11 is not used
     (Windows, macOS, QT_QPA_PLATFORM=offscreen/wayland/...). ``loads`` is for tests."""
     if not uses_x11(platform=platform, environ=environ):
         return []
+    loads = loads or _loads
     return [(lib, package) for lib, package in QT_XCB_LIBRARIES if not loads(lib)]
 
 
