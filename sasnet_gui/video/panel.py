@@ -58,6 +58,12 @@ NOT_COUNTED = "not counted yet"
 NOT_COUNTED_PLOT = "Press Count to plot the count over time"
 
 
+def _nice_step(rough: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is at least ``rough``."""
+    power = 10.0 ** np.floor(np.log10(rough))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= rough))
+
+
 class CountPlot(pg.PlotWidget):
     """Count over time; a click anywhere in the plot area asks to seek to that time."""
 
@@ -89,6 +95,9 @@ class CountPlot(pg.PlotWidget):
         top = max((r.count for r in ok), default=1.0)
         vb = self.getPlotItem().vb
         vb.setYRange(0.0, max(top * 1.1, 1.0), padding=0)
+        # About three labelled ticks: the plot is short, and pyqtgraph's own choice overlaps them.
+        step = _nice_step(max(top * 1.1, 1.0) / 3)
+        self.getPlotItem().getAxis("left").setTickSpacing(step, step / 2)
         vb.setXRange(0.0, max(span, 1e-3), padding=0.02)
         self.empty_text.setVisible(not records)
         self.empty_text.setPos(max(span, 1e-3) / 2, 0.5)
