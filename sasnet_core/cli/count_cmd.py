@@ -45,6 +45,18 @@ def register(subparsers) -> None:
                         "in the sub-folder the image has below the folder given as PATH")
     p.add_argument("--save-points", metavar="DIR", type=argtypes.output_dir,
                    help="write <stem>.txt with estimated head points, 'x y' per line (sub-folders as above)")
+    add_engine_options(p)
+    p.add_argument("--every", type=argtypes.positive_int, default=1, metavar="N",
+                   help="video: count every Nth frame")
+    p.add_argument("--time-step", type=argtypes.positive_float, metavar="SECONDS",
+                   help="video: count one frame per time step")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def add_engine_options(p) -> None:
+    """How the counting engine runs (device, precision, downscaling, tiling, batching): the same
+    options wherever a command counts images."""
     p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
                    help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
@@ -58,12 +70,6 @@ def register(subparsers) -> None:
                         "(default: only when memory requires; 0 = never)")
     p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
                    help="images/frames per forward pass")
-    p.add_argument("--every", type=argtypes.positive_int, default=1, metavar="N",
-                   help="video: count every Nth frame")
-    p.add_argument("--time-step", type=argtypes.positive_float, metavar="SECONDS",
-                   help="video: count one frame per time step")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -9,9 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sasnet_core import vocab
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+from sasnet_core.cli.count_cmd import add_engine_options
 
 DESCRIPTION = """\
 Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
@@ -50,16 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
     p.add_argument("--by", choices=("score", "annotated-error"), default="score",
                    help="score: the model's uncertainty (default); annotated-error: |model - annotated|")
-    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
-                   help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
-                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS), help="fp32, bf16 or fp16")
-    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
-                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE}")
-    p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
-                   help=f"split images into N x N tiles, N >= {MIN_SIDE} (0 = never)")
-    p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
-                   help="images per forward pass")
+    add_engine_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
