@@ -58,7 +58,8 @@ def apply_dark_palette(app) -> None:
                          (QPalette.Button, window), (QPalette.ButtonText, text),
                          (QPalette.ToolTipBase, QColor("#333333")), (QPalette.ToolTipText, text),
                          (QPalette.Highlight, QColor("#2f7fd0")), (QPalette.HighlightedText, QColor("#ffffff")),
-                         (QPalette.PlaceholderText, QColor("#8a8a8a"))):
+                         (QPalette.PlaceholderText, QColor("#8a8a8a")),
+                         (QPalette.Link, QColor("#6cb4ff")), (QPalette.LinkVisited, QColor("#b39ddb"))):
         pal.setColor(role, colour)
     pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#777777"))
     pal.setColor(QPalette.Disabled, QPalette.ButtonText, QColor("#777777"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QVBoxLayout, QWidget)
+                               QPushButton, QVBoxLayout, QWidget)
 
 from sasnet_core.annotation import SOURCE_PERSON
 from sasnet_core.inputs import collect_inputs
@@ -17,12 +17,14 @@ from sasnet_core.inputs import collect_inputs
 from sasnet_gui import errors
 from sasnet_gui.canvas.controls import OverlayControls
 from sasnet_gui.canvas.view import CanvasView
+from sasnet_gui.canvas.welcome import WelcomeOverlay
 from sasnet_gui.editing.document import AnnotationDocument
 from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
+from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
 
@@ -60,6 +62,9 @@ class MainWindow(QMainWindow):
         self.overlays = OverlayControls(self.canvas)
         self.banner = NoModelBanner(HOW_TO_GET_A_MODEL)
         self.banner.openModels.connect(self.show_models_dialog)
+        self.banner.getReleased.connect(self.get_released_model)
+        self.welcome = WelcomeOverlay(self.canvas)
+        self.model_adder = ModelFileAdder(self.controller, self) if self.controller is not None else None
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -101,11 +106,16 @@ class MainWindow(QMainWindow):
         self.cursor_label = QLabel("")
         self.cursor_label.setMinimumWidth(260)
         self.model_label = QLabel("no model")
+        self.get_model_button = QPushButton("Get the Released Model\u2026", flat=True)
+        self.get_model_button.setObjectName("statusGetModel")
+        self.get_model_button.setStyleSheet("QPushButton#statusGetModel { color: palette(link); padding: 0 6px; }")
+        self.get_model_button.clicked.connect(self.get_released_model)
         self.progress = QProgressBar(maximumWidth=160, textVisible=True)
         self.progress.hide()
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cursor_label)
         sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.get_model_button)
 
     def _act(self, text, slot=None, shortcut=None, icon_name=None, checkable=False, tip=None) -> QAction:
         a = QAction(text, self)
@@ -173,6 +183,10 @@ class MainWindow(QMainWindow):
         self.act_next = A("&Next Image", lambda: self._step(1), [K(Qt.Key_PageDown), K("]")])
         self.act_prev = A("&Previous Image", lambda: self._step(-1), [K(Qt.Key_PageUp), K("[")])
         self.act_models = A("&Models\u2026", self.show_models_dialog, None, "model")
+        self.act_get_released = A("Get the &Released Model\u2026", self.get_released_model,
+                                  tip="Download SHHA (dense crowds) or SHHB (sparse street scenes) from the SASNet authors")
+        self.act_add_model = A("&Add a Model File\u2026", self.add_model_dialog,
+                               tip="Register a SASNet checkpoint (.pth) you have")
         self.act_video = A("&Video\u2026", lambda: self._show_extra("video"), None, "video")
         self.act_finetune = A("&Fine-tune\u2026", lambda: self._show_extra("finetune"), None, "finetune",
                               tip="Fine-tune the model on the reviewed images")
@@ -211,7 +225,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_next, self.act_prev])
         m = mb.addMenu("&Model")
-        m.addActions([self.act_models, self.act_finetune])
+        m.addActions([self.act_models, self.act_get_released, self.act_add_model, self.act_finetune])
         m = mb.addMenu("&Help")
         m.addActions([self.act_log_folder, self.act_about])
 
@@ -263,6 +277,12 @@ class MainWindow(QMainWindow):
             self.controller.loadFailed.connect(self._on_model_failed)
             if hasattr(self.controller, "busyChanged"):
                 self.controller.busyChanged.connect(lambda _busy: self._show_model_state())
+            if hasattr(self.controller, "registryChanged"):
+                self.controller.registryChanged.connect(self._show_model_state)
+        self.welcome.openImages.connect(self.act_open.trigger)
+        self.welcome.openFolder.connect(self.act_open_folder.trigger)
+        self.welcome.getReleasedModel.connect(self.act_get_released.trigger)
+        self.welcome.addModelFile.connect(self.act_add_model.trigger)
 
     # -- opening ----------------------------------------------------------------------------------
     def open_paths(self, paths, show_first: bool = True) -> list[str]:
@@ -332,9 +352,15 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, ev) -> None:
         paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            ev.acceptProposedAction()
-            self.open_paths(paths)
+        if not paths:
+            return
+        ev.acceptProposedAction()
+        models = [p for p in paths if is_checkpoint_path(p)]  # .pth files become models
+        others = [p for p in paths if p not in models]
+        if models:
+            self.add_model_files(models)
+        if others:
+            self.open_paths(others)
 
     # -- counting ---------------------------------------------------------------------------------
     def _on_predictor(self, predictor) -> None:
@@ -360,11 +386,23 @@ class MainWindow(QMainWindow):
         predictor = self.counter.predictor()
         loading = self._model_loading()
         self.banner.setVisible(predictor is None and not loading)
+        self.get_model_button.setVisible(predictor is None and not loading and self.controller is not None)
+        self.welcome.set_has_model(self._model_registered())
         name = self.controller.current_name() if self.controller is not None and predictor is not None else None
         if loading:
             self.model_label.setText("Loading model\u2026")
         else:
             self.model_label.setText(f"model: {name}" if name else ("model loaded" if predictor else "no model"))
+
+    def _model_registered(self) -> bool:
+        if self.controller is None:
+            return False
+        if self.controller.has_model():
+            return True
+        try:
+            return bool(self.controller.registry.entries())
+        except Exception:  # noqa: BLE001 - a damaged registry is reported where it is read
+            return False
 
     def _on_model_failed(self, message: str) -> None:
         self._show_model_state()
@@ -591,6 +629,39 @@ class MainWindow(QMainWindow):
 
         dlg = ModelsDialog(self.controller, self)
         dlg.open()
+
+    def get_released_model(self):
+        """The dialog that downloads, verifies, registers and loads a released model."""
+        if self.controller is None:
+            errors.show_error(self, "Model management is not installed.", what="Models")
+            return None
+        from sasnet_gui.models.get_released import GetReleasedDialog
+
+        old = getattr(self, "released_dialog", None)
+        if old is not None and (old.is_running() or old.isVisible()):
+            old.show()  # one download at a time: bring the running one back
+            old.raise_()
+            return old
+        if old is not None:
+            old.deleteLater()
+        dlg = self.released_dialog = GetReleasedDialog(self.controller, self)
+        dlg.modelReady.connect(lambda name: self.statusBar().showMessage(
+            f"Downloaded and verified {name}; loading it\u2026", 10000))
+        dlg.open()
+        return dlg
+
+    def add_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a SASNet checkpoint", self._last_folder(),
+                                              "PyTorch checkpoints (*.pth *.pt);;All files (*)")
+        if path:
+            self.add_model_files([path])
+
+    def add_model_files(self, paths) -> None:
+        """Register checkpoint files (checked and recognised off the GUI thread), then offer them."""
+        if self.model_adder is None:
+            errors.show_error(self, "Model management is not installed.", what="Models")
+            return
+        self.model_adder.add(paths)
 
     def open_log_folder(self) -> None:
         from sasnet_core import paths

@@ -66,6 +66,7 @@ class NoModelBanner(QFrame):
     """Says plainly that no model is loaded and how to get one; the app still opens and annotates."""
 
     openModels = Signal()
+    getReleased = Signal()
 
     def __init__(self, how_to: str, parent=None):
         super().__init__(parent)
@@ -76,11 +77,14 @@ class NoModelBanner(QFrame):
                             f"load a model. {how_to}")
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.get_button = QPushButton("Get the Released Model\u2026")
+        self.get_button.clicked.connect(self.getReleased)
         button = QPushButton("Models\u2026")
         button.clicked.connect(self.openModels)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 10, 6)
         lay.addWidget(self.label, 1)
+        lay.addWidget(self.get_button, 0, Qt.AlignTop)
         lay.addWidget(button, 0, Qt.AlignTop)
 
 

@@ -32,9 +32,9 @@ _DEVICE_KEY, _PRECISION_KEY = "models/device", "models/precision"
 
 # How a person gets a model, in the app's words (menus, not shell commands); the command line
 # has its own text in sasnet_core.registry.
-HOW_TO_GET_A_MODEL = ("Open Model \u25b8 Models\u2026 and click Add file\u2026 to choose a checkpoint: the "
-                      "released SHHA.pth (dense crowds) or SHHB.pth (sparse street scenes) from "
-                      "github.com/TencentYoutuResearch/CrowdCounting-SASNet, or a model you trained.")
+HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download SHHA (dense crowds) or "
+                      "SHHB (sparse street scenes) from the SASNet authors, drag a checkpoint (.pth) "
+                      "onto the window, or add one with Add file in Model \u25b8 Models.")
 
 
 def _load_predictor(weights, device: str, precision: str):
