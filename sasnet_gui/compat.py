@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-log = logging.getLogger("sasnet_gui")
+log = logging.getLogger(__name__)
 _REFCOUNT_GUARD_DONE = False
 
 
