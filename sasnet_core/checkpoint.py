@@ -13,7 +13,8 @@ validated as a whole (metadata types and ranges, keys, shapes, finite weights) b
 uses it, so a damaged file is refused when it is registered, not at first use.
 
 This module works on files only; names of registered models are resolved by ``registry``, which
-also offers ``load_model`` for a name, a file or the default model.
+also offers ``load_model`` for a name, a file or the default model. Which file a checkpoint *is*
+(the released SHHA.pth / SHHB.pth, recognised by sha256, or a modified copy) is ``released``.
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def download_released(key: str, *, to: str | os.PathLike | None = None, name: st
     is registered and the models folder holds no partial file.
 
     ``progress(done, total)`` is called while bytes arrive and ``hash_progress(done, total)``
-    while a file already in place is checked; either may raise to cancel.
+    while the file's sha256 is checked; either may raise to cancel.
     """
     from sasnet_core.registry import ModelRegistry, valid_model_name
 
@@ -80,7 +80,7 @@ def download_released(key: str, *, to: str | os.PathLike | None = None, name: st
         # Already downloaded (an earlier run, or by hand): register it if it is the released file;
         # any other file of that name is a person's and is left alone.
         if _matches(target, model, hash_progress):
-            return _register(registry, name, target, make_default, default_if_none)
+            return _register(registry, name, target, make_default, default_if_none, hash_progress)
         raise DownloadError(f"a different file named {model.file_name} is in the way (it is not the released "
                             "one); move it elsewhere or download with --to another folder", target)
 
@@ -92,14 +92,14 @@ def download_released(key: str, *, to: str | os.PathLike | None = None, name: st
     else:
         _fetch_http(model, address, staged, progress, timeout)
 
-    if not _matches(staged, model, None):
+    if not _matches(staged, model, hash_progress):
         size = staged.stat().st_size
         staged.unlink()
         raise DownloadError(f"the downloaded file is not the released {model.file_name} ({size:,} bytes, its "
                             "sha256 differs from the published one); it was deleted and nothing was "
                             f"registered. {manual_steps(model.key)}", address or model.file_name)
     _install(staged, target)
-    return _register(registry, name, target, make_default, default_if_none)
+    return _register(registry, name, target, make_default, default_if_none, hash_progress)
 
 
 def _check_name_free(registry, name: str, target: Path) -> None:
@@ -127,9 +127,9 @@ def _install(staged: Path, target: Path) -> None:
         staged.unlink()
 
 
-def _register(registry, name: str, target: Path, make_default: bool, default_if_none: bool):
+def _register(registry, name: str, target: Path, make_default: bool, default_if_none: bool, progress):
     return registry.add(name, target, make_default=make_default, default_if_none=default_if_none,
-                        replace=registry.get(name) is not None)
+                        replace=registry.get(name) is not None, progress=progress)
 
 
 # -- plain http(s) ------------------------------------------------------------------------

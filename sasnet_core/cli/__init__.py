@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Count people in crowd images and videos with SASNet, convert crowd "
         "annotations, evaluate, train and fine-tune models.",
         epilog="Run 'sasnet COMMAND --help' for the options of one command. "
-        "Start with: sasnet models add NAME FILE.pth, then sasnet count IMAGES...",
+        "Start with: sasnet models download shha (or sasnet models add NAME FILE.pth), "
+        "then sasnet count IMAGES... Problems: sasnet doctor.",
     )
     from sasnet_core import __version__
 

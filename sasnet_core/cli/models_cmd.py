@@ -93,7 +93,7 @@ def run(args) -> int:
         from sasnet_core.download import download_released
 
         with _byte_bar(f"downloading {args.model.upper()}.pth") as bar, \
-                _byte_bar("checking the file already there", min_bytes=_BAR_FROM_BYTES) as check:
+                _byte_bar("checking its sha256", min_bytes=_BAR_FROM_BYTES) as check:
             e = download_released(args.model, to=args.to, name=args.name, default_if_none=not args.no_default,
                                   url=args.url, progress=bar, hash_progress=check)
         _report_registered(e)
@@ -144,6 +144,9 @@ class _byte_bar:
         self.desc, self.min_bytes, self.bar, self.shown = desc, min_bytes, None, 0
 
     def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is not None and done < self.shown * 1e6 - 1e6:  # a second pass over a file
+            self.bar.close()
+            self.bar, self.shown = None, 0
         if self.bar is None:
             if (total or done) < self.min_bytes:
                 return
