@@ -113,6 +113,19 @@ def _annotated_first_with_its_error(ctx: Ctx, result) -> None:
     assert rows[1]["annotated_count"] == ""
 
 
+def _smaller_than_a_patch(ctx: Ctx):
+    return _rank(ctx, _image(ctx.tmp / "tiny.png", h=12, w=20), "--json"), []
+
+
+def _downscaled(ctx: Ctx):
+    return _rank(ctx, _image(ctx.tmp / "wide.png", h=80, w=300), "--max-side", "64", "--json"), []
+
+
+def _one_finite_score(ctx: Ctx, result) -> None:
+    (row,) = records(result)
+    assert row["count"] is not None and 0 <= row["uncertainty"] <= max(row["count"], 0) + 1e-3
+
+
 CASES = [
     bad_option("--by", "size"),
     bad_option("--batch-size", "0"),
@@ -132,4 +145,6 @@ CASES = [
     Case("rank-damaged-annotation", _damaged_annotation, SKIPPED, _ranked_without_annotation),
     Case("rank-video-among-images", _video_among_images, SKIPPED),
     Case("rank-annotated-error-order", _annotated, ACCEPTED, _annotated_first_with_its_error),
+    Case("rank-image-smaller-than-a-patch", _smaller_than_a_patch, ACCEPTED, _one_finite_score),
+    Case("rank-downscaled-image", _downscaled, ACCEPTED, _one_finite_score),
 ]
