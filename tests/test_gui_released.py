@@ -257,3 +257,47 @@ def test_images_dropped_with_a_checkpoint_still_open(qtbot, window, tmp_path, gu
     qtbot.waitUntil(window.controller.has_model, timeout=60_000)
     assert window.files.paths() == [str(image)]
     assert ModelRegistry().get("model") is not None
+
+
+# -- the Models dialog: the same button, and what a file is from its content -------------------
+def _models_dialog(qtbot, window):
+    from sasnet_gui.models.dialog import COLUMNS, ModelsDialog
+
+    window.act_models.trigger()  # Model ▸ Models…
+    dlg = window.findChild(ModelsDialog)
+    qtbot.waitUntil(dlg.isVisible)
+
+    def row(name: str) -> dict:
+        for r in range(dlg.table.rowCount()):
+            if dlg.table.item(r, 0).data(Qt.UserRole) == name:
+                return {c: dlg.table.item(r, i).text() for i, c in enumerate(COLUMNS)}
+        raise AssertionError(f"{name} is not listed")
+
+    return dlg, row
+
+
+def test_models_dialog_gets_the_released_model(qtbot, window, server, tiny_bytes, monkeypatch):
+    server.body = tiny_bytes
+    expect_released(monkeypatch, "shha", tiny_bytes)
+    models, row = _models_dialog(qtbot, window)
+    assert models.empty_label.isVisible() and models.get_released_button.isVisible()
+
+    qtbot.mouseClick(models.get_released_button, Qt.LeftButton)
+    get = models.released_dialog
+    qtbot.waitUntil(get.isVisible)
+    with qtbot.waitSignal(get.modelReady, timeout=60_000):
+        qtbot.mouseClick(get.download_button, Qt.LeftButton)
+    qtbot.waitUntil(window.controller.has_model, timeout=60_000)
+
+    cells = row("shha")
+    assert cells["Kind"] == "released (authors', verified)" and cells["Trained on"] == "ShanghaiTech A"
+    assert "default" in cells["Name"]
+
+
+def test_a_file_named_like_a_release_but_different_is_listed_as_modified(qtbot, window, tmp_path):
+    fake = make_tiny_checkpoint(tmp_path / "SHHA.pth")  # the name claims SHHA; the bytes are not it
+    _drop(qtbot, window, fake)
+    qtbot.waitUntil(window.controller.has_model, timeout=60_000)
+    _models, row = _models_dialog(qtbot, window)
+    cells = row("SHHA")
+    assert cells["Kind"] == "modified released model" and cells["Trained on"] != "ShanghaiTech A"

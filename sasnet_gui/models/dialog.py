@@ -48,8 +48,14 @@ def describe(entry: ModelEntry) -> dict[str, str]:
     """The table cells of one registry entry (from the metadata its checkpoint carries)."""
     m = entry.metadata or {}
     kind = m.get("kind") or entry.kind  # "finetuned" says more than "ours"
-    if entry.kind == "released":
-        kind = "released (authors')"
+    # What the file is comes from its content (the registry hashed it), never from its name.
+    identity = getattr(entry, "identity", None) or {}
+    if identity.get("status") == "verified":
+        kind = "released (authors', verified)"
+    elif identity.get("status") == "modified":
+        kind = "modified released model"
+    elif entry.kind == "released":
+        kind = "authors' layout"
     parent = m.get("parent_name") or (Path(m["parent"]).stem if m.get("parent") else "–")
     images = m.get("finetune_images")  # a count (older files: a list of paths)
     n_images = len(images) if isinstance(images, list) else images
@@ -60,8 +66,8 @@ def describe(entry: ModelEntry) -> dict[str, str]:
             trained_on += f" ({Path(str(data)).name})"
     elif data:
         trained_on = Path(str(data)).name
-    elif entry.kind == "released":
-        trained_on = {"shha": "ShanghaiTech A", "shhb": "ShanghaiTech B"}.get(entry.path.stem.lower(), "–")
+    elif identity.get("dataset"):
+        trained_on = str(identity["dataset"])
     else:
         trained_on = "–"
     date = str(m.get("trained") or m.get("created") or entry.added or "")[:16].replace("T", " ")
@@ -135,6 +141,8 @@ class ModelsDialog(QDialog):
         self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.add_button = QPushButton("Add file…")
+        self.get_released_button = QPushButton("Get the Released Model…")
+        self.get_released_button.clicked.connect(self._get_released)
         self.remove_button = QPushButton("Remove")
         self.default_button = QPushButton("Set default")
         self.use_button = QPushButton("Use")
@@ -144,7 +152,8 @@ class ModelsDialog(QDialog):
         self.default_button.clicked.connect(self.set_selected_default)
         self.use_button.clicked.connect(self.use_selected)
         buttons = QHBoxLayout()
-        for b in (self.add_button, self.remove_button, self.default_button, self.use_button):
+        for b in (self.get_released_button, self.add_button, self.remove_button, self.default_button,
+                  self.use_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         buttons.addWidget(self.copy_check)
@@ -218,6 +227,12 @@ class ModelsDialog(QDialog):
     def _tooltip(entry: ModelEntry) -> str:
         m = entry.metadata or {}
         lines = [f"{entry.name} ({entry.kind})", str(entry.path)]
+        identity = getattr(entry, "identity", None) or {}
+        if identity.get("description"):
+            lines.insert(1, str(identity["description"]))
+        if isinstance(identity.get("paper"), dict):
+            p = identity["paper"]
+            lines.append(f"paper: {identity.get('dataset', '')} MAE {p.get('mae')} / MSE {p.get('mse')}")
         for key in ("kind", "parent", "data_folder", "data", "finetune_images", "holdout_files",
                     "steps", "status", "val_mae_before", "val_mae",
                     "val_mse", "train_images", "val_images", "validation", "trained", "created"):
@@ -274,6 +289,16 @@ class ModelsDialog(QDialog):
                                         text=suggest_name(path, taken))
         if ok and name.strip():
             self.add_file(path, name.strip())
+
+    def _get_released(self) -> None:
+        """The download dialog; the new model shows up here through registryChanged."""
+        from sasnet_gui.models.get_released import GetReleasedDialog
+
+        dlg = GetReleasedDialog(self.controller, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.modelReady.connect(lambda name: self.select(name))
+        self.released_dialog = dlg
+        dlg.open()
 
     def add_file(self, path: str | Path, name: str | None = None, make_default: bool = False) -> None:
         """Register ``path`` (validated in a worker thread); emits modelAdded(name) when done."""
