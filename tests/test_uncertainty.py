@@ -152,3 +152,35 @@ def test_count_json_carries_the_image_score(tmp_path, capsys):
     expected = Predictor(model, device="cpu").predict(image).uncertainty
     assert math.isfinite(rec["uncertainty"])
     assert rec["uncertainty"] == pytest.approx(expected, abs=1e-3)
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_uncertainty.py"
+    spec = importlib.util.spec_from_file_location("bench_uncertainty", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_simulated_review_counts_the_error_of_the_first_fifth_of_the_cells():
+    bench = _benchmark()
+    errors = np.array([10.0, 5, 0, 0, 0, 0, 0, 0, 0, 5])  # 20 people wrong in ten cells
+    by_score, random, best = bench.review_shares(np.arange(10.0)[::-1], errors, seeds=400)
+    assert by_score == pytest.approx(15 / 20)  # cells 0 and 1 first
+    assert best == pytest.approx(15 / 20)
+    assert random == pytest.approx(0.2, abs=0.03)  # a random fifth holds a fifth of the error
+    assert bench.review_shares(np.arange(10.0), errors, seeds=1)[0] == pytest.approx(5 / 20)
+
+
+def test_benchmark_runs_on_real_annotated_images_with_a_random_model(capsys):
+    from _data_paths import STREET_B, need
+
+    assert _benchmark().main([f"{need(STREET_B)}:test", "--limit", "1", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM weights" in out
+    for method in unc.METHODS:
+        assert method in out
+    assert "random order" in out and "best order" in out
