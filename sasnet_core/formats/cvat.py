@@ -64,6 +64,8 @@ def _refuse_declarations(data: bytes, path) -> None:
     except expat.ExpatError as exc:
         fail(path, f"not valid XML ({expat.ErrorString(exc.code)}: line {exc.lineno}, "
                    f"column {exc.offset})")
+    except (LookupError, ValueError) as exc:  # an encoding Python does not know
+        fail(path, f"not valid XML ({exc})")
 
 
 def read(path: Path) -> list[Annotation]:
@@ -71,7 +73,7 @@ def read(path: Path) -> list[Annotation]:
     _refuse_declarations(data, path)
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:
         fail(path, f"not valid XML ({exc})")
     if root.tag != "annotations":
         fail(path, f"root element is <{root.tag}>, expected <annotations> (CVAT for images 1.1)")

@@ -64,6 +64,38 @@ def _sht(location, number=None):
     return {"image_info": cell}
 
 
+def _damaged_mat(patch):
+    """An uncompressed ``a_ann.mat`` (annPoints 2 x 2 double) with bytes changed by ``patch``.
+    Layout after the 128-byte header: matrix tag (128), flags (136: tag, 144: class and flags),
+    dimensions (152: tag, 160: rows, 164: columns), name (168), data (192: tag, 200: values)."""
+    def content(ctx: Ctx) -> Path:
+        import io
+        import struct
+
+        import scipy.io
+
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, {"annPoints": np.array([[1.5, 2.0], [3, 4]])}, do_compression=False)
+        data = bytearray(buf.getvalue())
+        patch(data, struct)
+        return write_input(ctx.tmp / "a_ann.mat", bytes(data))
+
+    return content
+
+
+def _cut_compressed(ctx: Ctx) -> Path:
+    import io
+    import struct
+
+    import scipy.io
+
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {"annPoints": np.arange(200.0).reshape(100, 2)}, do_compression=True)
+    data = buf.getvalue()
+    size = struct.unpack("<I", data[132:136])[0] - 10  # the stream's end cut, its tag made to fit
+    return write_input(ctx.tmp / "a_ann.mat", data[:132] + struct.pack("<I", size) + data[136:136 + size])
+
+
 DEEP = "[" * 100_000 + "]" * 100_000
 HUGE_FIELD = "x,y\n" + "1" * 200_000 + ",2\n"
 BOMB = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;'
@@ -163,6 +195,19 @@ CASES = [
             "complex"),
     refused("ucf-text", "a_ann.mat", _mat("a_ann.mat", {"annPoints": np.array(["ab", "cd"])}), "annPoints"),
     refused("ucf-three-columns", "a_ann.mat", _mat("a_ann.mat", {"annPoints": np.ones((4, 3))}), "4 x 3"),
+    # damaged MATLAB structure that scipy's compiled reader would crash or hang on
+    refused("mat-billions-of-elements", "a_ann.mat",
+            _damaged_mat(lambda d, st: d.__setitem__(slice(164, 168), st.pack("<i", 1_000_000_000))),
+            "elements"),
+    refused("mat-complex-flag-without-imaginary-part", "a_ann.mat",
+            _damaged_mat(lambda d, st: d.__setitem__(145, d[145] | 0x08)), "parts"),
+    refused("mat-unknown-data-type", "a_ann.mat",
+            _damaged_mat(lambda d, st: d.__setitem__(slice(192, 196), st.pack("<I", 254))), "parts"),
+    refused("mat-cell-holding-numbers", "a_ann.mat", _damaged_mat(lambda d, st: d.__setitem__(144, 1)),
+            "parts"),
+    refused("mat-element-longer-than-file", "a_ann.mat",
+            _damaged_mat(lambda d, st: d.__setitem__(slice(132, 136), st.pack("<I", 10_000))), "bytes"),
+    refused("mat-compressed-stream-cut", "a_ann.mat", _cut_compressed, "compressed"),
     refused("sht-complex", "GT_IMG_1.mat", _mat("GT_IMG_1.mat", _sht(np.ones((3, 2)) * 1j)), "complex"),
     refused("sht-number-fraction", "GT_IMG_1.mat", _mat("GT_IMG_1.mat", _sht(np.ones((3, 2)), 2.5)),
             "image_info.number"),
