@@ -62,7 +62,9 @@ def level_entropy(confidence: np.ndarray) -> np.ndarray:
     w = np.asarray(confidence, np.float64)
     if w.ndim != 3 or w.shape[0] != LEVELS:
         raise ValueError(f"confidence must be ({LEVELS}, h, w), got shape {w.shape}")
-    w = np.clip(w, 0.0, None)
+    # Weights that are not numbers (damaged confidence heads) say nothing: such a patch is unsure.
+    broken = ~np.isfinite(w).all(0)
+    w = np.clip(np.where(broken, 1.0, w), 0.0, None)
     total = w.sum(0, keepdims=True)
     w = np.divide(w, total, out=np.full_like(w, 1.0 / LEVELS), where=total > 0)
     with np.errstate(divide="ignore", invalid="ignore"):

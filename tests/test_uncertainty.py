@@ -45,6 +45,14 @@ def test_flat_weights_score_highest_and_one_dominant_level_zero():
     assert 0.0 < e[0, 2] < 1.0
 
 
+def test_weights_that_are_not_numbers_count_as_unsure_not_as_nan():
+    weights = np.full((5, 1, 3), 0.2)
+    weights[:, 0, 0] = [np.inf, 0, 0, 0, 0]
+    weights[:, 0, 1] = [np.nan, 1, 0, 0, 0]
+    weights[:, 0, 2] = [1, 0, 0, 0, 0]
+    np.testing.assert_allclose(unc.level_entropy(weights), [[1, 1, 0]])
+
+
 def test_the_most_decided_patch_the_released_model_can_give_scores_zero():
     # Its weights are a softmax of sigmoids: however sure, the other levels keep some weight.
     scores = np.full((5, 1, 2), -1.0)
