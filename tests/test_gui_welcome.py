@@ -38,7 +38,7 @@ def test_empty_window_shows_both_steps_over_the_whole_canvas(window):
     assert abs(card.center().x() - tour.rect().center().x()) <= 2  # centred
     assert card.height() < window.canvas.height()  # fits on one screen
     texts = " ".join(lbl.text() for lbl in (tour.open_step.text, tour.model_step.text))
-    assert "Drop images, a folder" in texts and "File \u25b8 Open" in texts and "SHHA" in texts
+    assert "Drop images, a folder" in texts and "File\u00a0\u25b8\u00a0Open" in texts and "SHHA" in texts
 
 
 def test_open_images_button_opens_and_the_tour_makes_way(qtbot, window, tmp_path, gui, monkeypatch):
@@ -48,6 +48,25 @@ def test_open_images_button_opens_and_the_tour_makes_way(qtbot, window, tmp_path
         qtbot.mouseClick(window.welcome.open_button, Qt.LeftButton)
     assert window.session.current == str(image)
     assert not _shown(window.welcome)
+
+
+def test_images_dropped_on_the_tour_open(qtbot, window, tmp_path, gui):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    folder = tmp_path / "photos"
+    gui.write_images(folder, n=2)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    at = window.welcome.card.geometry().center()
+    enter = QDragEnterEvent(at, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    QApplication.sendEvent(window.welcome, enter)  # reaches the window, which takes drops
+    assert enter.isAccepted()
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        QApplication.sendEvent(window.welcome, QDropEvent(QPointF(at), Qt.CopyAction, mime, Qt.LeftButton,
+                                                          Qt.NoModifier))
+    assert len(window.files.paths()) == 2 and not _shown(window.welcome)
 
 
 def test_tour_comes_back_when_the_image_cannot_be_shown(qtbot, window, tmp_path):

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 TITLE = "Count the people in a crowd photo"
 OPEN_STEP = ("Open images", "Drop images, a folder or a video anywhere on this window, "
-             "or use File \u25b8 Open\u2026 (Ctrl+O).")
+             "or use File\u00a0\u25b8\u00a0Open\u2026\u00a0(Ctrl+O).")
 MODEL_STEP = ("Get a model", "Counting needs a model. The authors' released models are free: "
               "SHHA for dense crowds, SHHB for sparse street scenes (156 MB, downloaded once). "
               "Or add a .pth file you have, or drop it here.")
