@@ -202,6 +202,13 @@ def _unreachable(model: ReleasedModel, url: str, exc: BaseException) -> Download
                          f"blocked. {manual_steps(model.key)}")
 
 
+def _no_connection(exc: BaseException) -> bool:
+    """Whether an error of gdown (requests underneath) means the network or the site could not be
+    reached, as opposed to Drive refusing the file; told by class names so requests need not load."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"ConnectionError", "Timeout", "TimeoutError", "gaierror", "ProxyError", "SSLError"})
+
+
 def _host(url: str) -> str:
     return urllib.parse.urlsplit(url).netloc or url
 
@@ -213,7 +220,6 @@ def _fetch_drive(model: ReleasedModel, url: str | None, staged: Path, progress: 
     that name in the authors' folder (the folder is listed first; it also holds the data sets)."""
     try:
         import gdown
-        import requests
     except ImportError:
         raise DownloadError("downloading from Google Drive needs the gdown package, which is not installed; "
                             "install it with 'pip install gdown'. " + manual_steps(model.key)) from None
@@ -226,11 +232,11 @@ def _fetch_drive(model: ReleasedModel, url: str | None, staged: Path, progress: 
             gdown.download(id=file_id, output=str(staged), **options)
         else:
             gdown.download(url=url, output=str(staged), **options)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise _unreachable(model, address, exc) from None
     except Exception as exc:  # noqa: BLE001 - gdown reports Drive's refusals (quota, permission) as many types
         if isinstance(exc, OSError) and getattr(exc, "filename", None):
             raise
+        if _no_connection(exc):
+            raise _unreachable(model, address, exc) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DownloadError(f"Google Drive did not hand out {model.file_name} ({first}); nothing was "
                             f"registered. {manual_steps(model.key)}") from None

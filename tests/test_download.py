@@ -271,3 +271,19 @@ def test_download_progress_reaches_the_callback(server, stand_in):
     seen = []
     download_released("shha", progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1] == (len(stand_in), len(stand_in))
+
+
+def test_drive_refusing_the_file_is_not_called_offline(stand_in, monkeypatch, capsys):
+    monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
+
+    class FileURLRetrievalError(Exception):  # as gdown names Drive's "too many downloads" page
+        pass
+
+    def refused(**kwargs):
+        raise FileURLRetrievalError("Too many users have viewed or downloaded this file recently.")
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=refused, download_folder=refused))
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "Google Drive did not hand out SHHA.pth (Too many users" in err and "offline" not in err
+    assert released.DRIVE_FOLDER_URL in err and ModelRegistry().entries() == []
