@@ -138,3 +138,16 @@ def fake_controller_class():
             self.predictorChanged.emit(predictor)
 
     return FakeController
+
+
+def open_main_window(qtbot, load_default: bool = False, size: tuple[int, int] = (1000, 700)):
+    """The main window with a real ModelController on the test home, shown and exposed."""
+    from sasnet_gui.main_window import MainWindow
+    from sasnet_gui.models.controller import ModelController
+
+    window = MainWindow(controller=ModelController(load_default=load_default))
+    qtbot.addWidget(window)
+    window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    return window

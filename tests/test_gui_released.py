@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from _gui_helpers import make_tiny_checkpoint
+from _gui_helpers import make_tiny_checkpoint, open_main_window
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
@@ -79,17 +79,9 @@ def expect_released(monkeypatch, key: str, content: bytes) -> None:
 
 @pytest.fixture
 def window(qtbot):
-    from sasnet_gui.main_window import MainWindow
-    from sasnet_gui.models.controller import ModelController
-
-    controller = ModelController(load_default=False)
-    w = MainWindow(controller=controller)
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_main_window(qtbot)
     yield w
-    controller.wait()
+    w.controller.wait()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ whether a model is registered, and it makes way for the first image."""
 from __future__ import annotations
 
 import pytest
-from _gui_helpers import make_tiny_checkpoint
+from _gui_helpers import make_tiny_checkpoint, open_main_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
@@ -12,18 +12,10 @@ from sasnet_core.registry import ModelRegistry
 
 @pytest.fixture
 def window(qtbot):
-    from sasnet_gui.main_window import MainWindow
-    from sasnet_gui.models.controller import ModelController
-
-    controller = ModelController(load_default=True)
-    w = MainWindow(controller=controller)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    qtbot.waitUntil(lambda: not controller.is_busy(), timeout=60_000)
+    w = open_main_window(qtbot, load_default=True, size=(1200, 800))
+    qtbot.waitUntil(lambda: not w.controller.is_busy(), timeout=60_000)
     yield w
-    controller.wait()
+    w.controller.wait()
 
 
 def _shown(widget) -> bool:
@@ -98,12 +90,5 @@ def test_add_model_button_registers_the_file_and_only_the_image_step_stays(qtbot
 
 def test_with_a_registered_model_only_the_image_step_shows(qtbot, tmp_path):
     ModelRegistry().add("tiny", make_tiny_checkpoint(tmp_path / "tiny.pth"))
-    from sasnet_gui.main_window import MainWindow
-    from sasnet_gui.models.controller import ModelController
-
-    controller = ModelController(load_default=False)  # registered, not loaded yet
-    w = MainWindow(controller=controller)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_main_window(qtbot)  # registered, not loaded yet
     assert _shown(w.welcome.open_step) and not _shown(w.welcome.model_step)
