@@ -4,6 +4,9 @@ The window shows first; torch is imported later, in the model controller's worke
 the default model loads (so the window appears in well under a second). SIGINT and SIGTERM save
 the current annotation before quitting; uncaught exceptions in slots are shown in a dialog
 instead of killing the app, and written with their traceback to the log file.
+
+Before Qt starts, the X11 libraries its xcb plugin needs are checked: when one is missing the
+command names the package to install and exits with status 1 (Qt itself would abort the process).
 """
 from __future__ import annotations
 

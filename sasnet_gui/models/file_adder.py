@@ -83,6 +83,7 @@ class ModelFileAdder(QObject):
         name = _name_for(path, self.controller.registry)
         dlg = QProgressDialog(f"Checking {path.name}\u2026", "Cancel", 0, 0, self._window)
         dlg.setObjectName("addModelProgress")
+        dlg.setProperty("file", path.name)
         dlg.setWindowTitle("Adding a model")
         dlg.setWindowModality(Qt.WindowModality.NonModal)
         dlg.setMinimumDuration(300)  # a small file is done before the dialog would appear
@@ -102,8 +103,9 @@ class ModelFileAdder(QObject):
     def _on_progress(self, done, total) -> None:
         dlg = self._progress_dialog
         if dlg is not None and total:
-            dlg.setMaximum(max(int(total // _MB), 1))
-            dlg.setValue(min(int(done // _MB), dlg.maximum()))
+            dlg.setMaximum(1000)
+            dlg.setValue(min(int(1000 * done / total), 1000))
+            dlg.setLabelText(f"Checking {dlg.property('file')}: {done / _MB:.0f} of {total / _MB:.0f} MB")
 
     def _added(self, entry) -> None:
         self.controller.registryChanged.emit()
