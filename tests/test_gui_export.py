@@ -117,6 +117,28 @@ def test_same_file_name_in_three_folders_gives_three_files(qtbot, main_window, t
     assert "3 image(s) in 3 file(s)" in main_window.statusBar().currentMessage()
 
 
+def test_two_images_that_would_share_a_file_are_named_and_nothing_is_written(qtbot, main_window, tmp_path, gui):
+    from sasnet_core.imageio import write_image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    paths = [str(folder / "crowd.png"), str(folder / "crowd.jpg")]
+    for p in paths:
+        write_image(p, gui.image())
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths(paths)
+    for path in paths:
+        if main_window.session.current != path:
+            with qtbot.waitSignal(main_window.session.imageShown):
+                main_window.session.show(path)
+        main_window.document.add_point(10, 10)
+        main_window.document.flush()
+    _export(_open_export(main_window, qtbot), qtbot, "all", "text", tmp_path / "out")
+    error = main_window.property("lastError")
+    assert "crowd.txt" in error and "crowd.png" in error and "crowd.jpg" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_shanghaitech_layout_from_the_dialog(annotated, qtbot, tmp_path):
     window, _ = annotated
     dlg = _open_export(window, qtbot)
