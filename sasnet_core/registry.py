@@ -207,6 +207,26 @@ class ModelRegistry:
             target.unlink()
         return target
 
+    def identity(self, entry: ModelEntry, progress: Callable[[int, int], None] | None = None):
+        """What ``entry``'s file is (``released.Identity``), or None if the file is gone. The stored
+        identity serves while the file's size and time are unchanged; otherwise the file is hashed
+        again and the result stored, so an entry from an older version or a changed file costs one
+        hashing, not one per listing."""
+        from sasnet_core.released import recheck
+
+        ident = recheck(entry.path, entry.identity, kind=entry.kind, metadata=entry.metadata, progress=progress)
+        if ident is not None and ident.to_dict() != entry.identity:
+            data, whole = self._read()
+            stored = data["models"].get(entry.name)
+            if whole and isinstance(stored, dict) and stored.get("path") == str(entry.path):
+                stored["identity"] = ident.to_dict()
+                try:
+                    self._write(data, whole)
+                except OSError:
+                    pass  # a read-only registry still lists; the file is hashed again next time
+            entry.identity = ident.to_dict()
+        return ident
+
     def set_default(self, name: str) -> None:
         data, whole = self._read()
         if name not in data["models"]:

@@ -154,6 +154,23 @@ def test_listing_rehashes_a_file_only_when_it_changed(tmp_path, monkeypatch, cap
     assert json.loads(out.splitlines()[0])["identity"]["status"] == "other"
 
 
+def test_an_entry_without_an_identity_is_hashed_once_and_then_remembered(tmp_path, monkeypatch, capsys):
+    # A registry written before files were identified: the first listing hashes, the next do not.
+    path = _tiny(tmp_path / "weights.pth")
+    reg = ModelRegistry()
+    reg.add("m", path)
+    data = json.loads(reg.file.read_text())
+    del data["models"]["m"]["identity"]
+    reg.file.write_text(json.dumps(data))
+    hashed = []
+    real = released.sha256_file
+    monkeypatch.setattr(released, "sha256_file", lambda p, progress=None: hashed.append(p) or real(p, progress))
+    for _ in range(3):
+        assert _cli(["models", "list"], capsys)[0] == 0
+    assert len(hashed) == 1
+    assert ModelRegistry().get("m").identity["status"] == "other"
+
+
 def test_a_stored_identity_that_was_edited_by_hand_is_recomputed(tmp_path):
     path = _tiny(tmp_path / "weights.pth")
     reg = ModelRegistry()

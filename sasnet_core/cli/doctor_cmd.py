@@ -87,7 +87,6 @@ def _devices() -> dict:
 def _registry() -> dict:
     from sasnet_core.errors import SASNetError
     from sasnet_core.registry import ModelRegistry
-    from sasnet_core.released import recheck
 
     reg = ModelRegistry()
     out = {"file": str(reg.file), "exists": reg.file.exists(), "default": None, "models": [], "problems": []}
@@ -98,7 +97,7 @@ def _registry() -> dict:
         return out
     out["problems"] += reg.problems
     for e in entries:
-        ident = None if e.missing else recheck(e.path, e.identity, kind=e.kind, metadata=e.metadata)
+        ident = None if e.missing else reg.identity(e)
         out["models"].append({"name": e.name, "path": str(e.path), "default": e.is_default,
                               "file_present": not e.missing,
                               "identity": ident.status if ident else None,

@@ -66,7 +66,7 @@ def run(args) -> int:
         entries = reg.entries()
         if args.json:
             for e in entries:
-                ident = None if e.missing else _identity(e)
+                ident = None if e.missing else _identity(reg, e)
                 print(json.dumps({"name": e.name, "path": str(e.path), "kind": e.kind, "default": e.is_default,
                                   "added": e.added, "missing": e.missing, "metadata": e.metadata,
                                   "identity": ident.to_dict() if ident else None}))
@@ -78,7 +78,7 @@ def run(args) -> int:
             meta = e.metadata
             extra = ", ".join(f"{k}={meta[k]}" for k in ("parent", "trained_on", "steps") if meta.get(k))
             gone = "  [FILE MISSING]" if e.missing else ""
-            ident = None if e.missing else _identity(e)
+            ident = None if e.missing else _identity(reg, e)
             print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"
                   + (f"  ({extra})" if extra else ""))
             if ident is not None:
@@ -109,12 +109,10 @@ def run(args) -> int:
     return 0
 
 
-def _identity(entry):
+def _identity(reg, entry):
     """The entry's identity, re-hashing the file only when it changed since it was registered."""
-    from sasnet_core.released import recheck
-
     with _byte_bar(f"checking {entry.path.name}", min_bytes=_BAR_FROM_BYTES) as bar:
-        return recheck(entry.path, entry.identity, kind=entry.kind, metadata=entry.metadata, progress=bar)
+        return reg.identity(entry, progress=bar)
 
 
 def _identity_line(ident) -> str:
