@@ -100,19 +100,19 @@ def released_by_hash(sha256: str, size: int | None = None) -> ReleasedModel | No
     return next((m for m in RELEASED.values() if m.sha256 == sha256 and (size is None or m.size == size)), None)
 
 
-def claimed_release(path: Path, size: int, kind: str | None, metadata: dict | None) -> tuple[ReleasedModel | None, bool]:
-    """(which released model the file claims to be, whether it claims one at all): see the module
-    docstring for the rule. A size-and-layout claim names no single model."""
+def claimed_release(path: Path, size: int, kind: str | None, metadata: dict | None) -> tuple[ReleasedModel | None, str]:
+    """(which released model the file claims to be, by what): see the module docstring for the
+    rule; "" when it claims none. A size-and-layout claim names no single model."""
     for m in RELEASED.values():
         if path.name.lower() == m.file_name.lower():
-            return m, True
+            return m, "by its file name"
     name = str((metadata or {}).get("name") or "").strip().lower()
     for m in RELEASED.values():
         if name and name in (m.key, m.file_name.lower(), m.title.lower()):
-            return m, True
+            return m, "by the name in its metadata"
     if kind == "released" and any(size == m.size for m in RELEASED.values()):
-        return None, True
-    return None, False
+        return None, "by its size and layout"
+    return None, ""
 
 
 @dataclass
@@ -180,12 +180,13 @@ def identify(path: str | os.PathLike, *, kind: str | None = None, metadata: dict
     match = released_by_hash(digest, stat.st_size)
     if match is not None:
         return Identity(VERIFIED, digest, stat.st_size, stat.st_mtime, match.title, match)
-    claimed, claims = claimed_release(Path(original_name or path.name), stat.st_size, kind, metadata)
-    if claims:
+    claimed, how = claimed_release(Path(original_name or path.name), stat.st_size, kind, metadata)
+    if how:
         which = claimed.file_name if claimed else "SHHA.pth or SHHB.pth"
+        own = f"; it says of itself: {describe_metadata(kind, metadata)}" if kind == "ours" else ""
         return Identity(MODIFIED, digest, stat.st_size, stat.st_mtime,
-                        f"modified: claims to be the released {which} but its content differs "
-                        "(sha256 does not match)", claimed)
+                        f"modified: claims to be the released {which} ({how}) but its content differs "
+                        f"(sha256 does not match){own}", claimed)
     return Identity(OTHER, digest, stat.st_size, stat.st_mtime, describe_metadata(kind, metadata))
 
 
