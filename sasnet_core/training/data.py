@@ -1,6 +1,6 @@
 """Which images and head points a run trains and validates on.
 
-Built on the data engineer's readers (``sasnet_core.datasets``): samples are their ``Sample``
+Built on the data set readers (``sasnet_core.datasets``): samples are their ``Sample``
 (image path, points, split, ROI polygons, resize) and the crops come from their ``TrainCrops``
 (the paper's 4 random 128 x 128 crops with flips, targets x 1000). What this module adds:
 
