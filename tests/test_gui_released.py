@@ -293,3 +293,19 @@ def test_a_file_named_like_a_release_but_different_is_listed_as_modified(qtbot, 
     _models, row = _models_dialog(qtbot, window)
     cells = row("SHHA")
     assert cells["Kind"] == "modified released model" and cells["Trained on"] != "ShanghaiTech A"
+
+
+def test_download_takes_the_next_name_when_a_model_of_that_name_exists(qtbot, window, server, tiny_bytes,
+                                                                      tmp_path, monkeypatch):
+    mine = make_tiny_checkpoint(tmp_path / "my-own.pth", seed=3)
+    ModelRegistry().add("shha", mine)  # a person's own model, named like the release
+    server.body = tiny_bytes
+    expect_released(monkeypatch, "shha", tiny_bytes)
+    dlg = _open_dialog(qtbot, window)
+    with qtbot.waitSignal(dlg.modelReady, timeout=60_000) as ready:
+        qtbot.mouseClick(dlg.download_button, Qt.LeftButton)
+    assert ready.args == ["shha-2"]
+    registry = ModelRegistry()
+    assert registry.get("shha").path == mine.resolve()  # untouched, still the default
+    assert registry.default().name == "shha"
+    assert registry.get("shha-2").identity["status"] == "verified"

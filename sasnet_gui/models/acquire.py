@@ -32,11 +32,22 @@ def _reporter(progress: Progress, token: CancelToken) -> Progress:
     return report
 
 
-def download_released(key: str, progress: Progress, token: CancelToken):
+def download_released(key: str, progress: Progress, token: CancelToken, registry=None):
     """Download, verify and register the released model ``key``; the new ModelEntry."""
+    from sasnet_core import paths
     from sasnet_core.download import download_released as download
+    from sasnet_core.registry import ModelRegistry
+    from sasnet_gui.models.dialog import suggest_name
 
-    return download(key, progress=_reporter(progress, token))
+    registry = registry or ModelRegistry()
+    name = key
+    taken = registry.get(key)
+    target = paths.models_dir() / released_models()[key].file_name
+    if taken is not None and taken.path.expanduser().resolve() != target.resolve():
+        # The person's own model is called that already: the app picks the next free name where
+        # the command line would ask for --name.
+        name = suggest_name(key, {e.name for e in registry.entries()})
+    return download(key, name=name, registry=registry, progress=_reporter(progress, token))
 
 
 def add_file(registry, path: str | Path, name: str, progress: Progress, token: CancelToken, *,
