@@ -120,6 +120,7 @@ def test_download_verifies_registers_as_default_and_loads(qtbot, window, server,
     assert window.controller.current_name() == "shha"
     assert not dlg.isVisible()
     assert window.model_label.text() == "model: shha" and not window.banner.isVisible()
+    assert not window.get_model_button.isVisible()
     assert not window.welcome.model_step.isVisibleTo(window.welcome)  # only the image step is left
 
 
@@ -309,3 +310,18 @@ def test_download_takes_the_next_name_when_a_model_of_that_name_exists(qtbot, wi
     assert registry.get("shha").path == mine.resolve()  # untouched, still the default
     assert registry.default().name == "shha"
     assert registry.get("shha-2").identity["status"] == "verified"
+
+
+def test_every_no_model_place_offers_the_download(qtbot, window):
+    """The banner, the status bar, the empty canvas and the menu all open the same dialog."""
+    places = [lambda: qtbot.mouseClick(window.banner.get_button, Qt.LeftButton),
+              lambda: qtbot.mouseClick(window.get_model_button, Qt.LeftButton),
+              lambda: qtbot.mouseClick(window.welcome.get_model_button, Qt.LeftButton),
+              window.act_get_released.trigger]
+    assert window.get_model_button.isVisible() and window.banner.get_button.isVisible()
+    for open_it in places:
+        open_it()
+        dlg = window.released_dialog
+        qtbot.waitUntil(dlg.isVisible)
+        qtbot.keyClick(dlg, Qt.Key_Escape)  # closes it, as a person would
+        assert not dlg.isVisible()
