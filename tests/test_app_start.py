@@ -2,8 +2,6 @@
 package to install and exits with status 1, instead of Qt aborting the process (exit 134)."""
 from __future__ import annotations
 
-import ctypes
-
 import pytest
 
 from sasnet_gui import app
