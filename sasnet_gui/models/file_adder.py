@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # What a dropped file must end with to be taken as a model rather than an image or a video.
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-_MB = 1 << 20
+_MB = 1_000_000
 
 
 def is_checkpoint_path(path: str | Path) -> bool:
