@@ -16,48 +16,31 @@ def _number(text: str, kind):
     return value
 
 
-def positive_int(text: str) -> int:
-    """A whole number >= 1 (batch sizes, steps, 'every N frames')."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
+def _checked(kind, ok, rule: str, name: str):
+    """An argparse type: a number of ``kind`` for which ``ok(value)`` holds, else "'TEXT' RULE"."""
+    def parse(text: str):
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid NAME value" messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """A whole number >= 0 (0 usually means 'off' or 'never')."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds, minutes, learning rates)."""
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A share strictly between 0 and 1 (hold-out and test fractions)."""
-    value = _number(text, float)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (for example 0.2)")
-    return value
+# A whole number >= 1 (batch sizes, steps, 'every N frames').
+positive_int = _checked(int, lambda v: v >= 1, "must be 1 or more", "positive_int")
+# A whole number >= 0 (0 usually means 'off' or 'never').
+non_negative_int = _checked(int, lambda v: v >= 0, "must be 0 or more", "non_negative_int")
+# A finite number > 0 (seconds, minutes, learning rates).
+positive_float = _checked(float, lambda v: v > 0, "must be more than 0", "positive_float")
+# A share strictly between 0 and 1 (hold-out and test fractions).
+fraction = _checked(float, lambda v: 0 < v < 1, "must be between 0 and 1 (for example 0.2)", "fraction")
 
 
 def int_range(low: int, high: int):
     """A whole number in [low, high], for example a UCF_CC_50 fold (1-5)."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} must be from {low} to {high}")
-        return value
-
-    parse.__name__ = f"int from {low} to {high}"
-    return parse
+    return _checked(int, lambda v: low <= v <= high, f"must be from {low} to {high}", f"int from {low} to {high}")
 
 
 def existing_dir(text: str) -> Path:
@@ -93,28 +76,11 @@ def int_at_least(low: int, allow_zero: bool = False):
     """A whole number >= low, for sizes in pixels that a smaller value would make meaningless
     (``--max-side``: an image shrunk below 64 pixels holds no countable head). ``allow_zero``: 0
     is also taken, where it means "never" (``--tile 0``)."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if value < low and not (allow_zero and value == 0):
-            raise argparse.ArgumentTypeError(
-                f"{text!r} must be {low} or more" + (" (or 0 for never)" if allow_zero else ""))
-        return value
-
-    parse.__name__ = f"int of at least {low}"
-    return parse
+    rule = f"must be {low} or more" + (" (or 0 for never)" if allow_zero else "")
+    return _checked(int, lambda v: v >= low or (allow_zero and v == 0), rule, f"int of at least {low}")
 
 
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (loss weights, weight decay: 0 switches the term off)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def share(text: str) -> float:
-    """A share from 0 (none) up to but not including 1: a hold-out where 0 means "hold nothing out"."""
-    value = _number(text, float)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 up to (not including) 1, for example 0.2")
-    return value
+# A finite number >= 0 (loss weights, weight decay: 0 switches the term off).
+non_negative_float = _checked(float, lambda v: v >= 0, "must be 0 or more", "non_negative_float")
+# A share from 0 (none) up to but not including 1: a hold-out where 0 means "hold nothing out".
+share = _checked(float, lambda v: 0 <= v < 1, "must be from 0 up to (not including) 1, for example 0.2", "share")
