@@ -280,6 +280,49 @@ def test_a_new_model_while_counting_counts_everything_again_with_it(qtbot, main_
     assert log.after_mark == 0
 
 
+def _held_first_image(entered: threading.Event, release: threading.Event):
+    """A forward pre-hook that holds the first image inside the model until ``release``."""
+    def hook(module, args):
+        entered.set()
+        release.wait(60)
+    return hook
+
+
+def test_progress_total_counts_each_image_once(qtbot, main_window, fake_controller, tmp_path, gui):
+    """`sasnet-gui FOLDER` with no model, then a model is added: "counted k/8" for 8 images, also
+    when the image being counted is queued again (Count all while it is counted)."""
+    gui.write_images(tmp_path, n=8, h=64, w=64)
+    main_window.open_paths([tmp_path])  # as the command line does, before there is a model
+    shown = []
+    main_window.counter.progress.connect(lambda done, total: shown.append(main_window.progress.format()))
+    p = _predictor()
+    entered, release = threading.Event(), threading.Event()
+    p.model.features2.register_forward_pre_hook(_held_first_image(entered, release))
+    fake_controller.set(p)  # the model arrives: the open images are counted, the shown one first
+    qtbot.waitUntil(entered.is_set, timeout=60_000)
+    main_window.act_count_all.trigger()  # queues the image being counted again
+    with qtbot.waitSignal(main_window.counter.idle, timeout=60_000):
+        release.set()
+    # (the first image is counted twice: Count all asked for it again, but it is one image)
+    assert shown[-1] == "counted 8/8" and all(text.endswith("/8") for text in shown)
+
+
+def test_progress_total_after_a_new_model_while_counting(qtbot, main_window, fake_controller, tmp_path, gui):
+    """A new model stops the image being counted and counts it again: it is still one image."""
+    gui.write_images(tmp_path, n=8, h=64, w=64)
+    main_window.open_paths([tmp_path])
+    shown = []
+    main_window.counter.progress.connect(lambda done, total: shown.append(main_window.progress.format()))
+    p = _predictor()
+    entered = threading.Event()
+    p.model.features2.register_forward_pre_hook(_slow_layer(entered))
+    fake_controller.set(p)
+    qtbot.waitUntil(entered.is_set, timeout=60_000)
+    with qtbot.waitSignal(main_window.counter.idle, timeout=60_000):
+        fake_controller.set(_predictor())  # another model, while the first image is counted
+    assert shown == [f"counted {k}/8" for k in range(1, 9)]
+
+
 class _FailingOnWideImages(Predictor):
     def predict_batch(self, images):
         if images[0].shape[1] > 100:

@@ -41,8 +41,11 @@ class CountingQueue(QObject):
         self._in_flight: str | None = None
         self._stop_requested = False
         self._closed = False
-        self._done = 0
-        self._total = 0
+        # The progress since the queue was last idle, over distinct images: ``_batch`` holds every
+        # image queued in that time (queued, being counted or counted), ``_counted`` those counted.
+        # An image queued again while it waits or is being counted is the same work, not more.
+        self._batch: set[str] = set()
+        self._counted: set[str] = set()
         self._report.connect(self._on_report)
         app = QCoreApplication.instance()
         if app is not None:  # QApplication.quit() without closing the window stops counting too
@@ -72,8 +75,8 @@ class CountingQueue(QObject):
                     if not front:
                         continue
                     self._pending.remove(p)
-                else:
-                    self._total += 1
+                self._batch.add(p)
+                self._counted.discard(p)  # counted before in this batch: it is counted again
                 if front:
                     self._pending.appendleft(p)
                 else:
@@ -91,6 +94,8 @@ class CountingQueue(QObject):
         """Drop what is queued and stop the image being counted (within about a second)."""
         with self._lock:
             self._pending.clear()
+            self._batch.clear()  # what is queued after a stop is a new batch
+            self._counted.clear()
             if self._token is not None and not self._token.cancelled:
                 self._token.cancel()
                 self._stop_requested = True
@@ -168,12 +173,15 @@ class CountingQueue(QObject):
         elif kind == "started":
             self.started.emit(path)
         else:
-            self._done += 1
+            with self._lock:
+                self._counted.add(path)
+                self._batch.add(path)
+                done, total = len(self._counted), len(self._batch)
             if kind == "done":
                 self.counted.emit(path, payload)
             else:
                 self.failed.emit(path, payload)
-            self.progress.emit(self._done, self._total)
+            self.progress.emit(done, total)
 
     def _finished(self) -> None:
         thread, self._thread = self._thread, None
@@ -185,7 +193,9 @@ class CountingQueue(QObject):
         if more and self._predictor is not None and not self._closed:  # a new model, or queued late
             self._ensure_running()
             return
-        self._done = self._total = 0
+        with self._lock:
+            self._batch.clear()
+            self._counted.clear()
         if stopped:
             self.stopped.emit()
         self.idle.emit()
