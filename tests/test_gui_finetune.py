@@ -244,3 +244,73 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     window.counter.cancel()
     window.counter.wait_idle()
     window.document.flush()
+
+
+def _answer_next_question(qtbot, button_text: str, seen: list):
+    """Click ``button_text`` in the next modal question, as a person would, noting its text."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == button_text)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, answer)
+
+
+def test_quitting_during_a_run_asks_first(qtbot, studio_home, tmp_path):
+    from sasnet_gui.finetune.panel import FineTunePanel
+    from sasnet_gui.main_window import MainWindow
+
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    make_annotated_images(tmp_path / "street", n=2)
+    window = MainWindow(controller=controller)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        window.open_paths([tmp_path / "street"])
+    window.act_finetune.trigger()
+    panel = window.findChild(FineTunePanel)
+    panel.extra_args = list(FAST)
+    panel.steps_spin.setValue(10_000)
+    panel.holdout_spin.setValue(0)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(panel.plot.steps) >= 1, timeout=RUN_TIMEOUT_MS)
+
+    asked: list[str] = []
+    _answer_next_question(qtbot, "Cancel", asked)
+    window.act_quit.trigger()  # Ctrl+Q
+    assert len(asked) == 1 and "A fine-tuning run is in progress (step " in asked[0]
+    assert "of 10000). Stop it and quit?" in asked[0]
+    assert window.isVisible() and panel.process.is_running()  # the app and the run go on
+    step = len(panel.plot.steps)
+    qtbot.waitUntil(lambda: len(panel.plot.steps) > step, timeout=RUN_TIMEOUT_MS)
+
+    _answer_next_question(qtbot, "Stop and Quit", asked)
+    window.close()  # the window's close button
+    assert len(asked) == 2 and not window.isVisible()
+    assert not panel.process.is_running() and _no_partial_files() and _no_staging_left()
+    assert len(ModelRegistry().entries()) == 1  # nothing registered
+    window.counter.wait_idle()
+
+
+def test_loss_plot_tells_its_two_curves_apart(qtbot):
+    from sasnet_gui.finetune.panel import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    for step, loss in enumerate([5.0, 3.0, 4.0, 2.0], start=1):
+        plot.add(step, loss)
+    item = plot.getPlotItem()
+    names = [label.text for _sample, label in item.legend.items]
+    assert names == ["loss per step", "running mean"]
+    raw, mean = (curve.opts["pen"].color() for curve in (plot.curve, plot.smooth))
+    # distinct colours, not two shades of one colour
+    assert sum(abs(a - b) for a, b in zip(raw.getRgb()[:3], mean.getRgb()[:3])) > 120
+    assert item.getAxis("left").labelText == "training loss" and item.getAxis("bottom").labelText == "step"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -47,6 +48,9 @@ from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.widgets import themed_plot_init
 
 
+QUIT_GRACE_MS = 1000  # how long quitting lets the trainer stop by itself before it is killed
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -60,12 +64,25 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h} h {m:02d} min"
 
 
+RAW_LOSS_NAME = "loss per step"
+SMOOTH_LOSS_NAME = "running mean"
+
+
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         themed_plot_init(self, parent, "training loss", "step", min_height=140)
-        # Per-step losses of a few crops are noisy: the raw values thin, a running mean on top.
-        self.curve = self.plot([], [], pen=pg.mkPen(232, 76, 60, 110, width=1), name="loss")
-        self.smooth = self.plot([], [], pen=pg.mkPen("#e74c3c", width=2.5), name="running mean")
+        # Per-step losses of a few crops are noisy: the raw values thin in the text colour, the
+        # running mean thick in the theme's accent, so the two read apart in a light or dark theme.
+        pal = QApplication.palette()
+        text, accent = pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Highlight)
+        raw = QColor(text)
+        raw.setAlpha(140)
+        legend = self.addLegend(offset=(-10, 10), labelTextColor=text)
+        backdrop = QColor(pal.color(QPalette.ColorRole.Base))
+        backdrop.setAlpha(200)  # the curves stay visible under the legend
+        legend.setBrush(pg.mkBrush(backdrop))
+        self.curve = self.plot([], [], pen=pg.mkPen(raw, width=1), name=RAW_LOSS_NAME)
+        self.smooth = self.plot([], [], pen=pg.mkPen(accent, width=2.5), name=SMOOTH_LOSS_NAME)
         self.steps: list[float] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
@@ -110,6 +127,7 @@ class FineTunePanel(QWidget):
         self._end: dict | None = None
         self.result: dict | None = None
         self.last_error: str | None = None
+        self._quitting = False
         self._build()
         self.process.started.connect(self._on_start)
         self.process.stepped.connect(self._on_step)
@@ -290,6 +308,9 @@ class FineTunePanel(QWidget):
         self._chore = None
         self.training_set = reviewed
         run = self.run
+        if self._quitting:  # the app closed while the data was being staged
+            run.finish(None)
+            return
         self.phase_label.setText("Starting the trainer (loading the model)…")
         self.process.start(FineTuneJob(run.command(), str(run.stop_file)), working_dir=run.staging)
         self._tick.start()
@@ -493,13 +514,34 @@ class FineTunePanel(QWidget):
         self.use_button.setVisible(has_new)
         self.default_check.setVisible(has_new)
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Stop a run before the app quits (the trainer still saves its last step)."""
+    def progress_text(self) -> str:
+        """Where the run is, in words: "step 12 of 300" (or the time under a minutes budget)."""
+        step = int((self._last_step or {}).get("step", 0))
+        cfg = self.run.cfg if self.run is not None else None
+        if cfg is not None and cfg.max_minutes is not None:
+            return (f"step {step}, {fmt_duration(time.monotonic() - self._t0)} of "
+                    f"{fmt_duration(cfg.max_minutes * 60)}")
+        total = cfg.steps if cfg is not None else int(self.steps_spin.value())
+        return f"step {step} of {total}"
+
+    def shutdown(self, timeout_ms: int = QUIT_GRACE_MS) -> None:
+        """Stop a run because the app quits: the trainer is asked to stop (stop file, SIGTERM)
+        and killed after ``timeout_ms``, so quitting never waits for a whole step and its save.
+        What it left (staging, a half-written save) is removed here, on the GUI thread: the app is
+        closing, so there is no thread to hand this to."""
+        self._quitting = True  # a run still being prepared does not start its trainer
         if self.process.is_running():
+            # Signals blocked: the end is handled here, not by a finishing thread racing this one.
+            self.process.blockSignals(True)
             self.process.cancel()
-            self.process.wait(timeout_ms)
-        if self.run is not None and self.run.staging is not None:
-            self.run.finish(self._end)  # the app is closing: no thread to hand this to
+            if not self.process.wait(timeout_ms):
+                self.process.kill()
+                self.process.wait(5000)
+            self.process.blockSignals(False)
+            self._tick.stop()
+            self._end = self.process.end_record()
+        if self.run is not None and self.run.staging is not None and self._chore != "preparing":
+            self.run.finish(self._end)
 
     def _error(self, title: str, message) -> None:
         self.last_error = str(message)

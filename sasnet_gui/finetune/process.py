@@ -127,6 +127,15 @@ class FineTuneProcess(QObject):
         if self.is_running():
             self._proc.kill()
 
+    def kill(self) -> None:
+        """End the trainer now (quitting: nothing of the run is to be kept)."""
+        self._cancelled = True
+        self._kill()
+
+    def end_record(self) -> dict | None:
+        """The trainer's "end" record, None when it ended without one (killed, failed)."""
+        return self._record("end")
+
     def wait(self, msecs: int = 30000) -> bool:
         """Block until the process ends (shutdown only; signals are still delivered after)."""
         return self._proc is None or self._proc.waitForFinished(msecs)
