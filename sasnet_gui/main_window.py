@@ -712,7 +712,30 @@ class MainWindow(QMainWindow):
         self.session.auto_count = self.settings.bool("counting/auto", True)
         self.overlays.changed.connect(lambda: self.settings.set_group("overlays", self.overlays.state()))
 
+    def _confirm_quit(self) -> bool:
+        """Closing during a fine-tuning run would lose it: ask first. Stop and Quit cancels the
+        run (its staging is removed) without waiting for the trainer's step; Cancel keeps both
+        the app and the run."""
+        panel = self._panels.get("finetune")
+        if panel is None or not panel.is_running():
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit SASNet Studio",
+                          f"A fine-tuning run is in progress ({panel.progress_text()}). "
+                          "Stop it and quit?", parent=self)
+        stop = box.addButton("Stop and Quit", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        box.exec()
+        if box.clickedButton() is not stop:
+            return False
+        panel.shutdown()
+        return True
+
     def closeEvent(self, ev) -> None:
+        if not self._confirm_quit():
+            ev.ignore()
+            return
         self.document.flush()  # the last edits reach the disk before anything else
         self.counter.shutdown()  # stops the image being counted; waits about a second at most
         self.settings.set_value("window/geometry", self.saveGeometry())
