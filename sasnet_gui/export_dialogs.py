@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -22,6 +23,8 @@ from sasnet_core.formats import DATASET, target_kind
 from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
 
 SCOPES = {"current": "Current image", "all": "All annotated images", "reviewed": "Reviewed images only"}
+# Where the dialog remembers the last format and scope a person exported with (AppSettings keys).
+FORMAT_KEY, SCOPE_KEY = "export/format", "export/scope"
 
 
 def format_choices() -> list[tuple[str, str]]:
@@ -34,16 +37,35 @@ def format_choices() -> list[tuple[str, str]]:
 
 
 def default_target(fmt: str, anns: list[Annotation], folder) -> Path:
-    """The suggested file or folder beside the images."""
+    """The suggested file or folder near the images, never one the app reads back or saves to.
+
+    The data set layout goes beside the images' folder (``imgs`` -> ``imgs-shanghaitech``): inside
+    it, its copied images would show up as new images in the file list and in ``sasnet count``.
+    The ``sasnet`` format goes to an ``exports`` sub-folder: beside the image, its name would be
+    the annotation file the app itself saves to.
+    """
     folder = Path(folder)
+    if fmt == DATASET:
+        root = _images_folder(anns, folder)
+        return root.parent / f"{root.name}-shanghaitech"
     if target_kind(fmt, len(anns)) == "folder":
-        return folder / ("shanghaitech_export" if fmt == DATASET else f"annotations_{fmt}")
+        return folder / f"annotations_{fmt}"
     from sasnet_core.formats import get_format
 
     spec = get_format(fmt)
     if spec.multi:
         return folder / f"annotations{spec.extensions[0]}"
+    if fmt == "sasnet":
+        return folder / "exports" / spec.default_name(anns[0].image_path)
     return folder / spec.default_name(anns[0].image_path)
+
+
+def _images_folder(anns: list[Annotation], fallback: Path) -> Path:
+    """The folder that holds every exported image (their common folder)."""
+    try:
+        return Path(os.path.commonpath([os.path.dirname(os.path.abspath(a.image_path)) for a in anns]))
+    except ValueError:  # no images, or images on different drives
+        return fallback
 
 
 def counts_csv_text(entries) -> str:
@@ -97,18 +119,24 @@ def export_overlay_png(rgb: np.ndarray, result, which: str, path, **kw) -> Path:
 class ExportAnnotationsDialog(QDialog):
     """Choose what (current / all / reviewed), the format and where; ``export()`` writes it."""
 
-    def __init__(self, collect, default_folder, parent: QWidget | None = None, scope: str = "current"):
+    def __init__(self, collect, default_folder, parent: QWidget | None = None, scope: str | None = None,
+                 settings=None):
         super().__init__(parent)
         self.setWindowTitle("Export annotations")
         self._collect = collect  # scope -> list[Annotation]
         self._default_folder = Path(default_folder)
+        self._settings = settings  # AppSettings: the last format and scope, remembered on export
+        if scope is None:
+            scope = str(settings.value(SCOPE_KEY, "current")) if settings is not None else "current"
         self.scope = QComboBox()
         for key, label in SCOPES.items():
             self.scope.addItem(label, key)
-        self.scope.setCurrentIndex(list(SCOPES).index(scope))
+        self.scope.setCurrentIndex(max(self.scope.findData(scope), 0))
         self.format = QComboBox()
         for key, label in format_choices():
             self.format.addItem(label, key)
+        if settings is not None:
+            self.format.setCurrentIndex(max(self.format.findData(settings.value(FORMAT_KEY, "")), 0))
         self.target = QLineEdit()
         browse = QPushButton("Browse\u2026")
         browse.clicked.connect(self._browse)
@@ -140,6 +168,12 @@ class ExportAnnotationsDialog(QDialog):
 
     def set_scope(self, key: str) -> None:
         self.scope.setCurrentIndex(self.scope.findData(key))
+
+    def accept(self) -> None:
+        if self._settings is not None:
+            self._settings.set_value(FORMAT_KEY, self.selected_format())
+            self._settings.set_value(SCOPE_KEY, self.scope.currentData())
+        super().accept()
 
     def annotations(self) -> list[Annotation]:
         return self._collect(self.scope.currentData())

@@ -511,11 +511,13 @@ class MainWindow(QMainWindow):
                 out.append(ann)
         return out
 
-    def export_dialog(self, scope: str = "current"):
+    def export_dialog(self, scope: str | None = None):
         from sasnet_gui.export_dialogs import ExportAnnotationsDialog
 
         folder = Path(self.document.image_path).parent if self.document.is_open else Path.home()
-        dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self, scope=scope)
+        # scope None: the dialog opens with the format and scope of the last export.
+        dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self, scope=scope,
+                                      settings=self.settings)
         dlg.accepted.connect(lambda: self._run_export(dlg))
         dlg.open()
         return dlg

@@ -183,3 +183,63 @@ def test_overlays_as_png(tmp_path, tiny_predictor, gui):
     assert tuple(levels[5, 5]) == tuple(LEVEL_RGBA[r.level_map[0, 0], :3])
     with pytest.raises(ValueError):
         overlay_image(rgb, r, "nope")
+
+
+def _press_export(dlg, qtbot):
+    qtbot.mouseClick(dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok), Qt.LeftButton)
+
+
+def test_data_set_is_suggested_beside_the_images_and_refused_inside_them(annotated, qtbot, tmp_path):
+    from sasnet_core.inputs import collect_inputs
+
+    window, paths = annotated
+    before = collect_inputs([str(tmp_path / "imgs")])
+    dlg = _open_export(window, qtbot)
+    dlg.scope.setCurrentIndex(dlg.scope.findData("all"))
+    dlg.format.setCurrentIndex(dlg.format.findData(DATASET))
+    assert dlg.target.text() == str(tmp_path / "imgs-shanghaitech")  # outside the images' folder
+    _press_export(dlg, qtbot)
+    assert len(sorted((tmp_path / "imgs-shanghaitech").rglob("GT_IMG_*.mat"))) == 2
+    # Inside the images' folder the copies would be read back as new images: refused, nothing written.
+    _export(_open_export(window, qtbot), qtbot, "all", DATASET, tmp_path / "imgs" / "sht")
+    assert "read back as new images" in window.property("lastError")
+    assert not (tmp_path / "imgs" / "sht").exists()
+    assert collect_inputs([str(tmp_path / "imgs")]) == before
+
+
+def test_sasnet_export_never_targets_the_apps_own_annotation_file(annotated, qtbot, tmp_path, monkeypatch):
+    from sasnet_core.annotation import annotation_path_for
+
+    window, paths = annotated
+    own = annotation_path_for(paths[1])
+    saved = own.read_text()
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes)
+    dlg = _open_export(window, qtbot)
+    dlg.format.setCurrentIndex(dlg.format.findData("sasnet"))
+    suggested = dlg.target.text()
+    assert suggested != str(own) and suggested.endswith(".sasnet.json")
+    _press_export(dlg, qtbot)
+    assert read_annotations(suggested, "sasnet")[0].count == 1 and not asked
+    # Typed in by hand, the app's own file is refused with its name, not offered for replacing.
+    _export(_open_export(window, qtbot), qtbot, "current", "sasnet", own)
+    assert "annotation file the app keeps" in window.property("lastError") and not asked
+    assert own.read_text() == saved
+
+
+def test_export_to_an_image_or_a_wrong_extension_is_refused(annotated, qtbot, tmp_path, monkeypatch):
+    window, paths = annotated
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    image = open(paths[0], "rb").read()
+    _export(_open_export(window, qtbot), qtbot, "current", "nwpu", paths[0])
+    assert "image or video" in window.property("lastError") and open(paths[0], "rb").read() == image
+    _export(_open_export(window, qtbot), qtbot, "current", "cvat", tmp_path / "points.json")
+    assert ".xml" in window.property("lastError") and not (tmp_path / "points.json").exists()
+
+
+def test_dialog_remembers_the_last_format_and_scope(annotated, qtbot, tmp_path):
+    window, _ = annotated
+    _export(_open_export(window, qtbot), qtbot, "reviewed", "labelme", tmp_path / "rev")
+    dlg = _open_export(window, qtbot)
+    assert (dlg.format.currentData(), dlg.scope.currentData()) == ("labelme", "reviewed")
+    dlg.reject()

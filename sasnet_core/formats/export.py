@@ -12,7 +12,12 @@ One function, ``export``, with one set of promises:
 - image width and height are filled in from the image when the annotation lacks them;
 - coordinates are written without float noise (see ``_common.clean``);
 - the data set layout copies only images below ``source_root``, unless an image is named in
-  ``allowed_images``: an annotation file must not be able to smuggle out ``../../secret.jpg``.
+  ``allowed_images``: an annotation file must not be able to smuggle out ``../../secret.jpg``;
+- the data set layout never goes inside the images' own folders: its copies (``IMG_1.jpg``...)
+  would be read back as new images by the file list and ``sasnet count``;
+- a file's name must end with its format's extension (``.json`` for NWPU, ``.xml`` for CVAT...), so
+  a slip of ``--out`` never turns ``IMG_4.jpg`` into JSON; an image or video is never replaced,
+  even with ``overwrite``; nor is the annotation file the app itself keeps for an exported image.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core.annotation import Annotation
+from sasnet_core.annotation import SUFFIX, Annotation
 from sasnet_core.errors import OutputExistsError, OutputWriteError, SASNetError
 from sasnet_core.formats.shanghaitech_export import STAGE_PREFIX
 
@@ -75,7 +80,9 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
 
     spec = get_format(target_format)
     plan = _plan(anns, spec, target)
+    own = _own_annotation_files(anns)
     for dst in plan:
+        _check_name(dst, spec, own)
         _check_free(dst, overwrite)
     result = ExportResult(target, images=len(anns), points=sum(a.count for a in anns))
     for dst, group in plan.items():
@@ -120,6 +127,44 @@ def _plan(anns: list[Annotation], spec, target: Path) -> dict[Path, list[Annotat
                 f"{len(group)} images would be written to this one file ({names}); export "
                 "them apart, or to a multi-image format (coco, cvat, via)", dst)
     return plan
+
+
+def _check_name(dst: Path, spec, own: dict[str, str]) -> None:
+    """Refuse a destination that is an image or video, the app's own annotation file of an
+    exported image, or a name whose extension does not fit the format."""
+    from sasnet_core.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    name = dst.name.lower()
+    if dst.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        raise SASNetError(
+            f"is an image or video name; an export never writes {spec.name} annotations there "
+            f"(use a {' or '.join(spec.extensions)} file)", dst)
+    image = own.get(os.path.realpath(dst))
+    if image is None and name.endswith(SUFFIX):  # beside an image not in this export: its file too
+        beside = dst.with_name(dst.name[:-len(SUFFIX)])
+        image = os.fspath(beside) if beside.suffix.lower() in IMAGE_SUFFIXES and beside.is_file() else None
+    if image is not None:
+        raise OutputExistsError(
+            f"is the annotation file the app keeps for {image}; export to another file or folder "
+            "(for example an exports/ sub-folder)", dst)
+    # A device such as /dev/full has no suffix and is no regular file: the write itself reports.
+    has_name = bool(dst.suffix) or dst.is_file() or not dst.exists()
+    if has_name and not name.endswith(tuple(e.lower() for e in spec.extensions)):
+        raise SASNetError(
+            f"does not end with {' or '.join(spec.extensions)}, the extension of the "
+            f"{spec.name} format; choose a file name that does", dst)
+
+
+def _own_annotation_files(anns: list[Annotation]) -> dict[str, str]:
+    """Real path of each file the app saves an exported image's annotation to -> that image."""
+    from sasnet_core.annotation import annotation_path_for
+    from sasnet_core.annotation_store import annotation_file_for
+
+    own: dict[str, str] = {}
+    for ann in anns:
+        for f in (annotation_path_for(ann.image_path), annotation_file_for(ann.image_path)):
+            own[os.path.realpath(f)] = ann.image_path
+    return own
 
 
 def _check_free(dst: Path, overwrite: bool) -> None:
@@ -181,6 +226,15 @@ def _export_dataset(anns, target: Path, overwrite, test_fraction, seed, splits, 
             raise AnnotationFormatError("image of this annotation not found", ann.image_path)
     if target.exists() and not target.is_dir():
         raise OutputExistsError("is a file; the data set layout is a folder", target)
+    # The source folders that hold an exported image, and each image's own folder: what the file
+    # list and ``sasnet count`` read when pointed at the images.
+    folders = [r for r in roots or [] if any(_inside(a.image_path, r) for a in anns)]
+    for folder in [*folders, *sorted({os.path.dirname(a.image_path) for a in anns})]:
+        if _inside(target, folder):
+            raise OutputExistsError(
+                f"lies inside the images' folder {os.fspath(folder)}: the copied images would be "
+                "read back as new images; export the data set beside that folder, not into it",
+                target)
     for name in (*SPLIT_DIRS.values(), "sources.csv"):
         if (target / name).exists() and not overwrite:
             raise OutputExistsError("already exists; not replaced unless overwriting is asked for",

@@ -135,6 +135,66 @@ def _unwritable(ctx: Ctx):
     return ["convert", _text(ctx), "--to", "csv", "--out", "/proc/sasnet-test/out.csv"], ["/proc/sasnet-test"]
 
 
+def _onto_image(fmt: str, name: str):
+    """``--out`` names an image (a slip of the shell's completion): refused even with --overwrite."""
+    def make(ctx: Ctx):
+        if name.endswith(".mp4"):
+            (ctx.tmp / "imgs").mkdir()
+            (ctx.tmp / "imgs" / name).write_text(MINE)  # its bytes do not matter: its name does
+        else:
+            _image(ctx.tmp / "imgs" / name)
+        return (["convert", _text(ctx), "--to", fmt, "--out", ctx.tmp / "imgs" / name, "--overwrite"],
+                [name, "image"])
+
+    return make
+
+
+def _image_kept(rel: str):
+    def check(ctx: Ctx, result) -> None:
+        from sasnet_core.imageio import read_image
+
+        assert read_image(ctx.tmp / rel).shape == (30, 40, 3), f"{rel} was replaced"
+
+    return check
+
+
+def _wrong_extension(fmt: str, name: str, expected: str):
+    def make(ctx: Ctx):
+        return ["convert", _text(ctx), "--to", fmt, "--out", ctx.tmp / name], [name, expected]
+
+    return make
+
+
+def _onto_own_annotation(ctx: Ctx):
+    """The sasnet format onto the very file the app keeps the image's annotation in."""
+    img = _annotated(ctx.tmp / "src" / "a.jpg", 3)
+    own = img.with_name("a.jpg.sasnet.json")
+    (ctx.tmp / "other").mkdir()
+    src = ctx.tmp / "other" / "a.json"
+    src.write_text(json.dumps({"shapes": [{"label": "head", "shape_type": "point", "points": [[1, 2]]}],
+                               "imagePath": "../src/a.jpg"}))
+    return ["convert", src, "--to", "sasnet", "--out", own, "--overwrite"], ["a.jpg.sasnet.json", "annotation file"]
+
+
+def _check_own_kept(ctx: Ctx, result) -> None:
+    from sasnet_core.formats import read_points
+
+    assert read_points(ctx.tmp / "src" / "a.jpg.sasnet.json").count == 3
+
+
+def _dataset_into_images(ctx: Ctx):
+    _annotated(ctx.tmp / "imgs" / "IMG_1.jpg")
+    return (["convert", ctx.tmp / "imgs", "--to", "shanghaitech-dataset", "--out", ctx.tmp / "imgs" / "export"],
+            ["export", "read back"])
+
+
+def _check_images_unchanged(ctx: Ctx, result) -> None:
+    from sasnet_core.inputs import collect_inputs
+
+    assert not (ctx.tmp / "imgs" / "export").exists()
+    assert len(collect_inputs([str(ctx.tmp / "imgs")]).images) == 1
+
+
 def option(name: str, *args: str) -> Case:
     def make(ctx: Ctx):
         _annotated(ctx.tmp / "src" / "a.jpg")
@@ -164,6 +224,16 @@ CASES = [
     Case("full-disk-overwrite", _full_disk(True)),
     Case("parent-is-a-file", _file_as_folder, check=_kept("blocker")),
     Case("unwritable-folder", _unwritable),
+    Case("onto-jpeg-with-overwrite", _onto_image("nwpu", "IMG_4.jpg"), check=_image_kept("imgs/IMG_4.jpg")),
+    Case("onto-png-with-overwrite", _onto_image("csv", "a.png"), check=_image_kept("imgs/a.png")),
+    Case("onto-video-with-overwrite", _onto_image("text", "clip.mp4"), check=_kept("imgs/clip.mp4")),
+    Case("nwpu-to-xml", _wrong_extension("nwpu", "out.xml", ".json"), check=_nothing_at("out.xml")),
+    Case("cvat-to-json", _wrong_extension("cvat", "out.json", ".xml"), check=_nothing_at("out.json")),
+    Case("csv-to-txt", _wrong_extension("csv", "out.txt", ".csv"), check=_nothing_at("out.txt")),
+    Case("ucf-to-json", _wrong_extension("ucf", "out.json", ".mat"), check=_nothing_at("out.json")),
+    Case("sasnet-to-plain-json", _wrong_extension("sasnet", "out.json", ".sasnet.json"), check=_nothing_at("out.json")),
+    Case("onto-own-annotation-file", _onto_own_annotation, check=_check_own_kept),
+    Case("dataset-inside-images-folder", _dataset_into_images, check=_check_images_unchanged),
     option("test-fraction-7", "--test-fraction", "7"),
     option("test-fraction-0", "--test-fraction", "0"),
     option("test-fraction-negative", "--test-fraction", "-0.2"),
