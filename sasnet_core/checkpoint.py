@@ -66,6 +66,7 @@ def read_checkpoint_file(path: str | os.PathLike) -> object:
         raise CheckpointError("is a folder, not a checkpoint file", path)
     if not path.is_file():
         raise CheckpointError("no such checkpoint file", path)
+    _check_magic(path)
     _check_zip_integrity(path)
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols on stderr
@@ -78,6 +79,28 @@ def read_checkpoint_file(path: str | os.PathLike) -> object:
         raise CheckpointError("damaged or incomplete checkpoint file (its records cannot be read)", path) from None
     except Exception as exc:  # noqa: BLE001 - the unpickler raises many types on foreign bytes
         raise CheckpointError(_why_unloadable(exc), path) from None
+
+
+# torch.save writes a zip archive (since 1.6) or, before that, a pickle of protocol 2 or later.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with entries, or an empty one
+_PICKLE_PROTO = 0x80  # the PROTO opcode that opens a pickle of protocol 2 to 5
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that is no PyTorch file at all (a video, an image, text) by its first bytes,
+    so it is called what it is; the unpickler's refusal of a pickle with foreign objects, which
+    sounds like an attack, is kept for files that really are pickles."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot be read ({exc.strerror or exc})", path) from None
+    if not head:
+        raise CheckpointError("not a PyTorch checkpoint (the file is empty)", path)
+    if head.startswith(_ZIP_MAGIC) or (len(head) >= 2 and head[0] == _PICKLE_PROTO and 2 <= head[1] <= 5):
+        return
+    raise CheckpointError("not a PyTorch checkpoint (a .pth file saved by PyTorch is expected; "
+                          "this file is something else)", path)
 
 
 def _check_zip_integrity(path: Path) -> None:

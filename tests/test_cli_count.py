@@ -220,3 +220,93 @@ def test_video_whose_container_states_no_length_is_counted_in_full(tiny_weights,
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in rows] == [0, 3, 6]
     assert all(r["count"] is not None for r in rows)
+
+
+def test_only_missing_inputs_give_one_sentence_each_and_no_closing_line(tiny_weights, tmp_path, capsys):
+    assert main(["count", str(tmp_path / "missing.jpg"), "--weights", str(tiny_weights)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"sasnet count: error: {tmp_path / 'missing.jpg'}: no such file or folder; nothing to count"]
+    assert main(["count", str(tmp_path / "gone.jpg"), str(tmp_path / "also_gone"),
+                 "--weights", str(tiny_weights)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "gone.jpg" in err[0] and "also_gone" in err[1]
+    assert not any("nothing to count" in line for line in err)
+
+
+@pytest.mark.parametrize("option, suffix", [("--save-density", ".npy"), ("--save-points", ".txt")])
+def test_saved_files_of_an_earlier_run_are_kept_unless_overwrite(tiny_weights, images, tmp_path, capsys,
+                                                                  option, suffix):
+    out = tmp_path / "out"
+    earlier = out / "b" / f"two{suffix}"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("an earlier run\n")
+    argv = ["count", str(images), "--weights", str(tiny_weights), option, str(out), "--no-progress"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before counting anything
+    assert str(earlier) in captured.err and "--overwrite" in captured.err and len(captured.err.splitlines()) == 1
+    assert earlier.read_text() == "an earlier run\n" and not (out / f"one{suffix}").exists()
+    assert main([*argv, "--overwrite"]) == 0
+    assert earlier.read_bytes() != b"an earlier run\n" and (out / f"one{suffix}").is_file()
+
+
+def test_earlier_video_frame_files_are_refused_too(tiny_weights, tmp_path, capsys):
+    from test_imageio_video import make_video
+
+    video = make_video(tmp_path / "clip.avi", frames=4)
+    argv = ["count", str(video), "--weights", str(tiny_weights), "--save-points", str(tmp_path / "p"),
+            "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "clip_frame000000.txt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["count", "x.jpg", "--frobnicate"], "usage: sasnet count"),
+    (["eval", "DATA", "--no-such-option"], "usage: sasnet eval"),
+    (["models", "add", "a", "b.pth", "--frobnicate"], "usage: sasnet models add"),
+    (["finetune", "w.pth", "data", "--out", "n.pth", "--frobnicate"], "usage: sasnet finetune"),
+])
+def test_an_unknown_option_is_reported_with_the_usage_of_its_command(argv, usage, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and usage in err and "unrecognized arguments: --" in err
+    assert "COMMAND ..." not in err  # not the top-level usage
+
+
+def test_every_command_with_a_progress_bar_takes_no_progress():
+    from sasnet_core.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["count", "x.jpg"], ["rank", "x"], ["eval", "DATA"], ["train", ".", "--out", "r"],
+                 ["finetune", "w", "d", "--out", "n.pth"], ["models", "list"], ["models", "add", "n", "f"],
+                 ["models", "download", "shha"]):
+        args = parser.parse_args([*argv, "--no-progress"])
+        assert getattr(args, "no_progress", None) is True or getattr(args, "progress", None) is False, argv
+
+
+def test_precision_choices_come_from_the_shared_vocabulary():
+    from sasnet_core import vocab
+    from sasnet_core.cli import build_parser
+
+    parser = build_parser()
+    for command, offered in (("count", vocab.INFERENCE_PRECISIONS), ("rank", vocab.INFERENCE_PRECISIONS),
+                             ("eval", vocab.INFERENCE_PRECISIONS), ("train", vocab.TRAINING_PRECISIONS),
+                             ("finetune", vocab.TRAINING_PRECISIONS)):
+        sub = next(a for a in parser._subparsers._group_actions[0].choices[command]._actions
+                   if "--precision" in a.option_strings)
+        assert sub.choices == vocab.choices(offered), command
+        assert "fp16" in sub.help  # each help says where fp16 is offered, and why not for training
+
+
+def test_finetune_replaces_its_output_with_overwrite_and_still_accepts_force():
+    from sasnet_core.cli import build_parser
+
+    parser = build_parser()
+    base = ["finetune", "w.pth", "data", "--out", "new.pth"]
+    assert parser.parse_args([*base, "--overwrite"]).overwrite is True
+    assert parser.parse_args([*base, "--force"]).overwrite is True  # scripts written for the old name
+    assert parser.parse_args(base).overwrite is False
+    assert "--force" not in parser._subparsers._group_actions[0].choices["finetune"].format_help()

@@ -72,15 +72,27 @@ def test_annotated_error_column_and_order_from_annotations_in_the_store(tiny, im
     assert rows[3]["annotated_count"] == "" and rows[3]["annotated_error"] == ""
 
 
-def test_text_output_has_one_line_per_image_with_dashes_for_no_annotation(tiny, images, capsys):
-    assert rank(tiny, images[0], images[1]) == 0
-    lines = capsys.readouterr().out.splitlines()
+def test_text_output_has_a_header_and_one_aligned_line_per_image_with_dashes_for_no_annotation(
+        tiny, images, capsys):
+    assert rank(tiny, images[0], images[2]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["path", "count", "uncertainty", "annotated", "error"]
     assert len(lines) == 2
     for line in lines:
-        path, count, score, annotated, error = line.split("\t")
-        assert path in {str(images[0]), str(images[1])}
+        path, count, score, annotated, error = line.split()
+        assert path in {str(images[0]), str(images[2])}
         assert float(score) <= float(count) + 0.01
         assert (annotated, error) == ("-", "-")
+    # aligned: every column ends where its header name ends (numbers are right-aligned)
+    for name in ("count", "uncertainty", "annotated", "error"):
+        end = header.index(name) + len(name)
+        assert all(line[end - 1] != " " and (len(line) == end or line[end] == " ") for line in lines), name
+
+
+def test_only_missing_folders_give_one_sentence(tiny, tmp_path, capsys):
+    assert rank(tiny, tmp_path / "no_such_folder") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sasnet rank: error: {tmp_path / 'no_such_folder'}: no such file or folder; nothing to rank"]
 
 
 def test_a_damaged_image_and_a_damaged_annotation_are_named_and_the_rest_is_ranked(tiny, images, tmp_path, capsys):

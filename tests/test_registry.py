@@ -191,3 +191,48 @@ def test_remove_without_delete_keeps_the_file(tiny, capsys):
     ModelRegistry().add("m", tiny)
     code, out, _ = _cli(["models", "remove", "m"], capsys)
     assert code == 0 and tiny.is_file() and "deleted" not in out
+
+
+def test_removing_the_default_model_says_which_model_is_the_default_now(tiny, capsys):
+    reg = ModelRegistry()
+    reg.add("tiny", tiny)  # the first model added is the default
+    reg.add("ft", tiny)
+    code, out, _ = _cli(["models", "remove", "tiny"], capsys)
+    assert code == 0 and out.strip() == "removed tiny; the default model is now ft"
+    assert reg.default().name == "ft"
+    code, out, _ = _cli(["models", "remove", "ft"], capsys)
+    assert code == 0 and "removed ft; there is no default model now" in out
+    assert reg.default() is None
+
+
+def test_removing_another_model_leaves_the_default_unmentioned(tiny, capsys):
+    reg = ModelRegistry()
+    reg.add("tiny", tiny)
+    reg.add("ft", tiny)
+    code, out, _ = _cli(["models", "remove", "ft"], capsys)
+    assert code == 0 and out.strip() == "removed ft" and reg.default().name == "tiny"
+
+
+def test_adding_a_file_that_is_no_pytorch_file_says_so_plainly(tmp_path, capsys):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    code, _, err = _cli(["models", "add", "big", video], capsys)
+    assert code == 2 and "clip.mp4: not a PyTorch checkpoint" in err
+    assert "safely" not in err and "run code" not in err and len(err.splitlines()) == 1
+    assert ModelRegistry().get("big") is None
+
+
+def test_a_pickle_with_foreign_objects_is_still_refused_as_unsafe(tmp_path, capsys):
+    import os
+    import pickle
+
+    rigged = tmp_path / "rigged.pth"
+    rigged.write_bytes(pickle.dumps({"weight": os.system}, protocol=4))  # would call code on load
+    code, _, err = _cli(["models", "add", "rigged", rigged], capsys)
+    assert code == 2 and "rigged.pth: not a checkpoint that can be loaded safely" in err
+
+
+def test_list_and_add_take_no_progress_like_the_other_commands(tiny, capsys):
+    assert _cli(["models", "add", "tiny", tiny, "--no-progress"], capsys)[0] == 0
+    code, out, err = _cli(["models", "list", "--no-progress"], capsys)
+    assert code == 0 and "tiny" in out and err == ""

@@ -16,6 +16,12 @@ SUBCOMMANDS = ("count", "rank", "eval", "convert", "train", "finetune", "models"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and each subcommand's parser by name: a mistake in a subcommand's
+    options is reported with that subcommand's usage, not the top-level one."""
     parser = argparse.ArgumentParser(
         prog="sasnet",
         description="Count people in crowd images and videos with SASNet, convert crowd "
@@ -31,17 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"sasnet_core.cli.{name}_cmd")
         module.register(subparsers)
-    return parser
+    return parser, dict(subparsers.choices)
 
 
 def main(argv: list[str] | None = None) -> int:
     from sasnet_core.errors import SASNetError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser, commands = _build()
+    # parse_args would report an unknown option with the top-level usage; the subcommand's own
+    # parser names the options that command does take.
+    args, extras = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         parser.print_help(sys.stderr)
         return 2
+    if extras:
+        _command_parser(commands[args.command], args).error(f"unrecognized arguments: {' '.join(extras)}")
     with _warnings_to_stderr(args.command):
         try:
             return int(args.func(args) or 0)
@@ -59,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"sasnet {args.command}: interrupted", file=sys.stderr)
             return 130
+
+
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The innermost parser that read ``args``: ``sasnet models add`` reports with its own usage."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+    return parser
 
 
 @contextlib.contextmanager

@@ -6,6 +6,16 @@ import argparse
 from pathlib import Path
 
 
+# --precision: counting and training offer different lists (``vocab.INFERENCE_PRECISIONS`` and
+# ``vocab.TRAINING_PRECISIONS``); each help says why, so the difference reads as a rule, not a slip.
+INFERENCE_PRECISION_HELP = (
+    "fp32 (exact, default), bf16 (fast on recent CPUs and GPUs, count within 0.5%%), fp16 (GPUs). "
+    "Training offers auto, fp32 and bf16 instead")
+TRAINING_PRECISION_HELP = (
+    "auto (default): bf16 autocast + channels_last on CUDA, fp32 on CPU; fp32; bf16. "
+    "No fp16: training in fp16 without loss scaling diverges (counting offers it)")
+
+
 def _number(text: str, kind):
     try:
         value = kind(text)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 from pathlib import Path
@@ -45,6 +46,9 @@ def register(subparsers) -> None:
                         "in the sub-folder the image has below the folder given as PATH")
     p.add_argument("--save-points", metavar="DIR", type=argtypes.output_dir,
                    help="write <stem>.txt with estimated head points, 'x y' per line (sub-folders as above)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --save-density/--save-points files of an earlier run (without it, "
+                        "a run that would replace one is refused before counting)")
     add_engine_options(p)
     p.add_argument("--every", type=argtypes.positive_int, default=1, metavar="N",
                    help="video: count every Nth frame")
@@ -61,7 +65,7 @@ def add_engine_options(p) -> None:
                    help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
                    choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
-                   help="fp32 (exact), bf16 (fast on recent CPUs and GPUs, count within 0.5%%), fp16")
+                   help=argtypes.INFERENCE_PRECISION_HELP)
     p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
                    help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE} "
                         "(the count stays in original units)")
@@ -82,10 +86,7 @@ def run(args) -> int:
     images, videos, problems = found.images, found.videos, found.problems
     out = _Output(args, found)  # before counting: refuses outputs that would collide
     if not images and not videos:
-        for problem in problems:
-            print(f"sasnet count: {problem}", file=sys.stderr)
-        print("sasnet count: nothing to count", file=sys.stderr)
-        return 2
+        return report_nothing_to_do("count", problems)
     for problem in problems:
         out.error(problem.path, problem.message)
     predictor = Predictor.from_weights(
@@ -105,6 +106,20 @@ def run(args) -> int:
     for video in videos:
         failures += _count_video(video, predictor, args, out)
     return 1 if failures or out.skipped else 0
+
+
+def report_nothing_to_do(command: str, problems: list, verb: str | None = None) -> int:
+    """Every input failed: each problem once on stderr, exit 2. One problem is one sentence that
+    says the run stopped; a closing "nothing to count" after the list would only repeat it."""
+    verb = verb or command
+    if len(problems) == 1:
+        print(f"sasnet {command}: error: {problems[0]}; nothing to {verb}", file=sys.stderr)
+    elif problems:
+        for problem in problems:
+            print(f"sasnet {command}: error: {problem}", file=sys.stderr)
+    else:
+        print(f"sasnet {command}: error: nothing to {verb}", file=sys.stderr)
+    return 2
 
 
 def _what_to_keep(args) -> dict:
@@ -156,6 +171,8 @@ class _Output:
         self.skipped = 0
         if self.density_dir is not None or self.points_dir is not None:
             self._refuse_collisions()
+            if not args.overwrite:
+                self._refuse_existing()
 
     def _refuse_collisions(self) -> None:
         from sasnet_core.errors import OutputExistsError
@@ -171,6 +188,29 @@ class _Output:
                         f"{owner[key]} and {path} would both be saved as {out / rel.with_suffix('')}.*; "
                         "rename one, or count them in separate runs", out)
                 owner[key] = path
+
+    def _refuse_existing(self) -> None:
+        """Files an earlier run saved are replaced only with --overwrite, as ``convert`` and
+        ``rank --csv`` do; checked before counting, so a refusal costs nothing."""
+        from sasnet_core.errors import OutputExistsError
+
+        taken: list[Path] = []
+        for folder, suffix in ((self.density_dir, ".npy"), (self.points_dir, ".txt")):
+            if folder is None or not folder.is_dir():
+                continue
+            for path in self.inputs.images:
+                out = folder / f"{self._stem(path, None)}{suffix}"
+                if out.exists():
+                    taken.append(out)
+            for path in self.inputs.videos:  # one file per counted frame
+                stem = self._stem(path, None)
+                taken.extend(sorted((folder / stem.parent).glob(f"{glob.escape(stem.name)}_frame*{suffix}")))
+        if taken:
+            shown = ", ".join(str(p) for p in taken[:3])
+            more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+            raise OutputExistsError(
+                f"{len(taken)} output file(s) of an earlier run exist ({shown}{more}); "
+                "--overwrite replaces them", taken[0].parent)
 
     def _stem(self, path: Path, frame: int | None) -> Path:
         rel = self.inputs.relative_name(path)

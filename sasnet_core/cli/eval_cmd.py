@@ -36,13 +36,14 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
                    help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
-                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS))
+                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS), help=argtypes.INFERENCE_PRECISION_HELP)
     p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), default=None, metavar="N",
                    help=f"downscale images whose long side is larger than N >= {MIN_SIDE} pixels "
                         "before the forward pass")
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
     p.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N",
                    help="evaluate only the first N images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
@@ -62,7 +63,8 @@ def run(args) -> int:
     # The same model as `sasnet count` picks: a file, a registered name, or the default model.
     predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
                                        max_side=args.max_side)
-    with Progress(len(samples), desc=f"eval {ds.layout} {split or 'all'}", unit="img") as bar:
+    with Progress(len(samples), desc=f"eval {ds.layout} {split or 'all'}", unit="img",
+                  enabled=False if args.no_progress else None) as bar:
         report = evaluate(predictor, samples, roi=not args.no_roi, progress=bar)
     for image, message in report.skipped:
         print(f"sasnet eval: {image}: {message} (left out of the figures)", file=sys.stderr)

@@ -31,7 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("data", metavar="DATA", help="folder of annotated images or a data set")
     p.add_argument("--out", required=True, type=output_file, metavar="NEW_MODEL.pth",
                    help="file to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    # The option's former name: scripts written for it keep working; --help shows one name.
+    p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--name", default=None, help="model name stored in the file (default: file stem)")
     # The app's click: the time budget counts from then, child-process start-up included.
     p.add_argument("--budget-from", type=positive_float, default=None, help=argparse.SUPPRESS)
@@ -57,7 +59,7 @@ def run(args) -> int:
         print(f"sasnet finetune: error: {exc}", file=sys.stderr)
         return 2
     with JsonLog(cfg.log_json, enabled=os.environ.get("RANK", "0") == "0") as log:
-        result = finetune(args.weights, args.data, args.out, cfg, overwrite=args.force,
+        result = finetune(args.weights, args.data, args.out, cfg, overwrite=args.overwrite,
                           name=args.name, log=log, started_at=started_at)
     summary = {"status": result.status, "step": result.step, "checkpoint": str(result.checkpoint),
                "mae_before": result.before.get("mae"), "mae_after": result.figures.get("mae"),

@@ -24,13 +24,19 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="show registered models")
     ls.add_argument("--json", action="store_true", help="one JSON object per model")
+    _add_no_progress(ls)
     add = sub.add_parser("add", help="register a checkpoint file under a name")
     add.add_argument("name")
     add.add_argument("file", help="checkpoint file (released SHHA.pth/SHHB.pth or ours)")
     add.add_argument("--copy", action="store_true", help="copy the file into the user models folder")
     add.add_argument("--default", action="store_true", help="make it the default model")
     add.add_argument("--replace", action="store_true", help="replace a model of the same name")
-    rm = sub.add_parser("remove", help="forget a model (its file is kept unless --delete-file)")
+    _add_no_progress(add)
+    rm = sub.add_parser(
+        "remove", help="forget a model (its file is kept unless --delete-file)",
+        description="Forget a registered model. Removing the default model makes the first "
+        "remaining usable model (by name) the default, and says which; with none left there is "
+        "no default model.")
     rm.add_argument("name")
     rm.add_argument("--delete-file", action="store_true",
                     help="also delete its checkpoint file (files in the user models folder only, "
@@ -53,7 +59,13 @@ def register(subparsers) -> None:
                     "even when there is none")
     dl.add_argument("--url", help="download from this address instead (a mirror; also "
                     "SASNET_RELEASED_URL_SHHA / _SHHB)")
+    _add_no_progress(dl)
     p.set_defaults(func=run)
+
+
+def _add_no_progress(p) -> None:
+    # Reading or hashing a large checkpoint draws a bar; scripts turn it off like other commands'.
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run(args) -> int:
@@ -66,7 +78,7 @@ def run(args) -> int:
         entries = reg.entries()
         if args.json:
             for e in entries:
-                ident = None if e.missing else _identity(reg, e)
+                ident = None if e.missing else _identity(reg, e, args.no_progress)
                 print(json.dumps({"name": e.name, "path": str(e.path), "kind": e.kind, "default": e.is_default,
                                   "added": e.added, "missing": e.missing, "metadata": e.metadata,
                                   "identity": ident.to_dict() if ident else None}))
@@ -78,40 +90,48 @@ def run(args) -> int:
             meta = e.metadata
             extra = ", ".join(f"{k}={meta[k]}" for k in ("parent", "trained_on", "steps") if meta.get(k))
             gone = "  [FILE MISSING]" if e.missing else ""
-            ident = None if e.missing else _identity(reg, e)
+            ident = None if e.missing else _identity(reg, e, args.no_progress)
             print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"
                   + (f"  ({extra})" if extra else ""))
             if ident is not None:
                 print(f"    {_identity_line(ident)}")
         return 0
     if cmd == "add":
-        with _byte_bar(f"checking {args.file}", min_bytes=_BAR_FROM_BYTES) as bar:
+        with _byte_bar(f"checking {args.file}", min_bytes=_BAR_FROM_BYTES, enabled=not args.no_progress) as bar:
             e = reg.add(args.name, args.file, copy=args.copy, make_default=args.default,
                         replace=args.replace, progress=bar)
         _report_registered(e)
     elif cmd == "download":
         from sasnet_core.download import download_released
 
-        with _byte_bar(f"downloading {args.model.upper()}.pth") as bar, \
-                _byte_bar("checking its sha256", min_bytes=_BAR_FROM_BYTES) as check:
+        shown = not args.no_progress
+        with _byte_bar(f"downloading {args.model.upper()}.pth", enabled=shown) as bar, \
+                _byte_bar("checking its sha256", min_bytes=_BAR_FROM_BYTES, enabled=shown) as check:
             e = download_released(args.model, to=args.to, name=args.name, default_if_none=not args.no_default,
                                   url=args.url, progress=bar, hash_progress=check)
         _report_registered(e)
     elif cmd == "remove":
         if args.outside_models_folder and not args.delete_file:
             raise SettingsError("--outside-models-folder only goes with --delete-file")
+        was_default = reg.default()
         deleted = reg.remove(args.name, delete_file=args.delete_file,
                              outside_models_dir=args.outside_models_folder)
-        print(f"removed {args.name}" + (f" and deleted {deleted}" if deleted else ""))
+        message = f"removed {args.name}" + (f" and deleted {deleted}" if deleted else "")
+        if was_default is not None and was_default.name == args.name:
+            # The registry moves the default on by itself; a person must not find out at the next count.
+            now = reg.default()
+            message += (f"; the default model is now {now.name}" if now is not None
+                        else "; there is no default model now (choose one with 'sasnet models default NAME')")
+        print(message)
     elif cmd == "default":
         reg.set_default(args.name)
         print(f"default model: {args.name}")
     return 0
 
 
-def _identity(reg, entry):
+def _identity(reg, entry, no_progress: bool = False):
     """The entry's identity, re-hashing the file only when it changed since it was registered."""
-    with _byte_bar(f"checking {entry.path.name}", min_bytes=_BAR_FROM_BYTES) as bar:
+    with _byte_bar(f"checking {entry.path.name}", min_bytes=_BAR_FROM_BYTES, enabled=not no_progress) as bar:
         return reg.identity(entry, progress=bar)
 
 
@@ -138,10 +158,13 @@ class _byte_bar:
     """A progress callback ``(done, total)`` in bytes drawn as a bar in MB; the bar appears only
     once a file of at least ``min_bytes`` is being read, so small files print nothing."""
 
-    def __init__(self, desc: str, min_bytes: int = 0):
+    def __init__(self, desc: str, min_bytes: int = 0, enabled: bool = True):
         self.desc, self.min_bytes, self.bar, self.shown = desc, min_bytes, None, 0
+        self.enabled = enabled
 
     def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
         if self.bar is not None and done < self.shown * 1e6 - 1e6:  # a second pass over a file
             self.bar.close()
             self.bar, self.shown = None, 0

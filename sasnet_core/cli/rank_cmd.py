@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.count_cmd import add_engine_options
+from sasnet_core.cli.count_cmd import add_engine_options, report_nothing_to_do
 
 DESCRIPTION = """\
 Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
@@ -22,9 +22,10 @@ app finds it), its annotated count and |model count - annotated count| are shown
 the annotation's regions of interest, when it has some); --by annotated-error ranks by that error,
 images without an annotation last.
 
-Prints "path<TAB>count<TAB>uncertainty<TAB>annotated<TAB>error" per image ("-" where there is no
-annotation), or with --json one JSON object per line (path, count, uncertainty, annotated_count,
-annotated_error), or with --csv FILE writes those columns to FILE. An image that cannot be counted,
+Prints a table: a header line (path, count, uncertainty, annotated, error), then one aligned line
+per image ("-" where there is no annotation). For scripts, --json prints one JSON object per line
+(path, count, uncertainty, annotated_count, annotated_error) and --csv FILE writes those columns
+to FILE. An image that cannot be counted,
 or whose annotation is damaged, is named on stderr (with --json also as a record with "skipped":
 true) and the exit status is 1.
 
@@ -86,10 +87,7 @@ def run(args) -> int:
     if args.csv is not None:
         _check_output(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     if not found.images:
-        for problem in problems:
-            print(f"sasnet rank: {problem}", file=sys.stderr)
-        print("sasnet rank: nothing to rank", file=sys.stderr)
-        return 2
+        return report_nothing_to_do("rank", problems)
     predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
                                        max_side=args.max_side, tile=args.tile, keep_levels=False)
     rows = [Row(p.path, error=p.message) for p in problems]
@@ -175,11 +173,24 @@ def _write(rows: list[Row], args) -> None:
         ranked = sum(r.count is not None for r in rows)
         print(f"wrote the ranking of {ranked} image(s) to {args.csv}")
         return
-    for r in rows:
-        if args.json:
+    if args.json:
+        for r in rows:
             print(json.dumps(r.record(), allow_nan=False), flush=True)
-        elif r.count is not None:
-            cells = [f"{r.count:.2f}", f"{r.uncertainty:.2f}",
-                     "-" if r.annotated_count is None else str(r.annotated_count),
-                     "-" if r.annotated_error is None else f"{r.annotated_error:.2f}"]
-            print("\t".join([str(r.path), *cells]), flush=True)
+        return
+    print(_table([r for r in rows if r.count is not None]), flush=True)
+
+
+TEXT_HEADER = ("path", "count", "uncertainty", "annotated", "error")
+
+
+def _table(rows: list[Row]) -> str:
+    """The ranking for a person: a header naming the columns, then one aligned line per image
+    (numbers right-aligned, "-" where there is no annotation). Scripts read --json or --csv."""
+    lines = [TEXT_HEADER] + [
+        (str(r.path), f"{r.count:.2f}", f"{r.uncertainty:.2f}",
+         "-" if r.annotated_count is None else str(r.annotated_count),
+         "-" if r.annotated_error is None else f"{r.annotated_error:.2f}") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(TEXT_HEADER))]
+    return "\n".join(
+        "  ".join([line[0].ljust(widths[0]), *(cell.rjust(w) for cell, w in zip(line[1:], widths[1:]))]).rstrip()
+        for line in lines)

@@ -36,6 +36,7 @@ class FromConfig:
 def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) -> None:
     """Options shared by ``train`` and ``finetune``; defaults from ``TrainConfig``."""
     from sasnet_core.cli.argtypes import (
+        TRAINING_PRECISION_HELP,
         int_range,
         non_negative_float,
         non_negative_int,
@@ -44,7 +45,7 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
         share,
     )
     from sasnet_core.model import SELECTIONS
-    from sasnet_core.vocab import TRAINING_PRECISIONS, device_arg
+    from sasnet_core.vocab import TRAINING_PRECISIONS, choices, device_arg
 
     def default(name: str) -> FromConfig:
         return FromConfig(name, finetune)
@@ -106,8 +107,8 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                      help="no progress bar on stderr")
     run.add_argument("--device", type=device_arg, default=default("device"),
                      help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    run.add_argument("--precision", choices=TRAINING_PRECISIONS, default=default("precision"),
-                     help="auto: bf16 autocast + channels_last on CUDA, fp32 on CPU")
+    run.add_argument("--precision", choices=choices(TRAINING_PRECISIONS), default=default("precision"),
+                     help=TRAINING_PRECISION_HELP)
     run.add_argument("--seed", type=non_negative_int, default=default("seed"))
 
 

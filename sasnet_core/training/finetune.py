@@ -74,7 +74,7 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
             if out.is_dir():
                 raise CheckpointError("output is a folder; give a file name such as my_model.pth", out)
             if out.exists() and not overwrite:
-                raise CheckpointError("output file exists already (pass --force to replace it)", out)
+                raise CheckpointError("output file exists already (pass --overwrite to replace it)", out)
             if not out.parent.is_dir():
                 raise CheckpointError("is a file, not a folder to write the new model into"
                                       if out.parent.exists() else

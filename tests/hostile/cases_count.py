@@ -81,7 +81,43 @@ def _missing_is_a_record(ctx: Ctx, result) -> None:
 
 
 def _only_missing(ctx: Ctx):
-    return _count(ctx, ctx.tmp / "gone.jpg", ctx.tmp / "also_gone"), ["gone.jpg", "also_gone", "nothing to count"]
+    return _count(ctx, ctx.tmp / "gone.jpg", ctx.tmp / "also_gone"), ["gone.jpg", "also_gone"]
+
+
+def _one_line_per_problem(ctx: Ctx, result) -> None:
+    """Each missing input is one error line; no closing "nothing to count" repeats them."""
+    lines = result.err.splitlines()
+    assert len(lines) == 2 and all("error:" in line for line in lines), result.err
+
+
+def _one_missing(ctx: Ctx):
+    return _count(ctx, ctx.tmp / "gone.jpg"), ["gone.jpg: no such file or folder; nothing to count"]
+
+
+def _one_line(ctx: Ctx, result) -> None:
+    assert len(result.err.splitlines()) == 1, result.err
+
+
+def _earlier_outputs(option: str, suffix: str, *extra: str):
+    """Files an earlier run saved: refused before counting unless --overwrite."""
+    def make(ctx: Ctx):
+        image = _image(ctx.tmp / "a.png")
+        write_input(ctx.tmp / "out" / f"a{suffix}", "an earlier run\n")
+        names = [] if extra else [f"a{suffix}", "--overwrite"]
+        return _count(ctx, image, option, ctx.tmp / "out", *extra), names
+
+    def check(ctx: Ctx, result) -> None:
+        kept = (ctx.tmp / "out" / f"a{suffix}").read_bytes() == b"an earlier run\n"
+        assert kept != bool(extra), "replaced without --overwrite" if kept is False else "not replaced"
+        if not extra:
+            assert result.out == "", "counted before refusing"
+
+    name = f"{option[2:]}-over-an-earlier-run" + ("-with-overwrite" if extra else "")
+    return Case(name, make, ACCEPTED if extra else REFUSED, check)
+
+
+def _unknown_option(ctx: Ctx):
+    return _count(ctx, _image(ctx.tmp / "a.png"), "--frobnicate"), ["usage: sasnet count", "--frobnicate"]
 
 
 def _not_media(ctx: Ctx):
@@ -129,7 +165,13 @@ CASES = [
     _colliding(("x.png", "x.tif"), "--save-density", as_folder=True),
     Case("same-names-in-sub-folders", _same_names_in_sub_folders, ACCEPTED, _each_kept_apart),
     Case("missing-beside-valid", _missing_beside_valid, SKIPPED, _missing_is_a_record),
-    Case("only-missing-inputs", _only_missing, REFUSED),
+    Case("only-missing-inputs", _only_missing, REFUSED, _one_line_per_problem),
+    Case("one-missing-input", _one_missing, REFUSED, _one_line),
+    _earlier_outputs("--save-density", ".npy"),
+    _earlier_outputs("--save-points", ".txt"),
+    _earlier_outputs("--save-density", ".npy", "--overwrite"),
+    _earlier_outputs("--save-points", ".txt", "--overwrite"),
+    Case("unknown-option-shows-the-count-usage", _unknown_option, REFUSED),
     Case("not-an-image-or-video", _not_media, REFUSED),
     Case("empty-folder", _empty_folder, REFUSED),
     Case("save-into-a-new-nested-folder", _save_into_new_nested_folder, ACCEPTED, _saved),

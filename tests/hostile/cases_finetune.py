@@ -89,7 +89,13 @@ def _weights_a_folder(ctx: Ctx):
 def _out_exists(ctx: Ctx):
     out = ctx.tmp / "street.pth"
     out.write_bytes(b"a model the person made earlier")
-    return _argv(ctx, _images_folder(ctx), out=out), ["street.pth"]
+    return _argv(ctx, _images_folder(ctx), out=out), ["street.pth", "--overwrite"]
+
+
+def _out_is_the_parent_by_the_old_option(ctx: Ctx):
+    """--force, the option's former name, still means --overwrite (scripts keep working)."""
+    argv, names = _out_is_the_parent(ctx)
+    return [("--force" if a == "--overwrite" else a) for a in argv], names
 
 
 def _out_kept(ctx, _result) -> None:
@@ -115,7 +121,7 @@ def _out_a_folder(ctx: Ctx):
 def _out_is_the_parent(ctx: Ctx):
     weights = ctx.tmp / "mine.pth"
     weights.write_bytes(Path(ctx.weights).read_bytes())
-    return (["finetune", weights, _images_folder(ctx), "--out", weights, "--force", *FAST],
+    return (["finetune", weights, _images_folder(ctx), "--out", weights, "--overwrite", *FAST],
             ["mine.pth"])
 
 
@@ -167,10 +173,11 @@ CASES = [
     Case("weights-not-a-checkpoint", _weights_not_a_checkpoint),
     Case("weights-missing", _weights_missing),
     Case("weights-a-folder", _weights_a_folder),
-    Case("out-exists-without-force", _out_exists, check=_out_kept),
+    Case("out-exists-without-overwrite", _out_exists, check=_out_kept),
     Case("out-in-a-missing-folder", _out_missing_folder),
     Case("out-a-folder", _out_a_folder),
     Case("out-inside-a-file", _out_inside_a_file),
     Case("out-is-the-parent-model", _out_is_the_parent, check=_parent_kept),
+    Case("out-is-the-parent-model-force", _out_is_the_parent_by_the_old_option, check=_parent_kept),
     Case("valid-tiny-run", _valid_run, expect=ACCEPTED, check=_valid_run_check, timeout=180),
 ]

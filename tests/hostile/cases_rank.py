@@ -60,6 +60,22 @@ def _empty_folder(ctx: Ctx):
     return _rank(ctx, ctx.tmp / "empty"), ["empty", "holds no images"]
 
 
+def _one_line(ctx: Ctx, result) -> None:
+    assert len(result.err.splitlines()) == 1, result.err
+
+
+def _text(ctx: Ctx):
+    _image(ctx.tmp / "in" / "a.png")
+    _image(ctx.tmp / "in" / "a_much_longer_name.png")
+    return _rank(ctx, ctx.tmp / "in"), []
+
+
+def _text_has_a_header(ctx: Ctx, result) -> None:
+    header, *rows = result.out.splitlines()
+    assert header.split() == ["path", "count", "uncertainty", "annotated", "error"], result.out
+    assert len(rows) == 2 and len({len(row) for row in [header, *rows]}) == 1, "columns not aligned"
+
+
 def _damaged_image_beside_good(ctx: Ctx):
     _image(ctx.tmp / "in" / "good.png")
     write_input(ctx.tmp / "in" / "broken.jpg", b"\xff\xd8\xff not really a jpeg")
@@ -138,7 +154,8 @@ CASES = [
     Case("rank-csv-in-missing-folder", _csv_in_missing_folder, REFUSED),
     Case("rank-csv-under-a-file", _csv_under_a_file, REFUSED),
     Case("rank-json-and-csv", _json_and_csv, REFUSED),
-    Case("rank-only-missing", _only_missing, REFUSED),
+    Case("rank-only-missing", _only_missing, REFUSED, _one_line),
+    Case("rank-text-has-a-header", _text, ACCEPTED, _text_has_a_header),
     Case("rank-empty-folder", _empty_folder, REFUSED),
     Case("rank-damaged-weights", _damaged_weights, REFUSED),
     Case("rank-damaged-image-beside-good", _damaged_image_beside_good, SKIPPED, _good_ranked_broken_skipped),

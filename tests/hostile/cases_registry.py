@@ -116,6 +116,28 @@ def _weights_kept(ctx, result) -> None:
     assert ctx.weights.is_file(), "a file outside the models folder was deleted"
 
 
+def _a_video(ctx):
+    video = ctx.tmp / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 16)
+    return video
+
+
+def _plainly_not_a_checkpoint(ctx, result) -> None:
+    """Not a PyTorch file at all: said plainly, without the unsafe-pickle warning."""
+    assert "safely" not in result.err and "run code" not in result.err, result.err
+    assert not json.loads(W.registry_file().read_text())["models"].get("big")
+
+
+def _says_new_default(ctx, result) -> None:
+    assert "removed good; the default model is now other" in result.out, result.out
+    _default_is("other")(ctx, result)
+
+
+def _says_no_default(ctx, result) -> None:
+    assert "removed good; there is no default model" in result.out, result.out
+    _default_is(None)(ctx, result)
+
+
 _list_a_list = _listed([1, 2, 3])
 _list_not_json = _listed("{not json")
 _list_text = _listed('"just text"')
@@ -186,6 +208,16 @@ CASES = [
          _make(lambda ctx: ["models", "remove", "good", "--delete-file"], _reg(),
                lambda ctx: [str(ctx.weights), "--outside-models-folder"]),
          REFUSED, check=_weights_kept),
+    Case("add-a-video-file",
+         _make(lambda ctx: ["models", "add", "big", _a_video(ctx)], _reg(),
+               lambda ctx: ["clip.mp4", "not a PyTorch checkpoint"]), REFUSED, check=_plainly_not_a_checkpoint),
+    Case("remove-the-default-names-the-new-default",
+         _make(lambda ctx: ["models", "remove", "good"],
+               lambda ctx: W.registry_with(ctx.weights, other={"path": str(ctx.weights), "kind": "ours",
+                                                               "added": "", "metadata": {}})),
+         ACCEPTED, check=_says_new_default),
+    Case("remove-the-last-model-says-there-is-no-default",
+         _make(lambda ctx: ["models", "remove", "good"], _reg()), ACCEPTED, check=_says_no_default),
     Case("remove-outside-flag-without-delete",
          _make(lambda ctx: ["models", "remove", "good", "--outside-models-folder"], _reg(),
                lambda ctx: ["--delete-file"]), REFUSED),
