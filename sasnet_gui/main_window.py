@@ -3,10 +3,12 @@ its own beyond wiring: data lives in the document, files in the file model, the 
 ModelController, counting in the CountingQueue, the current image in the ImageSession."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal, qInstallMessageHandler
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
@@ -31,6 +33,30 @@ from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
 
 
 log = logging.getLogger(__name__)
+
+
+SIDE_DOCK_SHARE = 0.3  # the most of the window's width a restored side dock gets back
+
+
+@contextlib.contextmanager
+def _quiet_desktop_services():
+    """Drops Qt's "no launcher" warnings (qt.qpa.services, QPlatformServices) while it is active;
+    every other Qt message goes on to the handler that was there before."""
+    previous = None
+
+    def handler(kind, context, message):
+        if context.category == "qt.qpa.services" or "QPlatformServices" in message:
+            return
+        if previous is not None:
+            previous(kind, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
+    try:
+        yield
+    finally:
+        qInstallMessageHandler(previous)
 
 
 def _default_controller(parent):
@@ -93,6 +119,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
         self.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
 
+        self._side_docks_fitted = False  # once, on the first show, after the saved state is back
         self._build_status_bar()
         self._build_actions()
         self._connect()
@@ -271,6 +298,7 @@ class MainWindow(QMainWindow):
         self.counter.idle.connect(lambda: self._set_counting(False))
         self.counter.failed.connect(lambda p, msg: self.statusBar().showMessage(f"{Path(p).name}: {msg}", 8000))
         self.canvas.cursorMoved.connect(self._on_cursor)
+        self.canvas.cursorLeft.connect(lambda: self.cursor_label.setText(""))
         self.canvas.toolChanged.connect(self._on_tool_changed)
         if self.controller is not None:
             self.controller.predictorChanged.connect(self._on_predictor)
@@ -670,7 +698,11 @@ class MainWindow(QMainWindow):
 
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+        # Without a desktop launcher Qt's openUrl fails and prints its own warning on stderr; the
+        # path in the status bar is the answer then, so that warning is kept out of the terminal.
+        with _quiet_desktop_services():
+            opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not opened:
             self.statusBar().showMessage(f"The log files are in {folder}", 10000)
 
     def _about(self) -> None:
@@ -703,6 +735,23 @@ class MainWindow(QMainWindow):
         self.cursor_label.setText(text)
 
     # -- settings and closing ---------------------------------------------------------------------
+    def showEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        super().showEvent(ev)
+        if not self._side_docks_fitted:
+            self._side_docks_fitted = True
+            # After the first layout pass: until then the restored dock sizes are not applied yet.
+            QTimer.singleShot(0, self, self._fit_side_docks)
+
+    def _fit_side_docks(self) -> None:
+        """The canvas keeps the most room: a side dock restored wider than ``SIDE_DOCK_SHARE`` of the
+        window (its area was once widened for the fine-tuning panel) comes back at that share."""
+        self.layout().activate()
+        cap = int(self.width() * SIDE_DOCK_SHARE)
+        wide = [d for d in (self.file_dock, self.view_dock)
+                if d.isVisible() and not d.isFloating() and d.width() > cap]
+        if wide:
+            self.resizeDocks(wide, [max(cap, d.minimumSizeHint().width()) for d in wide], Qt.Horizontal)
+
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray):

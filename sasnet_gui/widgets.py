@@ -1,10 +1,10 @@
-"""Small widgets of the main window: the large count display, the "no model yet" banner and a
-scroll area for docks."""
+"""Small widgets of the main window: the large count display, the "no model yet" banner, a
+scroll area for docks and a label that elides a long path."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+                               QSizePolicy, QVBoxLayout, QWidget)
 
 
 class _BigNumber(QFrame):
@@ -89,22 +89,76 @@ class NoModelBanner(QFrame):
 
 
 class FitScrollArea(QScrollArea):
-    """Shows its widget at the size of the visible area and scrolls only when that is below the
-    widget's minimum size, so a dock holding it never makes the window outgrow the screen.
+    """Shows its widget at the size of the visible area and scrolls (up and down only) when that
+    is below the widget's minimum height, so a dock holding it never makes the window outgrow the
+    screen. The widget always gets the visible width: sideways scrolling would hide the start of
+    every row, so the widget must be built to fit a narrow dock instead.
     (``setWidgetResizable`` would size a widget with word-wrapped labels by its preferred height.)"""
 
     def __init__(self, widget: QWidget, parent=None):
         super().__init__(parent)
         self.setFrameShape(QFrame.NoFrame)
         self.setWidgetResizable(False)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setWidget(widget)
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt name
         super().resizeEvent(ev)
+        self.fit_widget()
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        # A label that got longer text may need more height: refit when the widget asks.
+        if obj is self.widget() and ev.type() == QEvent.LayoutRequest:
+            self.fit_widget()
+        return super().eventFilter(obj, ev)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt name
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def fit_widget(self, again: bool = False) -> None:
         w = self.widget()
-        if w is not None:
-            least, room = w.minimumSizeHint(), self.viewport().size()
-            w.resize(max(room.width(), least.width()), max(room.height(), least.height()))
+        if w is None:
+            return
+        room = self.viewport().size()
+        least = w.minimumSizeHint().height()
+        lay = w.layout()
+        if lay is not None and lay.hasHeightForWidth():
+            # Word-wrapped labels need more lines in a narrow dock: the least height at this width.
+            least = max(least, lay.minimumHeightForWidth(room.width()))
+        w.resize(room.width(), max(room.height(), least))
+        if self.viewport().width() != room.width() and not again:  # the vertical scroll bar came or went
+            self.fit_widget(again=True)
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text (a path) that shortens itself with "…" in the middle to the room it
+    has, rather than widening its row; the whole text is in the tooltip and can be copied."""
+
+    def __init__(self, text: str = "", parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(40)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt name
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(ev)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width(), 40))
+        if shown != super().text():
+            super().setText(shown)
 
 
 def icon(name: str):

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
-from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_COLOURS, LEVEL_RGBA, LEVELS, density_lut
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_RGBA, density_lut
 
 PATCH_AREA = 32 * 32  # the colour bar speaks of people per 32 x 32 patch, not per pixel
 
@@ -77,15 +77,3 @@ class LevelOverlay(pg.ImageItem):
             path.lineTo(j, gh)
         self.grid.setPath(path)
 
-
-def make_level_legend(view_box) -> pg.LegendItem:
-    """A P1..P5 legend pinned to the top-right corner of the view (does not zoom with it)."""
-    legend = pg.LegendItem(offset=(-10, 10), labelTextColor="w", brush=pg.mkBrush(20, 20, 20, 190),
-                           pen=pg.mkPen(255, 255, 255, 60), labelTextSize="9pt")
-    legend.setParentItem(view_box)
-    descriptions = ("finest", "", "", "", "coarsest")
-    for name, colour, what in zip(LEVELS, LEVEL_COLOURS, descriptions):
-        sample = pg.ScatterPlotItem(symbol="s", size=12, brush=pg.mkBrush(colour), pen=pg.mkPen("w"))
-        legend.addItem(sample, f"{name} {what}".strip())
-    legend.setZValue(100)
-    return legend

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor, QCursor, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
-from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, make_level_legend
+from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay
 from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.roi import RoiLayer
 
@@ -41,6 +41,7 @@ class CanvasImageItem(pg.ImageItem):
 
 class CanvasView(pg.GraphicsLayoutWidget):
     cursorMoved = Signal(float, float, object)  # image x, y and the pixel value (or None)
+    cursorLeft = Signal()  # no image point under the cursor any more (e.g. the image changed)
     hoverChanged = Signal(str)  # text about the patch under the cursor ("" when none)
     toolChanged = Signal(str)
 
@@ -87,8 +88,14 @@ class CanvasView(pg.GraphicsLayoutWidget):
         value_axis.setLabel(COLORBAR_LABEL)
         value_axis.enableAutoSIPrefix(False)  # plain values, no "(x0.001)" in the label
         value_axis.setWidth(64)  # tick values such as 0.0125, then the label
+        # The end values ("0", "0.035") are centred on the bar's ends: half a line of room above and
+        # below keeps them inside the view instead of cut off at its edges.
+        pad = QFontMetrics(value_axis.font()).height()
+        left, _top, right, _bottom = self.colorbar.layout.getContentsMargins()
+        self.colorbar.layout.setContentsMargins(left, pad, right, pad)
         self.addItem(self.colorbar, row=0, col=1)
-        self.legend = make_level_legend(self.vb)
+        # The P1..P5 legend lives in the overlay panel only (with what each level means): a second
+        # one on the image covered the photo and said less.
         self.hover_text = pg.TextItem(anchor=(0, 0), color="w", fill=pg.mkBrush(20, 20, 20, 200))
         self.hover_text.setParentItem(self.vb)
         self.hover_text.setPos(8, 8)
@@ -130,6 +137,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self.points_item.set_image_rect(QRectF(0, 0, w, h))
         if old is None or old[:2] != rgb.shape[:2]:
             self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+        self._refresh_hover()
 
     def set_result(self, result) -> None:
         """Show a CountResult (or None) over the current image."""
@@ -142,9 +150,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
             self.level_item.set_levels(result.level_map, result.patch_rows, result.patch_cols)
             self.colorbar.setLevels((0.0, self.density_item.vmax))
         self.colorbar.setVisible(self._density_on and result is not None)
-        self._hover_patch = None
-        self._hover_rect.hide()
-        self.hover_text.hide()
+        self._refresh_hover()
         self.refresh_points()
 
     def refresh_points(self) -> None:
@@ -166,7 +172,6 @@ class CanvasView(pg.GraphicsLayoutWidget):
 
     def show_levels(self, on: bool) -> None:
         self.level_item.setVisible(on)
-        self.legend.setVisible(on)
 
     def show_points(self, on: bool) -> None:
         self.points_item.setVisible(on)
@@ -258,6 +263,21 @@ class CanvasView(pg.GraphicsLayoutWidget):
         if self.tool == "roi":
             self.roi_layer.hover(x, y)
         self._update_hover(x, y)
+
+    def _refresh_hover(self) -> None:
+        """The image or result under a still mouse changed (e.g. PgDn): the patch readout and the
+        cursor position must describe what is shown now, so they are redone or cleared."""
+        was_shown = self._hover_patch is not None
+        self._hover_patch = None
+        self._hover_rect.hide()
+        self.hover_text.hide()
+        if was_shown:
+            self.hoverChanged.emit("")
+        pos = self.mapFromGlobal(QCursor.pos())
+        if self._rgb is not None and self.underMouse() and self.rect().contains(pos):
+            self._on_mouse_moved(self.mapToScene(pos))
+        else:
+            self.cursorLeft.emit()
 
     def _update_hover(self, x: float, y: float) -> None:
         r = self.result

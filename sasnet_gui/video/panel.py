@@ -1,10 +1,12 @@
 """The video panel: scrub and play a video, count every Nth frame, store a frame for annotation.
 
+    clip.mp4 — 640×480, 40 frames, …                                            [Open…]
     [frame view (pyqtgraph ImageItem, model heads of a stored frame on top)          ]
     [> play] [==========slider==========] frame 12 / 240 · 0:01.20 · count 34.5
-    every [5] frames  [Count] [Cancel] [progress]   [Export CSV…]
+    [every 5 frames] [Count] [Cancel]
+    [progress                                                         ] [Export CSV…]
     [count over time (click to seek)                                                  ]
-    [Annotate this frame]  into: <video>_frames/ [Folder…]
+    [Annotate this frame]  into …/<video>_frames (elided)                     [folder]
 
 Decoding runs in ``FrameReader``'s thread, counting in a superqt generator worker (cancel takes
 effect between batches), storing a frame in a function worker: the GUI thread only draws.
@@ -46,12 +48,27 @@ from sasnet_gui.video.counting import (
     write_counts_csv,
 )
 from sasnet_gui.video.frames import FrameReader
-from sasnet_gui.widgets import themed_plot_init
+from sasnet_gui.widgets import ElidedLabel, themed_plot_init
 
 
 def _fmt_time(seconds: float) -> str:
     m, s = divmod(max(seconds, 0.0), 60)
     return f"{int(m)}:{s:05.2f}"
+
+
+def _breakable_path(path) -> str:
+    """A path as rich text that may wrap after each folder: unbroken, a long path would be cut off
+    at the dock's edge."""
+    return html.escape(str(path)).replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
+def _breakable_name(name: str) -> str:
+    """A file name as rich text that may wrap after "_", "-" and ".": a narrow dock cannot show a
+    long name on one line."""
+    out = html.escape(name)
+    for c in "_-.":
+        out = out.replace(c, c + "\u200b")
+    return out
 
 
 NOT_COUNTED = "not counted yet"
@@ -140,13 +157,18 @@ class VideoPanel(QWidget):
 
     # -- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
+        # The dock under the canvas can be narrow (a 1024-pixel window leaves it ~400 px): every row
+        # fits that width, long texts wrap or elide, and the dock never scrolls sideways.
         style = self.style()
         self.title = QLabel("No video open.")
-        self.open_button = QPushButton("Open video…")
+        self.title.setWordWrap(True)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_DialogOpenButton))
+        self.open_button.setToolTip("Open a video…")
         self.open_button.clicked.connect(self._choose_video)
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
-        top.addWidget(self.open_button)
+        top.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignTop)
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("#202020")
@@ -163,9 +185,9 @@ class VideoPanel(QWidget):
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.toggled.connect(self._play_toggled)
         self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(60)
         self.slider.valueChanged.connect(self.seek)
         self.position_label = QLabel("–")
-        self.position_label.setMinimumWidth(260)
         scrub = QHBoxLayout()
         scrub.addWidget(self.play_button)
         scrub.addWidget(self.slider, 1)
@@ -185,13 +207,18 @@ class VideoPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel_count)
         self.progress = QProgressBar()
         self.progress.setFormat(NOT_COUNTED)
+        self.progress.setMinimumWidth(self.progress.fontMetrics().horizontalAdvance(NOT_COUNTED) + 24)
         self.export_button = QPushButton("Export CSV…")
+        self.export_button.setToolTip("Write the counts (frame, time, count) to a CSV file")
         self.export_button.clicked.connect(self._choose_csv)
+        # Two rows: what to count and the buttons, then how far it got and the result's export.
         counting = QHBoxLayout()
         for w in (self.every_spin, self.count_button, self.cancel_button):
             counting.addWidget(w)
-        counting.addWidget(self.progress, 1)
-        counting.addWidget(self.export_button)
+        counting.addStretch(1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.export_button)
         self.model_hint = QLabel()
         self.model_hint.setWordWrap(True)
         self.model_hint.setStyleSheet("color: #8a6d3b")
@@ -203,9 +230,10 @@ class VideoPanel(QWidget):
         self.annotate_button.setToolTip("Store this frame as an image with the model's heads as "
                                         "points to correct; reviewed frames train the model")
         self.annotate_button.clicked.connect(lambda: self.annotate_current_frame())
-        self.folder_label = QLabel()
-        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.folder_button = QPushButton("Folder…")
+        self.folder_label = ElidedLabel()
+        self.folder_button = QPushButton()
+        self.folder_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon))
+        self.folder_button.setToolTip("Choose the folder for annotated frames…")
         self.folder_button.clicked.connect(self._choose_folder)
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -220,6 +248,7 @@ class VideoPanel(QWidget):
         layout.addWidget(self.view, 3)
         layout.addLayout(scrub)
         layout.addLayout(counting)
+        layout.addLayout(progress_row)
         layout.addWidget(self.model_hint)
         layout.addWidget(self.plot, 1)
         layout.addLayout(store)
@@ -247,7 +276,7 @@ class VideoPanel(QWidget):
         self._reader.frameFailed.connect(self._frame_failed)
         self._folder = None
         self._need_fit = True
-        self.title.setText(f"<b>{html.escape(info.path.name)}</b> — {info.width}×{info.height}, "
+        self.title.setText(f"<b>{_breakable_name(info.path.name)}</b> — {info.width}×{info.height}, "
                            f"{info.frame_count} frames, {info.fps:.2f} fps, {_fmt_time(info.duration_s)}")
         self.title.setToolTip(str(info.path))
         self.slider.blockSignals(True)
@@ -497,7 +526,7 @@ class VideoPanel(QWidget):
         except OSError as exc:
             self._error("Cannot export counts", f"{path}: {exc.strerror or exc}")
             return None
-        self.status.setText(f"Counts written to {html.escape(str(out))}.")
+        self.status.setText(f"Counts written to {_breakable_path(out)}.")
         return out
 
     # -- storing a frame -------------------------------------------------------------------
@@ -547,7 +576,7 @@ class VideoPanel(QWidget):
     def _stored(self, index: int, stored) -> None:
         if stored.created:
             self.status.setText(f"Stored frame {index} with {stored.points} model points: "
-                                f"{html.escape(str(stored.image))}")
+                                f"{_breakable_path(stored.image)}")
             if self._shown and self._shown[0] == index:
                 from sasnet_core.annotation import load_annotation
 
@@ -557,7 +586,7 @@ class VideoPanel(QWidget):
                 self._overlay_index = index
         else:
             self.status.setText(f"Frame {index} was stored before; its annotation is kept as it is: "
-                                f"{html.escape(str(stored.image))}")
+                                f"{_breakable_path(stored.image)}")
         self.frameStored.emit(str(stored.image))
 
     # -- state -----------------------------------------------------------------------------
