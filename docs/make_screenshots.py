@@ -2,13 +2,15 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py WEIGHTS IMAGE_DIR IMAGE [GT_FILE]
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --finetune WEIGHTS SHANGHAITECH_SPLIT_DIR
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --welcome
 
 WEIGHTS: a checkpoint (SHHA.pth gives the best pictures). Images are copied to a temporary folder
 first, so nothing is written beside the originals. GT_FILE: an annotation to start the annotation
 screenshot from (any format `sasnet convert` reads). The first form writes counting.png, levels.png
 and annotation.png into docs/screenshots/; the second imports the ground truth of a ShanghaiTech
 layout split (images/ + ground-truth/), marks every image reviewed, runs a short one-click
-fine-tuning and writes finetune.png.
+fine-tuning and writes finetune.png. The third writes welcome.png: the first start, with no model
+and no images.
 """
 from __future__ import annotations
 
@@ -60,6 +62,29 @@ class Window:
     def close(self):
         self.w.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def welcome_shot() -> None:
+    """The window a new user sees first: no model registered, nothing open."""
+    tmp = Path(tempfile.mkdtemp(prefix="sasnet_shots_"))
+    os.environ["SASNET_STUDIO_HOME"] = str(tmp / "home")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from sasnet_gui.app import apply_dark_palette, create_window
+
+    apply_dark_palette(app)
+    w = create_window()
+    w.resize(1500, 900)
+    w.show()
+    t0 = time.time()
+    while time.time() - t0 < 1.5:
+        app.processEvents()
+        time.sleep(0.01)
+    OUT.mkdir(parents=True, exist_ok=True)
+    w.grab().save(str(OUT / "welcome.png"))
+    w.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def finetune_shot(weights: str, split_dir: str, steps: int = 20) -> None:
@@ -138,7 +163,9 @@ def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> Non
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "--finetune":
+    if len(sys.argv) == 2 and sys.argv[1] == "--welcome":
+        welcome_shot()
+    elif len(sys.argv) >= 4 and sys.argv[1] == "--finetune":
         finetune_shot(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4:
         main(*sys.argv[1:5])
