@@ -96,7 +96,7 @@ def finetune_shot(weights: str, split_dir: str, steps: int = 20) -> None:
         w.file_dock.select_path(path)
         w.session.show(path)
         win.spin(lambda: w.session.current == path and w.document.is_open)
-        w.import_annotation(split / "ground-truth" / f"GT_{Path(path).stem}.mat")
+        w.transfer.import_annotation(split / "ground-truth" / f"GT_{Path(path).stem}.mat")
         w.document.set_reviewed(True)
         w.document.flush()
     win.spin(lambda: len(w.session.results) == len(w.files.paths()))
@@ -150,7 +150,7 @@ def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> Non
     # Annotation: people's points (imported), a region of interest, a selection, reviewed.
     doc = w.document
     if gt:
-        w.import_annotation(gt)
+        w.transfer.import_annotation(gt)
     doc.add_roi([[width * 0.05, height * 0.3], [width * 0.7, height * 0.25], [width * 0.95, height * 0.9],
                  [width * 0.1, height * 0.95]])
     doc.select_in_rect(width * 0.5, height * 0.3, width * 0.6, height * 0.4)

@@ -28,6 +28,7 @@ from sasnet_gui.files.model import FileListModel
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
 from sasnet_gui.settings import AppSettings
+from sasnet_gui.transfer import AnnotationTransfer
 from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
 
 
@@ -121,6 +122,7 @@ class MainWindow(QMainWindow):
 
         self._side_docks_fitted = False  # once, on the first show, after the saved state is back
         self._build_status_bar()
+        self.transfer = AnnotationTransfer(self)
         self._build_actions()
         self._connect()
         self._restore_settings()
@@ -164,12 +166,14 @@ class MainWindow(QMainWindow):
         doc, canvas = self.document, self.canvas
         self.act_open = A("&Open\u2026", self.open_dialog, K.Open, "open", tip="Open images or videos")
         self.act_open_folder = A("Open &Folder\u2026", self.open_folder_dialog, "Ctrl+Shift+O", "folder")
-        self.act_import = A("&Import Annotation\u2026", self.import_dialog, "Ctrl+I")
+        self.act_import = A("&Import Annotation\u2026", self.transfer.import_dialog, "Ctrl+I")
         # triggered(bool checked) must not arrive as the export scope
-        self.act_export = A("&Export Annotations\u2026", lambda: self.export_dialog(), "Ctrl+E")
-        self.act_export_csv = A("Export &Counts as CSV\u2026", self.export_counts_dialog)
-        self.act_export_density = A("Export &Density Overlay as PNG\u2026", lambda: self.export_overlay_dialog("density"))
-        self.act_export_levels = A("Export &Level Overlay as PNG\u2026", lambda: self.export_overlay_dialog("levels"))
+        self.act_export = A("&Export Annotations\u2026", lambda: self.transfer.export_dialog(), "Ctrl+E")
+        self.act_export_csv = A("Export &Counts as CSV\u2026", self.transfer.export_counts_dialog)
+        self.act_export_density = A("Export &Density Overlay as PNG\u2026",
+                                    lambda: self.transfer.export_overlay_dialog("density"))
+        self.act_export_levels = A("Export &Level Overlay as PNG\u2026",
+                                   lambda: self.transfer.export_overlay_dialog("levels"))
         self.act_quit = A("&Quit", self.close, K.Quit)
         self.act_undo = doc.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts(K.Undo)
@@ -497,96 +501,6 @@ class MainWindow(QMainWindow):
         if path:
             self.file_dock.select_path(path)
             self.session.show(path)
-
-    # -- import / export --------------------------------------------------------------------------
-    def import_dialog(self) -> None:
-        if not self.document.is_open:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Import annotation", str(Path(self.document.image_path).parent),
-                                              "Annotations (*.json *.mat *.txt *.csv *.xml);;All files (*)")
-        if path:
-            self.import_annotation(path)
-
-    def import_annotation(self, path, format: str | None = None) -> bool:
-        from sasnet_core.errors import SASNetError
-        from sasnet_core.formats import read_points
-
-        try:
-            ann = read_points(path, format)
-        except (SASNetError, ValueError) as exc:
-            errors.show_error(self, exc, what="Could not import the annotation")
-            return False
-        self.document.replace_points(ann.points, ann.sources, text=f"Import {Path(path).name}")
-        return True
-
-    def collect_annotations(self, scope: str) -> list:
-        """Annotations to export: "current", "all" (every annotated file) or "reviewed"."""
-        from sasnet_core.annotation_store import read_annotation
-
-        self.document.flush()
-        if scope == "current":
-            return [self.document.annotation()] if self.document.is_open else []
-        out = []
-        for e in self.files.entries():
-            if e.path == self.document.image_path:
-                ann = self.document.annotation()
-            else:
-                try:
-                    ann = read_annotation(e.path)
-                except Exception:  # noqa: BLE001 - shown in the file list as an error already
-                    ann = None
-            if ann is not None and (scope == "all" or ann.reviewed):
-                out.append(ann)
-        return out
-
-    def export_dialog(self, scope: str | None = None):
-        from sasnet_gui.export_dialogs import ExportAnnotationsDialog
-
-        folder = Path(self.document.image_path).parent if self.document.is_open else Path.home()
-        # scope None: the dialog opens with the format and scope of the last export.
-        dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self, scope=scope,
-                                      settings=self.settings)
-        dlg.accepted.connect(lambda: self._run_export(dlg))
-        dlg.open()
-        return dlg
-
-    def _run_export(self, dlg) -> None:
-        try:
-            result = dlg.export()  # asks before replacing anything; None when the person declines
-        except Exception as exc:  # noqa: BLE001 - any failure is shown, the app keeps running
-            errors.show_error(self, exc, what="Export failed")
-            return
-        if result is not None:
-            self.statusBar().showMessage(f"Exported {result.images} image(s) in {len(result.files)} "
-                                         f"file(s) to {result.target}", 8000)
-
-    def export_counts_dialog(self) -> None:
-        from sasnet_gui.export_dialogs import export_counts_csv
-
-        path, _ = QFileDialog.getSaveFileName(self, "Export counts", str(Path(self._last_folder()) / "counts.csv"),
-                                              "CSV (*.csv)")
-        if path:
-            try:
-                export_counts_csv(self.files.entries(), path)
-            except OSError as exc:
-                errors.show_error(self, exc, what="Could not write the counts")
-
-    def export_overlay_dialog(self, which: str) -> None:
-        from sasnet_gui.export_dialogs import export_overlay_png
-
-        result, rgb = self.session.current_result(), self.canvas._rgb
-        if result is None or rgb is None:
-            self.statusBar().showMessage("Count this image first: there is no overlay to export.", 6000)
-            return
-        stem = Path(self.session.current).stem
-        path, _ = QFileDialog.getSaveFileName(self, "Export overlay", str(Path(self.session.current).parent /
-                                              f"{stem}_{which}.png"), "PNG (*.png)")
-        if path:
-            try:
-                export_overlay_png(rgb, result, which, path, colormap=self.overlays.colormap.currentText(),
-                                   opacity=max(self.overlays.density_opacity.value() / 100, 0.3))
-            except Exception as exc:  # noqa: BLE001
-                errors.show_error(self, exc, what="Could not write the overlay")
 
     # -- video and fine-tuning panels, created on first use ----------------------------------------
     def _show_extra(self, kind: str):

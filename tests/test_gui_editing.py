@@ -231,7 +231,7 @@ def test_import_shanghaitech_ground_truth(qtbot, main_window, tmp_path, gui):
     (image,) = gui.write_images(tmp_path, n=1)
     with qtbot.waitSignal(main_window.session.imageShown):
         main_window.open_paths([image])
-    assert main_window.import_annotation(gt)
+    assert main_window.transfer.import_annotation(gt)
     assert main_window.document.count == 413
     main_window.document.undo_stack.undo()
     assert main_window.document.count == 0

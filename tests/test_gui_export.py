@@ -243,3 +243,18 @@ def test_dialog_remembers_the_last_format_and_scope(annotated, qtbot, tmp_path):
     dlg = _open_export(window, qtbot)
     assert (dlg.format.currentData(), dlg.scope.currentData()) == ("labelme", "reviewed")
     dlg.reject()
+
+
+def test_export_all_names_an_image_whose_annotation_cannot_be_read(annotated, qtbot, tmp_path):
+    from sasnet_core.annotation_store import annotation_file_for
+
+    window, paths = annotated
+    assert window.session.current == paths[1]  # the open image is exported from the editor
+    annotation_file_for(paths[0]).write_text("{ not json", encoding="utf-8")  # damaged on disk
+    _export(_open_export(window, qtbot), qtbot, "all", "coco", tmp_path / "all.json")
+    assert [a.count for a in read_annotations(tmp_path / "all.json", "coco")] == [1]
+    # The status bar's last word is the export; the left-out image was named before it.
+    messages = []
+    window.statusBar().messageChanged.connect(messages.append)
+    _export(_open_export(window, qtbot), qtbot, "all", "coco", tmp_path / "again.json")
+    assert any("cannot be read" in m and "img_1.png" in m for m in messages), messages
