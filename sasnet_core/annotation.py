@@ -8,11 +8,16 @@ are kept in ``extra`` and written back unchanged, so a newer tool's data survive
 through an older one. Files are written atomically (temp file in the same folder, fsync,
 ``os.replace``): a crash mid-save leaves the previous file intact.
 
-File layout (version 1)::
+File layout (version 2)::
 
-    {"format": "sasnet-annotation", "version": 1, "image": "IMG_1.jpg", "image_size": [w, h],
+    {"format": "sasnet-annotation", "version": 2, "image": "IMG_1.jpg", "image_size": [w, h],
      "reviewed": false, "points": [[x, y], ...], "sources": [0, 1, ...],
-     "rois": [[[x, y], ...], ...], ...unknown keys...}
+     "rois": [[[x, y], ...], ...],
+     "reviewed_cells": {"cell": 128, "cells": [[row, col], ...]}, ...unknown keys...}
+
+Version 2 added ``reviewed_cells``: the review cells (squares of ``cell`` pixels, row and column
+counted from the top-left) a person has checked in review mode. A file without reviewed cells is
+written as version 1, so tools that read only version 1 still open it; version 1 files open here.
 
 Points are float pixel coordinates, x = column, y = row, origin at the top-left corner of the
 top-left pixel. ``sources[i]`` says who put point i there: a person (0) or a model (1).
@@ -30,13 +35,15 @@ from sasnet_core.atomic import atomic_write_text
 from sasnet_core.errors import AnnotationFormatError
 
 FORMAT_NAME = "sasnet-annotation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DEFAULT_REVIEW_CELL_PX = 128  # 4 x 4 patches of 32 pixels (sasnet_core.uncertainty.REVIEW_CELL)
 SUFFIX = ".sasnet.json"
 
 SOURCE_PERSON = 0  # a person placed or confirmed the point
 SOURCE_MODEL = 1  # a model proposed it and no person has confirmed it yet
 
-_KNOWN_KEYS = {"format", "version", "image", "image_size", "reviewed", "points", "sources", "rois"}
+_KNOWN_KEYS = {"format", "version", "image", "image_size", "reviewed", "points", "sources", "rois",
+               "reviewed_cells"}
 
 
 def _as_points(value, what: str = "points") -> np.ndarray:
@@ -64,6 +71,8 @@ class Annotation:
     rois: list[np.ndarray] = field(default_factory=list)  # polygons, each (M, 2) x, y
     reviewed: bool = False
     extra: dict = field(default_factory=dict)
+    reviewed_cells: set = field(default_factory=set)  # {(row, col)} of review cells checked
+    review_cell_px: int = DEFAULT_REVIEW_CELL_PX  # side of a review cell, in pixels
 
     def __post_init__(self) -> None:
         self.image_path = os.fspath(self.image_path)
@@ -81,6 +90,10 @@ class Annotation:
             w, h = self.image_size
             self.image_size = (int(w), int(h))
         self.reviewed = bool(self.reviewed)
+        self.reviewed_cells = {(int(r), int(c)) for r, c in self.reviewed_cells}
+        self.review_cell_px = int(self.review_cell_px)
+        if self.review_cell_px < 1:
+            raise ValueError(f"review_cell_px must be at least 1, got {self.review_cell_px}")
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -123,6 +136,8 @@ class Annotation:
             rois=[r.copy() for r in self.rois],
             reviewed=self.reviewed,
             extra=json.loads(json.dumps(self.extra)),
+            reviewed_cells=set(self.reviewed_cells),
+            review_cell_px=self.review_cell_px,
         )
 
     def __eq__(self, other) -> bool:  # arrays make the dataclass default useless
@@ -137,6 +152,8 @@ class Annotation:
             and all(np.array_equal(a, b) for a, b in zip(self.rois, other.rois))
             and self.reviewed == other.reviewed
             and self.extra == other.extra
+            and self.reviewed_cells == other.reviewed_cells
+            and (not self.reviewed_cells or self.review_cell_px == other.review_cell_px)
         )
 
 
@@ -307,10 +324,38 @@ def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
     reviewed = data.get("reviewed", False)
     if not isinstance(reviewed, bool):
         _fail(path, f"field 'reviewed' must be true or false, got {_short(reviewed)}")
+    cells, cell_px = _read_reviewed_cells(data.get("reviewed_cells"), path)
     extra = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
     for key, value in extra.items():
         _check_kept_value(value, path, key)
-    return Annotation(image, size, points, sources, rois, reviewed, extra)
+    return Annotation(image, size, points, sources, rois, reviewed, extra, cells, cell_px)
+
+
+# No image has a million pixels on a side (MAX_IMAGE_SIDE), so no cell index reaches this.
+_MAX_CELL_INDEX = MAX_IMAGE_SIDE
+
+
+def _read_reviewed_cells(value, path) -> tuple[set, int]:
+    """``{"cell": pixels, "cells": [[row, col], ...]}`` -> ({(row, col)}, pixels)."""
+    if value is None:
+        return set(), DEFAULT_REVIEW_CELL_PX
+    if not isinstance(value, dict):
+        _fail(path, f"field 'reviewed_cells' must be an object with 'cell' and 'cells', got {_short(value)}")
+    cell = value.get("cell")
+    if type(cell) is not int or not 1 <= cell <= MAX_IMAGE_SIDE:
+        _fail(path, f"field 'reviewed_cells.cell' must be a cell size in pixels (1 to {MAX_IMAGE_SIDE}), "
+                    f"got {_short(cell)}")
+    cells = value.get("cells")
+    if not isinstance(cells, list):
+        _fail(path, f"field 'reviewed_cells.cells' must be a list of [row, col], got {_short(cells)}")
+    out = set()
+    for i, rc in enumerate(cells):
+        if (not isinstance(rc, list) or len(rc) != 2
+                or not all(type(v) is int and 0 <= v < _MAX_CELL_INDEX for v in rc)):
+            _fail(path, f"field 'reviewed_cells.cells[{i}]' must be [row, col] of non-negative integers, "
+                        f"got {_short(rc)}")
+        out.add((rc[0], rc[1]))
+    return out, cell
 
 
 def load_annotation(path) -> Annotation:
@@ -336,13 +381,19 @@ def annotation_to_dict(ann: Annotation, relative_to=None) -> dict:
         except ValueError:  # another drive on Windows: keep it absolute
             pass
     image = image.replace(os.sep, "/")
-    data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "image": image}
+    # The lowest version that holds the data: a file without reviewed cells stays readable by
+    # tools that know only version 1.
+    version = FORMAT_VERSION if ann.reviewed_cells else 1
+    data = {"format": FORMAT_NAME, "version": version, "image": image}
     data["image_size"] = list(ann.image_size) if ann.image_size is not None else None
     data["reviewed"] = ann.reviewed
     # repr of a Python float round-trips exactly, so points are stored without loss.
     data["points"] = ann.points.tolist()
     data["sources"] = ann.sources.tolist()
     data["rois"] = [r.tolist() for r in ann.rois]
+    if ann.reviewed_cells:
+        data["reviewed_cells"] = {"cell": ann.review_cell_px,
+                                  "cells": [list(rc) for rc in sorted(ann.reviewed_cells)]}
     for key, value in ann.extra.items():
         if key not in _KNOWN_KEYS:
             data[key] = value

@@ -114,6 +114,16 @@ BAD_FILES = [
     ("roi-flat", _doc(rois=[[0, 0, 5, 5, 5, 0]]), ["'rois[0]"]),
     ("reviewed-string", _doc(reviewed="yes"), ["'reviewed"]),
     ("reviewed-number", _doc(reviewed=1), ["'reviewed"]),
+    ("reviewed-cells-list", _doc(version=2, reviewed_cells=[[0, 1]]), ["'reviewed_cells"]),
+    ("reviewed-cells-no-size", _doc(version=2, reviewed_cells={"cells": [[0, 1]]}), ["'reviewed_cells.cell"]),
+    ("reviewed-cells-zero-size", _doc(version=2, reviewed_cells={"cell": 0, "cells": []}),
+     ["'reviewed_cells.cell"]),
+    ("reviewed-cells-negative", _doc(version=2, reviewed_cells={"cell": 128, "cells": [[0, 1], [-1, 2]]}),
+     ["'reviewed_cells.cells[1]"]),
+    ("reviewed-cells-floats", _doc(version=2, reviewed_cells={"cell": 128, "cells": [[0.5, 1]]}),
+     ["'reviewed_cells.cells[0]"]),
+    ("reviewed-cells-triple", _doc(version=2, reviewed_cells={"cell": 128, "cells": [[0, 1, 2]]}),
+     ["'reviewed_cells.cells[0]"]),
 ]
 
 CASES = [Case(f"convert-{name}", _convert(content, *fields), REFUSED, _nothing_written,
@@ -183,6 +193,8 @@ CASES += [
     _accepted("non-ascii-image-name", _doc(image="Ürün 1 – ☃.jpg", points=[[3, 4]], sources=_DROP),
               ["3 4"], image="Ürün 1 – ☃.jpg"),
     _accepted("null-image-size", _doc(image_size=None), ["10.5 12", "30 20"]),
+    _accepted("reviewed-cells", _doc(version=2, reviewed_cells={"cell": 128, "cells": [[0, 0], [2, 1]]}),
+              ["10.5 12", "30 20"]),
 ]
 
 
