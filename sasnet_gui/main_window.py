@@ -21,6 +21,7 @@ from sasnet_gui.canvas.controls import OverlayControls
 from sasnet_gui.canvas.view import CanvasView
 from sasnet_gui.canvas.welcome import WelcomeOverlay
 from sasnet_gui.editing.document import AnnotationDocument
+from sasnet_gui.editing.review import ReviewNavigator
 from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.session = ImageSession(self.document, self.canvas, self.files, self.counter, self)
         self.counts = CountPanel()
         self.overlays = OverlayControls(self.canvas)
+        self.review = ReviewNavigator(self.document, self.canvas, self)
         self.banner = NoModelBanner(HOW_TO_GET_A_MODEL)
         self.banner.openModels.connect(self.show_models_dialog)
         self.banner.getReleased.connect(self.get_released_model)
@@ -207,6 +209,12 @@ class MainWindow(QMainWindow):
         self.act_show_density = self._toggle_for(self.overlays.density, "Show &Density", "D")
         self.act_show_levels = self._toggle_for(self.overlays.levels, "Show &Levels", "L")
         self.act_show_points = self._toggle_for(self.overlays.points, "Show &Points", "P")
+        self.act_show_unsure = self._toggle_for(self.overlays.unsure, "Show &Uncertainty", "U")
+        self.act_next_cell = A("Next &Unsure Cell", lambda: self.review.step(1), "N",
+                               tip="Mark this review cell checked and zoom to the most unsure unchecked one")
+        self.act_prev_cell = A("Previous Unsure Cell", lambda: self.review.step(-1), "Shift+N")
+        self.act_mark_cell = A("&Mark Cell Reviewed", self.review.mark_current, "M",
+                               tip="Mark the outlined review cell checked without moving on")
         self.act_count = A("&Count This Image", self.count_current, "F5", "count")
         self.act_count_all = A("Count &All Images", self.count_all, "Shift+F5")
         self.act_stop = A("&Stop Counting", self.stop_counting, "Ctrl+.", "stop")
@@ -247,7 +255,7 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&View")
         m.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out])
         m.addSeparator()
-        m.addActions([self.act_show_density, self.act_show_levels, self.act_show_points])
+        m.addActions([self.act_show_density, self.act_show_levels, self.act_show_unsure, self.act_show_points])
         m.addSeparator()
         m.addActions([self.file_dock.toggleViewAction(), self.view_dock.toggleViewAction(), self.act_video,
                       self.act_finetune])
@@ -255,6 +263,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_count, self.act_count_all, self.act_stop])
         m.addSeparator()
         m.addActions([self.act_next, self.act_prev])
+        m.addSeparator()
+        m.addActions([self.act_next_cell, self.act_prev_cell, self.act_mark_cell])
         m = mb.addMenu("&Model")
         m.addActions([self.act_models, self.act_get_released, self.act_add_model, self.act_finetune])
         m = mb.addMenu("&Help")
@@ -294,6 +304,7 @@ class MainWindow(QMainWindow):
         self.session.imageFailed.connect(self._on_image_failed)
         self.session.countsChanged.connect(self._update_counts)
         self.document.reviewedChanged.connect(self._on_reviewed_changed)
+        self.review.progressChanged.connect(self._on_review_progress)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
         self.document.loadFailed.connect(lambda exc: errors.show_error(
             self, exc, what="The saved annotation could not be read; a copy was kept as .unreadable"))
@@ -631,8 +642,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{Path(path).name} (not opened) \u2013 SASNet Studio")
         errors.show_error(self, exc, what="Could not open the image")
 
+    def _on_review_progress(self, done: int, total: int) -> None:
+        self.counts.set_review_progress(done, total)
+        if self.session.current and total:
+            self.files.update(self.session.current, cells_reviewed=(done, total))
+
     def _on_image_shown(self, path: str) -> None:
         self.file_dock.select_path(path)
+        self.review.refresh()
         w, h = self.canvas.image_shape[1], self.canvas.image_shape[0]
         self.setWindowTitle(f"{Path(path).name} ({w}\u00d7{h}) \u2013 SASNet Studio")
 

@@ -42,6 +42,11 @@ class CountPanel(QWidget):
         grid.addWidget(self.model, 0, 0)
         grid.addWidget(self.annotated, 0, 1)
         grid.addWidget(self.roi, 1, 0, 1, 2)
+        self.review = QLabel("")
+        self.review.setToolTip("Review cells (128\u00d7128 px) checked in review mode: N / Shift+N / M")
+        self.review.setStyleSheet("color:#9ccc65;")
+        grid.addWidget(self.review, 2, 0, 1, 2)
+        self.review.hide()
         self.set_counts(None, None)
 
     def set_counts(self, model: float | None, annotated: int | None, roi_model: float | None = None,
@@ -55,11 +60,15 @@ class CountPanel(QWidget):
             m = "\u2013" if roi_model is None else f"{roi_model:.1f}"
             self.roi.set(a, f"annotated  \u00b7  model {m}")
 
+    def set_review_progress(self, done: int, total: int) -> None:
+        self.review.setText(f"cells reviewed {done} / {total}")
+        self.review.setVisible(total > 0)
+
     def texts(self) -> dict:
         """What is on screen, for tests."""
         return {"model": self.model.value.text(), "annotated": self.annotated.value.text(),
                 "roi": self.roi.value.text() if self.roi.isVisible() or not self.roi.isHidden() else "",
-                "roi_note": self.roi.note.text()}
+                "roi_note": self.roi.note.text(), "review": self.review.text()}
 
 
 class NoModelBanner(QFrame):

@@ -23,11 +23,14 @@ class OverlayControls(QWidget):
         self.canvas = canvas
         self.density = QCheckBox("Density map", checked=True)
         self.levels = QCheckBox("Selected level per patch", checked=False)
+        self.unsure = QCheckBox("Where the model is unsure", checked=False)
+        self.unsure.setToolTip("Unsure people per 32\u00d732 patch: the count where the five levels' weights are flat")
         self.points = QCheckBox("Head points", checked=True)
         self.colormap = QComboBox()
         self.colormap.addItems(COLORMAPS)
         self.density_opacity = _slider(60)
         self.level_opacity = _slider(45)
+        self.unsure_opacity = _slider(60)
 
         form = QFormLayout()
         form.addRow(self.density)
@@ -35,6 +38,8 @@ class OverlayControls(QWidget):
         form.addRow("Opacity", self.density_opacity)
         form.addRow(self.levels)
         form.addRow("Opacity", self.level_opacity)
+        form.addRow(self.unsure)
+        form.addRow("Opacity", self.unsure_opacity)
         form.addRow(self.points)
 
         legend = QGroupBox("Levels (as in the paper's Fig. 1)")
@@ -55,12 +60,14 @@ class OverlayControls(QWidget):
         self.density.toggled.connect(canvas.show_density)
         self.levels.toggled.connect(canvas.show_levels)
         self.points.toggled.connect(canvas.show_points)
+        self.unsure.toggled.connect(canvas.show_uncertainty)
+        self.unsure_opacity.valueChanged.connect(lambda v: canvas.set_uncertainty_opacity(v / 100))
         self.colormap.currentTextChanged.connect(canvas.set_colormap)
         self.density_opacity.valueChanged.connect(lambda v: canvas.set_density_opacity(v / 100))
         self.level_opacity.valueChanged.connect(lambda v: canvas.set_level_opacity(v / 100))
-        for w in (self.density, self.levels, self.points):
+        for w in (self.density, self.levels, self.points, self.unsure):
             w.toggled.connect(self.changed)
-        for s in (self.density_opacity, self.level_opacity):
+        for s in (self.density_opacity, self.level_opacity, self.unsure_opacity):
             s.valueChanged.connect(self.changed)
         self.colormap.currentTextChanged.connect(self.changed)
 
@@ -69,6 +76,7 @@ class OverlayControls(QWidget):
             "density": self.density.isChecked(), "levels": self.levels.isChecked(),
             "points": self.points.isChecked(), "colormap": self.colormap.currentText(),
             "density_opacity": self.density_opacity.value(), "level_opacity": self.level_opacity.value(),
+            "unsure": self.unsure.isChecked(), "unsure_opacity": self.unsure_opacity.value(),
         }
 
     def restore(self, state: dict) -> None:
@@ -78,9 +86,11 @@ class OverlayControls(QWidget):
         self.density.setChecked(as_bool(state.get("density"), True))
         self.levels.setChecked(as_bool(state.get("levels"), False))
         self.points.setChecked(as_bool(state.get("points"), True))
+        self.unsure.setChecked(as_bool(state.get("unsure"), False))
         if state.get("colormap") in COLORMAPS:
             self.colormap.setCurrentText(state["colormap"])
-        for key, slider in (("density_opacity", self.density_opacity), ("level_opacity", self.level_opacity)):
+        for key, slider in (("density_opacity", self.density_opacity), ("level_opacity", self.level_opacity),
+                            ("unsure_opacity", self.unsure_opacity)):
             try:
                 slider.setValue(int(state[key]))
             except (KeyError, TypeError, ValueError):

@@ -1,4 +1,5 @@
-"""What the model sees, drawn over the image: the density map and the per-patch selected level.
+"""What the model sees, drawn over the image: the density map, the per-patch selected level and
+the per-patch uncertainty.
 
 Both are ``ImageItem`` subclasses placed over the image with ``setRect``, so they are small
 arrays (the density at display resolution, the level map at one pixel per 32 x 32 patch) that
@@ -77,3 +78,25 @@ class LevelOverlay(pg.ImageItem):
             path.lineTo(j, gh)
         self.grid.setPath(path)
 
+
+
+class UncertaintyOverlay(pg.ImageItem):
+    """One pixel per patch: ``uncertainty.patch_scores`` of the result (unsure people per patch)."""
+
+    COLORMAP = "magma"
+
+    def __init__(self):
+        super().__init__(axisOrder="row-major")
+        self.vmax = 1.0
+        self.setLookupTable(density_lut(self.COLORMAP))
+        self.setOpacity(0.6)
+        self.setZValue(12)
+
+    def set_scores(self, scores: np.ndarray | None, patch_rows=None, patch_cols=None) -> None:
+        if scores is None or scores.size == 0:
+            self.clear()
+            return
+        s = np.nan_to_num(np.asarray(scores, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        self.vmax = float(max(np.percentile(s, 99.5), 1e-3))
+        self.setImage(s, autoLevels=False, levels=(0.0, self.vmax))
+        self.setRect(QRectF(0, 0, float(patch_cols[-1]), float(patch_rows[-1])))

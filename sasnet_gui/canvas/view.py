@@ -16,12 +16,15 @@ from PySide6.QtGui import QColor, QCursor, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
-from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay
+from sasnet_core import uncertainty
+from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, UncertaintyOverlay
 from sasnet_gui.canvas.points import PointsItem
+from sasnet_gui.canvas.review import ReviewLayer
 from sasnet_gui.canvas.roi import RoiLayer
 
 TOOLS = ("edit", "roi", "pan")
 COLORBAR_LABEL = "people per 32\u00d732 px"
+UNSURE_COLORBAR_LABEL = "unsure people per patch"
 EMPTY_HINT = "Drop images, folders or videos here, or use File \u25b8 Open\u2026 (Ctrl+O)"
 
 
@@ -58,12 +61,17 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self.vb.setDefaultPadding(0.01)
         self.image_item = CanvasImageItem(self)
         self.density_item = DensityOverlay()
+        self._unsure_on = False
         self.level_item = LevelOverlay()
+        self.unsure_item = UncertaintyOverlay()
         self.roi_layer = RoiLayer()
         self.points_item = PointsItem(self)
         self.points_item.setZValue(30)
-        for item in (self.image_item, self.density_item, self.level_item, self.roi_layer, self.points_item):
+        for item in (self.image_item, self.density_item, self.level_item, self.unsure_item, self.roi_layer,
+                     self.points_item):
             self.vb.addItem(item)
+        self.review_layer = ReviewLayer()
+        self.vb.addItem(self.review_layer, ignoreBounds=True)
         self._hover_rect = QGraphicsRectItem()
         pen = QPen(QColor("#ffffff"), 1.5)
         pen.setCosmetic(True)
@@ -94,6 +102,9 @@ class CanvasView(pg.GraphicsLayoutWidget):
         left, _top, right, _bottom = self.colorbar.layout.getContentsMargins()
         self.colorbar.layout.setContentsMargins(left, pad, right, pad)
         self.addItem(self.colorbar, row=0, col=1)
+        self.unsure_colorbar = self._colorbar(UNSURE_COLORBAR_LABEL, UncertaintyOverlay.COLORMAP)
+        self.addItem(self.unsure_colorbar, row=0, col=2)
+        self.unsure_colorbar.hide()
         # The P1..P5 legend lives in the overlay panel only (with what each level means): a second
         # one on the image covered the photo and said less.
         self.hover_text = pg.TextItem(anchor=(0, 0), color="w", fill=pg.mkBrush(20, 20, 20, 200))
@@ -117,6 +128,17 @@ class CanvasView(pg.GraphicsLayoutWidget):
         document.roisChanged.connect(lambda: self.roi_layer.set_rois(document.rois))
         self.show_density(True)
         self.show_levels(False)
+
+    def _colorbar(self, label: str, colormap: str) -> pg.ColorBarItem:
+        bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(colormap), interactive=False, width=14)
+        axis = bar.getAxis("right")
+        axis.setLabel(label)
+        axis.enableAutoSIPrefix(False)
+        axis.setWidth(64)
+        pad = QFontMetrics(axis.font()).height()
+        left, _top, right, _bottom = bar.layout.getContentsMargins()
+        bar.layout.setContentsMargins(left, pad, right, pad)
+        return bar
 
     # -- content ----------------------------------------------------------------------------------
     @property
@@ -150,6 +172,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
             self.level_item.set_levels(result.level_map, result.patch_rows, result.patch_cols)
             self.colorbar.setLevels((0.0, self.density_item.vmax))
         self.colorbar.setVisible(self._density_on and result is not None)
+        self._refresh_unsure()
         self._refresh_hover()
         self.refresh_points()
 
@@ -169,6 +192,26 @@ class CanvasView(pg.GraphicsLayoutWidget):
         super().resizeEvent(ev)
         if hasattr(self, "empty_hint"):  # pyqtgraph resizes the view while it is being built
             self.empty_hint.setGeometry(self.rect().adjusted(40, 0, -40, 0))
+
+    def _refresh_unsure(self) -> None:
+        """The uncertainty overlay is computed only while it is shown (and once per result)."""
+        r = self.result
+        if not self._unsure_on or r is None:
+            self.unsure_item.set_scores(None)
+            self._unsure_for = None
+        elif getattr(self, "_unsure_for", None) is not r:
+            self._unsure_for = r
+            self.unsure_item.set_scores(uncertainty.patch_scores(r), r.patch_rows, r.patch_cols)
+            self.unsure_colorbar.setLevels((0.0, self.unsure_item.vmax))
+        self.unsure_item.setVisible(self._unsure_on)
+        self.unsure_colorbar.setVisible(self._unsure_on and r is not None)
+
+    def show_uncertainty(self, on: bool) -> None:
+        self._unsure_on = bool(on)
+        self._refresh_unsure()
+
+    def set_uncertainty_opacity(self, value: float) -> None:
+        self.unsure_item.setOpacity(value)
 
     def show_levels(self, on: bool) -> None:
         self.level_item.setVisible(on)

@@ -136,3 +136,21 @@ class SetReviewedCommand(QUndoCommand):
 
     def undo(self):
         self.doc._set_reviewed(self.old)
+
+
+class SetCellsReviewedCommand(QUndoCommand):
+    """Review cells checked (or unchecked) in review mode; undo restores exactly those cells."""
+
+    def __init__(self, doc, cells, value: bool):
+        n = len(cells)
+        verb = "Mark" if value else "Unmark"
+        super().__init__(f"{verb} review cell" if n == 1 else f"{verb} {n} review cells")
+        self.doc = doc
+        self.cells = frozenset(cells)
+        self.value = bool(value)
+
+    def redo(self):
+        self.doc._set_cells_reviewed(self.cells, self.value)
+
+    def undo(self):
+        self.doc._set_cells_reviewed(self.cells, not self.value)

@@ -33,6 +33,7 @@ class AnnotationDocument(QObject):
     selectionChanged = Signal()
     roisChanged = Signal()
     reviewedChanged = Signal(bool)
+    reviewedCellsChanged = Signal()
     saved = Signal(str)  # annotation file path
     saveFailed = Signal(object)  # the exception
     loadFailed = Signal(object)
@@ -66,6 +67,15 @@ class AnnotationDocument(QObject):
     @property
     def reviewed(self) -> bool:
         return self._ann.reviewed
+
+    @property
+    def reviewed_cells(self) -> frozenset:
+        """(row, col) of the review cells a person has checked."""
+        return frozenset(self._ann.reviewed_cells)
+
+    @property
+    def review_cell_px(self) -> int:
+        return self._ann.review_cell_px
 
     @property
     def count(self) -> int:
@@ -133,6 +143,7 @@ class AnnotationDocument(QObject):
         self.selectionChanged.emit()
         self.roisChanged.emit()
         self.reviewedChanged.emit(self._ann.reviewed)
+        self.reviewedCellsChanged.emit()
 
     # -- saving ---------------------------------------------------------------------------------
     def _on_stack_changed(self, _index: int) -> None:
@@ -192,6 +203,13 @@ class AnnotationDocument(QObject):
     def set_reviewed(self, value: bool) -> None:
         if bool(value) != self.reviewed:
             self.undo_stack.push(cmd.SetReviewedCommand(self, value))
+
+    def mark_cells_reviewed(self, cells, value: bool = True) -> None:
+        """Mark review cells (row, col) checked (or not); one undo step, nothing if unchanged."""
+        cells = {(int(r), int(c)) for r, c in cells}
+        changed = cells - self._ann.reviewed_cells if value else cells & self._ann.reviewed_cells
+        if changed:
+            self.undo_stack.push(cmd.SetCellsReviewedCommand(self, changed, value))
 
     # A drag is previewed live (no command) and becomes one command when the mouse is released.
     def begin_move(self, indices) -> None:
@@ -283,6 +301,13 @@ class AnnotationDocument(QObject):
     def _set_reviewed(self, value: bool) -> None:
         self._ann.reviewed = bool(value)
         self.reviewedChanged.emit(self._ann.reviewed)
+
+    def _set_cells_reviewed(self, cells, value: bool) -> None:
+        if value:
+            self._ann.reviewed_cells |= set(cells)
+        else:
+            self._ann.reviewed_cells -= set(cells)
+        self.reviewedCellsChanged.emit()
 
     def _clear_selection(self) -> None:
         if len(self.selection):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from sasnet_core import uncertainty
 from sasnet_core.annotation import polygon_mask
 
 
@@ -93,6 +94,7 @@ class ImageSession(QObject):
     def _on_counted(self, path: str, result) -> None:
         self.results[path] = result
         self.files.set_counted(path, result.count)
+        self.files.set_unsure(path, uncertainty.image_score(result))
         if path == self.current:
             self.canvas.set_result(result)
             self.countsChanged.emit()
@@ -104,7 +106,7 @@ class ImageSession(QObject):
         """A new model: old counts no longer describe it."""
         self.results.clear()
         for e in self.files.entries():
-            self.files.update(e.path, model_count=None)
+            self.files.update(e.path, model_count=None, unsure=None)
         self.canvas.set_result(None)
         self.countsChanged.emit()
 

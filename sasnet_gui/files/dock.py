@@ -21,10 +21,15 @@ def _scan_annotations(paths):
         try:
             ann = read_annotation(p)
         except SASNetError as exc:
-            yield p, None, False, exc.detail
+            yield p, None, False, exc.detail, None
             continue
         if ann is not None:
-            yield p, ann.count, ann.reviewed, None
+            cells = None
+            if ann.reviewed_cells and ann.image_size:
+                c = ann.review_cell_px
+                gh, gw = -(-ann.image_size[1] // c), -(-ann.image_size[0] // c)
+                cells = (sum(1 for r, k in ann.reviewed_cells if r < gh and k < gw), gh * gw)
+            yield p, ann.count, ann.reviewed, None, cells
 
 
 class FileListDock(QDockWidget):
@@ -38,6 +43,7 @@ class FileListDock(QDockWidget):
         self.proxy.setSourceModel(model)
         self.proxy.setFilterKeyColumn(0)
         self.proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
+        self.proxy.setSortRole(FileListModel.SORT_ROLE)
 
         self.filter = QLineEdit(placeholderText="Filter by name")
         self.filter.setClearButtonEnabled(True)
@@ -59,6 +65,11 @@ class FileListDock(QDockWidget):
         hh.setSectionResizeMode(0, QHeaderView.Stretch)
         for c in range(1, model.columnCount()):
             hh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+        # Opening order until a header is clicked; a click sorts by that column (again: reversed).
+        # No sort arrow: its room would push the last columns out of a narrow dock.
+        hh.setSectionsClickable(True)
+        hh.sectionClicked.connect(self.sort_by)
+        self._sort: tuple[int, Qt.SortOrder] | None = None
         self._selecting = False
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
 
@@ -111,11 +122,24 @@ class FileListDock(QDockWidget):
         worker.start()
 
     def _on_scanned(self, item) -> None:
-        path, count, reviewed, error = item
+        path, count, reviewed, error, cells = item
         if error:
             self.model.set_error(path, error)
         else:
             self.model.set_annotation(path, count, reviewed)
+            if cells is not None:
+                self.model.update(path, cells_reviewed=cells)
+
+    def sort_by(self, column: int) -> None:
+        """Sort by ``column`` (the model's sort keys put the most unsure images first); the same
+        column again reverses the order."""
+        order = Qt.AscendingOrder
+        if self._sort is not None and self._sort[0] == column and self._sort[1] == Qt.AscendingOrder:
+            order = Qt.DescendingOrder
+        self._sort = (column, order)
+        self.proxy.sort(column, order)
+        if self.table.currentIndex().isValid():
+            self.table.scrollTo(self.table.currentIndex())
 
     def scanning(self) -> bool:
         return bool(self._scans)

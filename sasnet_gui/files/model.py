@@ -27,6 +27,8 @@ class FileEntry:
     reviewed: bool = False
     counting: bool = False
     error: str | None = None
+    unsure: float | None = None  # uncertainty.image_score of the model's result
+    cells_reviewed: tuple[int, int] | None = None  # (checked, all) review cells, once known
 
     @property
     def name(self) -> str:
@@ -46,9 +48,11 @@ class FileEntry:
 
 
 class FileListModel(QAbstractTableModel):
-    COLUMNS = ("File", "Status", "Model", "Annotated", "Reviewed")
-    # Short headers keep all five columns visible in a narrow dock; the tooltip has the full name.
-    HEADERS = ("File", "Status", "Model", "People", "\u2713")
+    COLUMNS = ("File", "Status", "Model", "Annotated", "Reviewed", "Unsure")
+    # Short headers keep all columns visible in a narrow dock; the tooltip has the full name.
+    HEADERS = ("File", "Status", "Model", "People", "\u2713", "Unsure")
+    UNSURE_COLUMN = 5
+    SORT_ROLE = Qt.UserRole + 1  # numbers for sorting; the unsure score negated: highest first
     entriesAdded = Signal(list)  # paths
 
     def __init__(self, parent=None):
@@ -117,6 +121,9 @@ class FileListModel(QAbstractTableModel):
     def set_error(self, path, message: str) -> None:
         self.update(path, counting=False, error=message)
 
+    def set_unsure(self, path, score: float | None) -> None:
+        self.update(path, unsure=None if score is None else float(score))
+
     def set_annotation(self, path, count: int | None, reviewed: bool) -> None:
         self.update(path, annotated_count=count, reviewed=bool(reviewed))
 
@@ -138,7 +145,9 @@ class FileListModel(QAbstractTableModel):
             return self.HEADERS[section]
         if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
             return {2: "Model count", 3: "Annotated count (people placed or confirmed)",
-                    4: "Reviewed: fine-tuning learns from this image"}.get(section, self.COLUMNS[section])
+                    4: "Reviewed: fine-tuning learns from this image",
+                    5: "Expected error: people the model counted where it could not choose a scale; "
+                       "sorts highest first"}.get(section, self.COLUMNS[section])
         return None
 
     def data(self, index, role=Qt.DisplayRole):
@@ -156,13 +165,41 @@ class FileListModel(QAbstractTableModel):
             if col == 3:
                 return "" if e.annotated_count is None else str(e.annotated_count)
             if col == 4:
-                return "\u2713" if e.reviewed else ""
+                if e.reviewed:
+                    return "\u2713"
+                if e.cells_reviewed and e.cells_reviewed[0]:
+                    return f"{e.cells_reviewed[0]}/{e.cells_reviewed[1]}"
+                return ""
+            if col == 5:
+                return "" if e.unsure is None else f"{e.unsure:.1f}"
+        elif role == self.SORT_ROLE:
+            return self._sort_key(e, col)
         elif role == Qt.ToolTipRole:
-            return f"{e.path}\n{e.error}" if e.error else e.path
+            tip = f"{e.path}\n{e.error}" if e.error else e.path
+            if e.cells_reviewed:
+                tip += f"\ncells reviewed {e.cells_reviewed[0]} / {e.cells_reviewed[1]}"
+            return tip
         elif role == Qt.ForegroundRole and col == 1:
             return QBrush(QColor(_STATUS_COLOURS[e.status]))
         elif role == Qt.TextAlignmentRole and col >= 2:
-            return int(Qt.AlignRight | Qt.AlignVCenter) if col < 4 else int(Qt.AlignCenter)
+            return int(Qt.AlignCenter) if col == 4 else int(Qt.AlignRight | Qt.AlignVCenter)
         elif role == Qt.UserRole:
             return e.path
         return None
+
+    @staticmethod
+    def _sort_key(e: FileEntry, col: int):
+        """What a column sorts by, ascending. Missing values sort last; the unsure score is negated
+        so the first click on its header puts the images most worth fixing on top."""
+        inf = float("inf")
+        if col == 0:
+            return e.name.lower()
+        if col == 1:
+            return e.status.value
+        if col == 2:
+            return inf if e.model_count is None else e.model_count
+        if col == 3:
+            return inf if e.annotated_count is None else float(e.annotated_count)
+        if col == 4:
+            return 0.0 if e.reviewed else 1.0
+        return inf if e.unsure is None else -e.unsure

@@ -1,0 +1,146 @@
+"""Review mode: visit the image's review cells in order of the model's uncertainty.
+
+A review cell is ``uncertainty.REVIEW_CELL`` x ``REVIEW_CELL`` patches (128 x 128 pixels). The
+order is the cells' summed patch scores, highest first (``uncertainty.patch_scores`` of the shown
+result, computed once per result: a jump only looks the next unreviewed cell up); without a result
+the cells go in reading order. Moving on from a cell marks it reviewed in the annotation (one
+undo step each), so the checked cells are saved by the document's autosave and survive a restart.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QRectF, Signal
+
+from sasnet_core import uncertainty
+
+PATCH = 32  # pixels per patch side
+
+
+class ReviewNavigator(QObject):
+    cellChanged = Signal(object)  # (row, col) of the shown cell, or None
+    progressChanged = Signal(int, int)  # reviewed cells, all cells
+
+    def __init__(self, document, canvas, parent=None):
+        super().__init__(parent)
+        self.document = document
+        self.canvas = canvas
+        self.current: tuple[int, int] | None = None
+        self._order_for = None  # (result, image shape) the cached order belongs to
+        self._order: np.ndarray = np.zeros((0, 2), np.int64)  # (n, 2) cells, most unsure first
+        self._rank: dict = {}
+        document.loaded.connect(self._on_loaded)
+        document.reviewedCellsChanged.connect(self._on_cells_changed)
+
+    # -- geometry and order -----------------------------------------------------------------------
+    @property
+    def cell_px(self) -> int:
+        return self.document.review_cell_px
+
+    def grid(self) -> tuple[int, int]:
+        shape = self.canvas.image_shape
+        if shape is None:
+            return 0, 0
+        c = self.cell_px
+        return -(-shape[0] // c), -(-shape[1] // c)
+
+    def cell_rect(self, cell) -> QRectF:
+        h, w = self.canvas.image_shape[:2]
+        c = self.cell_px
+        r, k = cell
+        x0, y0 = k * c, r * c
+        return QRectF(x0, y0, min(x0 + c, w) - x0, min(y0 + c, h) - y0)
+
+    def order(self) -> np.ndarray:
+        """(n, 2) all cells, most unsure first; computed once per shown result and image."""
+        key = (self.canvas.result, self.canvas.image_shape, self.cell_px)
+        old = self._order_for
+        if old is None or old[0] is not key[0] or old[1:] != key[1:]:
+            self._order_for = key
+            self._order = self._compute_order()
+            self._rank = {(int(r), int(c)): i for i, (r, c) in enumerate(self._order)}
+        return self._order
+
+    def _compute_order(self) -> np.ndarray:
+        gh, gw = self.grid()
+        cells = np.stack(np.divmod(np.arange(gh * gw), max(gw, 1)), 1).astype(np.int64)
+        result = self.canvas.result
+        if result is None or gh == 0 or self.cell_px % PATCH:
+            return cells
+        scores = uncertainty.cell_sums(uncertainty.patch_scores(result), self.cell_px // PATCH)
+        full = np.zeros((gh, gw))
+        h, w = min(gh, scores.shape[0]), min(gw, scores.shape[1])
+        full[:h, :w] = np.nan_to_num(scores[:h, :w], nan=np.inf)
+        # Stable: equal scores keep reading order.
+        return cells[np.argsort(-full.reshape(-1), kind="stable")]
+
+    def cell_scores(self) -> dict:
+        """(row, col) -> the cell's uncertainty, for the cells of the shown result (tests, tips)."""
+        result = self.canvas.result
+        if result is None:
+            return {}
+        s = uncertainty.cell_sums(uncertainty.patch_scores(result), self.cell_px // PATCH)
+        return {(r, c): float(s[r, c]) for r in range(s.shape[0]) for c in range(s.shape[1])}
+
+    # -- moving -----------------------------------------------------------------------------------
+    def step(self, delta: int) -> tuple[int, int] | None:
+        """Mark the shown cell reviewed and show the next (delta 1) or previous (-1) unreviewed cell
+        in order of uncertainty, wrapping around; None when every cell is reviewed."""
+        if not self.document.is_open or self.canvas.image_shape is None:
+            return None
+        order = self.order()
+        if self.current is not None:
+            self.document.mark_cells_reviewed([self.current])
+        done = self.document.reviewed_cells
+        n = len(order)
+        start = self._rank.get(self.current, -1 if delta > 0 else n)
+        for k in range(1, n + 1):
+            i = (start + delta * k) % n
+            cell = (int(order[i, 0]), int(order[i, 1]))
+            if cell not in done:
+                self._show(cell)
+                return cell
+        self._show(None)
+        return None
+
+    def mark_current(self) -> None:
+        """Mark the shown cell reviewed without moving on."""
+        if self.current is not None:
+            self.document.mark_cells_reviewed([self.current])
+
+    def _show(self, cell) -> None:
+        self.current = cell
+        if cell is not None:
+            # The cell plus a quarter-cell margin fills the view: heads are big enough to click, and
+            # the margin shows what lies across the cell's edges.
+            margin = self.cell_px / 4
+            self.canvas.vb.setRange(self.cell_rect(cell).adjusted(-margin, -margin, margin, margin),
+                                    padding=0)
+        self.canvas.review_layer.set_current(self.cell_rect(cell) if cell is not None else None)
+        self.cellChanged.emit(cell)
+
+    def progress(self) -> tuple[int, int]:
+        gh, gw = self.grid()
+        done = sum(1 for r, c in self.document.reviewed_cells if r < gh and c < gw)
+        return done, gh * gw
+
+    # -- document ---------------------------------------------------------------------------------
+    def _on_loaded(self, _path: str) -> None:
+        self.current = None
+        self.canvas.review_layer.set_current(None)
+        self._on_cells_changed()
+
+    def _on_cells_changed(self) -> None:
+        if self.canvas.image_shape is not None and self.document.is_open:
+            self.canvas.review_layer.set_reviewed(
+                [self.cell_rect(rc) for rc in self.document.reviewed_cells if self._inside(rc)])
+        else:
+            self.canvas.review_layer.set_reviewed([])
+        self.progressChanged.emit(*self.progress())
+
+    def _inside(self, cell) -> bool:
+        gh, gw = self.grid()
+        return cell[0] < gh and cell[1] < gw
+
+    def refresh(self) -> None:
+        """The shown image changed size (it was just decoded): redraw the reviewed cells."""
+        self._on_cells_changed()
