@@ -88,19 +88,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self._band.hide()
         self.vb.addItem(self._band, ignoreBounds=True)
 
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(DEFAULT_COLORMAP),
-                                        interactive=False, width=14)
-        # The unit goes on the value axis, outside the tick labels: ColorBarItem's own label sits on
-        # the narrow frame axis beside the gradient and is drawn over it.
-        value_axis = self.colorbar.getAxis("right")
-        value_axis.setLabel(COLORBAR_LABEL)
-        value_axis.enableAutoSIPrefix(False)  # plain values, no "(x0.001)" in the label
-        value_axis.setWidth(64)  # tick values such as 0.0125, then the label
-        # The end values ("0", "0.035") are centred on the bar's ends: half a line of room above and
-        # below keeps them inside the view instead of cut off at its edges.
-        pad = QFontMetrics(value_axis.font()).height()
-        left, _top, right, _bottom = self.colorbar.layout.getContentsMargins()
-        self.colorbar.layout.setContentsMargins(left, pad, right, pad)
+        self.colorbar = self._colorbar(COLORBAR_LABEL, DEFAULT_COLORMAP)
         self.addItem(self.colorbar, row=0, col=1)
         self.unsure_colorbar = self._colorbar(UNSURE_COLORBAR_LABEL, UncertaintyOverlay.COLORMAP)
         self.addItem(self.unsure_colorbar, row=0, col=2)
@@ -129,12 +117,17 @@ class CanvasView(pg.GraphicsLayoutWidget):
         self.show_density(True)
         self.show_levels(False)
 
-    def _colorbar(self, label: str, colormap: str) -> pg.ColorBarItem:
+    @staticmethod
+    def _colorbar(label: str, colormap: str) -> pg.ColorBarItem:
         bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(colormap), interactive=False, width=14)
+        # The unit goes on the value axis, outside the tick labels: ColorBarItem's own label sits on
+        # the narrow frame axis beside the gradient and is drawn over it.
         axis = bar.getAxis("right")
         axis.setLabel(label)
-        axis.enableAutoSIPrefix(False)
-        axis.setWidth(64)
+        axis.enableAutoSIPrefix(False)  # plain values, no "(x0.001)" in the label
+        axis.setWidth(64)  # tick values such as 0.0125, then the label
+        # The end values ("0", "0.035") are centred on the bar's ends: half a line of room above and
+        # below keeps them inside the view instead of cut off at its edges.
         pad = QFontMetrics(axis.font()).height()
         left, _top, right, _bottom = bar.layout.getContentsMargins()
         bar.layout.setContentsMargins(left, pad, right, pad)

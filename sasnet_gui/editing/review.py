@@ -119,6 +119,9 @@ class ReviewNavigator(QObject):
         self.cellChanged.emit(cell)
 
     def progress(self) -> tuple[int, int]:
+        """(reviewed, all) review cells of the open image; (0, 0) when none is open."""
+        if not self.document.is_open:
+            return 0, 0
         gh, gw = self.grid()
         done = sum(1 for r, c in self.document.reviewed_cells if r < gh and c < gw)
         return done, gh * gw
