@@ -305,6 +305,7 @@ class MainWindow(QMainWindow):
         self.session.countsChanged.connect(self._update_counts)
         self.document.reviewedChanged.connect(self._on_reviewed_changed)
         self.review.progressChanged.connect(self._on_review_progress)
+        self.review.cellChanged.connect(self._on_review_cell)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
         self.document.loadFailed.connect(lambda exc: errors.show_error(
             self, exc, what="The saved annotation could not be read; a copy was kept as .unreadable"))
@@ -641,6 +642,16 @@ class MainWindow(QMainWindow):
         self.session.close_image()
         self.setWindowTitle(f"{Path(path).name} (not opened) \u2013 SASNet Studio")
         errors.show_error(self, exc, what="Could not open the image")
+
+    def _on_review_cell(self, cell) -> None:
+        if cell is not None:
+            ordered = "" if self.session.current_result() is not None else " (in reading order: count the image " \
+                                                                            "to visit the most unsure cells first)"
+            self.statusBar().showMessage(f"Review cell {cell[0] + 1}, {cell[1] + 1}{ordered}: N next, "
+                                         f"Shift+N previous, M mark reviewed", 6000)
+        elif self.document.is_open:
+            self.statusBar().showMessage("Every review cell of this image is reviewed; mark the image Reviewed "
+                                         "(Ctrl+R) when its points are right", 8000)
 
     def _on_review_progress(self, done: int, total: int) -> None:
         self.counts.set_review_progress(done, total)

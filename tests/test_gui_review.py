@@ -86,6 +86,7 @@ def test_next_cell_follows_the_scores_marks_and_undoes(qtbot, main_window, fake_
         assert w.review.current == expected
     w.act_next_cell.trigger()
     assert w.review.current is None and not w.canvas.review_layer.current.isVisible()
+    assert "Every review cell" in w.statusBar().currentMessage()
     assert w.document.reviewed_cells == set(ORDER)
     assert w.counts.texts()["review"] == "cells reviewed 6 / 6"
 
@@ -195,3 +196,14 @@ def test_file_list_sorts_by_expected_error_highest_first(qtbot, main_window, fak
     assert click_header() == [paths[1], paths[2], paths[0]]  # most unsure first
     assert [proxy.data(proxy.index(r, col)) for r in range(3)] == ["9.0", "4.0", "1.0"]
     assert click_header() == [paths[0], paths[2], paths[1]]  # again: reversed
+
+
+def test_without_a_count_the_cells_go_in_reading_order(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    gui.write_images(tmp_path, n=1, h=256, w=384)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    w.canvas.setFocus()
+    assert [_press(qtbot, w, Qt.Key_N) for _ in range(3)] == [(0, 0), (0, 1), (0, 2)]
+    assert "count the image" in w.statusBar().currentMessage()
+    assert w.document.reviewed_cells == {(0, 0), (0, 1)}

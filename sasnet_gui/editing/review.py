@@ -73,14 +73,6 @@ class ReviewNavigator(QObject):
         # Stable: equal scores keep reading order.
         return cells[np.argsort(-full.reshape(-1), kind="stable")]
 
-    def cell_scores(self) -> dict:
-        """(row, col) -> the cell's uncertainty, for the cells of the shown result (tests, tips)."""
-        result = self.canvas.result
-        if result is None:
-            return {}
-        s = uncertainty.cell_sums(uncertainty.patch_scores(result), self.cell_px // PATCH)
-        return {(r, c): float(s[r, c]) for r in range(s.shape[0]) for c in range(s.shape[1])}
-
     # -- moving -----------------------------------------------------------------------------------
     def step(self, delta: int) -> tuple[int, int] | None:
         """Mark the shown cell reviewed and show the next (delta 1) or previous (-1) unreviewed cell
