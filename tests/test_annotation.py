@@ -180,3 +180,22 @@ def test_save_refuses_an_unknown_key_that_json_cannot_hold(tmp_path):
     with pytest.raises(AnnotationFormatError, match=r"field 'notes' nests"):
         save_annotation(Annotation(str(tmp_path / "a.jpg"), extra={"notes": deep}), path)
     assert not path.exists()
+
+
+def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_path):
+    import json
+
+    from sasnet_core.annotation import Annotation, load_annotation, save_annotation
+
+    path = tmp_path / "a.jpg.sasnet.json"
+    ann = Annotation(str(tmp_path / "a.jpg"), (300, 200), [[1, 2]], reviewed_cells={(1, 2), (0, 0)},
+                     review_cell_px=64)
+    save_annotation(ann, path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["version"] == 2 and data["reviewed_cells"] == {"cell": 64, "cells": [[0, 0], [1, 2]]}
+    back = load_annotation(path)
+    assert back == ann and back.review_cell_px == 64 and back.copy().reviewed_cells == {(0, 0), (1, 2)}
+    back.reviewed_cells.clear()
+    save_annotation(back, path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["version"] == 1 and "reviewed_cells" not in data

@@ -207,3 +207,13 @@ def test_without_a_count_the_cells_go_in_reading_order(qtbot, main_window, tmp_p
     assert [_press(qtbot, w, Qt.Key_N) for _ in range(3)] == [(0, 0), (0, 1), (0, 2)]
     assert "count the image" in w.statusBar().currentMessage()
     assert w.document.reviewed_cells == {(0, 0), (0, 1)}
+
+
+def test_hovering_a_patch_with_the_overlay_on_says_how_unsure_it_is(qtbot, main_window, fake_controller,
+                                                                    tiny_predictor, tmp_path, gui, known_scores):
+    w = main_window
+    gui.write_images(tmp_path, n=1, h=256, w=384)
+    _open_counted(qtbot, w, fake_controller, tiny_predictor, tmp_path)
+    assert "unsure" not in w.canvas.hover_at(140, 140)
+    w.act_show_unsure.trigger()
+    assert f"unsure people {CELL_SCORES[1, 1] / 16:.2f}" in w.canvas.hover_at(140, 140)  # cell (1, 1)

@@ -317,7 +317,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
 
     def _update_hover(self, x: float, y: float) -> None:
         r = self.result
-        shown = self.level_item.isVisible() or self.density_item.isVisible()
+        shown = self.level_item.isVisible() or self.density_item.isVisible() or self.unsure_item.isVisible()
         patch = r.patch_at(x, y) if r is not None and shown else None
         if patch == self._hover_patch:
             return
@@ -343,6 +343,9 @@ class CanvasView(pg.GraphicsLayoutWidget):
         best = int(weights.argmax())
         lines = [f"patch ({i}, {j})  count {r.patch_count(i, j):.2f}  selected {LEVELS[best]}"]
         lines.append("  ".join(f"{name} {w:.2f}" for name, w in zip(LEVELS, weights)))
+        scores = self.unsure_item.image
+        if self.unsure_item.isVisible() and scores is not None and i < scores.shape[0] and j < scores.shape[1]:
+            lines.append(f"unsure people {scores[i, j]:.2f}")
         return "\n".join(lines)
 
     def hover_at(self, x: float, y: float) -> str:
