@@ -104,9 +104,13 @@ class ReviewNavigator(QObject):
         if cell is not None:
             # The cell plus a quarter-cell margin fills the view: heads are big enough to click, and
             # the margin shows what lies across the cell's edges.
+            # At the image's edge the margin is taken inside the image rather than off it.
             margin = self.cell_px / 4
-            self.canvas.vb.setRange(self.cell_rect(cell).adjusted(-margin, -margin, margin, margin),
-                                    padding=0)
+            h, w = self.canvas.image_shape[:2]
+            rect = self.cell_rect(cell).adjusted(-margin, -margin, margin, margin)
+            rect.moveLeft(min(max(rect.left(), 0.0), max(w - rect.width(), 0.0)))
+            rect.moveTop(min(max(rect.top(), 0.0), max(h - rect.height(), 0.0)))
+            self.canvas.vb.setRange(rect, padding=0)
         self.canvas.review_layer.set_current(self.cell_rect(cell) if cell is not None else None)
         self.cellChanged.emit(cell)
 
