@@ -47,6 +47,24 @@ def _no_staging_left():
     return not staging_root().exists() or not list(staging_root().iterdir())
 
 
+def _window_with_finetune_panel(qtbot, controller, folder, steps: int):
+    """The main window on ``folder`` with Fine-tune opened through its action: fast settings, no hold-out."""
+    from sasnet_gui.finetune.panel import FineTunePanel
+    from sasnet_gui.main_window import MainWindow
+
+    window = MainWindow(controller=controller)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        window.open_paths([folder])
+    window.act_finetune.trigger()
+    panel = window.findChild(FineTunePanel)
+    panel.extra_args = list(FAST)
+    panel.steps_spin.setValue(steps)
+    panel.holdout_spin.setValue(0)
+    return window, panel
+
+
 def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_path):
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
@@ -200,8 +218,6 @@ def test_kill_after_grace_period(qtbot, tmp_path):
 
 
 def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_home, tmp_path):
-    from sasnet_gui.main_window import MainWindow
-
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
     with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
@@ -209,18 +225,7 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     with qtbot.waitSignal(controller.predictorChanged, timeout=60000):
         controller.precision = "bf16"
     images = make_annotated_images(tmp_path / "street", n=3, reviewed=[True, True, False])
-    window = MainWindow(controller=controller)
-    qtbot.addWidget(window)
-    window.show()
-    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
-        window.open_paths([tmp_path / "street"])
-    window.act_finetune.trigger()
-    from sasnet_gui.finetune.panel import FineTunePanel
-
-    panel = window.findChild(FineTunePanel)
-    panel.extra_args = list(FAST)
-    panel.steps_spin.setValue(1)
-    panel.holdout_spin.setValue(0)
+    window, panel = _window_with_finetune_panel(qtbot, controller, tmp_path / "street", steps=1)
     assert "2 reviewed images" in panel.data_label.text()
 
     for _ in range(2):  # to the third image, as a person would (Page Down)
@@ -264,22 +269,10 @@ def _answer_next_question(qtbot, button_text: str, seen: list):
 
 
 def test_quitting_during_a_run_asks_first(qtbot, studio_home, tmp_path):
-    from sasnet_gui.finetune.panel import FineTunePanel
-    from sasnet_gui.main_window import MainWindow
-
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
     make_annotated_images(tmp_path / "street", n=2)
-    window = MainWindow(controller=controller)
-    qtbot.addWidget(window)
-    window.show()
-    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
-        window.open_paths([tmp_path / "street"])
-    window.act_finetune.trigger()
-    panel = window.findChild(FineTunePanel)
-    panel.extra_args = list(FAST)
-    panel.steps_spin.setValue(10_000)
-    panel.holdout_spin.setValue(0)
+    window, panel = _window_with_finetune_panel(qtbot, controller, tmp_path / "street", steps=10_000)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(panel.plot.steps) >= 1, timeout=RUN_TIMEOUT_MS)
 

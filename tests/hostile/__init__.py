@@ -81,3 +81,15 @@ def write_input(path: Path, content) -> Path:
     else:
         path.write_text(json.dumps(content), encoding="utf-8")
     return path
+
+
+def bad_option_case(command, option: str, value: str, name: str) -> Case:
+    """A case that runs ``command(ctx, image, option, value)`` on one small valid image and expects
+    a usage error naming the option and the value."""
+    def make(ctx: Ctx):
+        from hostile import media
+
+        image = media.write_png(ctx.tmp / "a.png")
+        return command(ctx, image, option, value), [option, value]
+
+    return Case(name, make, REFUSED)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
+from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, media, write_input
 from hostile.cases_images import records
 
 
 def _image(path: Path, h: int = 40, w: int = 48, seed: int = 0) -> Path:
-    return write_input(path, media.encoded(media.rgb(h, w, seed), "PNG"))
+    return media.write_png(path, h, w, seed)
 
 
 def _count(ctx: Ctx, *args) -> list:
@@ -19,10 +19,7 @@ def _count(ctx: Ctx, *args) -> list:
 
 
 def bad_option(option: str, value: str) -> Case:
-    def make(ctx: Ctx):
-        return _count(ctx, _image(ctx.tmp / "a.png"), option, value), [option, value]
-
-    return Case(f"{option[2:]}={value}", make, REFUSED)
+    return bad_option_case(_count, option, value, f"{option[2:]}={value}")
 
 
 def _nothing_saved(ctx: Ctx, result) -> None:

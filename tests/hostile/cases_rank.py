@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
+from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, media, write_input
 from hostile.cases_images import records
 
 
 def _image(path: Path, h: int = 48, w: int = 64, seed: int = 0) -> Path:
-    return write_input(path, media.encoded(media.rgb(h, w, seed), "PNG"))
+    return media.write_png(path, h, w, seed)
 
 
 def _rank(ctx: Ctx, *args) -> list:
@@ -18,10 +18,7 @@ def _rank(ctx: Ctx, *args) -> list:
 
 
 def bad_option(option: str, value: str) -> Case:
-    def make(ctx: Ctx):
-        return _rank(ctx, _image(ctx.tmp / "a.png"), option, value), [option, value]
-
-    return Case(f"rank-{option[2:]}={value}", make, REFUSED)
+    return bad_option_case(_rank, option, value, f"rank-{option[2:]}={value}")
 
 
 def _csv_is_a_folder(ctx: Ctx):

@@ -33,6 +33,13 @@ def encoded(image: np.ndarray, fmt: str, mode: str | None = None, **save) -> byt
     return buf.getvalue()
 
 
+def write_png(path: Path, h: int = 48, w: int = 64, seed: int = 0) -> Path:
+    """A small valid PNG at ``path`` (folders made as needed)."""
+    from hostile import write_input
+
+    return write_input(path, encoded(rgb(h, w, seed), "PNG"))
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
