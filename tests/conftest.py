@@ -12,6 +12,21 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A small random-weights checkpoint in our format (an eighth of SASNet's width), shared
+    read-only by the tests that run commands end to end."""
+    import torch
+
+    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.model import SASNet, SASNetConfig
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_weights") / "tiny.pth"
+    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_folders(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("sasnet_home")

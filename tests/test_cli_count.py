@@ -18,14 +18,6 @@ from sasnet_core.registry import ModelRegistry
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
-    return path
-
-
 @pytest.fixture
 def images(tmp_path):
     from sasnet_core.imageio import write_image

@@ -30,27 +30,14 @@ def test_corpus_is_large_enough():
     assert len(CASES) >= 150, f"the hostile corpus has {len(CASES)} cases"
 
 
-@pytest.fixture(scope="session")
-def hostile_weights(tmp_path_factory):
-    import torch
-
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("hostile_w") / "tiny.pth"
-    save_checkpoint(path, SASNet(SASNetConfig(width_mult=0.125)), {"name": "tiny"})
-    return path
-
-
 @pytest.mark.parametrize("case", CASES)
-def test_hostile_input(case, tmp_path, hostile_weights, monkeypatch):
+def test_hostile_input(case, tmp_path, tiny_weights, monkeypatch):
     if case.needs_data and not DATA.is_dir():
         pytest.skip(f"needs {DATA}")
     work = tmp_path / "case"
     work.mkdir()
     monkeypatch.chdir(work)
-    ctx = Ctx(tmp=work, weights=hostile_weights, data=DATA)
+    ctx = Ctx(tmp=work, weights=tiny_weights, data=DATA)
     argv, names = case.make(ctx)
     res = run_cli(argv)
     assert res.exception is None, f"traceback for sasnet {' '.join(map(str, argv))}:\n{res.exception}"
