@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from sasnet_core.atomic import atomic_path
-from sasnet_core.errors import CheckpointError
+from sasnet_core.errors import CheckpointError, kind_of
 from sasnet_core.model import SELECTIONS, SASNet, SASNetConfig
 
 FORMAT = "sasnet-studio-checkpoint"
@@ -157,7 +157,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, str]:
             raise CheckpointError("our checkpoint format but 'state_dict' is missing", path)
         metadata = obj.get("metadata", {})
         if not isinstance(metadata, dict):
-            raise CheckpointError(f"field 'metadata' must be an object, got {_kind_of(metadata)}", path)
+            raise CheckpointError(f"field 'metadata' must be an object, got {kind_of(metadata)}", path)
         metadata = dict(metadata)
         _validate_metadata(metadata, path)
     else:
@@ -176,11 +176,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, str]:
     return state, metadata, kind
 
 
-def _kind_of(value) -> str:
-    return {list: "a list", str: "text", dict: "an object", type(None): "nothing"}.get(
-        type(value), f"a {type(value).__name__}")
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -188,14 +183,14 @@ def _is_number(value) -> bool:
 def _validate_metadata(metadata: dict, path: Path) -> None:
     arch = metadata.get("architecture", {})
     if not isinstance(arch, dict):
-        raise CheckpointError(f"field 'architecture' must be an object, got {_kind_of(arch)}", path)
+        raise CheckpointError(f"field 'architecture' must be an object, got {kind_of(arch)}", path)
     architecture_config(arch, path)
     scale = metadata.get("count_scale", 1.0)
     if not _is_number(scale) or scale <= 0:
         raise CheckpointError(f"field 'count_scale' must be a number above 0, got {scale!r}", path)
     for name in _TEXT_FIELDS:
         if metadata.get(name) is not None and not isinstance(metadata[name], str):
-            raise CheckpointError(f"field {name!r} must be text, got {_kind_of(metadata[name])}", path)
+            raise CheckpointError(f"field {name!r} must be text, got {kind_of(metadata[name])}", path)
     steps = metadata.get("steps")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
         raise CheckpointError(f"field 'steps' must be a whole number, got {steps!r}", path)

@@ -8,6 +8,17 @@ from __future__ import annotations
 import os
 
 
+def kind_of(value) -> str:
+    """How a message names the type of a value read from a file ("got a list"), in the words of
+    JSON: null, true/false, text, a number, a list, an object; anything else by its Python type."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {type(None): "null", str: "text", list: "a list", dict: "an object"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
 class SASNetError(Exception):
     """Base class for every error caused by input (files, settings), not by a bug."""
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 
 from sasnet_core import paths
 from sasnet_core.atomic import atomic_path, atomic_write_text
-from sasnet_core.errors import CheckpointError, ModelRegistryError
+from sasnet_core.errors import CheckpointError, ModelRegistryError, kind_of
 
 if TYPE_CHECKING:  # torch loads only when a checkpoint is read: listing names stays instant
     import torch
@@ -87,13 +87,13 @@ class ModelRegistry:
         except RecursionError:
             return self._unusable("is nested too deeply to be a registry")
         if not isinstance(data, dict):
-            return self._unusable(f"holds {_kind_of(data)} instead of an object")
+            return self._unusable(f"holds {kind_of(data)} instead of an object")
         if not isinstance(data.get("models", {}), dict):
-            return self._unusable(f"its 'models' is {_kind_of(data['models'])} instead of an object")
+            return self._unusable(f"its 'models' is {kind_of(data['models'])} instead of an object")
         data.setdefault("models", {})
         default = data.get("default")
         if default is not None and not isinstance(default, str):
-            self._report(f"its 'default' is {_kind_of(default)} instead of a model name; no default model")
+            self._report(f"its 'default' is {kind_of(default)} instead of a model name; no default model")
             data["default"] = None
         for name, entry in data["models"].items():
             why = _entry_problem(name, entry)
@@ -285,28 +285,23 @@ def valid_model_name(name: str) -> bool:
     return isinstance(name, str) and bool(_NAME.match(name))
 
 
-def _kind_of(value) -> str:
-    return {list: "a list", str: "text", dict: "an object", type(None): "null", bool: "true/false"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}")
-
-
 def _entry_problem(name, entry) -> str | None:
     """Why a registry entry cannot be used, or None."""
     if not isinstance(name, str) or not _NAME.match(name):
         return "has a name that is not a valid model name"
     if not isinstance(entry, dict):
-        return f"is {_kind_of(entry)} instead of an object"
+        return f"is {kind_of(entry)} instead of an object"
     path = entry.get("path")
     if path is None:
         return "has no file path"
     if not isinstance(path, str) or not path.strip():
-        return f"has a file path that is {_kind_of(path)} instead of text"
+        return f"has a file path that is {kind_of(path)} instead of text"
     if "\x00" in path:
         return "has a file path with a NUL character"
     for key, kind, label in (("kind", str, "text"), ("added", str, "text"), ("metadata", dict, "an object"),
                              ("identity", dict, "an object")):
         if key in entry and not isinstance(entry[key], kind):
-            return f"has a {key!r} that is {_kind_of(entry[key])} instead of {label}"
+            return f"has a {key!r} that is {kind_of(entry[key])} instead of {label}"
     return None
 
 

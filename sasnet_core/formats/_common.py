@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotation import Annotation
-from sasnet_core.errors import AnnotationFormatError, ImageReadError
+from sasnet_core.errors import AnnotationFormatError, ImageReadError, kind_of
 from sasnet_core.imageio import IMAGE_SUFFIXES
 
 log = logging.getLogger("sasnet_core.formats")
@@ -57,23 +57,18 @@ def read_json(path):
 # -- JSON field types -------------------------------------------------------------------------------
 # One rule for every format: a number must be written as a JSON number. "12" is refused, not
 # guessed, so a file that one tool reads is never read differently by another.
-def _type_name(value) -> str:
-    return {type(None): "null", bool: "true/false", str: "text", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
-
-
 def json_field(value, kind, path, field: str):
     """``value`` when it is of JSON ``kind`` (list, dict or str), else a named error."""
     names = {list: "a list", dict: "an object", str: "text"}
     if not isinstance(value, kind):
-        fail(path, f"field '{field}' must be {names[kind]}, got {_type_name(value)}")
+        fail(path, f"field '{field}' must be {names[kind]}, got {kind_of(value)}")
     return value
 
 
 def json_number(value, path, field: str) -> float:
     """A finite JSON number (not a string, not true/false)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(path, f"field '{field}' must be a number, got {_type_name(value)} {value!r:.40}")
+        fail(path, f"field '{field}' must be a number, got {kind_of(value)} {value!r:.40}")
     try:
         value = float(value)
     except OverflowError:  # an integer with hundreds of digits
@@ -99,7 +94,7 @@ def json_size(width, height, path, field: str):
 def json_id(value, path, field: str):
     """An id: a whole number or a text, as COCO and VIA tools write them."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        fail(path, f"field '{field}' must be a whole number or a text, got {_type_name(value)}")
+        fail(path, f"field '{field}' must be a whole number or a text, got {kind_of(value)} {value!r:.40}")
     return value
 
 
@@ -122,7 +117,7 @@ def point_pairs(value, path, field: str) -> np.ndarray:
     out = np.zeros((len(value), 2))
     for i, pair in enumerate(value):
         if not isinstance(pair, list) or len(pair) != 2:
-            fail(path, f"field '{field}[{i}]' must be an [x, y] pair, got {_type_name(pair)} "
+            fail(path, f"field '{field}[{i}]' must be an [x, y] pair, got {kind_of(pair)} "
                        f"{pair!r:.40}")
         out[i] = json_number(pair[0], path, f"{field}[{i}]"), json_number(pair[1], path, f"{field}[{i}]")
     return out
