@@ -49,6 +49,7 @@ def _worker(rank: int, port: int, data: str, out: str, result_dir: str) -> None:
         "moved": float((flat - initial).abs().max()), "mae": result.figures.get("mae"),
     }
     Path(result_dir, f"rank{rank}.json").write_text(json.dumps(summary))
+    dist.barrier()  # both ranks past every collective before either tears gloo down
     dist.destroy_process_group()
 
 

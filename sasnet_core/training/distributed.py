@@ -78,6 +78,9 @@ def setup(device: str = "auto") -> DistInfo:
 
 def cleanup(info: DistInfo) -> None:
     if info.owns_group and dist.is_initialized():
+        # Every rank must be past its last collective before any rank tears the group down:
+        # gloo aborts a peer (std::terminate) whose pending work loses its connection.
+        dist.barrier()
         dist.destroy_process_group()
 
 
