@@ -76,11 +76,14 @@ def setup(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, backend, dev, owns_group=True)
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: DistInfo, *, finished: bool = True) -> None:
+    """Leave the process group. ``finished``: this rank ended normally, so its peers will reach
+    the barrier too (after a failure a peer may be gone, and a barrier would wait forever)."""
     if info.owns_group and dist.is_initialized():
         # Every rank must be past its last collective before any rank tears the group down:
         # gloo aborts a peer (std::terminate) whose pending work loses its connection.
-        dist.barrier()
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

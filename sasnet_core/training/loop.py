@@ -353,18 +353,21 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
     info = D.setup(cfg.device)
     own_log = log is None
     log = log or JsonLog(cfg.log_json, enabled=info.is_main)
+    finished = False
     try:
         with (stop or StopRequest(cfg.stop_file)) as stopper:
-            return _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
+            result = _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
                         val_desc, final_path, extra_metadata or {}, start_event or {},
                         evaluate_before, save_run)
+        finished = True
+        return result
     except BaseException as exc:
         log.fail(exc, cfg.to_dict())
         raise
     finally:
         if own_log:
             log.close()
-        D.cleanup(info)
+        D.cleanup(info, finished=finished)
 
 
 def _worker_errors_named(loader: Iterable) -> Iterator:
