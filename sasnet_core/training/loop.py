@@ -357,8 +357,8 @@ def train(cfg: TrainConfig, *, model: nn.Module | None = None, provenance: dict 
     try:
         with (stop or StopRequest(cfg.stop_file)) as stopper:
             result = _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
-                        val_desc, final_path, extra_metadata or {}, start_event or {},
-                        evaluate_before, save_run)
+                          val_desc, final_path, extra_metadata or {}, start_event or {},
+                          evaluate_before, save_run)
         finished = True
         return result
     except BaseException as exc:
