@@ -127,6 +127,24 @@ class Annotation:
             mask |= polygon_mask(poly, (h, w))
         return mask
 
+    def in_reviewed_cells(self, points: np.ndarray | None = None) -> np.ndarray:
+        """(N,) bool: which points lie in a reviewed cell (cell (row, col) holds the points with
+        floor(y / cell) = row and floor(x / cell) = col, the pixels of ``reviewed_cells_mask``)."""
+        pts = self.points if points is None else _as_points(points)
+        c = self.review_cell_px
+        cells = np.floor(pts[:, ::-1] / c).astype(np.int64)  # (N, 2) row, col
+        return np.array([(int(r), int(k)) in self.reviewed_cells for r, k in cells], bool)
+
+    def reviewed_cells_mask(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool: the pixels of the reviewed cells (all False when there is none)."""
+        h, w = int(shape[0]), int(shape[1])
+        mask = np.zeros((h, w), bool)
+        c = self.review_cell_px
+        for r, k in self.reviewed_cells:
+            if r >= 0 and k >= 0:  # a cell off the image marks nothing
+                mask[r * c : (r + 1) * c, k * c : (k + 1) * c] = True
+        return mask
+
     def copy(self) -> "Annotation":
         return Annotation(
             image_path=self.image_path,

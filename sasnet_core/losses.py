@@ -28,9 +28,14 @@ __all__ = [
     "pra_loss",
     "total_loss",
     "IGNORE",
+    "UNKNOWN",
 ]
 
 IGNORE = -1.0  # label value of a patch/level pair that L_conf leaves out
+# Density target of a pixel nobody has checked (outside the reviewed cells of a partly reviewed
+# image): ``total_loss`` leaves it out rather than learning "nobody here". A density is never
+# negative, and a NaN target still means damage (the step refuses a NaN loss).
+UNKNOWN = -1.0
 
 
 def _as_b1hw(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -251,6 +256,8 @@ def total_loss(output: Any, gt_density: torch.Tensor, lam: float = 10.0, gamma: 
     ablation) the fused density keeps the plain Euclidean term ||D - D_gt||^2, i.e. gamma = 0, and
     no hard mask is built.
 
+    Target pixels equal to ``UNKNOWN`` are left out of every term.
+
     Returns (loss, parts) where parts holds plain floats: total, den, conf, pra, hard_fraction
     (share of pixels that are hard) and labelled_fraction (share of confidence entries labelled).
     Computed in float32 even under autocast: the sums are large and the hard mask needs exact
@@ -260,6 +267,15 @@ def total_loss(output: Any, gt_density: torch.Tensor, lam: float = 10.0, gamma: 
     levels = _field(output, "level_densities").float()
     fused = _field(output, "density").float()
     logits = _field(output, "confidence_logits").float()
+    known = gt != UNKNOWN
+    if not bool(known.all()):
+        # Unknown target pixels (outside the reviewed cells of a partly reviewed image):
+        # prediction and target are both zeroed there, so no term and no gradient comes from
+        # them, the PRA regions weigh known pixels only, and a patch with nothing known gets no
+        # confidence label (all five levels tie).
+        gt = torch.where(known, gt, torch.zeros_like(gt))
+        levels = levels * known
+        fused = fused * known
 
     l_den = den_loss(levels, gt)
     labels = confidence_labels(levels, gt, k=k)

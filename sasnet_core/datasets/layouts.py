@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.annotation import Annotation
+from sasnet_core.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
 from sasnet_core.errors import DatasetLayoutError
 from sasnet_core.formats import read_points
 
@@ -27,15 +27,30 @@ class Sample:
     rois: list[np.ndarray] = field(default_factory=list)
     resize: tuple[int, int] | None = None  # (w, h) the image is resized to when loaded
     reviewed: bool = True
+    # A partly reviewed image: only these review cells {(row, col)} are known to be right, so
+    # training learns from them alone and its true count is the heads inside them. Empty: the
+    # whole image is known.
+    reviewed_cells: frozenset = frozenset()
+    review_cell_px: int = DEFAULT_REVIEW_CELL_PX
 
     @property
     def count(self) -> int:
-        """Heads inside the ROI (all heads without one): the ground-truth count."""
-        return self.annotation().count_in_roi()
+        """Heads inside the ROI (all heads without one) and inside the reviewed cells of a partly
+        reviewed image: the ground-truth count."""
+        ann = self.annotation()
+        if not self.reviewed_cells:
+            return ann.count_in_roi()
+        return int((ann.inside_roi() & ann.in_reviewed_cells()).sum())
 
     def annotation(self) -> Annotation:
         return Annotation(self.image_path, self.resize, self.points, rois=self.rois,
-                          reviewed=self.reviewed)
+                          reviewed=self.reviewed, reviewed_cells=self.reviewed_cells,
+                          review_cell_px=self.review_cell_px)
+
+    def known_mask(self, shape) -> np.ndarray | None:
+        """(H, W) bool of the pixels a partly reviewed image's reviewed cells cover; None when
+        the whole image is known."""
+        return self.annotation().reviewed_cells_mask(shape) if self.reviewed_cells else None
 
     def load_image(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB, resized as the points are (``resize``)."""

@@ -6,6 +6,9 @@ horizontally with probability 1/2, the density target cut with the image. Images
 as the released code). An image smaller than the crop is padded (image with the mean colour,
 i.e. 0 after normalising; density with 0), so a tiny image never crashes a run. Density
 targets are computed once per image and kept in memory (float32).
+
+A partly reviewed image (``Sample.reviewed_cells``) has the target ``losses.UNKNOWN`` outside
+its reviewed cells, and its crops are taken over those cells.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from sasnet_core.density import density_map
+from sasnet_core.losses import UNKNOWN
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -49,8 +53,27 @@ class TrainCrops(TorchDataset):
             dens = density_map(pts, shape[:2], **self.density_args)
             if self.use_roi and s.rois:
                 dens *= ann.roi_mask(shape[:2])  # no target mass outside the region
-            self._targets[i] = (dens * self.count_scale).astype(np.float32)
+            dens = (dens * self.count_scale).astype(np.float32)
+            known = s.known_mask(shape[:2])
+            if known is not None:  # a partly reviewed image: the rest is unknown, not empty
+                dens[~known] = UNKNOWN
+            self._targets[i] = dens
         return self._targets[i]
+
+    def _origins(self, i: int, h: int, w: int) -> tuple[list[int], list[int]]:
+        """Top-left corners of the K crops. In a partly reviewed image each crop holds a random
+        point of a random reviewed cell, so no crop is spent where nothing is known."""
+        c, s = self.crop, self.samples[i]
+        if not s.reviewed_cells:
+            return (torch.randint(0, h - c + 1, (self.k,)).tolist(),
+                    torch.randint(0, w - c + 1, (self.k,)).tolist())
+        cells = torch.tensor(sorted(s.reviewed_cells), dtype=torch.float64)  # (n, 2) row, col
+        pick = cells[torch.randint(0, len(cells), (self.k,))]
+        point = (pick + torch.rand(self.k, 2)) * s.review_cell_px  # (K, 2) y, x inside the cell
+        corner = point.long() - torch.randint(0, c, (self.k, 2))
+        ys = corner[:, 0].clamp(0, h - c).tolist()
+        xs = corner[:, 1].clamp(0, w - c).tolist()
+        return ys, xs
 
     def __getitem__(self, i: int):
         image = self.samples[i].load_image()
@@ -69,8 +92,7 @@ class TrainCrops(TorchDataset):
         imgs = np.empty((self.k, 3, c, c), np.float32)
         tgts = np.empty((self.k, 1, c, c), np.float32)
         # torch's RNG: seeded per loader worker by torch, and by torch.manual_seed in a run.
-        ys = torch.randint(0, h - c + 1, (self.k,)).tolist()
-        xs = torch.randint(0, w - c + 1, (self.k,)).tolist()
+        ys, xs = self._origins(i, h, w)
         flips = (torch.rand(self.k) < 0.5).tolist() if self.flip else [False] * self.k
         for j, (y0, x0, f) in enumerate(zip(ys, xs, flips)):
             im, dm = x[:, y0 : y0 + c, x0 : x0 + c], dens[y0 : y0 + c, x0 : x0 + c]

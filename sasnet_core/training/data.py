@@ -5,8 +5,9 @@ Built on the data set readers (``sasnet_core.datasets``): samples are their ``Sa
 (the paper's 4 random 128 x 128 crops with flips, targets x 1000). What this module adds:
 
 - ``load_samples``: a folder of our annotation files (reviewed images only unless
-  ``all_annotated``, with a clear error when none is reviewed), or any layout ``open_dataset``
-  detects; a training split never falls back to a test split (ShanghaiTech samples are holdouts);
+  ``all_annotated``, with a clear error when none is reviewed; a partly reviewed image is used
+  in its reviewed cells alone), or any layout ``open_dataset`` detects; a training split never
+  falls back to a test split (ShanghaiTech samples are holdouts);
 - ``split_holdout``: a seeded share of images kept out for validation;
 - ``FullImageDataset``: whole images and true counts for validation;
 - ``TensorCropDataset``: crops already in memory (tests, synthetic data).
@@ -40,15 +41,20 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
     from sasnet_core.annotation_store import annotated_images
 
     pairs = annotated_images([folder])  # a damaged file, or one naming a missing image, is named
-    chosen = [(image, a) for image, a in pairs if all_annotated or a.reviewed]
+    chosen = [(image, a) for image, a in pairs if all_annotated or a.reviewed or a.reviewed_cells]
     if not chosen:
         raise DatasetLayoutError(
-            f"{len(pairs)} annotated image(s) but none marked reviewed; review them in the "
-            "annotation view or pass --all-annotated to use unreviewed annotations too", folder)
+            f"{len(pairs)} annotated image(s) but none marked reviewed or with reviewed cells; "
+            "review them in the annotation view or pass --all-annotated to use unreviewed "
+            "annotations too", folder)
     out = []
     for image, a in chosen:
         split = a.extra.get("split") if isinstance(a.extra.get("split"), str) else "all"
-        out.append(Sample(str(image), a.points, split, list(a.rois), None, a.reviewed))
+        # A partly reviewed image teaches only its reviewed cells (elsewhere its points may be
+        # missing or unchecked); --all-annotated takes every annotation as it is, whole.
+        cells = frozenset() if a.reviewed or all_annotated else frozenset(a.reviewed_cells)
+        out.append(Sample(str(image), a.points, split, list(a.rois), None, a.reviewed, cells,
+                          a.review_cell_px))
     return out
 
 
@@ -137,9 +143,10 @@ def collate_crops(batch):
 
 
 class FullImageDataset(Dataset):
-    """Item i: (image (3, H, W) normalised, true count, ROI mask (H, W) bool or None) for
+    """Item i: (image (3, H, W) normalised, true count, mask (H, W) bool or None) for
     validation on whole images. As in ``sasnet eval``, the ROI restricts both counts: the true
-    count holds the heads inside it and the predicted density is summed inside it."""
+    count holds the heads inside it and the predicted density is summed inside it; so do the
+    reviewed cells of a partly reviewed image."""
 
     def __init__(self, samples: list[Sample]):
         self.samples = list(samples)
@@ -152,8 +159,12 @@ class FullImageDataset(Dataset):
 
         s = self.samples[i]
         image = s.load_image()
-        mask = torch.from_numpy(s.annotation().roi_mask(image.shape[:2])) if s.rois else None
-        return torch.from_numpy(normalise(image)), float(s.count), mask
+        mask = s.annotation().roi_mask(image.shape[:2]) if s.rois else None
+        known = s.known_mask(image.shape[:2])  # a partly reviewed image: its reviewed cells
+        if known is not None:
+            mask = known if mask is None else mask & known
+        return torch.from_numpy(normalise(image)), float(s.count), \
+            None if mask is None else torch.from_numpy(mask)
 
 
 class TensorCropDataset(Dataset):

@@ -80,7 +80,8 @@ def read_reviewed_set(images) -> ReviewedSet:
             out.broken.append(str(entry.error))
         elif entry.annotation is None:
             out.missing.append(entry.image)
-        elif entry.annotation.reviewed:
+        elif entry.annotation.reviewed or entry.annotation.reviewed_cells:
+            # A partly reviewed image teaches its reviewed cells (``training.data``).
             out.items.append((entry.image, entry.annotation))
         else:
             out.not_reviewed.append(entry.image)
