@@ -165,3 +165,17 @@ def cell_sums(patch_map: np.ndarray, cell: int = REVIEW_CELL) -> np.ndarray:
 
 def _cell_edges(n: int, cell: int) -> np.ndarray:
     return np.minimum(np.arange(0, n + cell, cell), n)[: -(-n // cell) + 1]
+
+
+def review_order(pred, grid: tuple[int, int], cell: int = REVIEW_CELL) -> np.ndarray:
+    """(gh * gw, 2) the review cells (row, col) of a ``grid`` of (gh, gw) cells, most unsure first:
+    by their summed patch scores, highest first. A cell whose score is not a number comes first
+    (nothing can be said of it); equal scores, and cells the prediction does not cover, keep
+    reading order. Review mode visits the cells in this order."""
+    gh, gw = int(grid[0]), int(grid[1])
+    cells = np.stack(np.divmod(np.arange(gh * gw), max(gw, 1)), 1).astype(np.int64)
+    scores = cell_sums(patch_scores(pred), cell)
+    full = np.zeros((gh, gw))
+    h, w = min(gh, scores.shape[0]), min(gw, scores.shape[1])
+    full[:h, :w] = np.nan_to_num(scores[:h, :w], nan=np.inf)
+    return cells[np.argsort(-full.reshape(-1), kind="stable")]

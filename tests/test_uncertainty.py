@@ -128,6 +128,16 @@ def test_review_cells_sum_their_patches_and_keep_the_partial_edge_cells():
     assert cells.sum() == patch_map.sum()
 
 
+def test_review_order_puts_the_most_unsure_cell_first_and_ties_in_reading_order():
+    # 2 x 3 cells of 2 x 2 patches; flat weights everywhere, people only in cell (1, 0), a few in (0, 2).
+    weights = np.full((5, 4, 6), 0.2)
+    density = np.zeros((4 * K, 6 * K))
+    density[2 * K:, :2 * K] = 5.0 / (K * K)
+    density[:K, 5 * K:] = 1.0 / (K * K)
+    order = unc.review_order(prediction(weights, density), (2, 3), cell=2)
+    assert order.tolist() == [[1, 0], [0, 2], [0, 0], [0, 1], [1, 1], [1, 2]]
+
+
 def test_prediction_exposes_the_score_only_when_asked(monkeypatch):
     torch.manual_seed(0)
     predictor = Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu")

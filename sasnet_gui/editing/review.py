@@ -66,12 +66,7 @@ class ReviewNavigator(QObject):
         result = self.canvas.result
         if result is None or gh == 0 or self.cell_px % PATCH:
             return cells
-        scores = uncertainty.cell_sums(uncertainty.patch_scores(result), self.cell_px // PATCH)
-        full = np.zeros((gh, gw))
-        h, w = min(gh, scores.shape[0]), min(gw, scores.shape[1])
-        full[:h, :w] = np.nan_to_num(scores[:h, :w], nan=np.inf)
-        # Stable: equal scores keep reading order.
-        return cells[np.argsort(-full.reshape(-1), kind="stable")]
+        return uncertainty.review_order(result, (gh, gw), self.cell_px // PATCH)
 
     # -- moving -----------------------------------------------------------------------------------
     def step(self, delta: int) -> tuple[int, int] | None:
