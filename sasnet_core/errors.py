@@ -65,6 +65,11 @@ class DeviceUnavailableError(SASNetError, ValueError):
     """A device was asked for (cuda, mps) that this machine does not have."""
 
 
+class EngineUnavailableError(DeviceUnavailableError):
+    """A backend or precision was asked for that cannot run here (OpenVINO not installed, int8
+    without OpenVINO, fp16 with OpenVINO)."""
+
+
 class SettingsError(SASNetError, ValueError):
     """Options that do not fit together or do not fit the model or the run being resumed."""
 

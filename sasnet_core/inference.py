@@ -24,16 +24,45 @@ import torch
 import torch.nn.functional as F
 
 from sasnet_core.cancel import checkpoint
+from sasnet_core.engine_choice import choose_engine
 from sasnet_core.errors import DeviceUnavailableError
 from sasnet_core.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD, SASNet
 from sasnet_core.tiling import core_for_budget, plan_tiles
+from sasnet_core.vocab import BACKENDS, INFERENCE_PRECISIONS, Backend
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Peak activation bytes per input pixel of one forward pass (measured on CPU with channels_last,
-# see benchmarks/bench_inference.py); used to decide batching and tiling.
-BYTES_PER_PIXEL = {"fp32": 1400, "bf16": 800, "fp16": 800}
+# Peak activation bytes per input pixel of one forward pass, per backend and precision (measured
+# on the CPU, see benchmarks/bench_inference.py); used to decide batching and tiling.
+BYTES_PER_PIXEL = {
+    ("torch", "fp32"): 1400, ("torch", "bf16"): 800, ("torch", "fp16"): 800,
+    ("openvino", "fp32"): 1400, ("openvino", "bf16"): 800, ("openvino", "int8"): 800,
+}
+# The most activation memory one forward pass may take, whatever is free: enough for 1920 x 1080
+# in one pass with every backend and precision, and a 4K frame counted in tiles within 2 GB.
+MAX_BUDGET_MB = 3072.0
 DEFAULT_MARGIN = 96
+
+
+def bytes_per_pixel(backend: str, precision: str) -> int:
+    return BYTES_PER_PIXEL.get((str(backend), str(precision)), max(BYTES_PER_PIXEL.values()))
+
+
+def default_budget_mb(device: torch.device) -> float:
+    """Activation memory for one forward pass: 40 % of what is free now, at most MAX_BUDGET_MB."""
+    return min(MAX_BUDGET_MB, 0.4 * _available_memory_mb(device))
+
+
+def _openvino_runner(model: SASNet, precision: str, cache, calibration):
+    from sasnet_core.openvino_backend import OpenVINORunner, converted_model
+
+    cache = Path(cache) if cache is not None else None
+    ov_model = converted_model(model, cache)
+    if precision == "int8":
+        from sasnet_core.quantize import int8_runner
+
+        return int8_runner(model, ov_model, calibration, cache)
+    return OpenVINORunner(ov_model, precision, cache)
 
 
 def select_device(preference: str | torch.device = "auto") -> torch.device:
@@ -131,11 +160,25 @@ def _patch_edges(n_pixels: int, n_cells: int) -> np.ndarray:
     return np.ceil(np.arange(n_cells + 1) * n_pixels / n_cells).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An image made ready for one predictor ahead of its forward pass (``Predictor.prepare``):
+    RGB uint8, downscaled for ``max_side``; a reading thread does this while the model counts."""
+
+    image: np.ndarray  # what the forward pass sees
+    scale: float  # ``image`` is the original resized by this factor
+    shape: tuple[int, ...]  # the original image's shape: results are in its pixels
+
+
 class Predictor:
     """Count people in images with a SASNet model.
 
     device: "auto" (cuda, then mps, then cpu) or a torch device string.
-    precision: "fp32", "bf16" or "fp16" (autocast; bf16 is the fast path on recent CPUs and GPUs).
+    precision: "auto" (bf16 where the hardware computes it natively, else fp32; see
+        ``engine_choice``), "fp32", "bf16", "fp16" (torch only) or "int8" (OpenVINO, calibrated on
+        ``calibration``: a handful of the user's images).
+    backend: "auto" (OpenVINO on the CPU when installed, else torch), "torch" or "openvino".
+    ov_cache: where OpenVINO keeps converted and compiled models (default: the app's cache).
     max_side: downscale images whose long side exceeds this (the paper uses 1920 for UCF-QNRF);
         the count and the returned maps stay in original-image units.
     tile: None = tile only when the budget requires it; 0 = never tile; N = tiles of N x N pixels.
@@ -157,9 +200,14 @@ class Predictor:
         channels_last: bool = True,
         keep_levels: bool = True,
         copy_model: bool = True,
+        backend: str = "auto",
+        ov_cache: str | os.PathLike | None = None,
+        calibration: Sequence | None = None,
     ):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if max_side is not None and max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {max_side}")
         if tile is not None and tile < 0:
@@ -167,19 +215,27 @@ class Predictor:
         self.device = select_device(device)
         if self.device.type == "mps" and precision == "bf16":
             precision = "fp16"  # MPS autocast has no bf16 on most macOS versions
-        self.precision = precision
+        self.engine = choose_engine(self.device, precision, backend)
+        self.backend = str(self.engine.backend)
+        self.precision = str(self.engine.precision)
         self.max_side = max_side
         self.tile = tile
         self.margin = margin
         self.keep_levels = keep_levels
         self.config = model.config
         self.channels_last = channels_last
-        self.model = fold_batchnorm(model, inplace=not copy_model).to(self.device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        _add_stop_points(self.model)
+        folded = fold_batchnorm(model, inplace=not copy_model)
+        self.runner = None
+        if self.backend == Backend.OPENVINO:
+            self.runner = _openvino_runner(folded, self.precision, ov_cache, calibration)
+            self.model = None  # the compiled graph holds the weights; no second copy in memory
+        else:
+            self.model = folded.to(self.device)
+            if channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            _add_stop_points(self.model)
         if memory_budget_mb is None:
-            memory_budget_mb = min(1024.0, 0.4 * _available_memory_mb(self.device))
+            memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_mb = memory_budget_mb
         self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -196,7 +252,7 @@ class Predictor:
     # -- budget ------------------------------------------------------------------------------
     @property
     def budget_pixels(self) -> int:
-        return int(self.memory_budget_mb * 2**20 / BYTES_PER_PIXEL[self.precision])
+        return int(self.memory_budget_mb * 2**20 / bytes_per_pixel(self.backend, self.precision))
 
     def _needs_tiles(self, h: int, w: int) -> bool:
         if self.tile == 0:
@@ -209,14 +265,21 @@ class Predictor:
     def predict(self, image: np.ndarray | str | os.PathLike) -> Prediction:
         return self.predict_batch([image])[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike]) -> list[Prediction]:
+    def prepare(self, image: np.ndarray) -> "Prepared":
+        """``image`` converted and downscaled the way the forward pass takes it (see ``Prepared``)."""
+        image = np.asarray(image)
+        small, scale = self._resize(image)
+        return Prepared(small, scale, image.shape)
+
+    def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike | "Prepared"]) -> list[Prediction]:
         """Predict several images; those of the same size share forward passes."""
         from sasnet_core.imageio import read_image
 
         sources = [str(im) if isinstance(im, (str, Path)) else None for im in images]
-        arrays = [read_image(im) if isinstance(im, (str, Path)) else np.asarray(im) for im in images]
+        arrays = [read_image(im) if isinstance(im, (str, Path)) else im if isinstance(im, Prepared)
+                  else np.asarray(im) for im in images]
         results: list[Prediction | None] = [None] * len(arrays)
-        prepared = [self._resize(a) for a in arrays]
+        prepared = [(a.image, a.scale) if isinstance(a, Prepared) else self._resize(a) for a in arrays]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (small, _) in enumerate(prepared):
             groups.setdefault(small.shape[:2], []).append(i)
@@ -262,12 +325,17 @@ class Predictor:
         h, w = x.shape[-2:]
         if h < k or w < k:  # the confidence branch needs one whole patch: pad with the mean colour
             x = F.pad(x, (0, max(0, k - w), 0, max(0, k - h)))
+        if self.runner is not None:
+            return x  # OpenVINO takes plain NCHW arrays
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.inference_mode()
     def _forward(self, x: torch.Tensor):
         """(density (B,1,H,W), levels (B,5,H,W) or None, confidence (B,5,h,w)), fp32 on the CPU."""
+        if self.runner is not None:
+            d, lv, c = self.runner.forward(x.contiguous().numpy(), keep_levels=self.keep_levels)
+            return torch.from_numpy(d), (torch.from_numpy(lv) if lv is not None else None), torch.from_numpy(c)
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             out = lean_forward(self.model, x)

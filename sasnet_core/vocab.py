@@ -12,21 +12,36 @@ from enum import StrEnum
 
 
 class Precision(StrEnum):
-    """Number formats a model can run in. ``AUTO`` lets the code pick (bf16 autocast on CUDA for
-    training); more formats (int8) join here when a backend supports them."""
+    """Number formats a model can run in. ``AUTO`` lets the code pick what the hardware computes
+    natively (``sasnet_core.engine_choice``); int8 is post-training quantization (OpenVINO)."""
 
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    INT8 = "int8"
 
 
-# Counting (``sasnet count``/``eval``, the Models dialog): an explicit format, fp32 by default.
-INFERENCE_PRECISIONS: tuple[Precision, ...] = (Precision.FP32, Precision.BF16, Precision.FP16)
-DEFAULT_INFERENCE_PRECISION = Precision.FP32
+# Counting (``sasnet count``/``eval``, the Models dialog): auto by default, int8 opt-in.
+INFERENCE_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, Precision.BF16,
+                                               Precision.FP16, Precision.INT8)
+DEFAULT_INFERENCE_PRECISION = Precision.AUTO
 # Training and fine-tuning: fp16 without loss scaling diverges, so it is not offered.
 TRAINING_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, Precision.BF16)
 DEFAULT_TRAINING_PRECISION = Precision.AUTO
+
+
+class Backend(StrEnum):
+    """What runs the model's math. ``AUTO``: OpenVINO on the CPU when installed, else torch;
+    torch on GPUs."""
+
+    AUTO = "auto"
+    TORCH = "torch"
+    OPENVINO = "openvino"
+
+
+BACKENDS: tuple[Backend, ...] = tuple(Backend)
+DEFAULT_BACKEND = Backend.AUTO
 
 
 class Device(StrEnum):

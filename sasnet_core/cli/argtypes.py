@@ -9,8 +9,10 @@ from pathlib import Path
 # --precision: counting and training offer different lists (``vocab.INFERENCE_PRECISIONS`` and
 # ``vocab.TRAINING_PRECISIONS``); each help says why, so the difference reads as a rule, not a slip.
 INFERENCE_PRECISION_HELP = (
-    "fp32 (exact, default), bf16 (fast on recent CPUs and GPUs, count within 0.5%%), fp16 (GPUs). "
-    "Training offers auto, fp32 and bf16 instead")
+    "auto (default): bf16 where the hardware computes it natively (AMX or AVX512-BF16 CPUs, CUDA "
+    "GPUs with bf16), else fp32; fp32 (exact); bf16 (count within 0.5%%); fp16 (GPUs); int8 "
+    "(OpenVINO on the CPU, calibrated on a few of the images being counted, the count difference "
+    "reported). Training offers auto, fp32 and bf16 instead")
 TRAINING_PRECISION_HELP = (
     "auto (default): bf16 autocast + channels_last on CUDA, fp32 on CPU; fp32; bf16. "
     "No fp16: training in fp16 without loss scaling diverges (counting offers it)")

@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from sasnet_core import vocab
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
 
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
@@ -58,27 +57,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_engine_options(p) -> None:
-    """How the counting engine runs (device, precision, downscaling, tiling, batching): the same
-    options wherever a command counts images."""
-    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
-                   help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
-                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
-                   help=argtypes.INFERENCE_PRECISION_HELP)
-    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
-                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE} "
-                        "(the count stays in original units)")
-    p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
-                   help=f"split images into N x N tiles, N >= {MIN_SIDE} "
-                        "(default: only when memory requires; 0 = never)")
-    p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
-                   help="images/frames per forward pass")
-
-
 def run(args) -> int:
     from sasnet_core.counting import count_stream
-    from sasnet_core.inference import Predictor
     from sasnet_core.inputs import collect_inputs
     from sasnet_core.progress import Progress
 
@@ -89,10 +69,7 @@ def run(args) -> int:
         return report_nothing_to_do("count", problems)
     for problem in problems:
         out.error(problem.path, problem.message)
-    predictor = Predictor.from_weights(
-        args.weights, device=args.device, precision=args.precision, max_side=args.max_side, tile=args.tile,
-        keep_levels=False,
-    )
+    predictor = predictor_from_args(args, "count", keep_levels=False, calibration=images)
     failures = len(problems)
     bar = Progress(total=len(images), desc="images", enabled=False if args.no_progress else None, unit="img")
     for path, result in zip(images, count_stream(predictor, images, **_what_to_keep(args))):

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from sasnet_core import vocab
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
 
 
 def register(subparsers) -> None:
@@ -33,13 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--csv", metavar="FILE", type=argtypes.output_file, help="write one row per image (image, gt_count, "
                    "pred_count, abs_error, game0..game3)")
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
-    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
-                   help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
-                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS), help=argtypes.INFERENCE_PRECISION_HELP)
-    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), default=None, metavar="N",
-                   help=f"downscale images whose long side is larger than N >= {MIN_SIDE} pixels "
-                        "before the forward pass")
+    add_engine_options(p, batching=False)
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
     p.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N",
                    help="evaluate only the first N images")
@@ -50,7 +43,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from sasnet_core.datasets import open_dataset
     from sasnet_core.evaluate import evaluate
-    from sasnet_core.inference import Predictor
     from sasnet_core.progress import Progress
 
     options = {"fold": args.fold} if args.fold is not None else {}
@@ -61,8 +53,7 @@ def run(args) -> int:
     for line in ds.report:
         print(f"sasnet eval: note: {line}", file=sys.stderr)
     # The same model as `sasnet count` picks: a file, a registered name, or the default model.
-    predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
-                                       max_side=args.max_side)
+    predictor = predictor_from_args(args, "eval", calibration=[s.image_path for s in samples])
     with Progress(len(samples), desc=f"eval {ds.layout} {split or 'all'}", unit="img",
                   enabled=False if args.no_progress else None) as bar:
         report = evaluate(predictor, samples, roi=not args.no_roi, progress=bar)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.count_cmd import add_engine_options, report_nothing_to_do
+from sasnet_core.cli.count_cmd import report_nothing_to_do
+from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
 
 DESCRIPTION = """\
 Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
@@ -77,7 +78,6 @@ class Row:
 
 def run(args) -> int:
     from sasnet_core.counting import count_stream
-    from sasnet_core.inference import Predictor
     from sasnet_core.inputs import Problem, collect_inputs
     from sasnet_core.progress import Progress
 
@@ -88,8 +88,7 @@ def run(args) -> int:
         _check_output(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     if not found.images:
         return report_nothing_to_do("rank", problems)
-    predictor = Predictor.from_weights(args.weights, device=args.device, precision=args.precision,
-                                       max_side=args.max_side, tile=args.tile, keep_levels=False)
+    predictor = predictor_from_args(args, "rank", keep_levels=False, calibration=found.images)
     rows = [Row(p.path, error=p.message) for p in problems]
     bar = Progress(total=len(found.images), desc="images", enabled=False if args.no_progress else None, unit="img")
     stream = count_stream(predictor, found.images, batch_size=args.batch_size, display_side=None, maps=True)

@@ -1,0 +1,49 @@
+"""The counting engine's options (device, backend, precision, downscaling, tiling, batching) and
+the one place a command turns them into a ``Predictor``: the same options and the same first line
+wherever a command counts images (``count``, ``eval``, ``rank``)."""
+from __future__ import annotations
+
+import sys
+
+from sasnet_core import vocab
+from sasnet_core.cli import argtypes
+from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+
+BACKEND_HELP = ("auto (default): OpenVINO on the CPU when it is installed, else torch; torch on GPUs. "
+                "torch; openvino (CPU only)")
+
+
+def add_engine_options(p, *, batching: bool = True) -> None:
+    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+                   help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--backend", default=str(vocab.DEFAULT_BACKEND), choices=vocab.choices(vocab.BACKENDS),
+                   help=BACKEND_HELP)
+    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
+                   choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
+                   help=argtypes.INFERENCE_PRECISION_HELP)
+    p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
+                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE} "
+                        "(the count stays in original units)")
+    p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
+                   help=f"split images into N x N tiles, N >= {MIN_SIDE} "
+                        "(default: only when memory requires; 0 = never)")
+    if batching:
+        p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
+                       help="images/frames of one size per forward pass")
+
+
+def predictor_from_args(args, command: str, **kwargs):
+    """The Predictor the options ask for; says on stderr which engine counts (and why, when the
+    request could not be met as asked)."""
+    from sasnet_core.inference import Predictor
+
+    predictor = Predictor.from_weights(
+        args.weights, device=args.device, backend=args.backend, precision=args.precision,
+        max_side=args.max_side, tile=args.tile, **kwargs)
+    engine = predictor.engine
+    if engine.note:
+        print(f"sasnet {command}: note: {engine.note}", file=sys.stderr)
+    asked = "" if args.precision != "auto" else " (auto: what this hardware computes natively)"
+    print(f"sasnet {command}: counting with {engine.describe()} on {predictor.device.type}{asked}",
+          file=sys.stderr)
+    return predictor
