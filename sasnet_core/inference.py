@@ -1,13 +1,17 @@
-"""The inference engine: device and precision, batching, tiling, downscaling, and what it returns.
+"""The inference engine: device, backend and precision, batching, tiling, downscaling, and what
+it returns.
 
-Speed on CPU comes from folding every BatchNorm into its convolution, channels_last tensors
-(oneDNN's fast convolution layout), ``torch.inference_mode`` and a forward pass that never builds
-the largest concatenations (``fast_forward``); bf16/fp16 run under autocast,
-with the final sums in fp32. On CUDA the same code runs bf16 autocast + channels_last by request.
+Two backends run the same BatchNorm-folded model: OpenVINO on the CPU (``openvino_backend``: whole
+graph compiled for the processor, several times faster than eager torch) and torch for CUDA and
+Apple GPUs and as the fallback. ``engine_choice`` decides which, and what ``auto`` precision means
+on the hardware. The torch path uses channels_last tensors (oneDNN's fast convolution layout),
+``torch.inference_mode`` and a forward pass that never builds the largest concatenations
+(``fast_forward``); bf16/fp16 run under autocast, with the final sums in fp32.
 Memory stays bounded: images whose activations would not fit the budget are split into
 overlapping tiles (see ``tiling``), so a 4K frame is counted in about 2 GB.
 A cancel bound to the counting thread (``sasnet_core.cancel``) is checked before every convolution
-and every tile, so a stop takes effect within a fraction of a second even inside a large image.
+(torch), while an OpenVINO inference runs, and before every tile, so a stop takes effect within a
+fraction of a second even inside a large image.
 """
 from __future__ import annotations
 
