@@ -4,7 +4,12 @@ file queue and video counting.
 ``count_stream`` takes inputs (image paths, arrays, ``Frame``s of a video) and yields one
 ``CountResult`` per input, in input order: a count, or a skipped record that names the file and
 the problem (an unreadable image or frame, an image too large for memory). Decoded images are
-collected up to ``batch_size`` and predicted together, images of one size sharing forward passes.
+collected up to ``batch_size`` and predicted together, images of one size (after downscaling)
+sharing forward passes.
+
+Inputs are read ahead (``sasnet_core.prefetch``): while one batch is counted, a background thread
+decodes and downscales the next ones (video frames too), at most ``read_ahead`` of them, so the
+model does not wait for files and memory stays bounded.
 
 A ``CancelToken`` stops the stream within a fraction of a second, also in the middle of one large
 image: the predictor checks it before every convolution and every tile. A stopped stream simply
@@ -13,6 +18,7 @@ ends; the caller knows from its token why.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -182,7 +188,21 @@ class _Pending:
         return CountResult(self.path, None, error or self.error, self.frame, self.time_s)
 
 
-def _load(item) -> _Pending:
+def _load(item, prepare=None) -> _Pending:
+    """Read one input; ``prepare`` (the predictor's) converts and downscales the image, so that
+    work is done here, ahead of the forward pass, by the read-ahead thread."""
+    entry = _read(item)
+    if prepare is not None and entry.image is not None:
+        try:
+            entry.image = prepare(entry.image)
+        except Exception as exc:  # noqa: BLE001 - only running out of memory is the input's fault
+            if not _is_out_of_memory(exc):
+                raise
+            entry.image, entry.error = None, describe_failure(exc)
+    return entry
+
+
+def _read(item) -> _Pending:
     if isinstance(item, Frame):
         return _Pending(item.video, item.index, item.time_s, item.image,
                         None if item.image is not None else item.error or "the frame cannot be decoded")
@@ -214,41 +234,66 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "allocate" in text)
 
 
+def default_read_ahead(batch_size: int) -> int:
+    """Inputs read ahead by default: the next whole batch (at least two inputs), so it is ready
+    when the current one is counted, and never more than one batch waits in memory."""
+    return max(2, batch_size)
+
+
 def count_stream(predictor, inputs: Iterable, *, batch_size: int = 1, cancel: CancelToken | None = None,
                  display_side: int | None = None, maps: bool = True, heads: bool = False,
-                 spare_core: bool = False) -> Iterator[CountResult]:
+                 spare_core: bool = False, read_ahead: int | None = None) -> Iterator[CountResult]:
     """Count every input, yielding one ``CountResult`` per input in input order.
 
-    inputs: image paths, RGB arrays or ``Frame``s, in any mix; read lazily, so a queue that
-        grows while counting (the app's) is followed.
+    inputs: image paths, RGB arrays or ``Frame``s, in any mix; pulled lazily, one at a time, so a
+        queue that grows while counting is followed (as long as it has an item when asked).
     batch_size: decoded images predicted together (1 gives each result as soon as it is ready).
     display_side / maps / heads: what each result keeps (see ``summarize``).
     spare_core: leave one CPU core to the caller's other threads (the app's GUI thread).
+    read_ahead: inputs decoded and downscaled ahead on a background thread while a batch is
+        counted (None: ``default_read_ahead``). 0 pulls each input only when its turn comes: for
+        a queue whose order may change until then (the app's file queue, where the image a
+        person opens goes first and its row says "counting" only while it is counted).
     A set ``cancel`` token ends the stream at the next checkpoint, without a result for the input
-    being counted.
+    being counted, and ends the read-ahead thread.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    depth = default_read_ahead(batch_size) if read_ahead is None else read_ahead
+    if depth < 0:
+        raise ValueError(f"read_ahead must be 0 or more, got {depth}")
     token = cancel or CancelToken()
+    load = functools.partial(_load, prepare=getattr(predictor, "prepare", None))
+    if depth:
+        from sasnet_core.prefetch import read_ahead as reader
+
+        entries = reader(inputs, load, depth, token)
+    else:
+        entries = _load_each(inputs, load, token)
     buf: list[_Pending] = []
     decoded = 0
+    try:
+        for entry in entries:
+            if token.cancelled:
+                return
+            buf.append(entry)
+            decoded += entry.image is not None
+            if decoded >= batch_size or decoded == 0:
+                yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
+                buf, decoded = [], 0
+        if buf and not token.cancelled:
+            yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
+    except Cancelled:
+        return
+    finally:
+        entries.close()  # ends the read-ahead thread, also when the caller stops early
+
+
+def _load_each(inputs: Iterable, load, token: CancelToken) -> Iterator[_Pending]:
     for item in inputs:
         if token.cancelled:
             return
-        entry = _load(item)
-        buf.append(entry)
-        decoded += entry.image is not None
-        if decoded >= batch_size or decoded == 0:
-            try:
-                yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
-            except Cancelled:
-                return
-            buf, decoded = [], 0
-    if buf and not token.cancelled:
-        try:
-            yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
-        except Cancelled:
-            return
+        yield load(item)
 
 
 def _flush(predictor, buf: list[_Pending], token, spare_core, display_side, maps, heads):

@@ -144,7 +144,10 @@ class CountingQueue(QObject):
         try:
             while not token.cancelled:
                 try:
-                    for r in count_stream(predictor, pull(), batch_size=1, cancel=token,
+                    # read_ahead=0: an image is taken from the queue only when its turn comes,
+                    # so one the person opens meanwhile still goes first, and "started" names the
+                    # image being counted (``_in_flight``).
+                    for r in count_stream(predictor, pull(), batch_size=1, cancel=token, read_ahead=0,
                                           display_side=DISPLAY_SIDE, heads=True, spare_core=True):
                         self._send(token, "failed" if r.skipped else "done", r.path, r.error if r.skipped else r)
                     break  # the queue ran dry, or a stop ended the stream
