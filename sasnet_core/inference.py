@@ -46,6 +46,8 @@ BYTES_PER_PIXEL = {
 # in one pass with every backend and precision, and a 4K frame counted in tiles within 2 GB.
 MAX_BUDGET_MB = 3072.0
 DEFAULT_MARGIN = 96
+_IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_IMAGENET_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def bytes_per_pixel(backend: str, precision: str) -> int:
@@ -55,6 +57,19 @@ def bytes_per_pixel(backend: str, precision: str) -> int:
 def default_budget_mb(device: torch.device) -> float:
     """Activation memory for one forward pass: 40 % of what is free now, at most MAX_BUDGET_MB."""
     return min(MAX_BUDGET_MB, 0.4 * _available_memory_mb(device))
+
+
+def model_input(batch: np.ndarray, block_size: int) -> torch.Tensor:
+    """The (B, 3, H, W) float32 input the network takes for a (B, H, W, 3) RGB uint8 batch: scaled
+    to [0, 1], ImageNet-normalised, padded to at least one patch. Every backend counts on it and
+    int8 calibrates on it, so quantization sees exactly what counting feeds the model."""
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+    x = (x - _IMAGENET_MEAN) / _IMAGENET_STD
+    k = block_size
+    h, w = x.shape[-2:]
+    if h < k or w < k:  # the confidence branch needs one whole patch: pad with the mean colour
+        x = F.pad(x, (0, max(0, k - w), 0, max(0, k - h)))
+    return x
 
 
 def _openvino_runner(model: SASNet, precision: str, cache, calibration):
@@ -241,8 +256,6 @@ class Predictor:
         if memory_budget_mb is None:
             memory_budget_mb = default_budget_mb(self.device)
         self.memory_budget_mb = memory_budget_mb
-        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike | None, **kwargs) -> "Predictor":
@@ -252,6 +265,12 @@ class Predictor:
         predictor = cls(model, copy_model=False, **kwargs)
         predictor.info = info
         return predictor
+
+    @property
+    def int8_report(self):
+        """How far int8 moved the counts from fp32 on the calibration images (``quantize.Int8Report``),
+        None for other precisions."""
+        return getattr(self.runner, "int8_report", None)
 
     # -- budget ------------------------------------------------------------------------------
     @property
@@ -323,12 +342,7 @@ class Predictor:
         return image, 1.0
 
     def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-        x = (x - self._mean) / self._std
-        k = self.config.block_size
-        h, w = x.shape[-2:]
-        if h < k or w < k:  # the confidence branch needs one whole patch: pad with the mean colour
-            x = F.pad(x, (0, max(0, k - w), 0, max(0, k - h)))
+        x = model_input(batch, self.config.block_size)
         if self.runner is not None:
             return x  # OpenVINO takes plain NCHW arrays
         x = x.to(self.device)

@@ -110,15 +110,18 @@ def converted_model(model: SASNet, cache: Path | None = None):
     return ov_model
 
 
-def _save_atomically(ov_model, folder: Path) -> None:
-    """Write the IR into a fresh folder, then rename it into place: a reader never sees half of it,
-    and a cache that cannot be written (read-only home) only costs the next start a conversion."""
+def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None) -> None:
+    """Write the IR (and the text files ``beside``, name -> content) into a fresh folder, then
+    rename it into place: a reader never sees half of it, and a cache that cannot be written
+    (read-only home) only costs the next start a conversion."""
     import openvino as ov
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
         ov.save_model(ov_model, str(tmp / "sasnet.xml"), compress_to_fp16=False)
+        for name, text in (beside or {}).items():
+            (tmp / name).write_text(text)
         try:
             os.replace(tmp, folder)
         except OSError:  # another process won the race: its copy is as good as ours

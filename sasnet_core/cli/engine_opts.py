@@ -46,4 +46,6 @@ def predictor_from_args(args, command: str, **kwargs):
     asked = "" if args.precision != "auto" else " (auto: what this hardware computes natively)"
     print(f"sasnet {command}: counting with {engine.describe()} on {predictor.device.type}{asked}",
           file=sys.stderr)
+    if predictor.int8_report is not None:
+        print(f"sasnet {command}: {predictor.int8_report.describe()}", file=sys.stderr)
     return predictor

@@ -1,0 +1,195 @@
+"""int8 counting: the OpenVINO model quantized by NNCF, calibrated on the user's own images.
+
+Post-training quantization needs a handful of inputs like the ones it will count to choose the
+ranges of its int8 activations; the images being counted are the best there are, so ``calibration``
+is those images (paths or RGB arrays). At most ``CALIBRATION_IMAGES`` of them, spread over the list,
+are used, downscaled to ``CALIBRATION_SIDE`` and normalised exactly as counting does
+(``inference.model_input``).
+
+* The layers where int8 costs the most accuracy for the least speed stay in float (``KEEP_FLOAT``):
+  they run bf16 where the CPU computes bf16 natively, else fp32.
+* The quantized IR is cached beside the float IR, keyed by the model, the calibration images'
+  content and these settings, so counting the same images again does not quantize again.
+* At quantization time the float (fp32) model counts the calibration images too, and the count
+  difference int8 vs fp32 is kept with the cached model (``Int8Report``), so the user is told how
+  far int8 moves their counts on their own images.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sasnet_core.cancel import checkpoint
+from sasnet_core.errors import EngineUnavailableError, SASNetError
+
+CALIBRATION_IMAGES = 8  # NNCF's ranges settle after a handful of images; each one costs a forward
+CALIBRATION_SIDE = 768  # calibration images are downscaled to this long side (speed)
+# NNCF name patterns of the layers kept in float. The density heads' last 1x1 convolutions turn
+# features into people per pixel: their int8 rounding goes straight into the count, and they cost
+# little time (one output channel).
+KEEP_FLOAT = (r".*density_head\d\.1\.conv.*",)
+# Bumped whenever the recipe (settings above, NNCF options) changes: old cache entries then go unused.
+RECIPE = 1
+MIN_REFERENCE_COUNT = 1.0  # relative differences are taken against at least one person
+REPORT_FILE = "int8_report.json"  # beside the quantized IR in its cache folder
+INSTALL_HINT = "pip install 'sasnet-studio[int8]' (or pip install nncf)"
+
+
+@dataclass(frozen=True)
+class Int8Report:
+    """How far int8 moved the counts from fp32 on the calibration images."""
+
+    images: int
+    mean_rel_diff: float  # mean of |int8 - fp32| / max(fp32, 1 person), as a fraction
+    max_rel_diff: float
+
+    def describe(self) -> str:
+        return (f"int8 calibrated on {self.images} of your images: counts within "
+                f"{100 * self.mean_rel_diff:.2f} % of fp32 (max {100 * self.max_rel_diff:.2f} %)")
+
+
+def nncf_missing_reason() -> str | None:
+    """None when NNCF can be imported, else one sentence saying how to install it."""
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return f"int8 counting needs NNCF, which is not installed: {INSTALL_HINT}"
+    except Exception as exc:  # noqa: BLE001 - a broken install gets the same one-line answer
+        return f"int8 counting needs NNCF, which could not be loaded ({type(exc).__name__}: {exc})"
+    return None
+
+
+def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | None):
+    """An ``OpenVINORunner`` of ``ov_model`` quantized to int8 on ``calibration``, read from the cache
+    when these images quantized this model before; ``runner.int8_report`` says how far its counts
+    are from fp32 on them."""
+    from sasnet_core.engine_choice import cpu_has_native_bf16
+    from sasnet_core.openvino_backend import OpenVINORunner, _save_atomically, default_cache_dir, model_key
+
+    reason = nncf_missing_reason()
+    if reason is not None:
+        raise EngineUnavailableError(reason)
+    images = calibration_inputs(calibration, model.config.block_size)
+    if not images:
+        raise EngineUnavailableError(
+            "int8 needs a few of your images to calibrate on, and none were given or could be read; "
+            "count images (not only videos), or choose precision bf16 or fp32")
+    cache = Path(cache) if cache is not None else default_cache_dir()
+    float_precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    folder = cache / "int8" / f"{model_key(model)}-{_calibration_key(images)}"
+    found = _read_cached(folder)
+    if found is not None:
+        quantized, report = found
+    else:
+        quantized = _quantize(ov_model, images)
+        report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale)
+        _save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
+    runner = OpenVINORunner(quantized, "int8", cache, float_precision=float_precision)
+    runner.int8_report = report
+    return runner
+
+
+def calibration_inputs(calibration: Sequence | None, block_size: int) -> list[np.ndarray]:
+    """Up to CALIBRATION_IMAGES model inputs (1, 3, H, W) from images spread over ``calibration``;
+    images that cannot be read are passed over for the next ones."""
+    import cv2
+
+    from sasnet_core.imageio import read_image, to_rgb8
+    from sasnet_core.inference import model_input
+
+    items = list(calibration or [])
+    # Evenly spread over the list first (a folder's first images are often one scene), then the
+    # rest in order, so unreadable images are replaced by others.
+    n = min(CALIBRATION_IMAGES, len(items))
+    first = sorted({round(i * (len(items) - 1) / max(n - 1, 1)) for i in range(n)})
+    order = first + sorted(set(range(len(items))) - set(first))
+    out = []
+    for i in order:
+        if len(out) == CALIBRATION_IMAGES:
+            break
+        item = items[i]
+        try:
+            image = read_image(item) if isinstance(item, (str, os.PathLike)) else to_rgb8(np.asarray(item))
+        except (SASNetError, ValueError, TypeError):
+            continue
+        h, w = image.shape[:2]
+        if max(h, w) > CALIBRATION_SIDE:
+            s = CALIBRATION_SIDE / max(h, w)
+            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        out.append(model_input(np.ascontiguousarray(image)[None], block_size).numpy())
+    return out
+
+
+def _calibration_key(images: list[np.ndarray]) -> str:
+    """What the quantized model depends on besides the model: the inputs and the recipe."""
+    import nncf
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"recipe": RECIPE, "keep_float": KEEP_FLOAT, "nncf": nncf.__version__}).encode())
+    for x in images:
+        h.update(str(x.shape).encode())
+        h.update(x.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _quantize(ov_model, images: list[np.ndarray]):
+    import contextlib
+    import io
+    import logging
+
+    import nncf
+
+    # NNCF logs notes at INFO and draws its progress bars on stdout, where they would land in the
+    # middle of `sasnet count --json` output; the command says itself what it did.
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return nncf.quantize(
+            ov_model, nncf.Dataset(images, _between_images), subset_size=len(images),
+            ignored_scope=nncf.IgnoredScope(patterns=list(KEEP_FLOAT), validate=False),
+        )
+
+
+def _between_images(x: np.ndarray) -> np.ndarray:
+    """NNCF's per-item transform: where a stop request (``sasnet_core.cancel``) ends quantizing."""
+    checkpoint()
+    return x
+
+
+def _counts(ov_model, images: list[np.ndarray], hint: str, count_scale: float) -> np.ndarray:
+    """The count of every image by ``ov_model`` compiled once for any shape."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return np.array([float(compiled(_between_images(x))["density"].sum(dtype=np.float64)) / count_scale
+                     for x in images])
+
+
+def _compare(float_model, quantized, images, float_precision: str, count_scale: float) -> Int8Report:
+    from sasnet_core.openvino_backend import OV_PRECISION
+
+    reference = _counts(float_model, images, OV_PRECISION["fp32"], count_scale)
+    int8 = _counts(quantized, images, OV_PRECISION[float_precision], count_scale)
+    rel = np.abs(int8 - reference) / np.maximum(np.abs(reference), MIN_REFERENCE_COUNT)
+    return Int8Report(images=len(images), mean_rel_diff=float(rel.mean()), max_rel_diff=float(rel.max()))
+
+
+def _read_cached(folder: Path):
+    """(quantized model, report) from a complete cache entry, else None (a damaged one is removed)."""
+    import openvino as ov
+
+    xml, report = folder / "sasnet.xml", folder / REPORT_FILE
+    if not (xml.is_file() and (folder / "sasnet.bin").is_file() and report.is_file()):
+        return None
+    try:
+        return ov.Core().read_model(str(xml)), Int8Report(**json.loads(report.read_text()))
+    except Exception:  # noqa: BLE001 - a damaged cache entry is quantized again, never fatal
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
