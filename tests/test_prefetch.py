@@ -121,6 +121,19 @@ def test_an_error_of_the_source_comes_out_after_the_inputs_before_it():
     assert _reader_threads() == []
 
 
+def test_an_image_too_large_to_downscale_is_skipped_and_the_rest_counted():
+    class _Prepares(_Stub):
+        def prepare(self, image):
+            if image.shape[0] > 64:
+                raise MemoryError("cannot allocate 4 GB for the downscaled copy")
+            return image
+
+    results = list(count_stream(_Prepares(), [_image(32, 32, 1), _image(128, 32, 2), _image(32, 32, 3)],
+                                batch_size=2, maps=False))
+    assert [r.count for r in results] == [1.0, None, 3.0]
+    assert results[1].error.startswith("out of memory (cannot allocate 4 GB")
+
+
 # -- reading ahead, bounded ---------------------------------------------------------------------
 def test_the_next_input_is_read_while_the_current_one_is_counted():
     source = _Source([_image(32, 32, v) for v in range(6)])
