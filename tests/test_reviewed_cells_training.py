@@ -13,6 +13,7 @@ import torch
 from sasnet_core.annotation import Annotation
 from sasnet_core.annotation_store import write_annotation
 from sasnet_core.datasets.training import TrainCrops
+from sasnet_core.errors import DatasetLayoutError
 from sasnet_core.imageio import write_image
 from sasnet_core.losses import UNKNOWN, total_loss
 from sasnet_core.training.data import FullImageDataset, load_samples
@@ -110,3 +111,9 @@ def test_points_in_cells_agree_with_the_cell_pixels():
     assert inside.tolist() == [False, True, True, False]
     for (x, y), flag in zip(ann.points[:3], inside[:3]):
         assert mask[int(y), int(x)] == flag
+
+
+def test_reviewed_cells_that_miss_the_image_are_named_not_learnt_from_silently(tmp_path):
+    _write_folder(tmp_path, {"part": {(7, 9)}})  # a file written for a larger image
+    with pytest.raises(DatasetLayoutError, match=r"part\.png.*reviewed cells all lie outside the 384 x 256"):
+        load_samples(tmp_path)

@@ -52,10 +52,24 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
         split = a.extra.get("split") if isinstance(a.extra.get("split"), str) else "all"
         # A partly reviewed image teaches only its reviewed cells (elsewhere its points may be
         # missing or unchecked); --all-annotated takes every annotation as it is, whole.
-        cells = frozenset() if a.reviewed or all_annotated else frozenset(a.reviewed_cells)
+        cells = frozenset() if a.reviewed or all_annotated else _cells_on_image(image, a)
         out.append(Sample(str(image), a.points, split, list(a.rois), None, a.reviewed, cells,
                           a.review_cell_px))
     return out
+
+
+def _cells_on_image(image: Path, ann) -> frozenset:
+    """The reviewed cells of a partly reviewed image that cover some of it; none at all would
+    leave nothing to learn from, which a damaged or mismatched file must not do silently."""
+    from sasnet_core.imageio import image_size
+
+    w, h = ann.image_size or image_size(image)
+    c = ann.review_cell_px
+    cells = frozenset((r, k) for r, k in ann.reviewed_cells if r * c < h and k * c < w)
+    if not cells:
+        raise DatasetLayoutError(f"its reviewed cells all lie outside the {w} x {h} image; review "
+                                 "it again in review mode", image)
+    return cells
 
 
 def _open(folder: Path, fold: int | None = None):

@@ -43,6 +43,18 @@ def _none_reviewed(ctx: Ctx):
     return _argv(ctx, folder), ["todo", "reviewed"]
 
 
+def _reviewed_cells_off_the_image(ctx: Ctx):
+    from sasnet_core.annotation import load_annotation, save_annotation
+
+    folder = ctx.tmp / "cells"
+    image = _images(folder, n=1, reviewed=False)[0]
+    file = next(folder.glob("*.sasnet.json"))
+    ann = load_annotation(file)
+    ann.reviewed_cells = {(3, 3)}  # a cell of a larger image: nothing of this 64 x 64 one
+    save_annotation(ann, file)
+    return _argv(ctx, folder), [image.name, "outside"]
+
+
 def _no_images(ctx: Ctx):
     folder = ctx.tmp / "empty"
     folder.mkdir()
@@ -166,6 +178,7 @@ CASES = [
     _bad_option("--precision", "fp16"),
     Case("data-none-reviewed", _none_reviewed),
     Case("data-no-images", _no_images),
+    Case("data-reviewed-cells-off-the-image", _reviewed_cells_off_the_image),
     Case("data-missing", _missing_data),
     Case("data-damaged-annotation-among-good-ones", _damaged_annotation),
     Case("data-annotation-whose-image-is-gone", _annotation_without_image),
