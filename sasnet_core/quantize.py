@@ -83,7 +83,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
             "count images (not only videos), or choose precision bf16 or fp32")
     cache = Path(cache) if cache is not None else default_cache_dir()
     float_precision = "bf16" if cpu_has_native_bf16() else "fp32"
-    folder = cache / "int8" / f"{model_key(model)}-{_calibration_key(images)}"
+    folder = cache / "int8" / f"{model_key(model)}-{_calibration_key(images, float_precision)}"
     found = _read_cached(folder)
     if found is not None:
         quantized, report = found
@@ -127,12 +127,15 @@ def calibration_inputs(calibration: Sequence | None, block_size: int) -> list[np
     return out
 
 
-def _calibration_key(images: list[np.ndarray]) -> str:
-    """What the quantized model depends on besides the model: the inputs and the recipe."""
+def _calibration_key(images: list[np.ndarray], float_precision: str) -> str:
+    """What the quantized model and its report depend on besides the model: the inputs, the recipe
+    and the precision its float layers were measured in."""
     import nncf
 
     h = hashlib.sha256()
-    h.update(json.dumps({"recipe": RECIPE, "keep_float": KEEP_FLOAT, "nncf": nncf.__version__}).encode())
+    settings = {"recipe": RECIPE, "keep_float": KEEP_FLOAT, "side": CALIBRATION_SIDE,
+                "float": float_precision, "nncf": nncf.__version__}
+    h.update(json.dumps(settings).encode())
     for x in images:
         h.update(str(x.shape).encode())
         h.update(x.tobytes())
