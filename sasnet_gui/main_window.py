@@ -323,6 +323,12 @@ class MainWindow(QMainWindow):
                 self.controller.busyChanged.connect(lambda _busy: self._show_model_state())
             if hasattr(self.controller, "registryChanged"):
                 self.controller.registryChanged.connect(self._show_model_state)
+            if hasattr(self.controller, "stageChanged"):  # "Preparing the model for this CPU…"
+                self.controller.stageChanged.connect(lambda _stage: self._show_model_state())
+                self.controller.engineNote.connect(lambda note: self.statusBar().showMessage(note, 15000))
+                # int8 calibrates on the images of the file list.
+                self.controller.set_calibration_images(lambda: [e.path for e in self.files.entries()])
+                self.filesOpened.connect(self.controller.images_opened)
         self.welcome.openImages.connect(self.act_open.trigger)
         self.welcome.openFolder.connect(self.act_open_folder.trigger)
         self.welcome.getReleasedModel.connect(self.act_get_released.trigger)
@@ -433,10 +439,14 @@ class MainWindow(QMainWindow):
         self.get_model_button.setVisible(predictor is None and not loading and self.controller is not None)
         self.welcome.set_has_model(self._model_registered())
         name = self.controller.current_name() if self.controller is not None and predictor is not None else None
+        engine = getattr(self.controller, "engine_text", lambda: None)() if predictor is not None else None
         if loading:
-            self.model_label.setText("Loading model\u2026")
-        else:
-            self.model_label.setText(f"model: {name}" if name else ("model loaded" if predictor else "no model"))
+            self.model_label.setText(getattr(self.controller, "stage", lambda: "Loading model\u2026")())
+        else:  # "SHHA · OpenVINO bf16 · cpu": what auto resolved to
+            fallback = f"model: {name}" if name else ("model loaded" if predictor else "no model")
+            self.model_label.setText(engine or fallback)
+        notes = getattr(self.controller, "engine_notes", lambda: [])() if predictor is not None else []
+        self.model_label.setToolTip("\n".join(notes))
 
     def _model_registered(self) -> bool:
         if self.controller is None:

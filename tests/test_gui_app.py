@@ -154,7 +154,7 @@ def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
     with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
         pass
     qtbot.waitUntil(lambda: window.session.current_result() is not None, timeout=60_000)
-    assert window.model_label.text() == "model: tiny"
+    assert window.model_label.text().startswith("tiny \u00b7 ")  # name · engine · device
     # The canvas may show the result a moment before the file list marks the entry counted.
     qtbot.waitUntil(lambda: window.files.entry(str(image)).status is Status.COUNTED, timeout=60_000)
     window.counter.cancel()
@@ -200,7 +200,7 @@ def test_status_says_loading_while_the_default_model_loads(qtbot, tmp_path):
     assert window.model_label.text() == "Loading model\u2026" and not window.banner.isVisible()
     with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
         pass
-    assert window.model_label.text() == "model: tiny" and not window.banner.isVisible()
+    assert window.model_label.text().startswith("tiny \u00b7 ") and not window.banner.isVisible()
     window.close()
 
 

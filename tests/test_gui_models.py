@@ -4,7 +4,7 @@ from __future__ import annotations
 from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_model, studio_home  # noqa: F401
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 from sasnet_core import paths  # noqa: E402
 from sasnet_core.checkpoint import save_checkpoint  # noqa: E402
@@ -220,3 +220,199 @@ def test_adding_a_name_in_use_asks_before_replacing(qtbot, studio_home, tmp_path
     with qtbot.waitSignal(dialog.modelAdded, timeout=60000):
         qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
     assert ModelRegistry().get("street").path == new and dialog.last_error is None
+
+
+# -- the engine that counts: backend and precision, as the app shows them ---------------------------
+def _auto_precision() -> str:
+    from sasnet_core.engine_choice import cpu_has_native_bf16
+
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def _start_app(qtbot):
+    """The app as `sasnet-gui` starts it, and every text its status bar showed for the model while
+    the default model loaded."""
+    from sasnet_gui.app import create_window
+
+    window = create_window()
+    qtbot.addWidget(window)
+    shown = [window.model_label.text()]
+    window.controller.stageChanged.connect(lambda _s: shown.append(window.model_label.text()))
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=120_000):
+        pass
+    return window, shown
+
+
+def _close(window) -> None:
+    window.counter.cancel()
+    window.counter.wait_idle()
+    window.document.flush()
+    window.close()
+
+
+def _models_dialog(qtbot, window):
+    from sasnet_gui.models.dialog import ModelsDialog
+
+    window.act_models.trigger()
+    dialog = window.findChild(ModelsDialog)
+    assert dialog is not None and dialog.isVisible()
+    return dialog
+
+
+def _choose(qtbot, combo, text: str) -> None:
+    """Pick an item the way a person does with the keyboard: focus the combo, type its name."""
+    combo.setFocus()
+    qtbot.wait(QApplication.keyboardInputInterval() + 50)  # a new search, not the last one continued
+    qtbot.keyClicks(combo, text)
+
+
+def _open_images(qtbot, window, monkeypatch, folder, gui, n=3):
+    images = gui.write_images(folder, n=n, h=64, w=96)
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *a, **k: ([str(p) for p in images], ""))
+    window.act_open.trigger()
+    return images
+
+
+def test_status_bar_shows_the_resolved_engine_and_the_models_dialog_changes_it(qtbot, studio_home, tmp_path):
+    register_tiny_model(tmp_path, "tiny")
+    window, shown = _start_app(qtbot)
+    auto = _auto_precision()
+    # While the model is converted for OpenVINO the app says so, then what "auto" resolved to.
+    assert list(dict.fromkeys(shown)) == ["Loading model\u2026", "Preparing the model for this CPU\u2026"]
+    assert window.model_label.text() == f"tiny \u00b7 OpenVINO {auto} \u00b7 cpu"
+    assert window.model_label.toolTip() == ""  # nothing to tell: the engine is the one asked for
+
+    dialog = _models_dialog(qtbot, window)
+    assert [dialog.precision_combo.itemText(i) for i in range(dialog.precision_combo.count())] == \
+        ["auto", "fp32", "bf16", "fp16", "int8"]
+    assert dialog.precision_combo.currentText() == "auto" and dialog.backend_combo.currentText() == "auto"
+    assert "natively" in dialog.precision_combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert f"OpenVINO {auto} \u00b7 cpu" in dialog.current_label.text()
+
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        _choose(qtbot, dialog.precision_combo, "fp32")
+    assert window.model_label.text() == "tiny \u00b7 OpenVINO fp32 \u00b7 cpu"
+    assert "<b>tiny</b> \u00b7 OpenVINO fp32 \u00b7 cpu" in dialog.current_label.text()
+
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        _choose(qtbot, dialog.backend_combo, "torch")
+    assert window.model_label.text() == "tiny \u00b7 torch fp32 \u00b7 cpu"
+    assert window.controller.predictor().backend == "torch"
+
+    # A pair that cannot run is refused in the dialog, in words, and nothing changes.
+    _choose(qtbot, dialog.precision_combo, "int8")
+    assert "int8 counting needs the OpenVINO backend" in dialog.status_label.text()
+    assert dialog.precision_combo.currentText() == "fp32" and window.controller.precision == "fp32"
+    ini = (paths.config_dir() / "gui.ini").read_text()
+    assert "backend=torch" in ini and "precision=fp32" in ini
+    _close(window)
+
+
+def test_without_openvino_the_app_counts_with_torch_and_says_why_once(qtbot, studio_home, tmp_path,
+                                                                      monkeypatch, gui):
+    from sasnet_core import openvino_backend
+
+    reason = "OpenVINO is not installed (pip install openvino)"
+    monkeypatch.setattr(openvino_backend, "unavailable_reason", lambda: reason)
+    register_tiny_model(tmp_path, "tiny")
+    window, shown = _start_app(qtbot)
+    assert "Preparing the model for this CPU\u2026" not in shown  # torch: nothing to convert
+    assert window.model_label.text() == f"tiny \u00b7 torch {_auto_precision()} \u00b7 cpu"
+    assert reason in window.statusBar().currentMessage()  # told once, not in a dialog
+    assert reason in window.model_label.toolTip()  # and kept where it can be read again
+    assert window.findChild(QMessageBox) is None
+
+    (image, *_) = _open_images(qtbot, window, monkeypatch, tmp_path / "imgs", gui)
+    qtbot.waitUntil(lambda: window.session.current_result() is not None, timeout=60_000)
+    assert window.session.current_result().count >= 0
+
+    dialog = _models_dialog(qtbot, window)
+    assert reason in dialog.current_label.text()
+    _choose(qtbot, dialog.backend_combo, "openvino")  # cannot run: refused, torch stays
+    assert reason in dialog.status_label.text() and dialog.backend_combo.currentText() == "auto"
+    window.statusBar().clearMessage()
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        _choose(qtbot, dialog.precision_combo, "fp32")
+    assert window.model_label.text() == "tiny \u00b7 torch fp32 \u00b7 cpu"
+    assert window.statusBar().currentMessage() == ""  # the same note is not repeated
+    assert reason in window.model_label.toolTip()
+    _close(window)
+
+
+def test_precisions_saved_by_earlier_versions_still_load(qtbot, studio_home, tmp_path):
+    from sasnet_gui.models.controller import ModelController
+    from sasnet_gui.settings import AppSettings
+
+    register_tiny_model(tmp_path, "tiny")
+    assert ModelController(load_default=False).precision == "auto"  # the default now
+    old = AppSettings()
+    old.set_value("models/precision", "fp32")  # as earlier versions wrote it; no backend key yet
+    old.sync()
+    window, _shown = _start_app(qtbot)
+    assert (window.controller.precision, window.controller.backend) == ("fp32", "auto")
+    assert window.model_label.text() == "tiny \u00b7 OpenVINO fp32 \u00b7 cpu"
+    assert _models_dialog(qtbot, window).precision_combo.currentText() == "fp32"
+    _close(window)
+
+    damaged = AppSettings()
+    damaged.set_value("models/precision", "fp8")
+    damaged.set_value("models/backend", "tensorrt")
+    damaged.sync()
+    again = ModelController(load_default=False)
+    assert (again.precision, again.backend) == ("auto", "auto")
+
+
+def test_int8_calibrates_on_the_open_images_and_says_how_far_its_counts_are(qtbot, studio_home, tmp_path,
+                                                                            monkeypatch, gui):
+    register_tiny_model(tmp_path, "tiny")
+    window, _shown = _start_app(qtbot)
+    dialog = _models_dialog(qtbot, window)
+    _choose(qtbot, dialog.precision_combo, "int8")  # nothing open yet: nothing to calibrate on
+    assert "open some images first: int8 calibrates on them" in dialog.status_label.text()
+    assert dialog.precision_combo.currentText() == "auto" and window.controller.precision == "auto"
+    assert window.findChild(QMessageBox) is None
+
+    _open_images(qtbot, window, monkeypatch, tmp_path / "imgs", gui)
+    shown = []
+    window.controller.stageChanged.connect(lambda _s: shown.append(window.model_label.text()))
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=180_000):
+        _choose(qtbot, dialog.precision_combo, "int8")
+    assert "Preparing the model for this CPU: int8 calibration on your images\u2026" in shown
+    assert window.model_label.text() == "tiny \u00b7 OpenVINO int8 \u00b7 cpu"
+    report = "int8 calibrated on 3 of your images: counts within"
+    assert report in window.statusBar().currentMessage() and report in window.model_label.toolTip()
+    assert report in dialog.current_label.text()
+    qtbot.waitUntil(lambda: window.session.current_result() is not None, timeout=60_000)
+    _close(window)
+
+
+def test_int8_from_an_earlier_session_waits_for_images_then_quantizes(qtbot, studio_home, tmp_path,
+                                                                     monkeypatch, gui):
+    from sasnet_gui.settings import AppSettings
+
+    register_tiny_model(tmp_path, "tiny")
+    saved = AppSettings()
+    saved.set_value("models/precision", "int8")
+    saved.sync()
+    window, _shown = _start_app(qtbot)  # no image open: counts with auto meanwhile, no error
+    assert window.findChild(QMessageBox) is None
+    assert window.model_label.text() == f"tiny \u00b7 OpenVINO {_auto_precision()} \u00b7 cpu"
+    assert "int8 calibrates on your images" in window.model_label.toolTip()
+    assert window.controller.precision == "int8"
+
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=180_000):
+        images = _open_images(qtbot, window, monkeypatch, tmp_path / "imgs", gui)
+    assert window.model_label.text() == "tiny \u00b7 OpenVINO int8 \u00b7 cpu"
+    assert "int8 calibrates on your images" not in window.model_label.toolTip()
+    assert "int8 calibrated on 3 of your images" in window.model_label.toolTip()
+    _close(window)
+
+    # `sasnet-gui imgs/`: the images open while the default model is still loading.
+    from sasnet_gui.app import create_window
+
+    window = create_window([str(p) for p in images])
+    qtbot.addWidget(window)
+    int8 = "tiny \u00b7 OpenVINO int8 \u00b7 cpu"
+    qtbot.waitUntil(lambda: window.model_label.text() == int8, timeout=180_000)
+    assert window.controller.predictor().precision == "int8"
+    _close(window)

@@ -119,7 +119,7 @@ def test_download_verifies_registers_as_default_and_loads(qtbot, window, server,
     assert entry.path.read_bytes() == tiny_bytes and entry.path.parent == paths.models_dir()
     assert window.controller.current_name() == "shha"
     assert not dlg.isVisible()
-    assert window.model_label.text() == "model: shha" and not window.banner.isVisible()
+    assert window.model_label.text().startswith("shha \u00b7 ") and not window.banner.isVisible()
     assert not window.get_model_button.isVisible()
     assert not window.welcome.model_step.isVisibleTo(window.welcome)  # only the image step is left
 

@@ -1,16 +1,26 @@
-"""The current model of the app: which checkpoint, on which device and precision.
+"""The current model of the app: which checkpoint, on which device, backend and precision.
 
 ``ModelController`` owns one ``Predictor`` (or None: the app still opens and annotates images
-without a model). Loading a checkpoint takes seconds (torch.load of ~100 MB, BatchNorm folding),
+without a model). Loading a checkpoint takes seconds (torch.load of ~100 MB, BatchNorm folding;
+on the CPU the first use of a checkpoint also converts it for OpenVINO, about 15 s, then cached),
 so it runs in a superqt worker thread; views only listen to the signals:
 
     predictorChanged(object)  the new Predictor, or None
     loadFailed(str)           message naming the file and the problem
     busyChanged(bool)         a load is running
+    stageChanged(str)         what the running load is doing ("Preparing the model for this CPU…")
+    engineNote(str)           something to tell the user once about the engine in use (OpenVINO
+                              missing, int8 waiting for images, int8's measured count difference)
     registryChanged()         models were added to / removed from the registry through the GUI
 
-Device and precision are remembered in the app's settings (``AppSettings``) and apply to the next
-load; changing them reloads the current model.
+Device, backend and precision are remembered in the app's settings (``AppSettings``) and apply to
+the next load; changing them reloads the current model. ``auto`` is resolved by
+``sasnet_core.engine_choice``; ``engine_text()`` says what it resolved to.
+
+int8 is calibrated on the user's own images (``sasnet_core.quantize``): the views hand the
+controller their image list (``set_calibration_images``). Choosing int8 with no image open is
+refused; int8 remembered from an earlier session counts with ``auto`` until images are opened
+(``images_opened``), then the model is quantized on them.
 """
 from __future__ import annotations
 
@@ -21,14 +31,21 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
-from sasnet_core.errors import SASNetError
+from sasnet_core.errors import EngineUnavailableError, SASNetError
 from sasnet_core.registry import ModelRegistry
-from sasnet_core.vocab import (DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
-                               INFERENCE_PRECISIONS as PRECISIONS)
+from sasnet_core.vocab import (BACKENDS, DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
+                               INFERENCE_PRECISIONS as PRECISIONS, Backend, Precision)
 from sasnet_gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
-_DEVICE_KEY, _PRECISION_KEY = "models/device", "models/precision"
+_DEVICE_KEY, _PRECISION_KEY, _BACKEND_KEY = "models/device", "models/precision", "models/backend"
+
+LOADING = "Loading model\u2026"
+PREPARING = "Preparing the model for this CPU\u2026"
+QUANTIZING = "Preparing the model for this CPU: int8 calibration on your images\u2026"
+INT8_NEEDS_IMAGES = "open some images first: int8 calibrates on them"
+INT8_WAITS = ("int8 calibrates on your images: open some and the model is quantized on them; "
+              "until then it counts with the automatic precision")
 
 # How a person gets a model, in the app's words (menus, not shell commands); the command line
 # has its own text in sasnet_core.registry.
@@ -37,11 +54,25 @@ HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download
                       "onto the window, or add one with Add file in Model \u25b8 Models.")
 
 
-def _load_predictor(weights, device: str, precision: str):
-    """Worker body (runs off the GUI thread): resolve, load and prepare the model."""
+def _resolved_engine(device: str, precision: str, backend: str):
+    """What ``auto`` means here (EngineChoice); raises a SASNetError for a pair that cannot run."""
+    from sasnet_core.engine_choice import choose_engine
+    from sasnet_core.inference import select_device
+
+    return choose_engine(select_device(device), precision, backend)
+
+
+def _load_predictor(weights, device: str, precision: str, backend: str, calibration):
+    """Worker body (runs off the GUI thread): resolve, load and prepare the model. Yields what it
+    is doing when that takes long: OpenVINO converts a checkpoint on its first use, int8 also
+    quantizes it on the calibration images."""
     from sasnet_core.inference import Predictor
 
-    return Predictor.from_weights(weights, device=device, precision=precision)
+    engine = _resolved_engine(device, precision, backend)
+    if engine.backend == Backend.OPENVINO:
+        yield QUANTIZING if engine.precision == Precision.INT8 else PREPARING
+    return Predictor.from_weights(weights, device=device, precision=precision, backend=backend,
+                                  calibration=calibration)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -55,6 +86,8 @@ class ModelController(QObject):
     predictorChanged = Signal(object)
     loadFailed = Signal(str)
     busyChanged = Signal(bool)
+    stageChanged = Signal(str)
+    engineNote = Signal(str)
     registryChanged = Signal()
 
     def __init__(self, parent: QObject | None = None, *, registry: ModelRegistry | None = None,
@@ -64,6 +97,13 @@ class ModelController(QObject):
         self._settings = settings or AppSettings()
         self._device = self._read_setting(_DEVICE_KEY, DEVICES, DEFAULT_DEVICE)
         self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, DEFAULT_INFERENCE_PRECISION)
+        self._backend = self._read_setting(_BACKEND_KEY, BACKENDS, DEFAULT_BACKEND)
+        self._calibration_source = lambda: []
+        # The newest load counts with auto until images are opened, and what it loads.
+        self._int8_waits = False
+        self._target: tuple | None = None
+        self._stage = LOADING
+        self._notes_told: set[str] = set()  # each note is shown once a session
         self._predictor = None
         self._name: str | None = None
         self._path: Path | None = None
@@ -98,16 +138,65 @@ class ModelController(QObject):
     def precision(self, value: str) -> None:
         self._change_setting("precision", PRECISIONS, _PRECISION_KEY, value)
 
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._change_setting("backend", BACKENDS, _BACKEND_KEY, value)
+
     def _change_setting(self, what: str, allowed: tuple, key: str, value: str) -> None:
+        """Remember a new device / backend / precision and reload the model in use with it; raises
+        a SASNetError (the setting unchanged) for a combination this machine cannot run."""
         if value not in allowed:
             raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
         if getattr(self, f"_{what}") == value:
             return
+        wanted = {"device": self._device, "precision": self._precision, "backend": self._backend, what: value}
+        # Images are asked for only when int8 is chosen: int8 waiting for them (see load) must not
+        # block a change of device.
+        self.check_engine(**wanted, images=what == "precision")
         setattr(self, f"_{what}", value)
         self._settings.set_value(key, str(value))
         self._settings.sync()
         if self._path is not None:  # the model in use moves to the new device / precision
             self.load(self._path, name=self._name)
+
+    def check_engine(self, device: str, precision: str, backend: str, *, images: bool = True) -> None:
+        """Raise a SASNetError saying why ``device``/``precision``/``backend`` cannot count here
+        (no such GPU, fp16 with OpenVINO, int8 without OpenVINO or NNCF, or, with ``images``,
+        int8 with no image open to calibrate on)."""
+        engine = _resolved_engine(device, precision, backend)
+        if engine.precision == Precision.INT8:
+            from sasnet_core.quantize import nncf_missing_reason
+
+            reason = nncf_missing_reason()
+            if reason is not None:
+                raise EngineUnavailableError(reason)
+            if images and not self._calibration_images():
+                raise EngineUnavailableError(INT8_NEEDS_IMAGES)
+
+    # -- int8 calibration ------------------------------------------------------------------
+    def set_calibration_images(self, source) -> None:
+        """``source()`` lists the images int8 may calibrate on (the open file list); the core
+        picks a handful spread over it."""
+        self._calibration_source = source
+
+    def _calibration_images(self) -> list[str]:
+        try:
+            return [str(p) for p in self._calibration_source()]
+        except Exception:  # noqa: BLE001 - a view torn down at exit: no images
+            log.exception("listing the calibration images failed")
+            return []
+
+    def images_opened(self, *_args) -> None:
+        """Images were opened: int8 that waited for them can now quantize the model in use."""
+        # Also while that load still runs (at start the default model and the images given on
+        # the command line are opened in the same moment).
+        if self._int8_waits and self._target is not None and self._calibration_images():
+            weights, name = self._target
+            self.load(weights, name=name)
 
     # -- state -----------------------------------------------------------------------------
     def predictor(self):
@@ -128,6 +217,36 @@ class ModelController(QObject):
 
     def is_busy(self) -> bool:
         return self._pending > 0 or self._default_scheduled
+
+    def stage(self) -> str:
+        """What the running load is doing, for the views to show while ``is_busy()``."""
+        return self._stage
+
+    def engine_text(self) -> str | None:
+        """'SHHA · OpenVINO bf16 · cpu': the model in use and what ``auto`` resolved to."""
+        p = self._predictor
+        if p is None:
+            return None
+        engine = getattr(p, "engine", None)
+        how = engine.describe() if engine is not None else str(getattr(p, "precision", ""))
+        return " \u00b7 ".join(part for part in (self._name, how, p.device.type) if part)
+
+    def engine_notes(self) -> list[str]:
+        """What the user should know about the engine in use: why it is not the one asked for,
+        and int8's measured count difference from fp32 on their images."""
+        p = self._predictor
+        if p is None:
+            return []
+        notes = []
+        engine = getattr(p, "engine", None)
+        if engine is not None and engine.note:
+            notes.append(engine.note)
+        if self._int8_waits:
+            notes.append(INT8_WAITS)
+        report = getattr(getattr(p, "runner", None), "int8_report", None)
+        if report is not None:
+            notes.append(report.describe())
+        return notes
 
     @staticmethod
     def how_to_get_a_model() -> str:
@@ -159,21 +278,36 @@ class ModelController(QObject):
         """Load a checkpoint file or registered model name off the GUI thread."""
         self._generation += 1
         generation = self._generation
-        worker = create_worker(_load_predictor, weights, self._device, self._precision,
+        precision, calibration, int8_waits = self._precision, None, False
+        if precision == Precision.INT8:
+            calibration = self._calibration_images()
+            if not calibration:  # int8 from an earlier session, nothing open yet: see images_opened
+                precision, int8_waits = str(DEFAULT_INFERENCE_PRECISION), True
+        self._int8_waits, self._target = int8_waits, (weights, name)
+        worker = create_worker(_load_predictor, weights, self._device, precision, self._backend, calibration,
                                _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(lambda stage: self._set_stage(generation, stage))
         worker.returned.connect(lambda p: self._loaded(generation, weights, name, p))
         worker.errored.connect(lambda exc: self._failed(generation, exc))
         worker.finished.connect(lambda: self._workers.discard(worker))  # keep it alive till then
         self._workers.add(worker)
         self._pending += 1
+        self._stage = LOADING
         if self._pending == 1:
             self.busyChanged.emit(True)
+        self.stageChanged.emit(LOADING)
         worker.start()
+
+    def _set_stage(self, generation: int, stage: str) -> None:
+        if generation == self._generation:
+            self._stage = stage
+            self.stageChanged.emit(stage)
 
     def unload(self) -> None:
         """Use no model (e.g. the one in use was removed)."""
         self._generation += 1
         self._predictor, self._name, self._path = None, None, None
+        self._int8_waits, self._target = False, None
         self.predictorChanged.emit(None)
 
     def _one_done(self) -> None:
@@ -183,6 +317,11 @@ class ModelController(QObject):
             self.busyChanged.emit(False)
 
     def _loaded(self, generation: int, weights, name: str | None, predictor) -> None:
+        if isinstance(predictor, BaseException):
+            # superqt's generator workers return a RuntimeError raised in the body instead of
+            # emitting errored (torch and OpenVINO raise RuntimeErrors).
+            self._failed(generation, predictor)
+            return
         self._one_done()
         if generation != self._generation:
             return  # a newer load was asked for meanwhile
@@ -191,6 +330,10 @@ class ModelController(QObject):
         self._name = name or self._registered_name(weights, self._path) or self._path.stem
         self._predictor = predictor
         self.predictorChanged.emit(predictor)
+        for note in self.engine_notes():
+            if note not in self._notes_told:
+                self._notes_told.add(note)
+                self.engineNote.emit(note)
 
     def _registered_name(self, weights, path: Path) -> str | None:
         try:

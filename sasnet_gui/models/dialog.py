@@ -1,4 +1,4 @@
-"""The Models dialog: the registry the ``sasnet`` command uses, plus device and precision.
+"""The Models dialog: the registry the ``sasnet`` command uses, plus device, backend and precision.
 
 One row per registered model with what its checkpoint says about itself (kind, parent, training
 data, date, held-out MAE before and after fine-tuning). Adding a file reads the whole checkpoint
@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -33,11 +32,36 @@ from PySide6.QtWidgets import (
 from superqt.utils import create_worker
 
 from sasnet_core import paths
+from sasnet_core.errors import SASNetError
 from sasnet_core.registry import ModelEntry
 from sasnet_gui import errors
-from sasnet_gui.models.controller import DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
+from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
 
 COLUMNS = ("Name", "Kind", "Parent", "Trained on", "Date", "MAE before", "MAE after", "File")
+
+# One line per choice, shown as the combo items' tooltips: what each costs and gains.
+DEVICE_TIPS = {
+    "auto": "A CUDA GPU, then an Apple GPU (MPS), then the CPU",
+    "cpu": "The processor (counts with OpenVINO when it is installed)",
+    "cuda": "An NVIDIA GPU",
+    "mps": "An Apple GPU (Metal)",
+}
+PRECISION_TIPS = {
+    "auto": "bf16 where the processor or GPU computes it natively (CPUs with AMX or AVX512-BF16, "
+            "recent NVIDIA GPUs), else fp32: the fastest choice that keeps counts within 0.5 %",
+    "fp32": "Full precision: counts exactly as the reference model, the slowest",
+    "bf16": "Several times faster on CPUs with AMX and on recent GPUs, counts within 0.5 %; "
+            "emulated, and slower than fp32, elsewhere",
+    "fp16": "For GPUs (torch); OpenVINO on the CPU does not run it",
+    "int8": "The fastest on the CPU (OpenVINO): the model is quantized on a few of your open images "
+            "(once, then cached), and you are told how far its counts are from fp32 on them",
+}
+BACKEND_TIPS = {
+    "auto": "OpenVINO on the CPU when it is installed, else torch; torch on GPUs",
+    "torch": "PyTorch: runs on every device; on the CPU several times slower than OpenVINO",
+    "openvino": "Intel OpenVINO, CPU only: the model is compiled for this processor "
+                "(its first use converts it, about 15 s, then it is cached)",
+}
 
 
 def _fmt_mae(value) -> str:
@@ -95,6 +119,18 @@ def suggest_name(path: str | Path, taken: set[str]) -> str:
     return name
 
 
+def _choice_combo(values, tips: dict[str, str], current: str) -> QComboBox:
+    combo = QComboBox()
+    for value in values:
+        combo.addItem(str(value))
+        if str(value) in tips:
+            combo.setItemData(combo.count() - 1, tips[str(value)], Qt.ItemDataRole.ToolTipRole)
+    combo.setCurrentText(str(current))
+    combo.setToolTip(tips.get(str(current), ""))
+    combo.currentTextChanged.connect(lambda text: combo.setToolTip(tips.get(text, "")))
+    return combo
+
+
 def _made_here(entry: ModelEntry) -> bool:
     """A model fine-tuned by the app: its file lives in the app's models folder."""
     try:
@@ -120,6 +156,7 @@ class ModelsDialog(QDialog):
         self._workers: set = set()
         self._entries: list[ModelEntry] = []
         self.last_error: str | None = None
+        self._reverting = False  # a refused choice is being put back in its combo
 
         self.current_label = QLabel()
         self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -158,20 +195,20 @@ class ModelsDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(self.copy_check)
 
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        self.device_combo.setToolTip("auto: CUDA GPU, then Apple GPU (MPS), then CPU")
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(PRECISIONS)
-        self.precision_combo.setToolTip("bf16 / fp16 are faster on recent GPUs and CPUs; the count "
-                                        "changes by well under one person")
-        self.device_combo.setCurrentText(controller.device)
-        self.precision_combo.setCurrentText(controller.precision)
-        self.device_combo.currentTextChanged.connect(self._set_device)
-        self.precision_combo.currentTextChanged.connect(self._set_precision)
-        form = QFormLayout()
-        form.addRow("Device:", self.device_combo)
-        form.addRow("Precision:", self.precision_combo)
+        self.device_combo = _choice_combo(DEVICES, DEVICE_TIPS, controller.device)
+        self.backend_combo = _choice_combo(BACKENDS, BACKEND_TIPS, controller.backend)
+        self.precision_combo = _choice_combo(PRECISIONS, PRECISION_TIPS, controller.precision)
+        for combo, what in ((self.device_combo, "device"), (self.backend_combo, "backend"),
+                            (self.precision_combo, "precision")):
+            combo.currentTextChanged.connect(lambda value, c=combo, w=what: self._set_engine(c, w, value))
+        # Side by side: three short combos in a row keep the table tall.
+        engine_row = QHBoxLayout()
+        for label, combo in (("Device:", self.device_combo), ("Backend:", self.backend_combo),
+                             ("Precision:", self.precision_combo)):
+            engine_row.addWidget(QLabel(label))
+            engine_row.addWidget(combo)
+            engine_row.addSpacing(12)
+        engine_row.addStretch(1)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -183,12 +220,13 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.empty_label)
         layout.addLayout(buttons)
-        layout.addLayout(form)
+        layout.addLayout(engine_row)
         layout.addWidget(self.status_label)
         layout.addWidget(close)
 
         controller.predictorChanged.connect(self._on_model_changed)
         controller.busyChanged.connect(lambda _b: self._show_current())
+        controller.stageChanged.connect(lambda _s: self._show_current())
         controller.loadFailed.connect(self._load_failed)
         controller.registryChanged.connect(self.refresh)
         self.refresh()
@@ -243,11 +281,13 @@ class ModelsDialog(QDialog):
     def _show_current(self) -> None:
         c = self.controller
         if c.is_busy():
-            text = "Loading model…"
+            text = html.escape(c.stage())
         elif c.has_model():
-            p = c.predictor()
-            text = (f"In use: <b>{html.escape(str(c.current_name()))}</b> on {p.device} "
-                    f"({p.precision}) — {html.escape(str(c.current_weights_path()))}")
+            name, _, engine = (c.engine_text() or "").partition(" \u00b7 ")
+            text = (f"In use: <b>{html.escape(name)}</b> \u00b7 {html.escape(engine)} "
+                    f"\u2014 {html.escape(str(c.current_weights_path()))}")
+            for note in c.engine_notes():  # why not what was asked for; int8's count difference
+                text += f"<br><span style='color: palette(dark)'>{html.escape(note)}</span>"
         else:
             text = "In use: <b>no model</b>"
         self.current_label.setText(text)
@@ -383,11 +423,22 @@ class ModelsDialog(QDialog):
             self.status_label.setProperty("loading", True)
             self.controller.load(name)
 
-    def _set_device(self, value: str) -> None:
-        self.controller.device = value
-
-    def _set_precision(self, value: str) -> None:
-        self.controller.precision = value
+    def _set_engine(self, combo: QComboBox, what: str, value: str) -> None:
+        """Apply a device / backend / precision choice; one this machine cannot run is refused
+        here, in words, and the combo goes back to what is in use."""
+        if self._reverting:
+            return
+        try:
+            setattr(self.controller, what, value)
+        except SASNetError as exc:
+            self.status_label.setText(f"<span style='color:#c0392b'>{what.capitalize()} {html.escape(value)}: "
+                                      f"{html.escape(str(exc))}</span>")
+            self.last_error = str(exc)
+            self._reverting = True
+            try:
+                combo.setCurrentText(getattr(self.controller, what))
+            finally:
+                self._reverting = False
 
     def _load_failed(self, message: str) -> None:
         self.status_label.setProperty("loading", False)
