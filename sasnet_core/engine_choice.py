@@ -88,10 +88,10 @@ def choose_engine(device: torch.device, precision: str = "auto", backend: str = 
             raise EngineUnavailableError(f"the OpenVINO backend runs on the CPU, not on {device.type}")
         reason = unavailable_reason()
         if reason is not None:
-            raise EngineUnavailableError(f"--backend openvino was asked for, but {reason}")
+            raise EngineUnavailableError(f"the openvino backend was asked for, but {reason}")
         if precision == Precision.FP16:
             raise EngineUnavailableError("OpenVINO on the CPU does not run fp16; use bf16 or fp32")
     if precision == Precision.INT8 and backend != Backend.OPENVINO:
         reason = unavailable_reason() if device.type == "cpu" else f"int8 runs on the CPU, not on {device.type}"
-        raise EngineUnavailableError(f"int8 counting needs the OpenVINO backend: {reason or 'choose --backend openvino'}")
+        raise EngineUnavailableError(f"int8 counting needs the OpenVINO backend: {reason or 'choose the openvino backend'}")
     return EngineChoice(backend, precision, note)

@@ -301,8 +301,11 @@ def test_status_bar_shows_the_resolved_engine_and_the_models_dialog_changes_it(q
 
     # A pair that cannot run is refused in the dialog, in words, and nothing changes.
     _choose(qtbot, dialog.precision_combo, "int8")
-    assert "int8 counting needs the OpenVINO backend" in dialog.status_label.text()
+    assert "int8 counting needs the OpenVINO backend: choose the openvino backend" in dialog.status_label.text()
     assert dialog.precision_combo.currentText() == "fp32" and window.controller.precision == "fp32"
+    _choose(qtbot, dialog.device_combo, "mps")  # no Apple GPU on this machine
+    assert "MPS" in dialog.status_label.text() and "--" not in dialog.status_label.text()
+    assert dialog.device_combo.currentText() == "auto" and window.controller.device == "auto"
     ini = (paths.config_dir() / "gui.ini").read_text()
     assert "backend=torch" in ini and "precision=fp32" in ini
     _close(window)
