@@ -33,7 +33,10 @@ CALIBRATION_IMAGES = 8  # NNCF's ranges settle after a handful of images; each o
 CALIBRATION_SIDE = 768  # calibration images are downscaled to this long side (speed)
 # NNCF name patterns of the layers kept in float. The density heads' last 1x1 convolutions turn
 # features into people per pixel: their int8 rounding goes straight into the count, and they cost
-# little time (one output channel).
+# little time (one output channel). Measured on the full-size model (random weights, 3 UCF_CC_50
+# images, count vs fp32, mean / max): all int8 0.57 % / 1.0 %; these five convolutions in float
+# 0.37 % / 0.81 %; the whole density heads 0.38 % / 0.86 %; the confidence heads 0.89 % / 1.17 %;
+# int8 time the same for all four within the noise of a busy machine.
 KEEP_FLOAT = (r".*density_head\d\.1\.conv.*",)
 # Bumped whenever the recipe (settings above, NNCF options) changes: old cache entries then go unused.
 RECIPE = 1
