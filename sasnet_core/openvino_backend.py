@@ -96,7 +96,10 @@ def converted_model(model: SASNet, cache: Path | None = None):
         try:
             return core.read_model(str(xml))
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never fatal
-            shutil.rmtree(folder, ignore_errors=True)
+            pass
+    # A damaged or half-present entry goes before rebuilding: the rename into place cannot
+    # replace a folder that still holds files, and the next start would convert again.
+    shutil.rmtree(folder, ignore_errors=True)
     k = model.config.block_size
     # The trace is taken at one shape with dynamic height and width; torch's warnings about
     # tracing (a shape check taken as a constant) say nothing the user can act on.

@@ -27,6 +27,22 @@ def tiny_weights(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _openvino_cache(tmp_path_factory):
+    """One OpenVINO model cache for the whole run: converting a checkpoint takes seconds to tens of
+    seconds on two cores, and entries are keyed by the weights, so tests cannot see each other's
+    models through it (tests of the cache itself pass their own ``ov_cache`` folder). Set up for
+    the session, with a session home, so module and session fixtures that build a Predictor stay
+    out of the real user folders too."""
+    from sasnet_core import openvino_backend
+
+    cache = tmp_path_factory.mktemp("openvino_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SASNET_STUDIO_HOME", str(tmp_path_factory.mktemp("sasnet_session_home")))
+        mp.setattr(openvino_backend, "default_cache_dir", lambda: cache)
+        yield cache
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_folders(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("sasnet_home")

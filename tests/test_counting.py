@@ -27,6 +27,12 @@ def _predictor(**kwargs) -> Predictor:
     return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32", **kwargs)
 
 
+def _layered_predictor(**kwargs) -> Predictor:
+    """The torch backend: the tests that hook a layer to make a stop deterministic need layers to
+    hook (OpenVINO runs the graph as one call; its stop is tested in test_openvino_backend)."""
+    return _predictor(backend="torch", **kwargs)
+
+
 @pytest.fixture(scope="module")
 def predictor():
     return _predictor()
@@ -162,7 +168,7 @@ def test_bad_batch_size_is_refused(predictor):
 
 # -- stopping ---------------------------------------------------------------------------------
 def test_a_stop_inside_an_image_takes_effect_before_the_next_layer():
-    p = _predictor()
+    p = _layered_predictor()
     token = CancelToken()
     log = _ConvLog(p.model)
     # The stop arrives while the encoder's third stage runs; the stream must end right after it.
@@ -193,7 +199,7 @@ def test_a_stop_between_tiles_leaves_the_remaining_tiles():
 
 
 def test_a_stop_from_another_thread_ends_the_stream_at_the_next_layer():
-    p = _predictor()
+    p = _layered_predictor()
     token, entered = CancelToken(), threading.Event()
     log = _ConvLog(p.model)
     p.model.features2.register_forward_pre_hook(_slow_layer(entered, log))
@@ -232,7 +238,7 @@ def _counting_threads():
 
 def _start_counting_into_a_slow_layer(qtbot, window, controller, folder, gui):
     paths = [str(p) for p in gui.write_images(folder, n=3, h=64, w=64)]
-    p = _predictor()
+    p = _layered_predictor()
     entered = threading.Event()
     log = _ConvLog(p.model)
     p.model.features2.register_forward_pre_hook(_slow_layer(entered, log))
@@ -295,7 +301,7 @@ def test_progress_total_counts_each_image_once(qtbot, main_window, fake_controll
     main_window.open_paths([tmp_path])  # as the command line does, before there is a model
     shown = []
     main_window.counter.progress.connect(lambda done, total: shown.append(main_window.progress.format()))
-    p = _predictor()
+    p = _layered_predictor()
     entered, release = threading.Event(), threading.Event()
     p.model.features2.register_forward_pre_hook(_held_first_image(entered, release))
     fake_controller.set(p)  # the model arrives: the open images are counted, the shown one first
@@ -313,7 +319,7 @@ def test_progress_total_after_a_new_model_while_counting(qtbot, main_window, fak
     main_window.open_paths([tmp_path])
     shown = []
     main_window.counter.progress.connect(lambda done, total: shown.append(main_window.progress.format()))
-    p = _predictor()
+    p = _layered_predictor()
     entered = threading.Event()
     p.model.features2.register_forward_pre_hook(_slow_layer(entered))
     fake_controller.set(p)
@@ -375,7 +381,7 @@ controller = fake_controller_class()()
 window = MainWindow(controller=controller)
 window.show()
 torch.manual_seed(0)
-predictor = Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu")
+predictor = Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", backend="torch")
 
 def slow_layer(module, args):  # a layer that lasts until the stop reaches it
     QTimer.singleShot(0, app, app.quit)  # quit while the image or frame is being counted

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import torch
 
 from sasnet_core import paths, platform_check, released
 from sasnet_core.checkpoint import save_checkpoint
 from sasnet_core.cli import main
+from sasnet_core.engine_choice import choose_engine
 from sasnet_core.model import SASNet, SASNetConfig
 from sasnet_core.registry import ModelRegistry
 
@@ -52,7 +54,28 @@ def test_doctor_json_lists_each_model_with_its_file_and_identity_without_rehashi
     assert report["registry"]["default"] == "mine"
     assert hashed == []  # unchanged files are not hashed again
     assert any("'gone' is gone" in m for m in report["missing"])
-    assert report["versions"]["torch"] and report["devices"]["precision"]["cpu"]["counting"] == "fp32"
+    assert report["versions"]["torch"]
+    # The engine a default count runs, resolved for this machine, not the option's value "auto".
+    engine = choose_engine(torch.device("cpu"))
+    cpu = report["devices"]["precision"]["cpu"]
+    assert (cpu["counting"], cpu["backend"]) == (str(engine.precision), str(engine.backend))
+    assert cpu["counting"] in ("fp32", "bf16")
+    assert report["devices"]["openvino"] == {"installed": True, "version": metadata.version("openvino"), "usable": True,
+                                             "problem": None}
+
+
+def test_doctor_says_counting_falls_back_to_torch_when_openvino_cannot_load(monkeypatch, capsys):
+    from sasnet_core import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "unavailable_reason",
+                        lambda: "OpenVINO is not installed (pip install openvino)")
+    code, out, _ = _cli(["doctor"], capsys)
+    assert code == 0
+    assert "OpenVINO:        OpenVINO is not installed (pip install openvino)" in out
+    assert f"counting torch {choose_engine(torch.device('cpu'), backend='torch').precision}," in out
+    assert "backends:        torch (" in out
+    assert ("  - OpenVINO is not installed (pip install openvino): counting on the CPU falls back to torch, "
+            "which is several times slower") in out
 
 
 def test_doctor_names_gdown_and_qt_libraries_when_they_are_missing(monkeypatch, capsys):

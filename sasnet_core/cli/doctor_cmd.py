@@ -22,6 +22,7 @@ _PACKAGES = (
     ("pyqtgraph", ("pyqtgraph",)),
     ("gdown", ("gdown",)),
     ("openvino", ("openvino",)),
+    ("nncf", ("nncf",)),
 )
 # /proc/cpuinfo flags that decide whether bf16 is fast on this CPU.
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
@@ -65,7 +66,6 @@ def _devices() -> dict:
     except ImportError:
         return {"error": "torch is not installed"}
     from sasnet_core.training.loop import precision_for
-    from sasnet_core.vocab import DEFAULT_INFERENCE_PRECISION
 
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -76,12 +76,37 @@ def _devices() -> dict:
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
         "mps": mps,
         "threads": torch.get_num_threads(),
-        "precision": {kind: {"counting": str(DEFAULT_INFERENCE_PRECISION),
+        "precision": {kind: {**_counting_engine(torch.device(kind)),
                              "training": precision_for(torch.device(kind), "auto").name} for kind in kinds},
-        "backends": ["torch"] + (["openvino"] if _version(("openvino",)) else []),
+        "openvino": _openvino(),
+        "backends": ["torch"] + (["openvino"] if _openvino()["usable"] else []),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cudnn": torch.backends.cudnn.version() if cuda else None,
     }
+
+
+def _counting_engine(device) -> dict:
+    """What ``sasnet count`` with its default options runs on ``device``: the resolved backend and
+    precision (the same answer the count's first line gives), not the option's value "auto"."""
+    from sasnet_core.engine_choice import choose_engine
+    from sasnet_core.errors import SASNetError
+    from sasnet_core.vocab import DEFAULT_BACKEND, DEFAULT_INFERENCE_PRECISION
+
+    try:
+        engine = choose_engine(device, str(DEFAULT_INFERENCE_PRECISION), str(DEFAULT_BACKEND))
+    except SASNetError as exc:
+        return {"counting": None, "backend": None, "engine": None, "note": str(exc)}
+    return {"counting": str(engine.precision), "backend": str(engine.backend), "engine": engine.describe(),
+            "note": engine.note}
+
+
+def _openvino() -> dict:
+    """Whether the CPU backend can run here (importable, not only installed), and which version."""
+    from sasnet_core.openvino_backend import unavailable_reason
+
+    reason = unavailable_reason()
+    return {"installed": _version(("openvino",)) is not None, "version": _version(("openvino",)),
+            "usable": reason is None, "problem": reason}
 
 
 def _registry() -> dict:
@@ -141,6 +166,15 @@ def _missing(report: dict) -> list[str]:
     for label in ("torch", "torchvision", "numpy", "OpenCV", "PySide6", "pyqtgraph"):
         if v[label] is None:
             out.append(f"{label} is not installed: reinstall with 'python -m pip install -e .' in the source folder")
+    ov = report["devices"].get("openvino")
+    if ov is not None and not ov["usable"]:
+        out.append(f"{ov['problem']}: counting on the CPU falls back to torch, which is several times slower")
+    elif ov is not None:
+        from sasnet_core.quantize import nncf_missing_reason
+
+        reason = nncf_missing_reason()
+        if reason is not None:
+            out.append(reason)
     if v["gdown"] is None:
         out.append("gdown is not installed, so 'sasnet models download' cannot fetch from Google Drive: "
                    "install it with 'python -m pip install gdown'")
@@ -168,7 +202,7 @@ def format_text(report: dict) -> str:
     lines = ["versions:"]
     lines += [f"  {k:<14} {v[k] or 'not installed'}" for k in
               ("sasnet", "python", "torch", "torchvision", "numpy", "OpenCV", "PySide6", "pyqtgraph", "gdown",
-               "openvino")]
+               "openvino", "nncf")]
     lines.append(f"platform:        {report['platform']}")
     if "error" in d:
         lines.append(f"devices:         {d['error']}")
@@ -180,7 +214,9 @@ def format_text(report: dict) -> str:
                   f"CPU threads:     {d['threads']}",
                   f"backends:        {', '.join(d['backends'])} (oneDNN {'yes' if d['mkldnn'] else 'no'}"
                   + (f", cuDNN {d['cudnn']}" if d["cudnn"] else "") + ")"]
-        lines += [f"precision {kind + ':':<6}  counting {p['counting']}, training {p['training']}"
+        ov = d["openvino"]
+        lines.append(f"OpenVINO:        {ov['version'] + ' (CPU backend)' if ov['usable'] else ov['problem']}")
+        lines += [f"precision {kind + ':':<6}  counting {p['engine'] or p['note']}, training {p['training']}"
                   for kind, p in d["precision"].items()]
     flags = report["cpu_flags"]
     if flags is not None:

@@ -93,3 +93,27 @@ def bad_option_case(command, option: str, value: str, name: str) -> Case:
         return command(ctx, image, option, value), [option, value]
 
     return Case(name, make, REFUSED)
+
+
+# Engine choices that cannot run (``sasnet_core.engine_choice``), each with the words its refusal
+# must contain: refused before any image is read, in one line.
+IMPOSSIBLE_ENGINES = {
+    "openvino-fp16": (["--backend", "openvino", "--precision", "fp16"], ["OpenVINO", "fp16"]),
+    "torch-int8": (["--backend", "torch", "--precision", "int8"], ["int8", "OpenVINO"]),
+    "openvino-on-cuda": (["--device", "cuda", "--backend", "openvino"], ["cuda"]),
+}
+
+
+def _one_line_refusal(ctx: Ctx, result: Result) -> None:
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert result.out == "", result.out
+
+
+def impossible_engine_cases(command, prefix: str = "") -> list[Case]:
+    """One case per engine in ``IMPOSSIBLE_ENGINES``: ``command(ctx, *options)`` on valid inputs
+    exits 2 with one line on stderr that names what cannot run, and prints nothing else."""
+    def case(name: str, options: list[str], names: list[str]) -> Case:
+        return Case(f"{prefix}engine-{name}", lambda ctx: (command(ctx, *options), names), REFUSED,
+                    _one_line_refusal)
+
+    return [case(name, options, names) for name, (options, names) in IMPOSSIBLE_ENGINES.items()]

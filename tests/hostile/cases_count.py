@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, media, write_input
+from hostile import (ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, impossible_engine_cases, media,
+                     write_input)
 from hostile.cases_images import records
 
 
@@ -153,8 +154,9 @@ CASES = [
         ("--tile", "-5"), ("--tile", "10"), ("--max-side", "10"), ("--max-side", "0"), ("--max-side", "-64"),
         ("--every", "0"), ("--every", "-3"), ("--time-step", "-1"), ("--time-step", "0"),
         ("--time-step", "nan"), ("--time-step", "inf"), ("--device", "banana"), ("--device", "cuda:x"),
-        ("--precision", "fp8"),
+        ("--precision", "fp8"), ("--backend", "tensorrt"),
     ]),
+    *impossible_engine_cases(lambda ctx, *options: _count(ctx, _image(ctx.tmp / "a.png"), *options)),
     _save_into_a_file("--save-density"),
     _save_into_a_file("--save-points"),
     _colliding(("a/x.png", "b/x.png"), "--save-density", as_folder=False),

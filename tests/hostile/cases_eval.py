@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, media, write_input
+from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, impossible_engine_cases, media, write_input
 
 HEADS = {"img_1.png": [[3.0, 4.0], [20.0, 10.0]], "img_2.png": [[8.0, 8.0]], "img_10.png": []}
 
@@ -115,7 +115,8 @@ CASES = [
     bad_option("--limit", "-1"), bad_option("--limit", "0"), bad_option("--limit", "ten"),
     bad_option("--fold", "9"), bad_option("--fold", "0"), bad_option("--fold", "two"),
     bad_option("--csv"), bad_option("--device", "banana"), bad_option("--max-side", "10"),
-    bad_option("--precision", "fp8"),
+    bad_option("--precision", "fp8"), bad_option("--backend", "tensorrt"),
+    *impossible_engine_cases(lambda ctx, *options: _eval(ctx, _annotated(ctx), *options)),
     Case("split=banana", lambda ctx: (_eval(ctx, _annotated(ctx), "--split", "banana"), ["set", "no split 'banana'"]),
          REFUSED),
     Case("layout=banana", lambda ctx: (_eval(ctx, _annotated(ctx), "--layout", "banana"), ["set", "unknown layout 'banana'"]),

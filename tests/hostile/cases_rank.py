@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, media, write_input
+from hostile import (ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, impossible_engine_cases, media,
+                     write_input)
 from hostile.cases_images import records
 
 
@@ -146,6 +147,8 @@ CASES = [
     bad_option("--max-side", "10"),
     bad_option("--tile", "5"),
     bad_option("--precision", "int3"),
+    bad_option("--backend", "tensorrt"),
+    *impossible_engine_cases(lambda ctx, *options: _rank(ctx, _image(ctx.tmp / "a.png"), *options), "rank-"),
     Case("rank-csv-is-a-folder", _csv_is_a_folder, REFUSED),
     Case("rank-csv-exists", _csv_exists, REFUSED, _csv_kept),
     Case("rank-csv-in-missing-folder", _csv_in_missing_folder, REFUSED),
