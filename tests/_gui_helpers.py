@@ -100,7 +100,9 @@ def fake_controller_class():
         loadFailed = Signal(str)
         busyChanged = Signal(bool)
         registryChanged = Signal()
-        device, precision = "cpu", "fp32"
+        stageChanged = Signal(str)
+        engineNote = Signal(str)
+        device, precision, backend = "cpu", "fp32", "auto"
 
         def __init__(self, name: str = "tiny"):
             super().__init__()
@@ -120,6 +122,21 @@ def fake_controller_class():
 
         def is_busy(self) -> bool:
             return False
+
+        def stage(self) -> str:
+            return ""
+
+        def engine_text(self):
+            return self.current_name()
+
+        def engine_notes(self) -> list:
+            return []
+
+        def set_calibration_images(self, source) -> None:
+            pass
+
+        def images_opened(self, *_args) -> None:
+            pass
 
         def current_weights_path(self):
             return None
