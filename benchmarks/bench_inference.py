@@ -1,146 +1,250 @@
-"""Inference speed and memory: the authors' plain forward against the engine's fp32 and bf16 paths.
+"""Counting speed and memory of the paths users get, against the authors' forward in the same run.
 
-    python benchmarks/bench_inference.py            # speed at 1024x768 + 4K peak memory
-    python benchmarks/bench_inference.py --skip-4k  # speed only
+    python benchmarks/bench_inference.py                          # 1024 x 768, interleaved rounds
+    python benchmarks/bench_inference.py --weights trained.pth    # + int8 (calibrated on UCF images)
+    python benchmarks/bench_inference.py --ucf --rss4k --json bench.json   # the README's figures
 
-Weights are random in the released layout (He-initialised, realistic BatchNorm statistics): speed
-and memory do not depend on the values, and the count comparisons are relative.
+* Baseline: the authors' fp32 forward. ``SASNet`` is the network in the released layout
+  (tests/test_model.py pins its output to the authors' code at 1e-7), unfolded, fp32, eval mode,
+  ``model(x)`` under ``torch.no_grad``, count = sum / 1000.
+* ``sasnet count`` default: the Predictor built exactly as the command builds it from its default
+  options (``--precision auto --backend auto``, memory budget from the machine), then OpenVINO
+  fp32, torch fp32 (the previous default), torch bf16 (the previous app path) and, with
+  ``--weights``, int8. Every path counts through ``Predictor.predict`` with the default tiling,
+  so a path that the budget would tile is measured tiled. Rounds are interleaved (every path once
+  per round) so a busy machine slows all of them alike; the median of the rounds is reported.
+* ``--ucf``: the 50 UCF_CC_50 images through the real command (``sasnet count`` in a fresh process
+  with an empty cache, so the new engine pays its conversion and compilations as a new user does)
+  against the previous engine in the same run: ``--backend torch --precision fp32`` with the
+  previous memory budget (``min(1 GB, 0.4 x free)`` at 1400 bytes per pixel, tiles from that
+  budget), reproduced by patching the budget in the benchmark's own process only.
+* ``--rss4k``: peak resident memory (VmHWM) of ``sasnet count`` on a 3840 x 2160 image with
+  default options, in a fresh process.
+
+Weights: ``--weights FILE``; default: random weights in the released layout (full size): speed
+and memory do not depend on the values, and the count differences are then only indicative.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_memory import random_weights  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+UCF = DATA / "ucf_cc_50"
+
+# Runs the `sasnet` command in this interpreter and reports its peak resident memory on stderr
+# (VmHWM: the peak of this process alone, which ru_maxrss of a child is not on Linux).
+_RUN_CLI = """
+import sys
+from sasnet_core.cli import main
+rc = main(sys.argv[1:])
+with open('/proc/self/status') as fh:
+    hwm = next(int(l.split()[1]) for l in fh if l.startswith('VmHWM:'))
+print(f'peak_rss_kb={hwm}', file=sys.stderr)
+sys.exit(rc)
+"""
+# The previous engine: torch fp32 with the previous memory budget and tile size.
+_PREVIOUS_BUDGET = """
+import sasnet_core.inference as inference
+inference.BYTES_PER_PIXEL[("torch", "fp32")] = 1400
+inference.default_budget_mb = lambda device: min(1024.0, 0.4 * inference._available_memory_mb(device))
+inference.TILE_BUDGET_MB = float("inf")
+"""
 
 
-def released_like_model(seed: int = 0):
-    from sasnet_core.model import SASNet
-
-    torch.manual_seed(seed)
-    model = SASNet().eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def best_of(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN picks its kernels on the first call
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def speed(width: int, height: int, repeats: int) -> dict:
-    from sasnet_core.inference import Predictor
-
-    model = released_like_model()
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-    x = ((torch.from_numpy(image).float() / 255 - mean) / std).permute(2, 0, 1)[None].contiguous()
-
-    def plain():  # the authors' main.py: eager fp32 NCHW forward under no_grad, count = sum / 1000
-        with torch.no_grad():
-            return float(model(x).density.sum()) / 1000.0
-
-    fp32 = Predictor(model, device="cpu", precision="fp32", tile=0, keep_levels=False)
-    bf16 = Predictor(model, device="cpu", precision="bf16", tile=0, keep_levels=False)
-    t_plain = best_of(plain, repeats)
-    t_fp32 = best_of(lambda: fp32.predict(image), repeats)
-    t_bf16 = best_of(lambda: bf16.predict(image), repeats)
-    c_plain, c_fp32, c_bf16 = plain(), fp32.predict(image).count, bf16.predict(image).count
-    return {
-        "size": f"{width}x{height}", "threads": torch.get_num_threads(),
-        "plain_fp32_s": t_plain, "engine_fp32_s": t_fp32, "engine_bf16_s": t_bf16,
-        "fp32_speedup": t_plain / t_fp32, "bf16_speedup": t_plain / t_bf16,
-        "fp32_count_rel_diff": abs(c_fp32 - c_plain) / c_plain,
-        "bf16_count_rel_diff": abs(c_bf16 - c_plain) / c_plain,
-    }
-
-
-def tiling_agreement(width: int, height: int) -> dict:
-    """Count of a tiled pass (the default budget's tiles) against one untiled pass, full model."""
-    from sasnet_core.inference import Predictor
-
-    model = released_like_model()
-    image = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    whole = Predictor(model, device="cpu", precision="bf16", tile=0, keep_levels=False).predict(image)
-    tiled = Predictor(model, device="cpu", precision="bf16", tile=512, keep_levels=False).predict(image)
-    return {"tiles": tiled.tiles, "rel_diff": abs(tiled.count - whole.count) / whole.count}
-
-
-def peak_rss_gb() -> float:
-    """This process's peak resident memory. VmHWM, not ru_maxrss: on Linux ru_maxrss survives
-    exec, so a child started by a big parent would report the parent's size."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def peak_memory_child(width: int, height: int, precision: str) -> None:
-    """Runs in a fresh process so ru_maxrss is this image's peak alone."""
-    from sasnet_core.inference import Predictor
-
-    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+def cli_run(argv: list[str], home: Path, previous_engine: bool = False) -> dict:
+    """Wall time, peak memory and stdout of one `sasnet` command in a fresh process."""
+    code = (_PREVIOUS_BUDGET if previous_engine else "") + _RUN_CLI
+    env = {**os.environ, "SASNET_STUDIO_HOME": str(home), "SASNET_PROGRESS": "0"}
     t0 = time.perf_counter()
-    # As `sasnet count` runs it: the loaded model is folded in place, the fused map alone is kept.
-    predictor = Predictor(released_like_model(), device="cpu", precision=precision, keep_levels=False,
-                          copy_model=False)
-    pred = predictor.predict(image)
-    print(json.dumps({
-        "size": f"{width}x{height}", "precision": precision, "tiles": pred.tiles,
-        "seconds": time.perf_counter() - t0, "peak_rss_gb": peak_rss_gb(),
-    }))
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"sasnet {' '.join(argv)} failed: {out.stderr.strip()[-500:]}")
+    kb = next(int(line.split("=")[1]) for line in out.stderr.splitlines() if line.startswith("peak_rss_kb="))
+    engine = next((line for line in out.stderr.splitlines() if "counting with" in line), "")
+    return {"wall_s": wall, "peak_rss_mb": kb / 1024, "stdout": out.stdout, "engine": engine.strip()}
+
+
+def bench_image(width: int, height: int) -> np.ndarray:
+    """A real crowd (UCF_CC_50 image 10, resized) when the shared data is there, else noise."""
+    import cv2
+
+    from sasnet_core.imageio import read_image
+
+    path = UCF / "10.jpg"
+    if path.is_file():
+        return cv2.resize(read_image(path), (width, height), interpolation=cv2.INTER_AREA)
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def calibration_images() -> list[Path]:
+    """A handful of UCF_CC_50 images for int8, as `sasnet count` passes the images it counts."""
+    return sorted(UCF.glob("*.jpg"))[:8]
+
+
+def default_count_predictor(weights: Path, calibration):
+    """The Predictor `sasnet count` builds from its default options."""
+    from sasnet_core.cli import build_parser
+    from sasnet_core.cli.engine_opts import predictor_from_args
+
+    args = build_parser().parse_args(["count", "image.jpg", "--weights", str(weights)])
+    return predictor_from_args(args, "count", keep_levels=False, calibration=calibration)
+
+
+def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) -> dict:
+    import torch
+
+    from sasnet_core.inference import Predictor
+    from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD
+    from sasnet_core.registry import load_model
+
+    image = bench_image(width, height)
+    authors, _ = load_model(weights, device="cpu")
+    authors.eval()
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = ((torch.from_numpy(image).permute(2, 0, 1).float() / 255 - mean) / std)[None].contiguous()
+
+    def authors_forward() -> float:
+        with torch.no_grad():
+            return float(authors(x).density.sum()) / authors.config.count_scale
+
+    calibration = calibration_images() or [image]
+    paths = {"authors' fp32 forward (baseline)": authors_forward}
+
+    def add(name, predictor):
+        paths[name] = lambda: predictor.predict(image).count
+        return predictor
+
+    default = add("`sasnet count` default", default_count_predictor(weights, calibration))
+    default_name = f"`sasnet count` default ({default.engine.describe()})"
+    paths[default_name] = paths.pop("`sasnet count` default")
+    kw = dict(device="cpu", keep_levels=False)  # OpenVINO: the app's cache, converted once for all
+    add("OpenVINO fp32", Predictor.from_weights(weights, backend="openvino", precision="fp32", **kw))
+    add("torch fp32 (previous default)", Predictor.from_weights(weights, backend="torch", precision="fp32", **kw))
+    add("torch bf16 (previous app path)", Predictor.from_weights(weights, backend="torch", precision="bf16", **kw))
+    if with_int8:
+        add("OpenVINO int8", Predictor.from_weights(weights, backend="openvino", precision="int8",
+                                                   calibration=calibration, **kw))
+    counts = {name: fn() for name, fn in paths.items()}  # warm-up: compilation, kernel choice
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    base_name = next(iter(paths))
+    base_t, base_c = statistics.median(times[base_name]), counts[base_name]
+    rows = [{"path": name, "seconds": statistics.median(times[name]),
+             "speedup": base_t / statistics.median(times[name]), "count": counts[name],
+             "count_rel_diff": abs(counts[name] - base_c) / max(abs(base_c), 1e-12)}
+            for name in paths]
+    return {"size": f"{width}x{height}", "threads": torch.get_num_threads(), "rounds": rounds,
+            "default_engine": default.engine.describe(), "paths": rows}
+
+
+def ucf(weights: Path, rounds: int, limit: int | None, work: Path) -> dict:
+    images = sorted(UCF.glob("*.jpg"))[:limit]
+    folder = work / "ucf"
+    folder.mkdir(exist_ok=True)
+    for p in images:  # the images alone: count takes a folder, and the .mat files are not images
+        target = folder / p.name
+        if not target.exists():
+            target.symlink_to(p)
+    argv = ["count", str(folder), "--weights", str(weights), "--no-progress"]
+    previous_argv = [*argv, "--backend", "torch", "--precision", "fp32"]
+    new, old = [], []
+    for r in range(rounds):  # interleaved; a fresh home (empty caches) every run
+        new.append(cli_run(argv, work / f"home-new-{r}"))
+        old.append(cli_run(previous_argv, work / f"home-old-{r}", previous_engine=True))
+    t_new = statistics.median(run["wall_s"] for run in new)
+    t_old = statistics.median(run["wall_s"] for run in old)
+    return {"images": len(images), "rounds": rounds, "default_s": t_new, "previous_s": t_old,
+            "speedup": t_old / t_new, "default_engine": new[0]["engine"]}
+
+
+def rss4k(weights: Path, work: Path) -> dict:
+    import cv2
+
+    from sasnet_core.imageio import write_image
+
+    path = work / "crowd_3840x2160.png"
+    write_image(path, cv2.resize(bench_image(1920, 1080), (3840, 2160), interpolation=cv2.INTER_LINEAR))
+    run = cli_run(["count", str(path), "--weights", str(weights), "--no-progress"], work / "home-4k")
+    return {"size": "3840x2160", "peak_rss_mb": run["peak_rss_mb"], "wall_s": run["wall_s"],
+            "engine": run["engine"]}
+
+
+def table(result: dict) -> str:
+    s = result["speed"]
+    lines = [f"CPU, {s['threads']} threads, {s['size']}, median of {s['rounds']} interleaved rounds; "
+             "baseline: the authors' fp32 forward (tests/test_model.py pins it to their code at 1e-7)",
+             "", "| path | seconds | x authors' fp32 forward | count vs authors' fp32 |",
+             "| --- | --- | --- | --- |"]
+    for row in s["paths"]:
+        lines.append(f"| {row['path']} | {row['seconds']:.2f} | {row['speedup']:.1f} | "
+                     f"{100 * row['count_rel_diff']:.2f} % |")
+    if "ucf" in result:
+        u = result["ucf"]
+        lines += ["", f"{u['images']} UCF_CC_50 images, `sasnet count` defaults vs the previous engine "
+                      f"(torch fp32, previous budget), median of {u['rounds']}: {u['default_s']:.1f} s vs "
+                      f"{u['previous_s']:.1f} s, **{u['speedup']:.1f}x** faster"]
+    if "rss4k" in result:
+        m = result["rss4k"]
+        lines += ["", f"3840 x 2160 with `sasnet count` defaults: peak resident memory "
+                      f"**{m['peak_rss_mb'] / 1024:.2f} GB** ({m['wall_s']:.1f} s)"]
+    return "\n".join(lines)
+
+
+GPU_NOTE = ("GPU path: torch on CUDA, `--precision auto` = bf16 where the GPU computes it (autocast, "
+            "channels_last), same-size images batched up to the memory budget; not measured by this run "
+            "unless a CUDA device is present.")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip-4k", action="store_true")
-    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--weights", type=Path, help="a trained checkpoint (default: random weights, released layout)")
+    ap.add_argument("--size", default="1024x768", help="WIDTHxHEIGHT of the speed image (default 1024x768)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--ucf", action="store_true", help="the 50 UCF_CC_50 images, default vs previous engine")
+    ap.add_argument("--ucf-limit", type=int, metavar="N", help="only the first N UCF images (smoke runs)")
+    ap.add_argument("--rss4k", action="store_true", help="peak memory of `sasnet count` on 3840 x 2160")
+    ap.add_argument("--int8", action="store_true", help="measure int8 with random weights too")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
-    if args._child:
-        peak_memory_child(int(args._child[0]), int(args._child[1]), args._child[2])
-        return
-    r = speed(1024, 768, args.repeats)
-    print(f"CPU forward at {r['size']}, {r['threads']} threads (best of {args.repeats}):")
-    print(f"  plain fp32 eager forward (authors' way)  {r['plain_fp32_s']:7.2f} s")
-    print(f"  engine fp32 (folded BN, channels_last)   {r['engine_fp32_s']:7.2f} s   "
-          f"x{r['fp32_speedup']:.2f}  (target >= 1.3)  count rel. diff {r['fp32_count_rel_diff']:.1e} (<= 1e-4)")
-    print(f"  engine bf16 (autocast, channels_last)    {r['engine_bf16_s']:7.2f} s   "
-          f"x{r['bf16_speedup']:.2f}  (target >= 2.5)  count rel. diff {r['bf16_count_rel_diff']:.2%} (<= 0.5%)")
-    t = tiling_agreement(1920, 1080)
-    print(f"tiled vs untiled count at 1920x1080 ({t['tiles']} tiles of 512 + 96 px margin): "
-          f"rel. diff {t['rel_diff']:.3%} (target <= 1%)")
-    if not args.skip_4k:
-        for precision in ("fp32", "bf16"):
-            out = subprocess.run([sys.executable, __file__, "--_child", "3840", "2160", precision],
-                                 capture_output=True, text=True, check=True)
-            m = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"3840x2160 {precision}: {m['tiles']} tiles, {m['seconds']:.1f} s, "
-                  f"peak resident memory {m['peak_rss_gb']:.2f} GB (target <= 3 GB)")
-    print("GPU path (not measurable here): Predictor(device='cuda', precision='bf16') runs autocast bf16 with "
-          "channels_last, batches same-size images up to the memory budget (40% of free GPU memory, max 1 GB "
-          "by default; raise memory_budget_mb on big GPUs).")
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="sasnet-bench-inference-") as tmp:
+        work = Path(tmp)
+        os.environ["SASNET_STUDIO_HOME"] = str(work / "home")  # no registry or cache of the user's
+        weights = args.weights or random_weights(work / "random.pth")
+        from sasnet_core.quantize import nncf_missing_reason
+
+        with_int8 = (args.weights is not None or args.int8) and nncf_missing_reason() is None
+        result = {"weights": str(args.weights or "random, released layout")}
+        if args.rss4k:  # first, while this process is small (nothing depends on it)
+            result["rss4k"] = rss4k(weights, work)
+        result["speed"] = speed(weights, width, height, args.rounds, with_int8)
+        if args.ucf:
+            if not UCF.is_dir():
+                sys.exit(f"bench_inference: --ucf needs the UCF_CC_50 images in {UCF}")
+            result["ucf"] = ucf(weights, args.rounds, args.ucf_limit, work)
+    print(table(result))
+    print()
+    print(GPU_NOTE)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -36,15 +36,27 @@ from sasnet_core.tiling import core_for_budget, plan_tiles
 from sasnet_core.vocab import BACKENDS, INFERENCE_PRECISIONS, Backend
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Peak activation bytes per input pixel of one forward pass, per backend and precision (measured
-# on the CPU, see benchmarks/bench_inference.py); used to decide batching and tiling.
+# Peak activation bytes per input pixel of one forward pass, per backend and precision: measured
+# on the CPU as the growth of a fresh process's peak resident memory from 960 x 540 to 1920 x 1080
+# (benchmarks/bench_memory.py: torch fp32 1207, bf16 609; OpenVINO fp32 2207, bf16 1115, int8 1353),
+# plus 10 %. OpenVINO plans its buffers for the whole graph and keeps more alive than torch's lean
+# forward. Used to decide tiling and batching.
 BYTES_PER_PIXEL = {
-    ("torch", "fp32"): 1400, ("torch", "bf16"): 800, ("torch", "fp16"): 800,
-    ("openvino", "fp32"): 1400, ("openvino", "bf16"): 800, ("openvino", "int8"): 800,
+    ("torch", "fp32"): 1330, ("torch", "bf16"): 670, ("torch", "fp16"): 670,
+    ("openvino", "fp32"): 2430, ("openvino", "bf16"): 1230, ("openvino", "int8"): 1490,
 }
-# The most activation memory one forward pass may take, whatever is free: enough for 1920 x 1080
-# in one pass with every backend and precision, and a 4K frame counted in tiles within 2 GB.
-MAX_BUDGET_MB = 3072.0
+# One untiled pass may take this share of the memory free when the predictor is built, up to
+# MAX_BUDGET_MB: with 8 GB free, 1920 x 1080 is counted in one pass with every backend and
+# precision (OpenVINO fp32 needs 4.8 GB), since tiles cost time (their margins are counted twice).
+FREE_MEMORY_SHARE = 0.6
+MAX_BUDGET_MB = 5120.0
+# An image that must be tiled anyway is cut into tiles of at most this much activation memory, so
+# an image of any size is counted in under 2 GB in all: besides one tile, `sasnet count` holds
+# about 1.4 GB (libraries, the converted and the compiled model, the image and its full-size maps;
+# a 3840 x 2160 image peaked at 2.08 GB with 768 MB tiles). Larger tiles would save only part of
+# the margins' cost; on a machine with 8 GB free the images people count most (up to 1920 x 1080)
+# are not tiled at all.
+TILE_BUDGET_MB = 512.0
 DEFAULT_MARGIN = 96
 _IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _IMAGENET_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -55,8 +67,9 @@ def bytes_per_pixel(backend: str, precision: str) -> int:
 
 
 def default_budget_mb(device: torch.device) -> float:
-    """Activation memory for one forward pass: 40 % of what is free now, at most MAX_BUDGET_MB."""
-    return min(MAX_BUDGET_MB, 0.4 * _available_memory_mb(device))
+    """Activation memory for one untiled forward pass: FREE_MEMORY_SHARE of what is free now, at
+    most MAX_BUDGET_MB."""
+    return min(MAX_BUDGET_MB, FREE_MEMORY_SHARE * _available_memory_mb(device))
 
 
 def model_input(batch: np.ndarray, block_size: int) -> torch.Tensor:
@@ -277,6 +290,12 @@ class Predictor:
     def budget_pixels(self) -> int:
         return int(self.memory_budget_mb * 2**20 / bytes_per_pixel(self.backend, self.precision))
 
+    @property
+    def tile_budget_pixels(self) -> int:
+        """Pixels of one tile, once an image does not fit ``budget_pixels`` (see TILE_BUDGET_MB)."""
+        budget = min(self.memory_budget_mb, TILE_BUDGET_MB)
+        return int(budget * 2**20 / bytes_per_pixel(self.backend, self.precision))
+
     def _needs_tiles(self, h: int, w: int) -> bool:
         if self.tile == 0:
             return False
@@ -364,7 +383,7 @@ class Predictor:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         k = self.config.block_size
-        core = self.tile or core_for_budget(self.budget_pixels, self.margin, k)
+        core = self.tile or core_for_budget(self.tile_budget_pixels, self.margin, k)
         tiles = plan_tiles(h, w, core, self.margin, k)
         density = np.zeros((h, w), np.float32)
         levels = np.zeros((5, h, w), np.float32) if self.keep_levels else None

@@ -159,6 +159,11 @@ class OpenVINORunner:
 
     def compiled(self, shape: tuple[int, int, int, int], threads: int):
         key = (tuple(shape), threads)
+        if self._compiled and next(reversed(self._compiled)) != key:
+            # A compiled model keeps its activation buffers (about 1 kB per input pixel) after an
+            # inference: only the shape in use may hold them, or the tiles of an image, which come
+            # in several shapes, would take a multiple of the memory budget.
+            self._compiled[next(reversed(self._compiled))].release_memory()
         hit = self._compiled.get(key)
         if hit is not None:
             self._compiled.move_to_end(key)

@@ -181,3 +181,19 @@ def test_heads_of_a_merged_crowd_stay_in_the_crowd_not_on_faint_background():
     assert len(heads) == round(dens.sum())
     inside = (heads[:, 0] > 50) & (heads[:, 0] < 130) & (heads[:, 1] > 50) & (heads[:, 1] < 110)
     assert inside.mean() >= 0.99
+
+
+@pytest.mark.parametrize("backend,precision", [
+    ("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
+])
+def test_full_hd_is_counted_in_one_pass_with_8_gb_free(model, backend, precision, monkeypatch, tmp_path):
+    import sasnet_core.inference as inference
+
+    if precision == "int8":
+        pytest.importorskip("nncf")
+    monkeypatch.setattr(inference, "_available_memory_mb", lambda device: 8192.0)
+    image = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    p = Predictor(model, device="cpu", backend=backend, precision=precision, keep_levels=False,
+                  ov_cache=tmp_path, calibration=[image[:256, :256]])
+    assert (p.backend, p.precision) == (backend, precision)
+    assert p.predict(image).tiles == 1  # and so every smaller image (1024 x 768 among them)
