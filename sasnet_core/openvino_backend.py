@@ -33,8 +33,8 @@ import torch
 from sasnet_core.cancel import Cancelled, checkpoint
 from sasnet_core.model import SASNet
 
-# OpenVINO's names for the precisions this backend runs. int8 models keep the layers NNCF left
-# unquantized in bf16 where the hardware does bf16, else fp32 (``hint_for_int8``).
+# OpenVINO's names for the precisions this backend runs. An int8 model runs the layers NNCF left
+# unquantized in its ``float_precision`` (bf16 where the hardware does bf16, see ``quantize``).
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 COMPILED_SHAPES_KEPT = 2  # compiled models in memory (each holds its own copy of the weights)
 _POLL_MS = 50  # how often a running inference looks for a stop request
