@@ -94,7 +94,7 @@ def _openvino_runner(model: SASNet, precision: str, cache, calibration):
         from sasnet_core.quantize import int8_runner
 
         return int8_runner(model, ov_model, calibration, cache)
-    return OpenVINORunner(ov_model, precision, cache)
+    return OpenVINORunner(ov_model, precision)
 
 
 def select_device(preference: str | torch.device = "auto") -> torch.device:

@@ -69,7 +69,7 @@ def test_int8_gives_every_output_and_counts_near_fp32(small_model, street_images
     from sasnet_core.openvino_backend import OpenVINORunner
 
     model, ov_model, cache = small_model
-    fp32 = OpenVINORunner(ov_model, "fp32", cache)
+    fp32 = OpenVINORunner(ov_model, "fp32")
     rel = []
     for x in _inputs(street_images):
         ref, got = fp32.forward(x), int8.forward(x)
