@@ -51,12 +51,12 @@ BYTES_PER_PIXEL = {
 FREE_MEMORY_SHARE = 0.6
 MAX_BUDGET_MB = 5120.0
 # An image that must be tiled anyway is cut into tiles of at most this much activation memory, so
-# an image of any size is counted in under 2 GB in all: besides one tile, `sasnet count` holds
-# about 1.4 GB (libraries, the converted and the compiled model, the image and its full-size maps;
-# a 3840 x 2160 image peaked at 2.08 GB with 768 MB tiles). Larger tiles would save only part of
-# the margins' cost; on a machine with 8 GB free the images people count most (up to 1920 x 1080)
-# are not tiled at all.
-TILE_BUDGET_MB = 512.0
+# an image of any size is counted in about 2 GB in all: besides one tile, `sasnet count` holds
+# about 1.2 GB (libraries, the converted and the compiled model, the image and its full-size maps).
+# OpenVINO's dynamic-shape model takes more per tile than the bytes-per-pixel figures, measured at
+# 3840 x 2160: 2.26 GB with 512 MB tiles, 1.88 GB with 192 MB. On a machine with 8 GB free the
+# images people count most (up to 1920 x 1080) are not tiled at all.
+TILE_BUDGET_MB = 256.0
 DEFAULT_MARGIN = 96
 _IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _IMAGENET_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
