@@ -192,3 +192,14 @@ def read_only(monkeypatch):
     yield make
     for folder in folders:
         os.chmod(folder, 0o755)
+
+
+# Run first: after the tests that load OpenVINO, NNCF and Qt into this process, the pytest process
+# itself was seen to receive SIGSEGV while this test slept waiting for its child (it passes in any
+# smaller selection; the cause is not found yet). Run first, it still checks the behaviour.
+_RUN_FIRST = ("test_training.py::test_sigterm_stops_after_step_with_valid_output",)
+
+
+def pytest_collection_modifyitems(config, items):
+    first = [it for it in items if it.nodeid.endswith(_RUN_FIRST)]
+    items[:] = first + [it for it in items if it not in first]
