@@ -104,6 +104,33 @@ def default_count_predictor(weights: Path, calibration):
     return predictor_from_args(args, "count", keep_levels=False, calibration=calibration)
 
 
+def model_flops(model, x) -> float:
+    """Floating-point operations of one forward pass (a multiply-add counts two), by torch's
+    own counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return float(counter.get_total_flops())
+
+
+def cpu_peak_flops(dtype_name: str, n: int = 2048, seconds: float = 2.0) -> float:
+    """What this CPU's matrix kernels (oneDNN/MKL, as the convolutions use) reach in ``dtype``:
+    FLOP/s of repeated n x n matrix products. It tells how far from the hardware's floor a path
+    runs, which on a CPU without AMX (bf16 at twice fp32's rate, not eight) caps every ratio."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        done += 1
+    return 2.0 * n ** 3 * done / (time.perf_counter() - t0)
+
+
 def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) -> dict:
     import torch
 
@@ -145,14 +172,32 @@ def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) 
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+    flops = model_flops(authors, x)
+    peaks = {p: cpu_peak_flops(p) for p in ("fp32", "bf16")}
     base_name = next(iter(paths))
     base_t, base_c = statistics.median(times[base_name]), counts[base_name]
     rows = [{"path": name, "seconds": statistics.median(times[name]),
              "speedup": base_t / statistics.median(times[name]), "count": counts[name],
              "count_rel_diff": abs(counts[name] - base_c) / max(abs(base_c), 1e-12)}
             for name in paths]
+    for row in rows:  # the share of this CPU's peak in the path's arithmetic (none measured for int8)
+        kind = None if "int8" in row["path"] else "bf16" if "bf16" in row["path"] else "fp32"
+        row["peak_kind"] = kind
+        row["peak_share"] = flops / row["seconds"] / peaks[kind] if kind else None
     return {"size": f"{width}x{height}", "threads": torch.get_num_threads(), "rounds": rounds,
-            "default_engine": default.engine.describe(), "paths": rows}
+            "default_engine": default.engine.describe(), "paths": rows, "cpu": cpu_name(),
+            "flops": flops, "peak_flops": peaks,
+            "floor_s": {p: flops / peaks[p] for p in peaks}}
+
+
+def cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def ucf(weights: Path, rounds: int, limit: int | None, work: Path) -> dict:
@@ -189,13 +234,20 @@ def rss4k(weights: Path, work: Path) -> dict:
 
 def table(result: dict) -> str:
     s = result["speed"]
-    lines = [f"CPU, {s['threads']} threads, {s['size']}, median of {s['rounds']} interleaved rounds; "
-             "baseline: the authors' fp32 forward (tests/test_model.py pins it to their code at 1e-7)",
-             "", "| path | seconds | x authors' fp32 forward | count vs authors' fp32 |",
-             "| --- | --- | --- | --- |"]
+    peak = s["peak_flops"]
+    lines = [f"{s.get('cpu', 'CPU')}, {s['threads']} threads, {s['size']}, median of {s['rounds']} "
+             "interleaved rounds; baseline: the authors' fp32 forward (tests/test_model.py pins it "
+             "to their code at 1e-7)",
+             f"One forward pass: {s['flops'] / 1e12:.2f} TFLOP. This CPU's matrix kernels: "
+             f"{peak['fp32'] / 1e9:.0f} GFLOP/s fp32, {peak['bf16'] / 1e9:.0f} GFLOP/s bf16 "
+             f"(x{peak['bf16'] / peak['fp32']:.1f}), so the floor is {s['floor_s']['fp32']:.2f} s fp32, "
+             f"{s['floor_s']['bf16']:.2f} s bf16.",
+             "", "| path | seconds | x authors' fp32 forward | count vs authors' fp32 | share of peak |",
+             "| --- | --- | --- | --- | --- |"]
     for row in s["paths"]:
         lines.append(f"| {row['path']} | {row['seconds']:.2f} | {row['speedup']:.1f} | "
-                     f"{100 * row['count_rel_diff']:.2f} % |")
+                     f"{100 * row['count_rel_diff']:.2f} % | "
+                     + (f"{100 * row['peak_share']:.0f} % of {row['peak_kind']} |" if row["peak_kind"] else "- |"))
     if "ucf" in result:
         u = result["ucf"]
         lines += ["", f"{u['images']} UCF_CC_50 images, `sasnet count` defaults vs the previous engine "
@@ -220,6 +272,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--ucf", action="store_true", help="the 50 UCF_CC_50 images, default vs previous engine")
     ap.add_argument("--ucf-limit", type=int, metavar="N", help="only the first N UCF images (smoke runs)")
+    ap.add_argument("--ucf-rounds", type=int, default=1,
+                    help="rounds of the UCF comparison (default 1: the previous engine takes ~15 min)")
     ap.add_argument("--rss4k", action="store_true", help="peak memory of `sasnet count` on 3840 x 2160")
     ap.add_argument("--int8", action="store_true", help="measure int8 with random weights too")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
@@ -239,7 +293,7 @@ def main() -> None:
         if args.ucf:
             if not UCF.is_dir():
                 sys.exit(f"bench_inference: --ucf needs the UCF_CC_50 images in {UCF}")
-            result["ucf"] = ucf(weights, args.rounds, args.ucf_limit, work)
+            result["ucf"] = ucf(weights, args.ucf_rounds, args.ucf_limit, work)
     print(table(result))
     print()
     print(GPU_NOTE)

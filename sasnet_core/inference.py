@@ -86,15 +86,15 @@ def model_input(batch: np.ndarray, block_size: int) -> torch.Tensor:
 
 
 def _openvino_runner(model: SASNet, precision: str, cache, calibration):
-    from sasnet_core.openvino_backend import OpenVINORunner, converted_model
+    from sasnet_core.openvino_backend import OpenVINORunner, convert
 
     cache = Path(cache) if cache is not None else None
-    ov_model = converted_model(model, cache)
+    ov_model, source = convert(model, cache)
     if precision == "int8":
         from sasnet_core.quantize import int8_runner
 
         return int8_runner(model, ov_model, calibration, cache)
-    return OpenVINORunner(ov_model, precision)
+    return OpenVINORunner(ov_model, precision, source=source)
 
 
 def select_device(preference: str | torch.device = "auto") -> torch.device:

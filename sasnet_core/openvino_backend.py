@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def model_key(model: SASNet) -> str:
 def converted_model(model: SASNet, cache: Path | None = None):
     """The OpenVINO model (dynamic height and width) of an eval-mode, BatchNorm-folded ``model``,
     read from ``cache`` when converted before, else converted and written there atomically."""
+    return convert(model, cache)[0]
+
+
+def convert(model: SASNet, cache: Path | None = None):
+    """(``converted_model``, the path of its IR in the cache, or None where it could not be
+    written)."""
     import openvino as ov
 
     core = ov.Core()
@@ -94,7 +101,7 @@ def converted_model(model: SASNet, cache: Path | None = None):
     xml = folder / "sasnet.xml"
     if xml.is_file() and (folder / "sasnet.bin").is_file():
         try:
-            return core.read_model(str(xml))
+            return core.read_model(str(xml)), xml
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never fatal
             pass
     # A damaged or half-present entry goes before rebuilding: the rename into place cannot
@@ -110,7 +117,7 @@ def converted_model(model: SASNet, cache: Path | None = None):
     for out, name in zip(ov_model.outputs, ("density", "levels", "confidence")):
         out.get_tensor().set_names({name})
     _save_atomically(ov_model, folder)
-    return ov_model
+    return ov_model, (xml if xml.is_file() else None)
 
 
 def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None) -> None:
@@ -137,10 +144,13 @@ class OpenVINORunner:
     """Runs an OpenVINO SASNet model on the CPU, compiled once for every input shape.
 
     ``precision``: "fp32", "bf16", or "int8" for a model NNCF has quantized (its remaining float
-    layers run in ``float_precision``).
+    layers run in ``float_precision``). ``source``: the model's IR on disk; once compiled, the
+    model is dropped from memory (the compiled model holds its own copy of the weights, so keeping
+    both costs the size of the model again) and read back from there for another thread count.
     """
 
-    def __init__(self, ov_model, precision: str, float_precision: str = "fp32"):
+    def __init__(self, ov_model, precision: str, float_precision: str = "fp32",
+                 source: Path | None = None):
         import openvino as ov
 
         if precision not in (*OV_PRECISION, "int8"):
@@ -149,25 +159,33 @@ class OpenVINORunner:
         self.hint = OV_PRECISION[float_precision if precision == "int8" else precision]
         self.core = ov.Core()
         self.model = ov_model
-        self._compiled: dict[int, object] = {}  # by thread count (the app leaves a core free)
+        self.source = Path(source) if source is not None else None
+        # By thread count (the app leaves a core free): the compiled model and its one inference
+        # request, reused so its buffers are allocated once per shape, not once per call.
+        self._compiled: dict[int, tuple[object, object]] = {}
         self._last_shape: tuple | None = None
+        self._lock = threading.Lock()  # one inference at a time on the shared request
 
     def compiled(self, threads: int):
         hit = self._compiled.get(threads)
         if hit is None:
-            hit = self._compiled[threads] = self.core.compile_model(self.model, "CPU", {
+            model = self.model if self.model is not None else self.core.read_model(str(self.source))
+            compiled = self.core.compile_model(model, "CPU", {
                 "INFERENCE_PRECISION_HINT": self.hint,
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": int(threads),
             })
-        return hit
+            hit = self._compiled[threads] = (compiled, compiled.create_infer_request())
+            if self.source is not None and self.source.is_file():
+                self.model = None
+        return hit[0]
 
     def _release_when_shape_changes(self, shape: tuple) -> None:
         # A compiled model keeps the activation buffers of its last inference: when the shape
         # changes (the tiles of an image come in several shapes) they go first, so one forward
         # pass never holds the memory of two.
         if self._last_shape is not None and self._last_shape != shape:
-            for compiled in self._compiled.values():
+            for compiled, _ in self._compiled.values():
                 compiled.release_memory()
         self._last_shape = shape
 
@@ -175,15 +193,22 @@ class OpenVINORunner:
         """(density (B,1,H,W), levels (B,5,H,W) or None, confidence (B,5,h,w)) as float32 arrays,
         for a normalised NCHW float32 batch ``x``."""
         x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            return self._forward(x, keep_levels)
+
+    def _forward(self, x: np.ndarray, keep_levels: bool):
         self._release_when_shape_changes(x.shape)
-        compiled = self.compiled(torch.get_num_threads())
-        request = compiled.create_infer_request()
+        threads = torch.get_num_threads()
+        compiled = self.compiled(threads)
+        request = self._compiled[threads][1]
         request.start_async({0: x})
         try:
             while not request.wait_for(_POLL_MS):
                 checkpoint()
         except Cancelled:
             request.cancel()
+            # A cancelled request refuses every later call: the next inference gets a new one.
+            self._compiled[threads] = (self._compiled[threads][0], compiled.create_infer_request())
             raise
         # Copies: the request's buffers are reused by the next inference on this compiled model.
         density = request.get_tensor("density").data.copy()

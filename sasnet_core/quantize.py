@@ -94,7 +94,9 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
         quantized = _quantize(ov_model, images)
         report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale)
         _save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
-    runner = OpenVINORunner(quantized, "int8", float_precision=float_precision)
+    xml = folder / "sasnet.xml"
+    runner = OpenVINORunner(quantized, "int8", float_precision=float_precision,
+                            source=xml if xml.is_file() else None)
     runner.int8_report = report
     return runner
 

@@ -28,6 +28,8 @@ INFERENCE_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, P
 DEFAULT_INFERENCE_PRECISION = Precision.AUTO
 # Training and fine-tuning: fp16 without loss scaling diverges, so it is not offered.
 TRAINING_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, Precision.BF16)
+# What training does with BatchNorm running statistics (TrainConfig.bn_stats).
+BN_STATS = ("update", "keep")
 DEFAULT_TRAINING_PRECISION = Precision.AUTO
 
 

@@ -169,6 +169,7 @@ def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path)
         assert (args.command, args.device, args.precision) == ("finetune", "cpu", "bf16")
         assert (args.steps, args.max_minutes, args.budget_from) == (7, 1.5, 1234.5)
         assert args.freeze_encoder and Path(args.data) == run.staging
+        assert args.bn_stats == "keep"  # the app's fine-tuning keeps the BatchNorm statistics
         assert Path(args.stop_file).parent == run.staging and Path(args.out) == run.out
     finally:
         run.finish(None)

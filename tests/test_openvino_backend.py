@@ -107,7 +107,9 @@ def test_every_field_the_app_draws_comes_out_the_same(predictions, name):
         assert len(ov.heads) == round(ov.count)
         assert abs(len(ov.heads) - len(ref.heads)) <= max(1, round(BF16_COUNT_REL * ref.count))
         if name.endswith("fp32"):
-            np.testing.assert_allclose(ov.heads, ref.heads, atol=0.5)
+            # The same points; peaks of equal height may come out in either order.
+            by_place = lambda h: h[np.lexsort((h[:, 1], h[:, 0]))]  # noqa: E731
+            np.testing.assert_allclose(by_place(ov.heads), by_place(ref.heads), atol=0.5)
 
 
 def test_tiled_openvino_counts_what_the_untiled_pass_counts(engines, crowds, predictions):

@@ -257,6 +257,33 @@ def test_finetune_provenance_before_after_and_registry(tiny_weights, tmp_path):
     assert entry.metadata["parent"] == str(tiny_weights)
 
 
+def _bn_running_stats(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+@pytest.mark.parametrize("bn_stats", [None, "update"])
+def test_finetune_keeps_batchnorm_statistics_unless_asked(tiny_weights, tmp_path, bn_stats):
+    """Fine-tuning on a few images keeps the starting model's BatchNorm statistics (re-estimated
+    on them, they shift every count) while the weights learn; ``--bn-stats update`` re-estimates
+    them as full training does."""
+    from sasnet_core.checkpoint import load_model
+
+    data = tmp_path / "mine"
+    make_blob_dataset(data, 4, layout="annotations", reviewed=True)
+    out = tmp_path / "ft.pth"
+    extra = [] if bn_stats is None else ["--bn-stats", bn_stats]
+    assert _cli(["finetune", tiny_weights, data, "--out", out, "--steps", 3, "--crop-size", 64,
+                 "--images-per-step", 2, "--workers", 0, "--no-progress", "--lr", "1e-3", *extra]) == 0
+    before, _ = load_model(tiny_weights)
+    after, _ = load_model(out)
+    b, a = before.state_dict(), after.state_dict()
+    stats = _bn_running_stats(b)
+    assert stats
+    moved = [k for k in stats if not torch.equal(a[k], b[k])]
+    assert moved == [] if bn_stats is None else len(moved) == len(stats)
+    assert any(not torch.equal(a[k], b[k]) for k in b if k.endswith("weight"))  # it did learn
+
+
 def test_finetune_bad_input_exits_nonzero_with_message(tiny_weights, tmp_path, capsys):
     data = tmp_path / "unreviewed"
     make_blob_dataset(data, 2, layout="annotations", reviewed=False)

@@ -69,6 +69,10 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                        help="(default: %(default)s)")
     sched.add_argument("--freeze-encoder", action="store_true",
                        help="train only the decoder and heads (the VGG16-bn encoder stays as is)")
+    sched.add_argument("--bn-stats", choices=vocab.BN_STATS, default=default("bn_stats"),
+                       help="BatchNorm running statistics: update them (the paper's training) or "
+                       "keep the starting model's (fine-tuning on a few images; their scale and "
+                       "shift still learn) (default: %(default)s)")
     loss = p.add_argument_group("loss and model (ablations of the paper)")
     loss.add_argument("--lam", type=non_negative_float, default=default("lam"),
                       help="weight of L_conf (default: %(default)s)")

@@ -19,7 +19,7 @@ from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.jsonlog import JsonLog
 from sasnet_core.training.loop import TrainResult, train
 
-FINETUNE_DEFAULTS = dict(steps=300, val_every=0, holdout=0.2, encoder_weights=None)
+FINETUNE_DEFAULTS = dict(steps=300, val_every=0, holdout=0.2, encoder_weights=None, bn_stats="keep")
 SUGGESTED_MINUTES = 10.0  # what the app offers when a person picks a time budget instead of steps
 
 

@@ -82,11 +82,16 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def set_train_mode(model: nn.Module, freeze_encoder: bool = False) -> None:
-    """model.train(), but a frozen encoder keeps its BatchNorm statistics (eval mode)."""
+def set_train_mode(model: nn.Module, freeze_encoder: bool = False, keep_bn_stats: bool = False) -> None:
+    """model.train(), but a frozen encoder keeps its BatchNorm statistics (eval mode), and with
+    ``keep_bn_stats`` every BatchNorm layer does (its scale and shift still learn)."""
     model.train()
     if freeze_encoder:
         _unwrap(model).encoder.eval()
+    if keep_bn_stats:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 def freeze_encoder_(model: nn.Module) -> None:
@@ -134,7 +139,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_steps: int, *,
                 lam: float = 10.0, gamma: float = 1.0, use_pra: bool = True,
                 precision: Precision | None = None, device: torch.device | None = None,
-                freeze_encoder: bool = False,
+                freeze_encoder: bool = False, keep_bn_stats: bool = False,
                 on_step: Callable[[int, dict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
     """Up to ``num_steps`` steps, cycling over ``batches`` (re-iterated when exhausted).
@@ -142,7 +147,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
     Returns the loss parts of every step done. ``should_stop`` is polled before each step.
     """
     history: list[dict[str, float]] = []
-    set_train_mode(model, freeze_encoder)
+    set_train_mode(model, freeze_encoder, keep_bn_stats)
     it: Iterator = iter(batches)
     while len(history) < num_steps:
         if should_stop is not None and should_stop():
@@ -173,7 +178,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
             obj.set_epoch(epoch)
     hist = train_steps(model, optimizer, loader, len(loader), lam=cfg.lam, gamma=cfg.gamma,
                        use_pra=cfg.use_pra, precision=precision, device=device,
-                       freeze_encoder=cfg.freeze_encoder)
+                       freeze_encoder=cfg.freeze_encoder, keep_bn_stats=cfg.bn_stats == "keep")
     return {k: sum(h[k] for h in hist) / max(len(hist), 1) for k in (hist[0] if hist else {})}
 
 
@@ -524,7 +529,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
 
     def validate(phase: str = "during") -> dict:
         figures = evaluate(net, val_set, device, precision=prec, dist_info=info)
-        set_train_mode(net, cfg.freeze_encoder)
+        set_train_mode(net, cfg.freeze_encoder, cfg.bn_stats == "keep")
         is_best = figures["mae"] < best["mae"]
         if is_best:
             best.update(mae=figures["mae"], mse=figures["mse"], step=step)
@@ -547,7 +552,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     train_time, window = 0.0, []
     t_window = time.perf_counter()
     imgs_per_step = cfg.images_per_step * info.world_size
-    set_train_mode(net, cfg.freeze_encoder)
+    set_train_mode(net, cfg.freeze_encoder, cfg.bn_stats == "keep")
     if batch_in_epoch >= steps_per_epoch:  # the checkpoint was taken at the end of an epoch
         epoch, batch_in_epoch = epoch + 1, 0
     sampler.skip = batch_in_epoch * cfg.images_per_step

@@ -133,6 +133,7 @@ class FineTuneRun:
                 "--out", str(self.out), "--name", self.name, "--log-json", "-", "--no-progress",
                 "--log-every", "1", "--steps", str(cfg.steps), "--holdout", f"{cfg.holdout:g}",
                 "--device", str(cfg.device), "--precision", str(cfg.precision),
+                "--bn-stats", cfg.bn_stats,
                 "--stop-file", str(self.stop_file), "--budget-from", f"{self.started_at:.3f}"]
         if cfg.max_minutes is not None:
             args += ["--max-minutes", f"{cfg.max_minutes:g}"]
