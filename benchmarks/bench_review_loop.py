@@ -141,7 +141,7 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
 def settings(cfg) -> str:
     """The options of a run that decide its result, as ``sasnet finetune`` takes them."""
     text = (f"--steps {cfg.steps} --holdout {cfg.holdout:g} --device {cfg.device} "
-            f"--precision {cfg.precision} --max-minutes {cfg.max_minutes:g}")
+            f"--precision {cfg.precision} --max-minutes {cfg.max_minutes:g} --bn-stats {cfg.bn_stats}")
     return text + (" --freeze-encoder" if cfg.freeze_encoder else "")
 
 

@@ -3,6 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py WEIGHTS IMAGE_DIR IMAGE [GT_FILE]
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --finetune WEIGHTS SHANGHAITECH_SPLIT_DIR
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --welcome
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py --review WEIGHTS IMAGE_DIR IMAGE [GT_FILE]
 
 WEIGHTS: a checkpoint (SHHA.pth gives the best pictures). Images are copied to a temporary folder
 first, so nothing is written beside the originals. GT_FILE: an annotation to start the annotation
@@ -10,7 +11,8 @@ screenshot from (any format `sasnet convert` reads). The first form writes count
 and annotation.png into docs/screenshots/; the second imports the ground truth of a ShanghaiTech
 layout split (images/ + ground-truth/), marks every image reviewed, runs a short one-click
 fine-tuning and writes finetune.png. The third writes welcome.png: the first start, with no model
-and no images.
+and no images. The fourth writes review.png: review mode on IMAGE (a dense one), the uncertainty
+overlay on, a few cells reviewed with N and the next one outlined, zoomed in to click on heads.
 """
 from __future__ import annotations
 
@@ -162,9 +164,38 @@ def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> Non
     win.close()
 
 
+def review_shot(weights: str, image_dir: str, image: str, gt: str | None = None, cells: int = 4) -> None:
+    """Review mode as a person uses it: the overlay by its menu action, cells by the N key."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    win = Window(weights, Path(image_dir))
+    w, spin, settle, images = win.w, win.spin, win.settle, win.images
+    target = str(images / image)
+    w.open_paths([target])
+    spin(lambda: w.session.current == target and w.session.current_result() is not None)
+    if gt:
+        w.transfer.import_annotation(gt)
+    else:
+        w.start_from_model()
+    w.overlays.points.setChecked(True)
+    w.act_show_unsure.trigger()
+    w.show()
+    settle()
+    for _ in range(cells):
+        QTest.keyClick(w.canvas, Qt.Key_N)
+        settle(0.3)
+    settle(1.0)
+    OUT.mkdir(parents=True, exist_ok=True)
+    w.grab().save(str(OUT / "review.png"))
+    win.close()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "--welcome":
         welcome_shot()
+    elif len(sys.argv) >= 5 and sys.argv[1] == "--review":
+        review_shot(*sys.argv[2:6])
     elif len(sys.argv) >= 4 and sys.argv[1] == "--finetune":
         finetune_shot(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4:
