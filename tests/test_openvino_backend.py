@@ -286,3 +286,33 @@ def test_an_engine_that_cannot_run_is_one_line_and_exit_2(tiny_weights, tmp_path
     assert len(lines) == 1, captured.err
     assert all(n in lines[0] for n in names), lines[0]
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_tiles_reuse_the_buffers_of_the_largest_and_a_larger_input_frees_them(tiny, converted):
+    """The tiles of one image (the first the largest) run on the same activation buffers; only
+    an input larger than any before frees them first, so two inputs' buffers are never held."""
+    predictor = Predictor(tiny, device="cpu", backend="openvino", precision="fp32", ov_cache=converted[0],
+                          tile=96, margin=32)
+    runner = predictor.runner
+    runner.compiled(torch.get_num_threads())
+    freed = []
+
+    class Spy:  # the compiled model, counting the frees
+        def __init__(self, real):
+            self.real = real
+
+        def release_memory(self):
+            freed.append(True)
+            self.real.release_memory()
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    runner._compiled = {t: (Spy(c), r) for t, (c, r) in runner._compiled.items()}
+    image = np.random.default_rng(0).integers(0, 256, (300, 420, 3), np.uint8)
+    tiled = predictor.predict(image)
+    assert tiled.tiles > 4 and freed == []  # edge tiles of several smaller shapes: no frees
+    predictor.tile = 0
+    whole = predictor.predict(image)  # larger than every tile: the tiles' buffers go first
+    assert freed == [True] and whole.tiles == 1
+    assert whole.count == pytest.approx(tiled.count, rel=0.05)
