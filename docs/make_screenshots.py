@@ -165,10 +165,7 @@ def main(weights: str, image_dir: str, image: str, gt: str | None = None) -> Non
 
 
 def review_shot(weights: str, image_dir: str, image: str, gt: str | None = None, cells: int = 4) -> None:
-    """Review mode as a person uses it: the overlay by its menu action, cells by the N key."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
-
+    """Review mode as a person uses it: the overlay and the cells by their menu actions."""
     win = Window(weights, Path(image_dir))
     w, spin, settle, images = win.w, win.spin, win.settle, win.images
     target = str(images / image)
@@ -178,12 +175,12 @@ def review_shot(weights: str, image_dir: str, image: str, gt: str | None = None,
         w.transfer.import_annotation(gt)
     else:
         w.start_from_model()
+    w.overlays.density.setChecked(False)
     w.overlays.points.setChecked(True)
     w.act_show_unsure.trigger()
-    w.show()
     settle()
-    for _ in range(cells):
-        QTest.keyClick(w.canvas, Qt.Key_N)
+    for _ in range(cells):  # View > Next Unsure Cell, the N key's action
+        w.act_next_cell.trigger()
         settle(0.3)
     settle(1.0)
     OUT.mkdir(parents=True, exist_ok=True)
