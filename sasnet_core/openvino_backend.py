@@ -180,15 +180,16 @@ class OpenVINORunner:
                 self.model = None
         return hit[0]
 
-    def _release_before_growing(self, shape: tuple) -> None:
+    def _release_on_size_change(self, shape: tuple) -> None:
         # A compiled model keeps the activation buffers of its largest inference so far and reuses
-        # them for smaller inputs (the tiles of an image come in several shapes, the largest
-        # first). Only an input larger than any since the last release frees them first, so
-        # one forward pass never holds the memory of two. Freeing on every change of shape costs
-        # more: measured on 448 x 448 tiles of a 4K image, the process grew by 400 MB in eight
-        # tiles from re-allocating, and stayed flat without.
+        # them for smaller inputs. The tiles of an image come in several shapes, the largest
+        # first, and run on one set of buffers: freeing them at every change of shape had the
+        # process grow by 400 MB in eight 448 x 448 tiles of a 4K image (re-allocation), and it
+        # stayed flat without. They are freed before an input larger than any since the last
+        # release (one forward pass never holds the memory of two) and before one of under a
+        # quarter of that size (the next image is small: the large one's buffers go back).
         pixels = int(np.prod(shape))
-        if self._largest and pixels > self._largest:
+        if self._largest and (pixels > self._largest or 4 * pixels < self._largest):
             for compiled, _ in self._compiled.values():
                 compiled.release_memory()
             self._largest = 0
@@ -202,7 +203,7 @@ class OpenVINORunner:
             return self._forward(x, keep_levels)
 
     def _forward(self, x: np.ndarray, keep_levels: bool):
-        self._release_before_growing(x.shape)
+        self._release_on_size_change(x.shape)
         threads = torch.get_num_threads()
         compiled = self.compiled(threads)
         request = self._compiled[threads][1]

@@ -288,9 +288,10 @@ def test_an_engine_that_cannot_run_is_one_line_and_exit_2(tiny_weights, tmp_path
     assert "Traceback" not in captured.err and captured.out == ""
 
 
-def test_tiles_reuse_the_buffers_of_the_largest_and_a_larger_input_frees_them(tiny, converted):
-    """The tiles of one image (the first the largest) run on the same activation buffers; only
-    an input larger than any before frees them first, so two inputs' buffers are never held."""
+def test_tiles_share_buffers_and_an_image_of_another_size_frees_them(tiny, converted):
+    """The tiles of one image (largest first) run on the same activation buffers; an input larger
+    than any before frees them first (two inputs' buffers are never held at once), and so does a
+    much smaller one (a small image does not keep a large one's memory)."""
     predictor = Predictor(tiny, device="cpu", backend="openvino", precision="fp32", ov_cache=converted[0],
                           tile=96, margin=32)
     runner = predictor.runner
@@ -309,10 +310,14 @@ def test_tiles_reuse_the_buffers_of_the_largest_and_a_larger_input_frees_them(ti
             return getattr(self.real, name)
 
     runner._compiled = {t: (Spy(c), r) for t, (c, r) in runner._compiled.items()}
-    image = np.random.default_rng(0).integers(0, 256, (300, 420, 3), np.uint8)
+    image = np.random.default_rng(0).integers(0, 256, (288, 384, 3), np.uint8)
     tiled = predictor.predict(image)
-    assert tiled.tiles > 4 and freed == []  # edge tiles of several smaller shapes: no frees
+    assert tiled.tiles == 12 and freed == []  # 128 to 160 pixels a side: one set of buffers
     predictor.tile = 0
     whole = predictor.predict(image)  # larger than every tile: the tiles' buffers go first
     assert freed == [True] and whole.tiles == 1
     assert whole.count == pytest.approx(tiled.count, rel=0.05)
+    predictor.predict(image[:64, :64])  # a small image after a large one
+    assert freed == [True, True]
+    predictor.predict(image[:48, :64])  # a little smaller again: the buffers are reused
+    assert freed == [True, True]
