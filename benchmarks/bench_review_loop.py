@@ -134,7 +134,7 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
     return {"model": None if model is None else str(model), "status": end.get("status"),
             "steps": end.get("step"), "minutes": round(wall / 60, 2),
             "trained_images": start.get("finetune_images"), "held_out_images": start.get("holdout_images"),
-            "holdout_mae_before": holdout.get("before"), "holdout_mae_after": holdout.get("after"),
+            "holdout_mae_before": holdout.get("before"), "holdout_mae_after": holdout.get("final"),
             "settings": settings(run.cfg)}
 
 
