@@ -140,7 +140,7 @@ def cpu_peak_flops(precision: str, seconds: float = 3.0) -> float:
     while time.perf_counter() - t0 < seconds:
         request.infer({0: data})
         done += 1
-    return 2.0 * 256 * 256 * 9 * 128 * 128 * done / (time.perf_counter() - t0)
+    return model_flops(conv, x) * done / (time.perf_counter() - t0)
 
 
 def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) -> dict:

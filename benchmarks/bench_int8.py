@@ -31,9 +31,7 @@ TARGET = 0.01
 def open_set(path: Path, options: dict):
     from sasnet_core.datasets import open_dataset
 
-    fold = options.get("fold")
-    dataset = open_dataset(path, split=options["split"], **({"fold": fold} if fold else {}))
-    return list(dataset)
+    return list(open_dataset(path, **options))
 
 
 def measure(weights: str, samples: list) -> dict:

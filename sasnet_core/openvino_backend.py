@@ -39,6 +39,7 @@ from sasnet_core.model import SASNet
 # unquantized in its ``float_precision`` (bf16 where the hardware does bf16, see ``quantize``).
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 _POLL_MS = 50  # how often a running inference looks for a stop request
+IR_FILE = "sasnet.xml"  # a cache folder's IR (weights beside it in sasnet.bin)
 
 
 def unavailable_reason() -> str | None:
@@ -84,22 +85,23 @@ def model_key(model: SASNet) -> str:
     return h.hexdigest()[:24]
 
 
-def converted_model(model: SASNet, cache: Path | None = None):
-    """The OpenVINO model (dynamic height and width) of an eval-mode, BatchNorm-folded ``model``,
-    read from ``cache`` when converted before, else converted and written there atomically."""
-    return convert(model, cache)[0]
+def ir_file(folder: Path) -> Path | None:
+    """The IR's .xml in a cache folder when the folder holds a whole IR (.xml and .bin), else None."""
+    xml = folder / IR_FILE
+    return xml if xml.is_file() and xml.with_suffix(".bin").is_file() else None
 
 
 def convert(model: SASNet, cache: Path | None = None):
-    """(``converted_model``, the path of its IR in the cache, or None where it could not be
-    written)."""
+    """(the OpenVINO model, dynamic height and width, of an eval-mode BatchNorm-folded ``model``;
+    its IR file in ``cache``, or None where the cache could not be written). Read from the cache
+    when converted before, else converted and written there atomically."""
     import openvino as ov
 
     core = ov.Core()
     cache = Path(cache) if cache is not None else default_cache_dir()
     folder = cache / "ir" / model_key(model)
-    xml = folder / "sasnet.xml"
-    if xml.is_file() and (folder / "sasnet.bin").is_file():
+    xml = ir_file(folder)
+    if xml is not None:
         try:
             return core.read_model(str(xml)), xml
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never fatal
@@ -117,7 +119,7 @@ def convert(model: SASNet, cache: Path | None = None):
     for out, name in zip(ov_model.outputs, ("density", "levels", "confidence")):
         out.get_tensor().set_names({name})
     _save_atomically(ov_model, folder)
-    return ov_model, (xml if xml.is_file() else None)
+    return ov_model, ir_file(folder)
 
 
 def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None) -> None:
@@ -129,7 +131,7 @@ def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = Non
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-        ov.save_model(ov_model, str(tmp / "sasnet.xml"), compress_to_fp16=False)
+        ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
         for name, text in (beside or {}).items():
             (tmp / name).write_text(text)
         try:
@@ -167,6 +169,10 @@ class OpenVINORunner:
         self._lock = threading.Lock()  # one inference at a time on the shared request
 
     def compiled(self, threads: int):
+        return self._session(threads)[0]
+
+    def _session(self, threads: int) -> tuple[object, object]:
+        """(compiled model, its inference request) for ``threads``, compiled on first use."""
         hit = self._compiled.get(threads)
         if hit is None:
             model = self.model if self.model is not None else self.core.read_model(str(self.source))
@@ -178,7 +184,7 @@ class OpenVINORunner:
             hit = self._compiled[threads] = (compiled, compiled.create_infer_request())
             if self.source is not None and self.source.is_file():
                 self.model = None
-        return hit[0]
+        return hit
 
     def _release_on_size_change(self, shape: tuple) -> None:
         # A compiled model keeps the activation buffers of its largest inference so far and reuses
@@ -205,8 +211,7 @@ class OpenVINORunner:
     def _forward(self, x: np.ndarray, keep_levels: bool):
         self._release_on_size_change(x.shape)
         threads = torch.get_num_threads()
-        compiled = self.compiled(threads)
-        request = self._compiled[threads][1]
+        compiled, request = self._session(threads)
         request.start_async({0: x})
         try:
             while not request.wait_for(_POLL_MS):
@@ -214,7 +219,7 @@ class OpenVINORunner:
         except Cancelled:
             request.cancel()
             # A cancelled request refuses every later call: the next inference gets a new one.
-            self._compiled[threads] = (self._compiled[threads][0], compiled.create_infer_request())
+            self._compiled[threads] = (compiled, compiled.create_infer_request())
             raise
         # Copies: the request's buffers are reused by the next inference on this compiled model.
         density = request.get_tensor("density").data.copy()

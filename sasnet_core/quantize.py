@@ -74,7 +74,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
     when these images quantized this model before; ``runner.int8_report`` says how far its counts
     are from fp32 on them."""
     from sasnet_core.engine_choice import cpu_has_native_bf16
-    from sasnet_core.openvino_backend import OpenVINORunner, _save_atomically, default_cache_dir, model_key
+    from sasnet_core.openvino_backend import OpenVINORunner, _save_atomically, default_cache_dir, ir_file, model_key
 
     reason = nncf_missing_reason()
     if reason is not None:
@@ -94,9 +94,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
         quantized = _quantize(ov_model, images)
         report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale)
         _save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
-    xml = folder / "sasnet.xml"
-    runner = OpenVINORunner(quantized, "int8", float_precision=float_precision,
-                            source=xml if xml.is_file() else None)
+    runner = OpenVINORunner(quantized, "int8", float_precision=float_precision, source=ir_file(folder))
     runner.int8_report = report
     return runner
 
@@ -192,8 +190,10 @@ def _read_cached(folder: Path):
     """(quantized model, report) from a complete cache entry, else None (a damaged one is removed)."""
     import openvino as ov
 
-    xml, report = folder / "sasnet.xml", folder / REPORT_FILE
-    if not (xml.is_file() and (folder / "sasnet.bin").is_file() and report.is_file()):
+    from sasnet_core.openvino_backend import ir_file
+
+    xml, report = ir_file(folder), folder / REPORT_FILE
+    if xml is None or not report.is_file():
         return None
     try:
         return ov.Core().read_model(str(xml)), Int8Report(**json.loads(report.read_text()))

@@ -138,7 +138,7 @@ def test_a_stop_from_another_thread_cancels_a_running_inference(engines, crowds,
     predictor = engines["openvino bf16"]
     runner = predictor.runner
     compiled, stop_sent = threading.Event(), threading.Event()
-    real = runner.compiled
+    real = runner._session  # the compiled model and its request, just before the inference starts
 
     def compiled_then_wait(*args):
         out = real(*args)
@@ -155,7 +155,7 @@ def test_a_stop_from_another_thread_cancels_a_running_inference(engines, crowds,
         except BaseException as exc:  # noqa: BLE001 - the test reads what happened
             outcome["error"] = exc
 
-    monkeypatch.setattr(runner, "compiled", compiled_then_wait)
+    monkeypatch.setattr(runner, "_session", compiled_then_wait)
     worker = threading.Thread(target=count, daemon=True)
     worker.start()
     assert compiled.wait(120), "the counting thread never reached the inference"

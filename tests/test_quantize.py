@@ -45,12 +45,12 @@ def small_model(tmp_path_factory):
     """(BatchNorm-folded small model, its OpenVINO model, the cache folder they live in)."""
     from sasnet_core.fast_forward import fold_batchnorm
     from sasnet_core.model import SASNet, SASNetConfig
-    from sasnet_core.openvino_backend import converted_model
+    from sasnet_core.openvino_backend import convert
 
     torch.manual_seed(0)
     model = fold_batchnorm(SASNet(SASNetConfig(width_mult=0.25)).eval(), inplace=False)
     cache = tmp_path_factory.mktemp("ov_cache")
-    return model, converted_model(model, cache), cache
+    return model, convert(model, cache)[0], cache
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,10 @@ class TrainConfig:
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: continue the run, or start over")
 
+    @property
+    def keeps_bn_stats(self) -> bool:
+        return self.bn_stats == "keep"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

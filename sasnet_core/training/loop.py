@@ -178,7 +178,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loader: 
             obj.set_epoch(epoch)
     hist = train_steps(model, optimizer, loader, len(loader), lam=cfg.lam, gamma=cfg.gamma,
                        use_pra=cfg.use_pra, precision=precision, device=device,
-                       freeze_encoder=cfg.freeze_encoder, keep_bn_stats=cfg.bn_stats == "keep")
+                       freeze_encoder=cfg.freeze_encoder, keep_bn_stats=cfg.keeps_bn_stats)
     return {k: sum(h[k] for h in hist) / max(len(hist), 1) for k in (hist[0] if hist else {})}
 
 
@@ -529,7 +529,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
 
     def validate(phase: str = "during") -> dict:
         figures = evaluate(net, val_set, device, precision=prec, dist_info=info)
-        set_train_mode(net, cfg.freeze_encoder, cfg.bn_stats == "keep")
+        set_train_mode(net, cfg.freeze_encoder, cfg.keeps_bn_stats)
         is_best = figures["mae"] < best["mae"]
         if is_best:
             best.update(mae=figures["mae"], mse=figures["mse"], step=step)
@@ -552,7 +552,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     train_time, window = 0.0, []
     t_window = time.perf_counter()
     imgs_per_step = cfg.images_per_step * info.world_size
-    set_train_mode(net, cfg.freeze_encoder, cfg.bn_stats == "keep")
+    set_train_mode(net, cfg.freeze_encoder, cfg.keeps_bn_stats)
     if batch_in_epoch >= steps_per_epoch:  # the checkpoint was taken at the end of an epoch
         epoch, batch_in_epoch = epoch + 1, 0
     sampler.skip = batch_in_epoch * cfg.images_per_step
