@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from sasnet_core.provenance import provenance
+
 REPOSITORY_URL = "https://github.com/TencentYoutuResearch/CrowdCounting-SASNet"
 # The Google Drive folder the authors' README links to ("Download ShanghaiTech dataset and
 # models"); it holds the data sets too, so a download picks the one file out of its listing.
@@ -154,19 +156,7 @@ def describe_metadata(kind: str | None, metadata: dict | None) -> str:
     meta = metadata or {}
     if kind == "released" and not meta:
         return "SASNet weights in the authors' layout (not one of the released files)"
-    parts = []
-    if meta.get("trained_on"):
-        parts.append(f"trained on {meta['trained_on']}")
-    parent = meta.get("parent_name") or meta.get("parent")
-    if parent:
-        parts.append(f"fine-tuned from {parent}")
-    figures = meta.get("figures") if isinstance(meta.get("figures"), dict) else {}
-    scores = ", ".join(f"{k.upper()} {v:g}" for k, v in figures.items()
-                       if k.lower() in ("mae", "mse") and isinstance(v, (int, float)) and not isinstance(v, bool))
-    if scores:
-        parts.append(scores)
-    head = str(meta.get("name") or "SASNet checkpoint")
-    return head + (f" ({'; '.join(parts)})" if parts else " (no training data recorded)")
+    return provenance(meta).describe()
 
 
 def identify(path: str | os.PathLike, *, kind: str | None = None, metadata: dict | None = None,

@@ -208,6 +208,21 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 10, "--resume", "--freeze-encoder"]) == 2
     assert "was --freeze-encoder changed?" in capsys.readouterr().err
 
+    # the width is fixed by the weights: another one is refused, not recorded and ignored
+    wide = [a if a != "0.125" else "0.25" for a in TINY]
+    assert _cli(["train", blob_set, "--out", run, *wide, "--steps", 10, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "width 0.125" in err and "--width-mult 0.125" in err
+    assert load_model(run / "last.pth")[1].metadata["steps"] == 8
+
+    # what `sasnet models` and the app say of a trained model: its data, steps and figures
+    from sasnet_core.released import describe_metadata
+
+    assert binfo.metadata["status"] == "best"
+    text = describe_metadata("ours", binfo.metadata)
+    assert f"trained on {Path(blob_set).name}" in text and "held-out MAE" in text
+    assert "no training data recorded" not in text
+
 
 def test_log_json_stdout_is_json_lines(blob_set, tmp_path, capsys):
     assert _cli(["train", blob_set, "--out", tmp_path / "r", *TINY, "--steps", 2,

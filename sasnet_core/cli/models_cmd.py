@@ -6,6 +6,7 @@ import json
 import sys
 
 from sasnet_core.cli.argtypes import output_dir
+from sasnet_core.provenance import provenance
 
 # Files smaller than this are hashed without a progress bar: it would flash for a split second.
 _BAR_FROM_BYTES = 16 << 20
@@ -87,8 +88,7 @@ def run(args) -> int:
             print(("No usable models registered. " if reg.problems else "No models registered. ") + HOW_TO_GET_A_MODEL)
             return 0
         for e in entries:
-            meta = e.metadata
-            extra = ", ".join(f"{k}={meta[k]}" for k in ("parent", "trained_on", "steps") if meta.get(k))
+            extra = "; ".join(provenance(e.metadata).parts())
             gone = "  [FILE MISSING]" if e.missing else ""
             ident = None if e.missing else _identity(reg, e, args.no_progress)
             print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"

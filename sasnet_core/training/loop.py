@@ -432,6 +432,14 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
 
         model, ck = load_model(last_path, device="cpu",
                                config=SASNetConfig(selection=cfg.selection))
+        if model.config.width_mult != cfg.width_mult:
+            from sasnet_core.errors import SettingsError
+
+            # Its weights fix the width; going on with another would record a setting never used.
+            raise SettingsError(f"cannot resume {last_path}: it holds a model of width "
+                                f"{model.config.width_mult:g}, this run asks for {cfg.width_mult:g}; "
+                                f"give --width-mult {model.config.width_mult:g}, or start a new run "
+                                "with --overwrite")
         provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
                                                        "encoder_init") if k in ck.metadata}
         resume_state = load_train_state(last_path)
@@ -534,7 +542,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         if is_best:
             best.update(mae=figures["mae"], mse=figures["mse"], step=step)
             if info.is_main and save_run:
-                save_training_checkpoint(best_path, model, metadata(figures))
+                # The run goes on after this snapshot: it is the run's best so far, not "running".
+                save_training_checkpoint(best_path, model, {**metadata(figures), "status": "best"})
                 log.write("checkpoint", kind="best", path=str(best_path), step=step)
         log.write("val", phase=phase, step=step, mae=figures["mae"], mse=figures["mse"],
                   n=figures["n"], best_mae=best["mae"], best_step=best["step"], is_best=is_best)

@@ -33,6 +33,7 @@ from superqt.utils import create_worker
 
 from sasnet_core import paths
 from sasnet_core.errors import SASNetError
+from sasnet_core.provenance import provenance
 from sasnet_core.registry import ModelEntry
 from sasnet_gui import errors
 from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
@@ -80,29 +81,15 @@ def describe(entry: ModelEntry) -> dict[str, str]:
         kind = "modified released model"
     elif entry.kind == "released":
         kind = "authors' layout"
-    parent = m.get("parent_name") or (Path(m["parent"]).stem if m.get("parent") else "–")
-    images = m.get("finetune_images")  # a count (older files: a list of paths)
-    n_images = len(images) if isinstance(images, list) else images
-    data = m.get("data_folder") or m.get("data")
-    if isinstance(n_images, int) and n_images > 0:
-        trained_on = f"{n_images} image{'s' if n_images != 1 else ''}"
-        if data:
-            trained_on += f" ({Path(str(data)).name})"
-    elif data:
-        trained_on = Path(str(data)).name
-    elif identity.get("dataset"):
-        trained_on = str(identity["dataset"])
-    else:
-        trained_on = "–"
-    date = str(m.get("trained") or m.get("created") or entry.added or "")[:16].replace("T", " ")
+    origin = provenance(m)
     return {
         "Name": entry.name + ("  ★ default" if entry.is_default else ""),
         "Kind": str(kind),
-        "Parent": str(parent),
-        "Trained on": trained_on,
-        "Date": date or "–",
-        "MAE before": _fmt_mae(m.get("val_mae_before")),
-        "MAE after": _fmt_mae(m.get("val_mae")),
+        "Parent": origin.parent or "–",
+        "Trained on": origin.trained_on or str(identity.get("dataset") or "–"),
+        "Date": origin.date or str(entry.added or "")[:16].replace("T", " ") or "–",
+        "MAE before": _fmt_mae(origin.mae_before),
+        "MAE after": _fmt_mae(origin.mae_after),
         "File": str(entry.path),
     }
 
