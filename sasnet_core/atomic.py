@@ -16,6 +16,7 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -27,6 +28,8 @@ from typing import Iterator
 STALE_AFTER_S = 3600.0
 # Without a PID in the name (written by an older version) a temp file counts as stale sooner.
 STALE_UNNAMED_AFTER_S = 300.0
+# Below this much free space a write that was cut short is taken to have met a full disk.
+FULL_DISK_BYTES = 4 << 20
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
 # The part of a temp name between ".TARGET." and ".tmp": "HOST-PID.RANDOM", or mkstemp's bare
 # RANDOM (8 characters) for temp files of older versions.
@@ -73,8 +76,42 @@ def _naming(path: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.filename is not None and not Path(exc.filename).name.startswith(f".{path.name}."):
             raise
-        reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
-        raise type(exc)(exc.errno or errno.EIO, reason, os.fspath(path)) from exc
+        code = exc.errno or _errno_of_short_write(path)
+        reason = exc.strerror or os.strerror(code)
+        raise type(exc)(code, reason, os.fspath(path)) from exc
+
+
+def _errno_of_short_write(path: Path) -> int:
+    """A write cut short raises an OSError without an errno (numpy's ``save``, for one): on a full
+    disk that is ENOSPC, which the person can act on; otherwise an input/output error."""
+    try:
+        full = shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    return errno.ENOSPC if full else errno.EIO
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse now what writing ``path`` at the end of a long run would refuse then: it exists
+    (without ``overwrite``), its folder is missing or not a folder, or nothing can be created
+    there (read-only, no permission, full). Counting a whole folder first and then failing to
+    write its table throws the run away."""
+    from sasnet_core.errors import OutputExistsError, OutputWriteError
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("already exists; --overwrite replaces it", path)
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise OutputWriteError(f"cannot be written: its folder {path.parent} {what}", path)
+    try:
+        with _naming(path):
+            fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                         dir=path.parent)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot be written: {exc.strerror or exc}", path) from None
 
 
 def ensure_folder(folder: str | os.PathLike) -> None:

@@ -138,6 +138,29 @@ def test_a_full_disk_is_an_os_error_naming_the_target():
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
+def test_a_write_cut_short_without_an_errno_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    path = tmp_path / "density.npy"
+    with pytest.raises(OSError) as err:  # numpy's save reports a short write with no errno at all
+        with atomic_path(path) as tmp:
+            np.save(tmp, np.zeros(4))
+            monkeypatch.setattr(shutil, "disk_usage", lambda p: namedtuple("U", "total used free")(1, 1, 0))
+            raise OSError("4 requested and 0 written")
+    assert err.value.errno == errno.ENOSPC and err.value.strerror == "No space left on device"
+    assert err.value.filename == str(path) and not path.exists()
+
+    monkeypatch.undo()  # with room left, the same error stays an input/output error
+    with pytest.raises(OSError) as err:
+        with atomic_path(path):
+            raise OSError("4 requested and 0 written")
+    assert err.value.errno == errno.EIO
+
+
 def test_a_file_where_a_folder_should_be_is_named(tmp_path):
     (tmp_path / "afile").write_text("keep")
     with pytest.raises(NotADirectoryError) as err:

@@ -1,6 +1,7 @@
 """Metrics on hand-computed cases, evaluate() with a fake predictor, and `sasnet eval`."""
 import csv
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -231,3 +232,39 @@ def test_cli_eval_bad_options_are_usage_errors(annotated, option, value, capsys)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert option in err and ("is a folder" in err if option == "--csv" else value in err)
+
+
+def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_counting(
+        annotated, tiny_weights, tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    from sasnet_core import evaluate as evaluate_module
+    from sasnet_core.cli import main
+
+    kept = tmp_path / "per_image.csv"
+    kept.write_text("earlier results\n")
+    args = ["eval", str(annotated), "--weights", str(tiny_weights), "--device", "cpu", "--no-progress"]
+    assert main([*args, "--csv", str(kept)]) == 2
+    assert "per_image.csv: already exists; --overwrite replaces it" in capsys.readouterr().err
+    assert kept.read_text() == "earlier results\n"
+
+    # a folder where no file can be created (read-only, no permission) is found before any image
+    # is counted, so a long run is not thrown away at its end
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **kw):
+        if dir is not None and os.path.abspath(dir) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(dir))
+        return real_mkstemp(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("counted before the check"))
+    assert main([*args, "--csv", str(locked / "e.csv")]) == 2
+    assert "e.csv: cannot be written: Permission denied" in capsys.readouterr().err
+
+    monkeypatch.undo()
+    assert main([*args, "--csv", str(kept), "--overwrite"]) == 0
+    assert kept.read_text().startswith("image,split,gt_count")

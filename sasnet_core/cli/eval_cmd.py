@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--layout", default=None, help="force a layout instead of detecting it")
     p.add_argument("--csv", metavar="FILE", type=argtypes.output_file, help="write one row per image (image, gt_count, "
                    "pred_count, abs_error, game0..game3)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
     add_engine_options(p, batching=False)
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
@@ -41,10 +42,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from sasnet_core.atomic import check_output_file
     from sasnet_core.datasets import open_dataset
     from sasnet_core.evaluate import evaluate
     from sasnet_core.progress import Progress
 
+    if args.csv:
+        check_output_file(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     options = {"fold": args.fold} if args.fold is not None else {}
     ds = open_dataset(args.dataset, None, layout=args.layout, **options)
     split = args.split or ("test" if "test" in ds.splits else None)

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sasnet_core.atomic import check_output_file
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.count_cmd import report_nothing_to_do
 from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
@@ -85,7 +86,7 @@ def run(args) -> int:
     problems = list(found.problems) + [
         Problem(v, "a video; rank ranks images (count its frames with 'sasnet count')") for v in found.videos]
     if args.csv is not None:
-        _check_output(args.csv, args.overwrite)  # before counting: a refusal costs nothing
+        check_output_file(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     if not found.images:
         return report_nothing_to_do("rank", problems)
     predictor = predictor_from_args(args, "rank", keep_levels=False, calibration=found.images)
@@ -146,16 +147,6 @@ def _ranked(rows: list[Row], by: str) -> list[Row]:
         return sorted(rows, key=lambda r: (r.annotated_error is None, -(r.annotated_error or 0.0),
                                            -r.uncertainty))
     return sorted(rows, key=lambda r: -r.uncertainty)
-
-
-def _check_output(path: Path, overwrite: bool) -> None:
-    from sasnet_core.errors import OutputExistsError, OutputWriteError
-
-    if path.exists() and not overwrite:
-        raise OutputExistsError("already exists; --overwrite replaces it", path)
-    if not path.parent.is_dir():
-        what = "is not a folder" if path.parent.exists() else "does not exist"
-        raise OutputWriteError(f"cannot be written: its folder {path.parent} {what}", path)
 
 
 def _write(rows: list[Row], args) -> None:
