@@ -114,6 +114,35 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
         raise OutputWriteError(f"cannot be written: {exc.strerror or exc}", path) from None
 
 
+def keep_aside(path: str | os.PathLike, label: str, move: bool = False) -> Path:
+    """Keep a damaged file for a person to look at before it is replaced: copied (or moved) to
+    ``NAME.LABEL-TIMESTAMP`` beside it, never over an earlier copy, which may be the only one left
+    of someone's work. A file already kept with the same content is not copied again."""
+    import datetime as _dt
+
+    path = Path(path)
+    if not move:
+        data = path.read_bytes()
+        for earlier in sorted(path.parent.glob(f"{glob_escape(path.name)}.{label}*")):
+            with contextlib.suppress(OSError):
+                if earlier.is_file() and earlier.read_bytes() == data:
+                    return earlier
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    aside, n = path.with_name(f"{path.name}.{label}-{stamp}"), 2
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.{label}-{stamp}-{n}"), n + 1
+    if move:
+        os.replace(path, aside)
+    else:
+        shutil.copy2(path, aside)
+    return aside
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with the characters glob reads as patterns escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
 def ensure_folder(folder: str | os.PathLike) -> None:
     """Create ``folder`` and its parents; a file in the way is a NotADirectoryError naming that
     file (mkdir's own error says "File exists" and names the folder it wanted)."""

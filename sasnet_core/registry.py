@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from sasnet_core import paths
-from sasnet_core.atomic import atomic_path, atomic_write_text
+from sasnet_core.atomic import atomic_path, atomic_write_text, keep_aside
 from sasnet_core.errors import CheckpointError, ModelRegistryError, kind_of
 
 if TYPE_CHECKING:  # torch loads only when a checkpoint is read: listing names stays instant
@@ -115,9 +115,7 @@ class ModelRegistry:
 
     def _write(self, data: dict, whole: bool) -> None:
         if not whole and self.file.exists():
-            stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-            aside = self.file.with_name(f"{self.file.name}.damaged-{stamp}")
-            os.replace(self.file, aside)
+            aside = keep_aside(self.file, "damaged", move=True)
             log.warning(f"{self.file}: the damaged model registry was kept as {aside}")
         atomic_write_text(self.file, json.dumps(data, indent=2, sort_keys=True))
 

@@ -307,8 +307,7 @@ class MainWindow(QMainWindow):
         self.review.progressChanged.connect(self._on_review_progress)
         self.review.cellChanged.connect(self._on_review_cell)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
-        self.document.loadFailed.connect(lambda exc: errors.show_error(
-            self, exc, what="The saved annotation could not be read; a copy was kept as .unreadable"))
+        self.document.loadFailed.connect(self._on_annotation_unreadable)
         self.counter.progress.connect(self._on_progress)
         self.counter.started.connect(lambda p: self._set_counting(True))
         self.counter.idle.connect(lambda: self._set_counting(False))
@@ -647,6 +646,12 @@ class MainWindow(QMainWindow):
                           " count, see what the model sees, correct head points, fine-tune.")
 
     # -- status -----------------------------------------------------------------------------------
+    def _on_annotation_unreadable(self, exc) -> None:
+        kept = self.document.kept_aside
+        what = ("The saved annotation could not be read; a copy was kept as " + kept.name if kept else
+                "The saved annotation could not be read, and no copy of it could be kept")
+        errors.show_error(self, exc, what=what)
+
     def _on_image_failed(self, path: str, exc) -> None:
         # The canvas must not keep showing (and editing) the previous image under this one's name.
         self.session.close_image()

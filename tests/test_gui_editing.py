@@ -144,8 +144,19 @@ def test_unreadable_annotation_is_kept_aside_and_reported(qtbot, tmp_path, gui):
     with qtbot.waitSignal(d.loadFailed) as blocker:
         d.open(image)
     assert str(file) in str(blocker.args[0])
-    assert file.with_name(file.name + ".unreadable").read_text() == "{ not json"
+    (kept,) = file.parent.glob(file.name + ".unreadable-*")
+    assert d.kept_aside == kept and kept.read_text() == "{ not json"
     assert d.count == 0
+
+    # opened again while still damaged: no second copy of the same bytes
+    d.open(image)
+    assert list(file.parent.glob(file.name + ".unreadable-*")) == [kept]
+    # damaged again in another way: the earlier copy, maybe the only one of someone's work, stays
+    file.write_text('{"points": [[1, 2], ')
+    d.open(image)
+    copies = sorted(file.parent.glob(file.name + ".unreadable-*"))
+    assert len(copies) == 2 and kept.read_text() == "{ not json"
+    assert d.kept_aside.read_text() == '{"points": [[1, 2], '
 
 
 def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui, read_only):

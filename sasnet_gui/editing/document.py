@@ -10,7 +10,6 @@ that is, and where an existing annotation is read from, the annotation store dec
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from sasnet_core.errors import SASNetError
 
 from sasnet_gui.editing import commands as cmd
 from sasnet_core.annotation_store import annotation_file_for, read_annotation
+from sasnet_core.atomic import keep_aside
 
 AUTOSAVE_MS = 400
 
@@ -44,6 +44,7 @@ class AnnotationDocument(QObject):
         self.undo_stack.indexChanged.connect(self._on_stack_changed)
         self.image_path: str | None = None
         self.file: Path | None = None
+        self.kept_aside: Path | None = None  # where the last unreadable annotation was copied
         self._ann = Annotation("", None)
         self.selection = np.zeros(0, np.int64)  # sorted point indices
         self._drag: tuple[np.ndarray, np.ndarray] | None = None  # (indices, start positions)
@@ -111,9 +112,9 @@ class AnnotationDocument(QObject):
             # Keep the unreadable file for a person to look at; our next save writes a fresh one.
             damaged = Path(exc.path) if exc.path else self.file
             try:
-                shutil.copy2(damaged, damaged.with_name(damaged.name + ".unreadable"))
+                self.kept_aside = keep_aside(damaged, "unreadable")
             except OSError:
-                pass
+                self.kept_aside = None
             self.loadFailed.emit(exc)
         if ann is None:
             ann = Annotation(image_path, image_size)
