@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from sasnet_gui import errors
 
@@ -26,16 +27,51 @@ class AnnotationTransfer:
             self.import_annotation(path)
 
     def import_annotation(self, path, format: str | None = None) -> bool:
+        """Read ``path`` onto the open image. When it does not fit the image (another image's
+        name or size, points off it) the person is asked first, in ``import_box``; True when the
+        points were taken or the question is open."""
         from sasnet_core.errors import SASNetError
-        from sasnet_core.formats import read_points
+        from sasnet_core.formats import read_for_image
 
+        doc = self.w.document
         try:
-            ann = read_points(path, format)
+            placed = read_for_image(path, doc.image_path, doc.annotation().image_size, format)
         except (SASNetError, ValueError) as exc:
             errors.show_error(self.w, exc, what="Could not import the annotation")
             return False
-        self.w.document.replace_points(ann.points, ann.sources, text=f"Import {Path(path).name}")
+        text = f"Import {Path(path).name}"
+        if not placed.mismatches:
+            doc.import_annotation(placed.annotation, text)
+            return True
+        self._ask_before_import(placed, Path(path).name, text)
         return True
+
+    def _ask_before_import(self, placed, file_name: str, text: str) -> None:
+        """A non-blocking question: import as it is, only the points on the image, or nothing."""
+        doc = self.w.document
+        image = doc.image_path
+        n, off = len(placed.outside), int(placed.outside.sum())
+        box = QMessageBox(QMessageBox.Icon.Warning, "Import annotation",
+                          f"{file_name} may not belong to {Path(image).name}:", parent=self.w)
+        box.setObjectName("importMismatchBox")
+        box.setInformativeText("\n".join(f"\u2022 {m[0].upper()}{m[1:]}." for m in placed.mismatches))
+        every = box.addButton(f"Import All {n}", QMessageBox.ButtonRole.AcceptRole)
+        inside = box.addButton(f"Import the {n - off} Inside", QMessageBox.ButtonRole.ActionRole) if off else None
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(box.button(QMessageBox.StandardButton.Cancel))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if doc.image_path != image:  # another image was shown meanwhile: not its points
+                return
+            if button is every:
+                doc.import_annotation(placed.annotation, text)
+            elif inside is not None and button is inside:
+                doc.import_annotation(placed.inside_only(), text)
+
+        box.buttonClicked.connect(answered)
+        self.import_box = box
+        box.open()
 
     def collect_annotations(self, scope: str) -> list:
         """Annotations to export: "current", "all" (every annotated file) or "reviewed".

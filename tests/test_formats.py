@@ -437,3 +437,22 @@ def test_dataset_export_removes_staging_folders_an_interrupted_export_left(tmp_p
     os.utime(old, (hours_ago, hours_ago))
     assert _convert(src, "--to", "shanghaitech-dataset", "--out", out) == 0
     assert not old.exists() and fresh.is_dir()  # a young one may be another export at work
+
+
+def test_a_file_of_many_images_is_read_onto_the_open_image_by_its_name(tmp_path):
+    from sasnet_core.errors import AnnotationFormatError
+    from sasnet_core.formats import read_for_image, write_annotations
+
+    anns = [Annotation(str(tmp_path / "a.jpg"), (100, 80), np.array([[10.0, 10.0], [99.5, 20.0]])),
+            Annotation(str(tmp_path / "b.jpg"), (100, 80), np.array([[5.0, 6.0]]))]
+    coco = tmp_path / "all.json"
+    write_annotations(anns, coco, "coco")
+    placed = read_for_image(coco, tmp_path / "b.jpg", (100, 80))
+    assert placed.annotation.points.tolist() == [[5.0, 6.0]] and placed.mismatches == []
+    # the same points on a smaller copy of a.jpg: one point off it, said and separable
+    placed = read_for_image(coco, tmp_path / "sub" / "a.jpg", (50, 40))
+    assert placed.mismatches == ["it was made on a 100x80 image; a.jpg is 50x40",
+                                 "1 of 2 points lie outside the image"]
+    assert placed.inside_only().points.tolist() == [[10.0, 10.0]] and len(placed.annotation.points) == 2
+    with pytest.raises(AnnotationFormatError, match="holds 2 images and none is named c.jpg"):
+        read_for_image(coco, tmp_path / "c.jpg", (100, 80))

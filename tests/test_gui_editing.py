@@ -237,12 +237,78 @@ def test_five_thousand_points_edit_and_undo(doc):
     assert doc.count == 0
 
 
-def test_import_shanghaitech_ground_truth(qtbot, main_window, tmp_path, gui):
+def _import_by_menu(qtbot, window, path, monkeypatch):
+    """File ▸ Import Annotation…, picking ``path`` in the file dialog."""
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    window.act_import.trigger()
+
+
+def _click(qtbot, box, label: str) -> None:
+    from PySide6.QtCore import Qt
+
+    (button,) = [b for b in box.buttons() if b.text().replace("&", "").startswith(label)]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_import_shanghaitech_ground_truth_of_its_own_image(qtbot, main_window, tmp_path, monkeypatch):
+    import shutil
+
+    root = need(SHANGHAITECH_A) / "test_data"
+    image = tmp_path / "IMG_4.jpg"
+    shutil.copy(root / "images" / "IMG_4.jpg", image)
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths([image])
+    _import_by_menu(qtbot, main_window, root / "ground-truth" / "GT_IMG_4.mat", monkeypatch)
+    assert getattr(main_window.transfer, "import_box", None) is None  # it fits: nothing to ask
+    assert main_window.document.count == 413
+    main_window.act_undo.trigger()
+    assert main_window.document.count == 0
+
+
+def test_importing_another_images_ground_truth_asks_first(qtbot, main_window, tmp_path, gui, monkeypatch):
     gt = need(SHANGHAITECH_A) / "test_data" / "ground-truth" / "GT_IMG_4.mat"
+    (image,) = gui.write_images(tmp_path, n=1)  # 256 x 192: most of IMG_4's 1024 x 768 heads are off it
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths([image])
+    doc = main_window.document
+    _import_by_menu(qtbot, main_window, gt, monkeypatch)
+    box = main_window.transfer.import_box
+    text = box.text() + box.informativeText()
+    assert "annotation of IMG_4.jpg, not of img_1.png" in text and "points lie outside the image" in text
+    _click(qtbot, box, "Cancel")
+    assert doc.count == 0 and not doc.undo_stack.canUndo()
+
+    _import_by_menu(qtbot, main_window, gt, monkeypatch)
+    _click(qtbot, main_window.transfer.import_box, "Import the")
+    inside = doc.points
+    assert 0 < len(inside) < 413
+    assert (inside[:, 0] < 257).all() and (inside[:, 1] < 193).all()
+    main_window.act_undo.trigger()
+    assert doc.count == 0
+
+    _import_by_menu(qtbot, main_window, gt, monkeypatch)
+    _click(qtbot, main_window.transfer.import_box, "Import All")
+    assert doc.count == 413  # asked for: taken as it is
+
+
+def test_import_brings_the_regions_of_interest_too(qtbot, main_window, tmp_path, gui, monkeypatch):
     (image,) = gui.write_images(tmp_path, n=1)
     with qtbot.waitSignal(main_window.session.imageShown):
         main_window.open_paths([image])
-    assert main_window.transfer.import_annotation(gt)
-    assert main_window.document.count == 413
-    main_window.document.undo_stack.undo()
-    assert main_window.document.count == 0
+    doc = main_window.document
+    doc.add_roi([[0, 0], [50, 0], [50, 50]])  # the person's region, replaced by the file's
+    labelme = tmp_path / "img_1.json"
+    labelme.write_text(json.dumps({
+        "imagePath": "img_1.png", "imageWidth": 256, "imageHeight": 192,
+        "shapes": [{"label": "head", "shape_type": "point", "points": [[10, 12]]},
+                   {"label": "head", "shape_type": "point", "points": [[100, 80]]},
+                   {"label": "roi", "shape_type": "polygon", "points": [[0, 0], [120, 0], [120, 100], [0, 100]]}]}))
+    _import_by_menu(qtbot, main_window, labelme, monkeypatch)
+    assert doc.count == 2 and len(doc.rois) == 1 and doc.rois[0].max() == 120
+    assert doc.count_in_roi() == 2
+    main_window.act_undo.trigger()  # one step back: the person's points and region as they were
+    assert doc.count == 0 and len(doc.rois) == 1 and doc.rois[0].max() == 50
+
+

@@ -14,10 +14,12 @@ complex or transposed MATLAB arrays, JSON nested too deeply and XML with entity 
 from __future__ import annotations
 
 import importlib
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+import numpy as np
 
 from sasnet_core.annotation import SUFFIX, Annotation
 from sasnet_core.formats._common import fail, validate
@@ -120,6 +122,58 @@ def read_points(path, format: str | None = None, **kw) -> Annotation:
     return anns[0]
 
 
+@dataclass
+class Placement:
+    """An annotation file read onto one open image (``read_for_image``): its annotation, now of
+    that image, and what does not fit it, for the person to decide on before anything changes."""
+
+    annotation: Annotation
+    mismatches: list[str]  # "it is the annotation of IMG_4.jpg, not of a.jpg", ...
+    outside: np.ndarray  # (N,) bool: points off the image
+
+    def inside_only(self) -> Annotation:
+        """The annotation without the points off the image."""
+        ann = self.annotation.copy()
+        keep = ~self.outside
+        ann.points, ann.sources = ann.points[keep], ann.sources[keep]
+        return ann
+
+
+def read_for_image(path, image_path, image_size: tuple[int, int] | None,
+                   format: str | None = None) -> Placement:
+    """The annotation in ``path`` to put on the image ``image_path`` of ``image_size`` (width,
+    height): from a file of many images, the one named like it. Ground truth of another image,
+    of another size or with points off this one is read all the same, and ``mismatches`` says so:
+    the app asks, instead of counting 413 heads of another photo as this one's."""
+    from sasnet_core.density import inside_image
+
+    anns = read_annotations(path, format, report=[])  # points off the image are judged below
+    name = Path(image_path).name
+    if len(anns) > 1:
+        named = [a for a in anns if a.image_path and Path(a.image_path).name == name]
+        named = named or [a for a in anns if a.image_path and Path(a.image_path).stem == Path(name).stem]
+        if len(named) != 1:
+            fail(path, f"holds {len(anns)} images and {'several are' if named else 'none is'} named {name}")
+        anns = named
+    (ann,) = anns
+    mismatches = []
+    own = Path(ann.image_path).name if ann.image_path else None
+    if own and Path(own).stem != Path(name).stem:
+        mismatches.append(f"it is the annotation of {own}, not of {name}")
+    if ann.image_size and image_size and tuple(ann.image_size) != tuple(image_size):
+        mismatches.append(f"it was made on a {ann.image_size[0]}x{ann.image_size[1]} image; "
+                          f"{name} is {image_size[0]}x{image_size[1]}")
+    if image_size:
+        outside = ~inside_image(ann.points, (image_size[1], image_size[0]))
+    else:
+        outside = np.zeros(len(ann.points), bool)
+    if outside.any():
+        mismatches.append(f"{int(outside.sum())} of {len(outside)} points lie outside the image")
+    ann.image_path = os.fspath(image_path)
+    ann.image_size = tuple(image_size) if image_size else ann.image_size
+    return Placement(ann, mismatches, outside)
+
+
 def write_annotations(anns: list[Annotation], path, format: str) -> None:
     spec = get_format(format)
     if not spec.multi and len(anns) != 1:
@@ -133,6 +187,6 @@ def write_points(annotation: Annotation, path, format: str) -> None:
 
 from sasnet_core.formats.export import DATASET, ExportResult, export, target_kind, targets  # noqa: E402
 
-__all__ = ["DATASET", "FORMATS", "ExportResult", "FormatSpec", "detect_format", "export",
-           "get_format", "read_annotations", "read_points", "target_kind", "targets",
+__all__ = ["DATASET", "FORMATS", "ExportResult", "FormatSpec", "Placement", "detect_format", "export",
+           "get_format", "read_annotations", "read_for_image", "read_points", "target_kind", "targets",
            "write_annotations", "write_points"]

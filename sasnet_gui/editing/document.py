@@ -190,6 +190,18 @@ class AnnotationDocument(QObject):
             sources = np.full(len(points), SOURCE_PERSON, np.uint8)
         self.undo_stack.push(cmd.ReplacePointsCommand(self, points, sources, text))
 
+    def import_annotation(self, ann: Annotation, text: str) -> None:
+        """Take an imported file's points, and its regions of interest where it has any (they
+        change every in-region count): one undo step."""
+        self.undo_stack.beginMacro(text)
+        self.replace_points(ann.points, ann.sources, text)
+        if ann.rois:
+            for index in reversed(range(len(self.rois))):
+                self.remove_roi(index)
+            for polygon in ann.rois:
+                self.add_roi(polygon)
+        self.undo_stack.endMacro()
+
     def start_from_model(self, heads) -> None:
         heads = np.asarray(heads, np.float64).reshape(-1, 2)
         self.replace_points(heads, np.full(len(heads), SOURCE_MODEL, np.uint8), "Start from model points")
