@@ -23,6 +23,12 @@ from sasnet_core.formats import DATASET, target_kind
 from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
 
 SCOPES = {"current": "Current image", "all": "All annotated images", "reviewed": "Reviewed images only"}
+# What the summary says when a choice of images holds nothing to export, and how to change that.
+NOTHING_TO_EXPORT = {
+    "current": "No image is open.",
+    "all": "None of the open images has points yet.",
+    "reviewed": "None of the open images is marked reviewed yet (Edit \u25b8 Mark as Reviewed, Ctrl+R).",
+}
 # Where the dialog remembers the last format and scope a person exported with (AppSettings keys).
 FORMAT_KEY, SCOPE_KEY = "export/format", "export/scope"
 
@@ -152,7 +158,9 @@ class ExportAnnotationsDialog(QDialog):
         form.addRow("Test fraction", self.test_fraction)
         form.addRow(self.summary)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.button(QDialogButtonBox.Ok).setText("Export")
+        self.export_button = buttons.button(QDialogButtonBox.Ok)
+        self.export_button.setText("Export")
+        self.target.textChanged.connect(self._update_button)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -180,6 +188,7 @@ class ExportAnnotationsDialog(QDialog):
 
     def _refresh(self) -> None:
         anns = self.annotations()
+        self._last_count = len(anns)
         fmt = self.selected_format()
         self.test_fraction.setEnabled(fmt == DATASET)
         if anns:
@@ -187,7 +196,12 @@ class ExportAnnotationsDialog(QDialog):
             kind = target_kind(fmt, len(anns))
             self.summary.setText(f"{len(anns)} image(s), {sum(a.count for a in anns)} points \u2192 one {kind}")
         else:
-            self.summary.setText("No annotated images in this selection.")
+            self.summary.setText(NOTHING_TO_EXPORT[self.scope.currentData()])
+        self._update_button()
+
+    def _update_button(self) -> None:
+        """Export is offered only when there is something to export and somewhere to put it."""
+        self.export_button.setEnabled(bool(self._last_count) and bool(self.target.text().strip()))
 
     def _browse(self) -> None:
         anns = self.annotations()

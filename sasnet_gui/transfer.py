@@ -3,6 +3,7 @@ and the status or error the person sees. Reading and writing are the core's (``f
 ``formats.export``, ``annotation_store``); this only asks and shows."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -108,6 +109,8 @@ class AnnotationTransfer:
 
         doc = self.w.document
         folder = Path(doc.image_path).parent if doc.is_open else Path.home()
+        if not os.access(folder, os.W_OK):  # images on a read-only share or card: suggest home
+            folder = Path.home()
         # scope None: the dialog opens with the format and scope of the last export.
         dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self.w, scope=scope,
                                       settings=self.w.settings)

@@ -3,6 +3,7 @@ folder layout, counts as CSV, overlays as PNG."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -258,3 +259,22 @@ def test_export_all_names_an_image_whose_annotation_cannot_be_read(annotated, qt
     window.statusBar().messageChanged.connect(messages.append)
     _export(_open_export(window, qtbot), qtbot, "all", "coco", tmp_path / "again.json")
     assert any("cannot be read" in m and "img_1.png" in m for m in messages), messages
+
+
+def test_export_is_offered_only_with_something_to_export_and_says_why_not(qtbot, main_window, tmp_path, gui,
+                                                                          read_only):
+    paths = [str(p) for p in gui.write_images(tmp_path / "imgs", n=2)]
+    read_only(tmp_path / "imgs")  # a card or share: the suggested place is not beside the images
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths(paths)
+    main_window.document.add_point(5, 6)
+    main_window.document.flush()
+    dlg = _open_export(main_window, qtbot)
+    export = dlg.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok)
+    dlg.scope.setCurrentIndex(dlg.scope.findData("reviewed"))
+    assert not export.isEnabled() and "marked reviewed" in dlg.summary.text()
+    dlg.scope.setCurrentIndex(dlg.scope.findData("all"))
+    assert export.isEnabled() and not Path(dlg.target.text()).is_relative_to(tmp_path / "imgs")
+    dlg.target.setText("  ")
+    assert not export.isEnabled()
+    qtbot.keyClick(dlg, Qt.Key_Escape)
