@@ -22,7 +22,12 @@ class _StudioFileHandler(logging.handlers.RotatingFileHandler):
     """Marks the handler this module added, so a second call can find and replace it."""
 
 
-def log_file(name: str = "sasnet-studio") -> Path:
+# The app's log (the command line prints its errors and writes none): the one file ``sasnet
+# doctor`` names and Help opens.
+APP_LOG = "sasnet-gui"
+
+
+def log_file(name: str = APP_LOG) -> Path:
     return paths.log_dir() / f"{name}.log"
 
 
@@ -34,7 +39,7 @@ def stop_logging() -> None:
         h.close()
 
 
-def setup_logging(name: str = "sasnet-studio", level: int = logging.INFO) -> Path | None:
+def setup_logging(name: str = APP_LOG, level: int = logging.INFO) -> Path | None:
     """Send log records of ``level`` and above to ``log_dir()/NAME.log``; returns that path, or
     None when the folder cannot be written (logging must never stop the program)."""
     path = log_file(name)

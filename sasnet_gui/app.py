@@ -118,7 +118,7 @@ def main(argv=None) -> int:
 
     from sasnet_core.logs import setup_logging
 
-    log_path = setup_logging("sasnet-gui")
+    log_path = setup_logging()
     log.info("SASNet Studio starting (log: %s)", log_path)
 
     app = QApplication.instance() or QApplication([sys.argv[0]])

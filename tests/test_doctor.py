@@ -1,6 +1,8 @@
 """``sasnet doctor`` and the check for the system libraries Qt's X11 plugin needs."""
 from __future__ import annotations
 
+import logging
+
 import json
 from importlib import metadata
 
@@ -34,6 +36,16 @@ def test_doctor_reports_versions_devices_folders_and_an_empty_registry_as_missin
                  "backends:", str(paths.log_dir()), str(paths.config_dir()), str(ModelRegistry().file)):
         assert text in out, text
     assert "no model is registered: run 'sasnet models download shha'" in out
+
+    # the log file it names is the one the app writes
+    from sasnet_core import logs
+
+    try:
+        app_log = logs.setup_logging()  # as sasnet-gui starts
+        logging.getLogger("sasnet_gui").warning("a line for a bug report")
+    finally:
+        logs.stop_logging()
+    assert f"log file:        {app_log}" in out and app_log.read_text()
 
 
 def test_doctor_json_lists_each_model_with_its_file_and_identity_without_rehashing(tmp_path, monkeypatch, capsys):
