@@ -186,6 +186,7 @@ def test_no_model_or_no_reviewed_images(qtbot, studio_home, tmp_path):
     with qtbot.waitSignal(panel.runFinished, timeout=60000) as finished:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert finished.args == ["failed"] and "no reviewed images" in panel.data_label.text()
+    assert "Not started" in panel.summary_label.text() and panel.summary_label.isVisible()
     assert panel.findChild(QMessageBox) is None and _no_staging_left()
     assert panel.start_button.isEnabled() and not panel.is_running()
 

@@ -327,7 +327,9 @@ class FineTunePanel(QWidget):
         self._update_state()
         if len(self.training_set) or not isinstance(exc, DatasetLayoutError):
             self._error("Cannot start fine-tuning", exc)
-        # else: nothing is reviewed, and the data line says so
+        else:  # nothing is reviewed: the data line says how to change that; the click is answered
+            self.summary_label.setText("<b>Not started:</b> no image is marked reviewed yet "
+                                       "(Edit \u25b8 Mark as Reviewed, Ctrl+R).")
         self.runFinished.emit("failed")
 
     def cancel(self) -> None:
