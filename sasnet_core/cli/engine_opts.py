@@ -22,8 +22,10 @@ def add_engine_options(p, *, batching: bool = True) -> None:
                    choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
                    help=argtypes.INFERENCE_PRECISION_HELP)
     p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",
-                   help=f"downscale images whose long side exceeds N pixels, N >= {MIN_SIDE} "
-                        "(the count stays in original units)")
+                   help=f"downscale images whose long side exceeds N pixels before counting, N >= "
+                        f"{MIN_SIDE}: faster and smaller, but heads shrink with the image and the "
+                        "count can change a lot (a density model counts at the scale it learnt); "
+                        "points and density maps stay in the original image's pixels")
     p.add_argument("--tile", type=argtypes.int_at_least(MIN_SIDE, allow_zero=True), metavar="N",
                    help=f"split images into N x N tiles, N >= {MIN_SIDE} "
                         "(default: only when memory requires; 0 = never)")
