@@ -39,6 +39,30 @@ def test_ucf_cc_50_counts_and_five_fold_split():
     assert [s.image_path.rsplit("/", 1)[1] for s in f3] == [f"{i}.jpg" for i in range(21, 31)]
     assert len(open_dataset(UCF_CC_50, "train", fold=3)) == 40
     assert any("6_ann.mat" in line for line in ds.report)  # the x = -358 point is reported
+    # the two ways of splitting it are explained where the other one is asked for
+    with pytest.raises(DatasetLayoutError, match="without --fold its splits are fold1..fold5"):
+        open_dataset(UCF_CC_50, "test")
+    with pytest.raises(DatasetLayoutError, match="with --fold K fold K is 'test'"):
+        open_dataset(UCF_CC_50, "fold1", fold=3)
+
+
+def test_an_option_that_does_not_apply_to_the_layout_is_refused_not_ignored():
+    with pytest.raises(DatasetLayoutError, match=r"shanghaitech data set, which has no use for --fold"):
+        open_dataset(need(STREET_B), "test", fold=2)
+    assert len(open_dataset(STREET_B, "test", fold=None)) == 8  # an option not given is no option
+
+
+def test_every_image_without_ground_truth_is_named_at_once(tmp_path):
+    import shutil
+
+    root = tmp_path / "set"
+    shutil.copytree(need(STREET_B) / "test_data", root / "test_data")
+    for stem in ("IMG_1", "IMG_3"):
+        (root / "test_data" / "ground-truth" / f"GT_{stem}.mat").unlink()
+    with pytest.raises(DatasetLayoutError) as err:
+        open_dataset(root)
+    assert "2 image(s) without ground truth" in str(err.value)
+    assert "IMG_1.jpg (no ground-truth/GT_IMG_1.mat)" in str(err.value) and "GT_IMG_3.mat" in str(err.value)
 
 
 def test_unknown_folder_lists_what_was_looked_for(tmp_path):

@@ -1,6 +1,8 @@
 """Which layout a folder is, and ``open_dataset`` to read it."""
 from __future__ import annotations
 
+import inspect
+
 from pathlib import Path
 
 from sasnet_core.datasets import layouts
@@ -38,6 +40,11 @@ def detect_layout(root) -> str:
     raise DatasetLayoutError(f"matches no known data set layout. Looked for: {looked}", root)
 
 
+# How the options are named where a person gives them, for the refusal of one that does not apply.
+OPTION_HELP = {"fold": "--fold (UCF_CC_50's five-fold protocol only)", "max_side": "--max-side",
+               "project_dir": "a project folder", "reviewed_only": "reviewed images only"}
+
+
 def open_dataset(root, split: str | None = None, layout: str | None = None, **options):
     """Read a data set folder. ``split``: "train", "test", "fold3", ... or None/"all".
 
@@ -49,8 +56,14 @@ def open_dataset(root, split: str | None = None, layout: str | None = None, **op
     name = layout or detect_layout(root)
     if name not in LAYOUTS:
         raise DatasetLayoutError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}", root)
+    reader = LAYOUTS[name][2]
+    taken = set(inspect.signature(reader).parameters) - {"root", "report", "_"}
+    stray = sorted(k for k, v in options.items() if v is not None and k not in taken)
+    if stray:  # an option that means nothing here is refused, not silently ignored
+        raise DatasetLayoutError(f"is a {name} data set, which has no use for "
+                                 + ", ".join(OPTION_HELP.get(k, k) for k in stray), root)
     report: list[str] = []
-    samples = LAYOUTS[name][2](root, report, **options)
+    samples = reader(root, report, **options)
     if not samples:
         raise DatasetLayoutError(f"{name} layout but no annotated images found", root)
     return layouts.Dataset(name, root, samples, report).select(split)

@@ -64,6 +64,11 @@ class Sample:
         return image
 
 
+# Why a split asked for is not there, where the layout's splits depend on an option.
+SPLIT_HINTS = {"ucf_cc_50": "; UCF_CC_50 is split by folds: without --fold its splits are "
+                            "fold1..fold5, with --fold K fold K is 'test' and the other four 'train'"}
+
+
 class Dataset:
     """The samples of one layout, all splits; iterate it for the selected split's samples."""
 
@@ -85,7 +90,7 @@ class Dataset:
             if not chosen:
                 raise DatasetLayoutError(
                     f"{self.layout} data set has no split {split!r} (has: "
-                    f"{', '.join(self.splits) or 'none'})", self.root)
+                    f"{', '.join(self.splits) or 'none'})" + SPLIT_HINTS.get(self.layout, ""), self.root)
         ds = Dataset(self.layout, self.root, self.all_samples, self.report)
         ds.samples = chosen
         return ds
@@ -120,17 +125,22 @@ def _gt(path: Path, fmt: str, report: list) -> np.ndarray:
 
 
 # -- ShanghaiTech A/B (and anything exported in that layout) ------------------------------------
+MAX_NAMED = 10  # files named in one error message; the rest are counted
 SHANGHAITECH_SPLITS = {"train_data": "train", "test_data": "test"}
 
 
 def shanghaitech(root: Path, report: list, **_) -> list[Sample]:
-    out = []
+    out, missing = [], []
     for folder, split in SHANGHAITECH_SPLITS.items():
         for img in _images(root / folder / "images"):
             gt = root / folder / "ground-truth" / f"GT_{img.stem}.mat"
             if not gt.is_file():
-                raise DatasetLayoutError(f"image {img.name} has no ground truth {gt.name}", gt.parent)
-            out.append(Sample(str(img), _gt(gt, "shanghaitech", report), split))
+                missing.append(f"{folder}/images/{img.name} (no ground-truth/{gt.name})")
+            else:
+                out.append(Sample(str(img), _gt(gt, "shanghaitech", report), split))
+    if missing:  # all of them at once: a person fixes them in one go, not one run each
+        shown = ", ".join(missing[:MAX_NAMED]) + (f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else "")
+        raise DatasetLayoutError(f"{len(missing)} image(s) without ground truth: {shown}", root)
     return out
 
 

@@ -18,7 +18,6 @@ import os
 import random
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -73,13 +72,9 @@ def _cells_on_image(image: Path, ann) -> frozenset:
 
 
 def _open(folder: Path, fold: int | None = None):
-    from sasnet_core.datasets import detect_layout, open_dataset
+    from sasnet_core.datasets import open_dataset
 
-    if fold is None:
-        return open_dataset(folder, split=None)
-    if detect_layout(folder) != "ucf_cc_50":
-        raise DatasetLayoutError("--fold applies only to UCF_CC_50's five-fold protocol", folder)
-    return open_dataset(folder, split=None, fold=fold)
+    return open_dataset(folder, split=None, fold=fold)  # --fold elsewhere than UCF_CC_50 is refused
 
 
 def load_samples(path: str | os.PathLike, split: str | None = "train",
