@@ -53,7 +53,9 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
     sched = p.add_argument_group("schedule (defaults: the paper's)")
     sched.add_argument("--steps", type=positive_int, default=default("steps"),
                        help="optimiser steps in all (default: %(default)s)")
-    sched.add_argument("--max-minutes", type=non_negative_float, default=None, metavar="M",
+    # A fine-tune of 0 minutes learns nothing; a training run of 0 still writes a checkpoint.
+    sched.add_argument("--max-minutes", type=positive_float if finetune else non_negative_float,
+                       default=None, metavar="M",
                        help="stop cleanly after M minutes of wall time (checkpoint kept)")
     sched.add_argument("--images-per-step", type=positive_int, default=default("images_per_step"), metavar="N",
                        help="images per step and process (default: %(default)s)")

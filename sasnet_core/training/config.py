@@ -76,8 +76,8 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.crop_size % self.block_size:
-            raise ValueError(f"crop_size ({self.crop_size}) must be a multiple of block_size "
-                             f"({self.block_size}) so every crop is whole k x k patches")
+            raise ValueError(f"--crop-size {self.crop_size} must be a multiple of the model's patch size "
+                             f"k = {self.block_size}, so every crop is whole k x k patches")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
         for name in ("lr", "sigma"):
