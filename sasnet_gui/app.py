@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -129,7 +130,22 @@ def main(argv=None) -> int:
     if window.controller is not None and hasattr(window.controller, "setParent"):
         window.controller.setParent(window)
     _install_handlers(app, window)
-    return app.exec()
+    code = app.exec()
+    if getattr(window.controller, "is_busy", lambda: False)():
+        _leave_without_waiting(code)
+    return code
+
+
+def _leave_without_waiting(code: int) -> None:
+    """Exit while a model is still being loaded off the GUI thread (converting a checkpoint takes
+    seconds). That thread holds nothing the person made: edits and settings were written when
+    the window closed, and caches are written atomically. Letting the interpreter shut down
+    around it fills the log with errors of the aborted thread instead."""
+    log.info("quitting while the model is still loading: not waiting for it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -292,3 +292,31 @@ def test_the_window_opens_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_quitting_while_the_model_loads_exits_at_once_and_leaves_a_clean_log(tiny_weights, tmp_path):
+    """Closed a moment after it started, while the model is still being converted: the app
+    exits with status 0 and the log (which a bug report sends) has no errors of the aborted
+    loading thread."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    code = ("import sys\n"
+            "from PySide6.QtCore import QTimer\n"
+            "import sasnet_gui.app as app\n"
+            "make = app.create_window\n"
+            "def create(*a, **k):\n"
+            "    w = make(*a, **k)\n"
+            "    QTimer.singleShot(200, w.close)\n"
+            "    return w\n"
+            "app.create_window = create\n"
+            f"sys.exit(app.main(['--weights', {str(tiny_weights)!r}]))\n")
+    env = {**os.environ, "SASNET_STUDIO_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    (log_file,) = home.rglob("sasnet-gui.log")
+    text = log_file.read_text()
+    assert "quitting while the model is still loading" in text  # the case this test is about
+    assert "aborted thread" not in text + out.stderr and "Traceback" not in text + out.stderr
