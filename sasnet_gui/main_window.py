@@ -189,7 +189,7 @@ class MainWindow(QMainWindow):
         self.act_escape = A("Clear Selection / Cancel", self._escape, "Esc")
         self.act_from_model = A("Start from &Model Points", self.start_from_model, "Ctrl+M", "model-points",
                                 tip="Replace the points by the heads the model estimated (one undo step)")
-        self.act_clear_points = A("Clear All Points", lambda: doc.replace_points([], text="Clear points"))
+        self.act_clear_points = A("Clear All Points", self.clear_points)
         self.act_reviewed = A("Mark as &Reviewed", doc.set_reviewed, "Ctrl+R", "reviewed", checkable=True,
                               tip="The points of this image are right: fine-tuning may learn from it")
         self.act_finish_roi = A("Finish Region", canvas.finish_roi, [K(Qt.Key_Return), K(Qt.Key_Enter)])
@@ -489,15 +489,24 @@ class MainWindow(QMainWindow):
         if self.session.current_result() is None:
             self.statusBar().showMessage("Count this image first (F5): there are no model points yet.", 6000)
             return
+        if self._may_replace_placed_points("Replace points", "with the model's points"):
+            self.session.start_from_model()
+
+    def clear_points(self) -> None:
+        if self._may_replace_placed_points("Clear points", "(remove them all)"):
+            self.document.replace_points([], text="Clear points")
+
+    def _may_replace_placed_points(self, title: str, how: str) -> bool:
+        """Ask before points a person placed are replaced; True to go on. Undo history belongs
+        to the open image, so the question says how long Undo can bring them back."""
         placed = int((self.document.sources == SOURCE_PERSON).sum()) if self.document.is_open else 0
-        if placed:
-            answer = QMessageBox.question(
-                self, "Replace points",
-                f"Replace the {placed} point{'s' if placed != 1 else ''} placed by a person with the "
-                "model's points? (Edit \u25b8 Undo brings them back.)")
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-        self.session.start_from_model()
+        if not placed:
+            return True
+        answer = QMessageBox.question(
+            self, title,
+            f"Replace the {placed} point{'s' if placed != 1 else ''} placed by a person {how}? "
+            "(Edit \u25b8 Undo brings them back until another image is opened.)")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _escape(self) -> None:
         if self.canvas.roi_layer.draft:

@@ -243,6 +243,16 @@ def test_model_points_ask_before_replacing_placed_points(qtbot, main_window, fak
     w.act_from_model.trigger()
     assert w.document.count == len(heads)
 
+    # Clear All Points asks the same before a person's points go, and says how long Undo helps
+    gui.click(qtbot, w.canvas, 30, 40)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    w.act_clear_points.trigger()
+    assert w.document.count == len(heads) + 1 and "until another image is opened" in asked[-1]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    w.act_clear_points.trigger()
+    assert w.document.count == 0
+
 
 def test_help_opens_the_log_folder(qtbot, main_window, monkeypatch):
     from PySide6.QtGui import QDesktopServices
