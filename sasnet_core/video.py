@@ -52,6 +52,14 @@ class FrameRecord:
     error: str | None = None
 
 
+def capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of ``path`` without OpenCV's and FFmpeg's own lines on stderr (FFmpeg:
+    "[mov,mp4,...] moov atom not found"): our errors name the file and say what is wrong, once."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read by OpenCV at each open: AV_LOG_QUIET
+    return cv2.VideoCapture(os.fspath(path))
+
+
 def _open(path: Path) -> cv2.VideoCapture:
     import stat
 
@@ -66,8 +74,7 @@ def _open(path: Path) -> cv2.VideoCapture:
                              else "not a regular file (a device, pipe or socket)", path)
     if st.st_size == 0:
         raise VideoReadError("file is empty", path)
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our messages name the file
-    cap = cv2.VideoCapture(str(path))
+    cap = capture(path)
     if not cap.isOpened():
         cap.release()
         raise VideoReadError("cannot open video (damaged file or unsupported codec)", path)

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from sasnet_core.video import capture
+
 
 class FrameReader(QObject):
     frameReady = Signal(int, object)  # index, (H, W, 3) uint8 RGB
@@ -41,7 +43,7 @@ class FrameReader(QObject):
 
     # -- reader thread ---------------------------------------------------------------------
     def _run(self) -> None:
-        cap = cv2.VideoCapture(str(self.path))
+        cap = capture(self.path)
         pos = 0  # index of the frame the next read() returns
         try:
             while True:
