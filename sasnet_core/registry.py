@@ -232,6 +232,12 @@ class ModelRegistry:
         why = _entry_problem(name, data["models"][name])
         if why:
             raise ModelRegistryError(f"entry {name!r} {why}; it cannot be the default model", self.file)
+        path = Path(data["models"][name]["path"])
+        if not path.is_file():  # every count without --weights would fail on it
+            raise ModelRegistryError(
+                f"model {name!r} cannot be the default: its file {path} is missing (moved, deleted, or on "
+                f"a drive that is not mounted); register it again with 'sasnet models add {name} FILE "
+                "--replace'")
         data["default"] = name
         self._write(data, whole)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,6 +122,19 @@ def test_damaged_entries_are_reported_once_each_and_skipped(tiny, capsys):
     assert _cli(["models", "default", "good"], capsys)[0] == 0
     code, _, err = _cli(["models", "default", "nopath"], capsys)
     assert code == 2 and "'nopath'" in err and "no file path" in err
+
+
+
+def test_a_model_whose_file_is_gone_cannot_become_the_default(tiny, tmp_path, capsys):
+    import shutil
+
+    moved = shutil.copy(tiny, tmp_path / "moved.pth")
+    assert _cli(["models", "add", "good", tiny], capsys)[0] == 0
+    assert _cli(["models", "add", "gone", moved], capsys)[0] == 0
+    Path(moved).unlink()
+    code, _, err = _cli(["models", "default", "gone"], capsys)
+    assert code == 2 and "moved.pth is missing" in err and "models add gone FILE --replace" in err
+    assert ModelRegistry().default().name == "good"
 
 
 def test_writes_keep_damaged_entries_untouched_and_remove_can_drop_them(tiny, tmp_path, capsys):
