@@ -663,7 +663,9 @@ class MainWindow(QMainWindow):
 
     def _on_image_failed(self, path: str, exc) -> None:
         # The canvas must not keep showing (and editing) the previous image under this one's name.
-        self.session.close_image()
+        reason = getattr(exc, "detail", None) or str(exc)
+        self.session.close_image(f"{Path(path).name} could not be opened: {reason}")
+        self.statusBar().showMessage(f"{Path(path).name}: {reason}")  # not an earlier image's error
         self.setWindowTitle(f"{Path(path).name} (not opened) \u2013 SASNet Studio")
         errors.show_error(self, exc, what="Could not open the image")
 

@@ -61,12 +61,15 @@ def test_images_dropped_on_the_tour_open(qtbot, window, tmp_path, gui):
     assert len(window.files.paths()) == 2 and not _shown(window.welcome)
 
 
-def test_tour_comes_back_when_the_image_cannot_be_shown(qtbot, window, tmp_path):
+def test_an_image_that_cannot_be_shown_is_named_on_the_canvas_not_greeted(qtbot, window, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     with qtbot.waitSignal(window.session.imageFailed, timeout=10_000):
         window.open_paths([str(broken)])
-    assert _shown(window.welcome)
+    assert not _shown(window.welcome)
+    hint = window.canvas.empty_hint
+    assert hint.isVisible() and hint.text().startswith("broken.jpg could not be opened: ")
+    assert window.statusBar().currentMessage().startswith("broken.jpg: ")
 
 
 def test_get_released_button_opens_the_download_dialog(qtbot, window):

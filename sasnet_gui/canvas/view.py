@@ -138,10 +138,16 @@ class CanvasView(pg.GraphicsLayoutWidget):
     def image_shape(self):
         return None if self._rgb is None else self._rgb.shape
 
-    def set_image(self, rgb: np.ndarray | None) -> None:
+    def set_image(self, rgb: np.ndarray | None, message: str | None = None) -> None:
+        """Show ``rgb``; None empties the canvas, which then shows ``message`` (why it is empty)
+        or, without one, how to open images (and the welcome overlay covers it)."""
         old = self.image_shape
         self._rgb = rgb
         self.roi_layer.cancel()
+        # Hidden and shown again, so whoever follows the hint's visibility (the welcome overlay)
+        # sees the new text too.
+        self.empty_hint.setVisible(False)
+        self.empty_hint.setText(message or EMPTY_HINT)
         self.empty_hint.setVisible(rgb is None)
         if rgb is None:
             self.image_item.clear()

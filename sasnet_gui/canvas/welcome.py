@@ -134,7 +134,11 @@ class WelcomeOverlay(QFrame):
         self.note.setVisible(not has_model)
 
     def canvas_is_empty(self) -> bool:
-        return self._hint is None or not self._hint.isHidden()
+        """Nothing shown and nothing to say about it: an image that could not be opened keeps the
+        canvas empty too, but then the canvas names it instead of greeting a first start."""
+        from sasnet_gui.canvas.view import EMPTY_HINT
+
+        return self._hint is None or (not self._hint.isHidden() and self._hint.text() == EMPTY_HINT)
 
     def _sync(self) -> None:
         self.setGeometry(self._canvas.rect())

@@ -80,11 +80,12 @@ class ImageSession(QObject):
         if gen == self._generation:
             self.imageFailed.emit(path, exc)
 
-    def close_image(self) -> None:
+    def close_image(self, message: str | None = None) -> None:
+        """Show no image; ``message`` says on the canvas why (an image that could not be opened)."""
         self._generation += 1
         self.document.close()
         self.current = None
-        self.canvas.set_image(None)
+        self.canvas.set_image(None, message)
         self.countsChanged.emit()
 
     def busy(self) -> bool:
