@@ -113,6 +113,25 @@ class Annotation:
     def count_in_roi(self) -> int:
         return int(self.inside_roi().sum())
 
+    def misfit(self, image_size: tuple[int, int] | None) -> tuple[list[str], np.ndarray]:
+        """How these points fit an image of ``image_size`` (width, height): the sentences that
+        say what does not (made on another size, points off the image) and the (N,) bool mask of
+        the points off it. Importing another file and reopening an image that changed on disk
+        both ask this before a person builds on points that belong elsewhere."""
+        from sasnet_core.density import inside_image
+
+        problems = []
+        if self.image_size and image_size and tuple(self.image_size) != tuple(image_size):
+            problems.append(f"it was made on a {self.image_size[0]}x{self.image_size[1]} image; "
+                            f"{Path(self.image_path).name or 'this one'} is {image_size[0]}x{image_size[1]}")
+        if image_size:
+            off = ~inside_image(self.points, (image_size[1], image_size[0]))
+        else:
+            off = np.zeros(len(self.points), bool)
+        if off.any():
+            problems.append(f"{int(off.sum())} of {len(off)} points lie outside the image")
+        return problems, off
+
     def roi_mask(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W) bool mask of the ROI polygons; all True when there is no ROI.
 

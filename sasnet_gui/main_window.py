@@ -308,6 +308,7 @@ class MainWindow(QMainWindow):
         self.review.cellChanged.connect(self._on_review_cell)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
         self.document.loadFailed.connect(self._on_annotation_unreadable)
+        self.document.misfit.connect(self._on_annotation_misfit)
         self.counter.progress.connect(self._on_progress)
         self.counter.started.connect(lambda p: self._set_counting(True))
         self.counter.idle.connect(lambda: self._set_counting(False))
@@ -655,6 +656,20 @@ class MainWindow(QMainWindow):
                           " count, see what the model sees, correct head points, fine-tune.")
 
     # -- status -----------------------------------------------------------------------------------
+    def _on_annotation_misfit(self, image: str, problems: list) -> None:
+        """The image changed on disk since its points were saved: say so, without blocking."""
+        name = Path(image).name
+        self.statusBar().showMessage(f"{name}: its saved points may not fit it any more", 15000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image",
+                          f"{name} has changed since it was annotated:", parent=self)
+        box.setObjectName("misfitBox")
+        box.setInformativeText("\n".join(f"\u2022 {p[0].upper()}{p[1:]}." for p in problems)
+                               + "\n\nThe points are kept as they were; check them before marking "
+                               "the image reviewed.")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.misfit_box = box
+        box.open()
+
     def _on_annotation_unreadable(self, exc) -> None:
         kept = self.document.kept_aside
         what = ("The saved annotation could not be read; a copy was kept as " + kept.name if kept else

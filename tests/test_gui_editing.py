@@ -312,3 +312,19 @@ def test_import_brings_the_regions_of_interest_too(qtbot, main_window, tmp_path,
     assert doc.count == 0 and len(doc.rois) == 1 and doc.rois[0].max() == 50
 
 
+
+
+def test_an_image_changed_since_it_was_annotated_is_said_and_its_points_kept(qtbot, main_window, tmp_path, gui):
+    from sasnet_core.imageio import write_image
+
+    (image,) = gui.write_images(tmp_path, n=1)  # 256 x 192
+    save_annotation(Annotation(str(image), (256, 192), np.array([[200.0, 150.0], [20.0, 10.0]])),
+                    annotation_file_for(image))
+    write_image(image, np.zeros((80, 100, 3), np.uint8))  # shrunk on disk after annotating
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths([image])
+    box = main_window.misfit_box
+    text = box.text() + box.informativeText()
+    assert "made on a 256x192 image; img_1.png is 100x80" in text and "1 of 2 points lie outside" in text
+    assert main_window.document.points.tolist() == [[200.0, 150.0], [20.0, 10.0]]  # nothing dropped
+    assert "may not fit" in main_window.statusBar().currentMessage()

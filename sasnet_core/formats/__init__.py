@@ -145,7 +145,6 @@ def read_for_image(path, image_path, image_size: tuple[int, int] | None,
     height): from a file of many images, the one named like it. Ground truth of another image,
     of another size or with points off this one is read all the same, and ``mismatches`` says so:
     the app asks, instead of counting 413 heads of another photo as this one's."""
-    from sasnet_core.density import inside_image
 
     anns = read_annotations(path, format, report=[])  # points off the image are judged below
     name = Path(image_path).name
@@ -160,16 +159,9 @@ def read_for_image(path, image_path, image_size: tuple[int, int] | None,
     own = Path(ann.image_path).name if ann.image_path else None
     if own and Path(own).stem != Path(name).stem:
         mismatches.append(f"it is the annotation of {own}, not of {name}")
-    if ann.image_size and image_size and tuple(ann.image_size) != tuple(image_size):
-        mismatches.append(f"it was made on a {ann.image_size[0]}x{ann.image_size[1]} image; "
-                          f"{name} is {image_size[0]}x{image_size[1]}")
-    if image_size:
-        outside = ~inside_image(ann.points, (image_size[1], image_size[0]))
-    else:
-        outside = np.zeros(len(ann.points), bool)
-    if outside.any():
-        mismatches.append(f"{int(outside.sum())} of {len(outside)} points lie outside the image")
-    ann.image_path = os.fspath(image_path)
+    ann.image_path = os.fspath(image_path)  # the open image: the size message names it
+    problems, outside = ann.misfit(image_size)
+    mismatches += problems
     ann.image_size = tuple(image_size) if image_size else ann.image_size
     return Placement(ann, mismatches, outside)
 

@@ -37,6 +37,7 @@ class AnnotationDocument(QObject):
     saved = Signal(str)  # annotation file path
     saveFailed = Signal(object)  # the exception
     loadFailed = Signal(object)
+    misfit = Signal(str, list)  # image path, what of its saved points does not fit it any more
 
     def __init__(self, parent=None, autosave_ms: int = AUTOSAVE_MS):
         super().__init__(parent)
@@ -116,15 +117,21 @@ class AnnotationDocument(QObject):
             except OSError:
                 self.kept_aside = None
             self.loadFailed.emit(exc)
+        problems: list[str] = []
         if ann is None:
             ann = Annotation(image_path, image_size)
         elif image_size is not None:
+            # The image changed on disk since it was annotated (resized, replaced): the points are
+            # kept as they are, and the person is told before building on them.
+            problems = ann.misfit(image_size)[0]
             ann.image_size = image_size
         self._ann = ann
         self.image_path = image_path
         self.selection = np.zeros(0, np.int64)
         self._emit_all()
         self.loaded.emit(image_path)
+        if problems:
+            self.misfit.emit(image_path, problems)
 
     def close(self) -> None:
         self.flush()
