@@ -156,3 +156,20 @@ def test_a_long_file_name_leaves_every_column_in_view(qtbot, tmp_path):
     assert header.sectionViewportPosition(last) + header.sectionSize(last) <= table.viewport().width()
     assert all(header.sectionSize(c) > 0 for c in range(model.columnCount()))
     assert table.textElideMode() == Qt.ElideMiddle and header.sectionSize(0) < table.viewport().width()
+
+
+def test_a_damaged_annotation_stays_visible_in_the_list_after_counting(qtbot, main_window, fake_controller,
+                                                                         tiny_predictor, tmp_path, gui):
+    paths = [str(p) for p in gui.write_images(tmp_path, n=2)]
+    annotation_file_for(paths[1]).write_text('{"points": [[1, 2], ')  # cut short
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths(paths)
+    with qtbot.waitSignal(main_window.counter.idle, timeout=60_000):
+        fake_controller.set(tiny_predictor)  # both images are counted
+    files = main_window.files
+    damaged = files.entry(paths[1])
+    assert damaged.model_count is not None and damaged.status is Status.ERROR
+    row = files.paths().index(paths[1])
+    assert files.data(files.index(row, 3)) == "?"
+    assert "annotation cannot be read" in files.data(files.index(row, 0), Qt.ToolTipRole)
+    assert files.entry(paths[0]).status is Status.COUNTED

@@ -124,7 +124,7 @@ class FileListDock(QDockWidget):
     def _on_scanned(self, item) -> None:
         path, count, reviewed, error, cells = item
         if error:
-            self.model.set_error(path, error)
+            self.model.set_annotation_error(path, error)
         else:
             self.model.set_annotation(path, count, reviewed)
             if cells is not None:

@@ -26,7 +26,8 @@ class FileEntry:
     annotated_count: int | None = None  # None: no annotation file yet
     reviewed: bool = False
     counting: bool = False
-    error: str | None = None
+    error: str | None = None  # the image could not be read or counted
+    annotation_error: str | None = None  # its saved annotation could not be read
     unsure: float | None = None  # uncertainty.image_score of the model's result
     cells_reviewed: tuple[int, int] | None = None  # (checked, all) review cells, once known
 
@@ -36,7 +37,7 @@ class FileEntry:
 
     @property
     def status(self) -> Status:
-        if self.error:
+        if self.error or self.annotation_error:
             return Status.ERROR
         if self.counting:
             return Status.COUNTING
@@ -125,7 +126,12 @@ class FileListModel(QAbstractTableModel):
         self.update(path, unsure=None if score is None else float(score))
 
     def set_annotation(self, path, count: int | None, reviewed: bool) -> None:
-        self.update(path, annotated_count=count, reviewed=bool(reviewed))
+        self.update(path, annotated_count=count, reviewed=bool(reviewed), annotation_error=None)
+
+    def set_annotation_error(self, path, message: str) -> None:
+        """The saved annotation cannot be read: the row says so until a new one is saved
+        (counting the image does not clear it, unlike an image error)."""
+        self.update(path, annotation_error=message)
 
     def stop_counting(self) -> None:
         """After a cancel: rows still marked counting go back to what they were."""
@@ -163,6 +169,8 @@ class FileListModel(QAbstractTableModel):
             if col == 2:
                 return "" if e.model_count is None else f"{e.model_count:.1f}"
             if col == 3:
+                if e.annotation_error:
+                    return "?"
                 return "" if e.annotated_count is None else str(e.annotated_count)
             if col == 4:
                 if e.reviewed:
@@ -176,6 +184,8 @@ class FileListModel(QAbstractTableModel):
             return self._sort_key(e, col)
         elif role == Qt.ToolTipRole:
             tip = f"{e.path}\n{e.error}" if e.error else e.path
+            if e.annotation_error:
+                tip += f"\nannotation cannot be read: {e.annotation_error}"
             if e.cells_reviewed:
                 tip += f"\ncells reviewed {e.cells_reviewed[0]} / {e.cells_reviewed[1]}"
             return tip
