@@ -242,6 +242,10 @@ def test_saved_files_of_an_earlier_run_are_kept_unless_overwrite(tiny_weights, i
     assert earlier.read_text() == "an earlier run\n" and not (out / f"one{suffix}").exists()
     assert main([*argv, "--overwrite"]) == 0
     assert earlier.read_bytes() != b"an earlier run\n" and (out / f"one{suffix}").is_file()
+    # files of an earlier run in two folders: the message names the folder holding both
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: 2 output file(s) of an earlier run exist" in err
 
 
 def test_earlier_video_frame_files_are_refused_too(tiny_weights, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -187,7 +188,7 @@ class _Output:
             more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
             raise OutputExistsError(
                 f"{len(taken)} output file(s) of an earlier run exist ({shown}{more}); "
-                "--overwrite replaces them", taken[0].parent)
+                "--overwrite replaces them", Path(os.path.commonpath([p.parent for p in taken])))
 
     def _stem(self, path: Path, frame: int | None) -> Path:
         rel = self.inputs.relative_name(path)
