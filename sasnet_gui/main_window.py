@@ -712,10 +712,10 @@ class MainWindow(QMainWindow):
         self.counts.set_counts(c["model"], c["annotated"], c["roi_model"], c["roi_annotated"], state, c["reviewed"])
 
     def _on_cursor(self, x: float, y: float, value) -> None:
-        text = f"x {x:.1f}  y {y:.1f}"
-        if value is not None:
-            text += "  RGB " + ",".join(str(v) for v in value)
-        self.cursor_label.setText(text)
+        if value is None:  # off the image: its coordinates mean nothing to a person
+            self.cursor_label.setText("")
+            return
+        self.cursor_label.setText(f"x {x:.1f}  y {y:.1f}  RGB " + ",".join(str(v) for v in value))
 
     # -- settings and closing ---------------------------------------------------------------------
     def showEvent(self, ev) -> None:  # noqa: N802 - Qt name

@@ -169,6 +169,8 @@ def test_cursor_position_and_pixel_value_in_the_status_bar(qtbot, main_window, t
     canvas.scene().sigMouseMoved.emit(scene_pos)
     rgb = canvas._rgb[20, 10]
     assert main_window.cursor_label.text() == f"x 10.5  y 20.5  RGB {rgb[0]},{rgb[1]},{rgb[2]}"
+    canvas.scene().sigMouseMoved.emit(canvas.vb.mapViewToScene(QPointF(10.5, 900.0)))  # below the image
+    assert main_window.cursor_label.text() == ""
 
 
 def test_no_model_option_starts_without_loading_the_default(qtbot, tmp_path):
