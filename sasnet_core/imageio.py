@@ -15,6 +15,7 @@ Pillow's and OpenCV's own limits are set to the same number, so no other route d
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -34,13 +35,23 @@ MAX_MEGAPIXELS_ENV = "SASNET_MAX_MEGAPIXELS"
 def max_image_pixels() -> int:
     """The largest image, in pixels, that will be decoded (see the module docstring)."""
     text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_MEGAPIXELS * 1_000_000
     try:
-        megapixels = float(text) if text else DEFAULT_MAX_MEGAPIXELS
+        megapixels = float(text)
     except ValueError:
-        megapixels = DEFAULT_MAX_MEGAPIXELS
-    if not megapixels > 0 or megapixels == float("inf"):
+        megapixels = float("nan")
+    if not 0 < megapixels < float("inf"):
+        if text not in _WARNED:  # once: every image asks
+            _WARNED.add(text)
+            logging.getLogger(__name__).warning(
+                "%s=%r is not a number of megapixels above 0; using the default, %d",
+                MAX_MEGAPIXELS_ENV, text, DEFAULT_MAX_MEGAPIXELS)
         megapixels = DEFAULT_MAX_MEGAPIXELS
     return int(megapixels * 1_000_000)
+
+
+_WARNED: set[str] = set()
 
 
 def _limit_decoders(limit: int):

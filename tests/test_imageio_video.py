@@ -154,6 +154,22 @@ def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
     assert Image.MAX_IMAGE_PIXELS == 2000  # Pillow's own limit follows ours
 
 
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan"])
+def test_a_pixel_limit_that_is_not_a_number_is_said_once(tmp_path, monkeypatch, caplog, value):
+    from sasnet_core.imageio import DEFAULT_MAX_MEGAPIXELS
+
+    path = tmp_path / "a.png"
+    write_image(path, media.rgb(40, 50))
+    monkeypatch.setenv(MAX_MEGAPIXELS_ENV, value)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert read_image(path).shape == (40, 50, 3)
+    said = [r.getMessage() for r in caplog.records if MAX_MEGAPIXELS_ENV in r.getMessage()]
+    assert said == [f"{MAX_MEGAPIXELS_ENV}={value!r} is not a number of megapixels above 0; "
+                    f"using the default, {DEFAULT_MAX_MEGAPIXELS}"]
+
+
 @pytest.mark.parametrize("mode, fmt", [
     ("CMYK", "JPEG"), ("P", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("L", "BMP"), ("RGBA", "WEBP"),
     ("CMYK", "TIFF"), ("F", "TIFF"), ("I", "TIFF"),
