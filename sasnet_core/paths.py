@@ -15,6 +15,11 @@ APP = "sasnet-studio"
 def _root(kind: str) -> Path:
     home = os.environ.get("SASNET_STUDIO_HOME")
     if home:
+        if Path(home).exists() and not Path(home).is_dir():  # else every listing is silently empty
+            from sasnet_core.errors import SettingsError
+
+            raise SettingsError("SASNET_STUDIO_HOME names a file, not a folder to keep models, "
+                                "settings and logs in", home)
         return Path(home) / kind
     return Path(getattr(platformdirs, f"user_{kind}_dir")(APP, appauthor=False))
 

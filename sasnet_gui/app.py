@@ -109,9 +109,21 @@ def missing_libraries_refusal() -> str | None:
     return f"sasnet-gui: error: {platform_check.missing_qt_libraries_message(missing)}"
 
 
+def _user_folders_refusal() -> str | None:
+    """One line when the folders for models, settings and logs cannot be used at all."""
+    from sasnet_core import paths
+    from sasnet_core.errors import SASNetError
+
+    try:
+        paths.data_dir()
+    except SASNetError as exc:
+        return f"sasnet-gui: error: {exc}"
+    return None
+
+
 def main(argv=None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    refusal = missing_libraries_refusal()
+    refusal = missing_libraries_refusal() or _user_folders_refusal()
     if refusal:
         print(refusal, file=sys.stderr)
         return 1

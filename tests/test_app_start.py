@@ -67,3 +67,18 @@ def test_offscreen_skips_the_check(no_xcb_cursor, monkeypatch, qapp, capsys):
 
 class _Quitter:
     controller = None
+
+
+def test_a_studio_home_that_is_a_file_is_named_by_the_app_and_the_command(tmp_path, monkeypatch, capsys):
+    from sasnet_core.cli import main as cli
+
+    home = tmp_path / "home.txt"
+    home.write_text("not a folder")
+    monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
+    _no_qt_application(monkeypatch)
+    assert app.main(["--no-model"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"sasnet-gui: error: {home}: SASNET_STUDIO_HOME names a file, not a folder to keep " \
+                  "models, settings and logs in"
+    assert cli(["models", "list"]) == 2  # not an empty list: there is no folder to list
+    assert "SASNET_STUDIO_HOME names a file" in capsys.readouterr().err
