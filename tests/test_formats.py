@@ -1,5 +1,6 @@
 """Format adapters: round trips, real files, detection, malformed input, the CLI."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -456,3 +457,18 @@ def test_a_file_of_many_images_is_read_onto_the_open_image_by_its_name(tmp_path)
     assert placed.inside_only().points.tolist() == [[10.0, 10.0]] and len(placed.annotation.points) == 2
     with pytest.raises(AnnotationFormatError, match="holds 2 images and none is named c.jpg"):
         read_for_image(coco, tmp_path / "c.jpg", (100, 80))
+
+
+@pytest.mark.parametrize("fmt, data, field", [
+    ("labelme", {"imagePath": "a.jpg", "imageWidth": 0, "imageHeight": 10, "shapes": []}, "imageWidth"),
+    ("coco", None, "images[0].height"),
+])
+def test_a_bad_image_size_names_the_field_as_the_file_spells_it(tmp_path, fmt, data, field):
+    path = tmp_path / "a.json"
+    if data is None:  # a whole COCO file with one image 2.5 pixels high
+        write_annotations([Annotation(str(tmp_path / "a.jpg"), (10, 8), np.array([[1.0, 2.0]]))], path, fmt)
+        data = json.loads(path.read_text())
+        data["images"][0]["height"] = 2.5
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationFormatError, match=rf"field '{re.escape(field)}' must be a whole number of pixels"):
+        read_annotations(path, fmt)

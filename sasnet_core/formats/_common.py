@@ -78,15 +78,16 @@ def json_number(value, path, field: str) -> float:
     return value
 
 
-def json_size(width, height, path, field: str):
-    """(w, h) of positive whole numbers, or None when both are absent (null)."""
+def json_size(width, height, path, width_field: str, height_field: str):
+    """(w, h) of positive whole numbers, or None when both are absent (null); errors name the
+    field as the file spells it."""
     if width is None and height is None:
         return None
     out = []
-    for name, v in (("width", width), ("height", height)):
-        v = json_number(v, path, f"{field}.{name}")
+    for field, v in ((width_field, width), (height_field, height)):
+        v = json_number(v, path, field)
         if not v.is_integer() or v <= 0:
-            fail(path, f"field '{field}.{name}' must be a whole number of pixels above 0, got {v:g}")
+            fail(path, f"field '{field}' must be a whole number of pixels above 0, got {v:g}")
         out.append(int(v))
     return tuple(out)
 

@@ -75,7 +75,7 @@ def read(path: Path) -> list[Annotation]:
     anns = []
     for i, im in enumerate(images):
         rows = np.array(per_image.get(im["id"], []), np.float64).reshape(-1, 3)
-        size = json_size(im.get("width"), im.get("height"), path, f"images[{i}]")
+        size = json_size(im.get("width"), im.get("height"), path, f"images[{i}].width", f"images[{i}].height")
         anns.append(Annotation(resolve_image(im["file_name"], path.parent), size,
                                rows[:, :2], rows[:, 2].astype(np.uint8)))
     return anns

@@ -46,7 +46,7 @@ def read(path: Path) -> list[Annotation]:
             rois.append(xy)
         else:
             other.append(shape)
-    size = json_size(data.get("imageWidth"), data.get("imageHeight"), path, "imageWidth/imageHeight")
+    size = json_size(data.get("imageWidth"), data.get("imageHeight"), path, "imageWidth", "imageHeight")
     name = data.get("imagePath")
     if name is not None:
         json_field(name, str, path, "imagePath")
