@@ -17,11 +17,23 @@ FILL_ROUNDS = 12
 
 
 def _peaks(values: np.ndarray, size: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Local maxima above ``floor``, strongest first."""
+    """Local maxima above ``floor``, strongest first, no two within one ``size`` window."""
     peak = (values == ndimage.maximum_filter(values, size=size, mode="constant")) & (values > floor)
     ys, xs = np.nonzero(peak)
     order = np.argsort(-values[ys, xs], kind="stable")
-    return ys[order], xs[order]
+    ys, xs = ys[order], xs[order]
+    # Pixels of equal value next to each other (a smoothed map has such plateaus) are all local
+    # maxima; they are one head, not a row of points on adjacent pixels. The first in reading
+    # order stands for the plateau.
+    r = size // 2
+    blocked = np.zeros(values.shape, bool)
+    keep = np.ones(len(ys), bool)
+    for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+        if blocked[y, x]:
+            keep[i] = False
+        else:
+            blocked[max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1] = True
+    return ys[keep], xs[keep]
 
 
 def estimate_heads(density: np.ndarray, count: float | None = None, min_distance: int = 2) -> np.ndarray:

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from _data_paths import UCF_CC_50, need
+
 from sasnet_core.imageio import read_image
 from sasnet_core.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.inference import Predictor
@@ -157,6 +159,27 @@ def test_heads_find_separate_blobs():
     assert (d.min(0) <= 2.0).all()
     dense = density_map(np.random.default_rng(1).uniform(10, 40, (40, 2)), (50, 50))
     assert len(estimate_heads(dense)) == 40  # merged blobs are filled up to the count
+
+
+def test_heads_of_the_densest_real_crowd_are_never_on_adjacent_pixels():
+    """UCF_CC_50 image 1 (4,633 heads): its ground truth has no two heads 1.5 pixels apart, and
+    the starting points a person corrects must not either (a smoothed map's plateaus of equal
+    values once gave rows of points on neighbouring pixels)."""
+    from scipy.spatial import cKDTree
+
+    from sasnet_core.datasets import open_dataset
+    from sasnet_core.density import density_map
+    from sasnet_core.heads import estimate_heads
+    from sasnet_core.imageio import image_size
+
+    sample = open_dataset(need(UCF_CC_50))[0]
+    w, h = image_size(sample.image_path)
+    heads = estimate_heads(density_map(sample.points, (h, w)))
+    assert len(heads) == 4633
+    nearest, _ = cKDTree(heads).query(heads, k=2)
+    assert nearest[:, 1].min() > 1.5
+    to_truth, _ = cKDTree(sample.points).query(heads)
+    assert np.median(to_truth) < 2.5  # and they sit on the heads
 
 
 @pytest.mark.parametrize("kwargs,match", [
