@@ -310,7 +310,7 @@ def _read_image_size(size, path):
         return None
     if len(json_field(size, list, path, "image_size")) != 2:
         _fail(path, f"field 'image_size' must be [width, height], got {_short(size)}")
-    size = json_size(size[0], size[1], path, "image_size")
+    size = json_size(size[0], size[1], path, "image_size[0] (width)", "image_size[1] (height)")
     if size is not None and max(size) > MAX_IMAGE_SIDE:
         _fail(path, f"field 'image_size' {list(size)} exceeds {MAX_IMAGE_SIDE} pixels on a side")
     return size

@@ -99,15 +99,21 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
     from sasnet_core.errors import OutputExistsError, OutputWriteError
 
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return  # a device or pipe (/dev/stdout) is written in place, as atomic_path does
     if path.exists() and not overwrite:
         raise OutputExistsError("already exists; --overwrite replaces it", path)
-    if not path.parent.is_dir():
-        what = "is not a folder" if path.parent.exists() else "does not exist"
-        raise OutputWriteError(f"cannot be written: its folder {path.parent} {what}", path)
+    # Missing folders are created by the write (``atomic_path``): the nearest one that exists
+    # must be a folder that takes new files.
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputWriteError(f"cannot be written: {folder} is a file, not a folder", path)
     try:
         with _naming(path):
             fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
-                                         dir=path.parent)
+                                         dir=folder)
             os.close(fd)
             os.unlink(probe)
     except OSError as exc:

@@ -99,7 +99,7 @@ def test_save_and_reload_5000_points(tmp_path):
         (lambda d: d.update(points=[[1, "a"]]), "points[0]"),
         (lambda d: d.update(sources=[0]), "sources"),
         (lambda d: d.update(sources=[0, 7, 0]), "sources"),
-        (lambda d: d.update(image_size=[0, 5]), "image_size.width"),
+        (lambda d: d.update(image_size=[0, 5]), "image_size[0] (width)"),
         (lambda d: d.update(rois=[[[0, 0], [1, 1]]]), "rois[0]"),
         (lambda d: d.update(reviewed="yes"), "reviewed"),
     ],

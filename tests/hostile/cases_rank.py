@@ -37,7 +37,12 @@ def _csv_kept(ctx: Ctx, result) -> None:
 
 
 def _csv_in_missing_folder(ctx: Ctx):
-    return _rank(ctx, _image(ctx.tmp / "a.png"), "--csv", ctx.tmp / "nowhere" / "r.csv"), ["r.csv", "nowhere"]
+    return _rank(ctx, _image(ctx.tmp / "a.png"), "--csv", ctx.tmp / "nowhere" / "r.csv"), []
+
+
+def _csv_written_in_the_new_folder(ctx: Ctx, result) -> None:
+    """Like eval's --csv and count's --save-*: missing folders are made."""
+    assert (ctx.tmp / "nowhere" / "r.csv").read_text().startswith("path,count,")
 
 
 def _csv_under_a_file(ctx: Ctx):
@@ -151,7 +156,7 @@ CASES = [
     *impossible_engine_cases(lambda ctx, *options: _rank(ctx, _image(ctx.tmp / "a.png"), *options), "rank-"),
     Case("rank-csv-is-a-folder", _csv_is_a_folder, REFUSED),
     Case("rank-csv-exists", _csv_exists, REFUSED, _csv_kept),
-    Case("rank-csv-in-missing-folder", _csv_in_missing_folder, REFUSED),
+    Case("rank-csv-in-missing-folder", _csv_in_missing_folder, ACCEPTED, _csv_written_in_the_new_folder),
     Case("rank-csv-under-a-file", _csv_under_a_file, REFUSED),
     Case("rank-json-and-csv", _json_and_csv, REFUSED),
     Case("rank-only-missing", _only_missing, REFUSED, _one_line),

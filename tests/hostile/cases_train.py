@@ -77,7 +77,7 @@ BAD_OPTIONS = [
 
 CASES = [
     *[Case(f"option{opt}={val}", _option(opt, val), REFUSED, check=_no_run) for opt, val in BAD_OPTIONS],
-    Case("crop-size-not-a-multiple-of-k", lambda ctx: (_train(ctx, "--crop-size", "48"), ["crop_size", "48"]),
+    Case("crop-size-not-a-multiple-of-k", lambda ctx: (_train(ctx, "--crop-size", "48"), ["--crop-size 48", "k = 32"]),
          REFUSED, check=_no_run),
     Case("resume-and-overwrite", lambda ctx: (_train(ctx, "--resume", "--overwrite"), ["--overwrite", "--resume"]),
          REFUSED),
