@@ -12,7 +12,9 @@ full disk, read-only folder, permission, a file where a folder should be.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
+import glob
 import hashlib
 import os
 import re
@@ -124,16 +126,14 @@ def keep_aside(path: str | os.PathLike, label: str, move: bool = False) -> Path:
     """Keep a damaged file for a person to look at before it is replaced: copied (or moved) to
     ``NAME.LABEL-TIMESTAMP`` beside it, never over an earlier copy, which may be the only one left
     of someone's work. A file already kept with the same content is not copied again."""
-    import datetime as _dt
-
     path = Path(path)
     if not move:
         data = path.read_bytes()
-        for earlier in sorted(path.parent.glob(f"{glob_escape(path.name)}.{label}*")):
+        for earlier in sorted(path.parent.glob(f"{glob.escape(path.name)}.{label}*")):
             with contextlib.suppress(OSError):
                 if earlier.is_file() and earlier.read_bytes() == data:
                     return earlier
-    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     aside, n = path.with_name(f"{path.name}.{label}-{stamp}"), 2
     while aside.exists():
         aside, n = path.with_name(f"{path.name}.{label}-{stamp}-{n}"), n + 1
@@ -142,11 +142,6 @@ def keep_aside(path: str | os.PathLike, label: str, move: bool = False) -> Path:
     else:
         shutil.copy2(path, aside)
     return aside
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with the characters glob reads as patterns escaped."""
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def ensure_folder(folder: str | os.PathLike) -> None:

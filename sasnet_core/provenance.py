@@ -14,7 +14,6 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Provenance:
     name: str | None  # the name the model was given when it was made
-    kind: str | None  # "finetuned" where fine-tuning made it
     parent: str | None  # the model it started from: its registry name, else its file's stem
     trained_on: str | None  # "12 images (street)", "ucf_cc_50"
     steps: int | None
@@ -49,7 +48,7 @@ def provenance(metadata: dict | None) -> Provenance:
     m = metadata if isinstance(metadata, dict) else {}
     parent = _text(m.get("parent_name")) or (Path(m["parent"]).stem if _text(m.get("parent")) else None)
     return Provenance(
-        name=_text(m.get("name")), kind=_text(m.get("kind")), parent=parent,
+        name=_text(m.get("name")), parent=parent,
         trained_on=_trained_on(m), steps=_number(m.get("steps"), int),
         mae_before=_number(m.get("val_mae_before"), float),
         mae_after=_number(m.get("val_mae"), float) if m.get("val_mae") is not None

@@ -139,7 +139,8 @@ def shanghaitech(root: Path, report: list, **_) -> list[Sample]:
             else:
                 out.append(Sample(str(img), _gt(gt, "shanghaitech", report), split))
     if missing:  # all of them at once: a person fixes them in one go, not one run each
-        shown = ", ".join(missing[:MAX_NAMED]) + (f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else "")
+        more = len(missing) - MAX_NAMED
+        shown = ", ".join(missing[:MAX_NAMED]) + (f" and {more} more" if more > 0 else "")
         raise DatasetLayoutError(f"{len(missing)} image(s) without ground truth: {shown}", root)
     return out
 
