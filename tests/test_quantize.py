@@ -122,6 +122,16 @@ def test_calibration_takes_images_spread_over_the_list_and_passes_over_unreadabl
     assert len(set(heights)) == len(heights)
 
 
+def test_the_report_says_when_int8_moves_counts_more_than_it_aims_for():
+    from sasnet_core.quantize import Int8Report
+
+    close = Int8Report(images=8, mean_rel_diff=0.004, max_rel_diff=0.009).describe()
+    assert close == "int8 calibrated on 8 of your images: counts within 0.40 % of fp32 (max 0.90 %)"
+    far = Int8Report(images=8, mean_rel_diff=0.036, max_rel_diff=0.078).describe()
+    assert far.startswith("int8 calibrated on 8 of your images: counts within 3.60 % of fp32 (max 7.80 %), "
+                          "more than the 1 % int8 aims for") and "bf16 or fp32" in far
+
+
 def test_no_calibration_images_is_one_clear_error(small_model, tmp_path):
     model, ov_model, cache = small_model
     broken = tmp_path / "broken.jpg"
