@@ -53,10 +53,9 @@ class FrameRecord:
 
 
 def capture(path: str | os.PathLike) -> cv2.VideoCapture:
-    """``cv2.VideoCapture`` of ``path`` without OpenCV's and FFmpeg's own lines on stderr (FFmpeg:
-    "[mov,mp4,...] moov atom not found"): our errors name the file and say what is wrong, once."""
+    """``cv2.VideoCapture`` of ``path`` without OpenCV's own lines on stderr (FFmpeg's are silenced
+    where the package is imported): our errors name the file and say what is wrong, once."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read by OpenCV at each open: AV_LOG_QUIET
     return cv2.VideoCapture(os.fspath(path))
 
 

@@ -159,9 +159,9 @@ def test_failed_run_shows_stderr_and_the_panel_survives(qtbot, studio_home, tmp_
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         assert panel.start()
     assert finished.args == ["failed"]
-    assert "crop_size" in panel.last_error and "33" in panel.last_error
+    assert "--crop-size 33" in panel.last_error and "k = 32" in panel.last_error
     box = panel.findChild(QMessageBox)
-    assert box is not None and "crop_size" in box.informativeText()
+    assert box is not None and "--crop-size 33" in box.informativeText()
     assert panel.start_button.isEnabled() and not panel.is_running()
     assert controller.current_name() == "tiny" and _no_partial_files() and _no_staging_left()
     assert not list(paths.models_dir().glob("*.pth")) if paths.models_dir().exists() else True
