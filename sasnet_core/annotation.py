@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.atomic import atomic_write_text
-from sasnet_core.errors import AnnotationFormatError
+from sasnet_core.errors import AnnotationFormatError, AnnotationVersionError
 
 FORMAT_NAME = "sasnet-annotation"
 FORMAT_VERSION = 2
@@ -332,7 +332,8 @@ def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
     if type(version) is not int or version < 1:
         _fail(path, f"field 'version' must be a positive integer, got {_short(version)}")
     if version > FORMAT_VERSION:
-        _fail(path, f"field 'version' is {version}; this program reads up to {FORMAT_VERSION}")
+        raise AnnotationVersionError(f"field 'version' is {version}: written by a newer version of SASNet "
+                                     f"Studio (this one reads up to {FORMAT_VERSION}); update to edit it", path)
     image = data.get("image")
     if not isinstance(image, str) or not image.strip():
         _fail(path, "field 'image' must be a non-empty string (the image path)")

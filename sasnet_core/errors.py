@@ -48,6 +48,11 @@ class AnnotationFormatError(SASNetError):
     """An annotation file is malformed: the message names the field and the problem."""
 
 
+class AnnotationVersionError(AnnotationFormatError):
+    """An annotation file written by a newer version of the program: this one cannot read it and
+    must not write over it (a person's work in a format it does not know)."""
+
+
 class DatasetLayoutError(SASNetError):
     """A folder matches no known data set layout."""
 

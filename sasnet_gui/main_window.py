@@ -672,8 +672,12 @@ class MainWindow(QMainWindow):
 
     def _on_annotation_unreadable(self, exc) -> None:
         kept = self.document.kept_aside
-        what = ("The saved annotation could not be read; a copy was kept as " + kept.name if kept else
-                "The saved annotation could not be read, and no copy of it could be kept")
+        if self.document.newer_file:
+            what = "The saved annotation is a newer version's; it is left unchanged on disk"
+        elif kept:
+            what = "The saved annotation could not be read; a copy was kept as " + kept.name
+        else:
+            what = "The saved annotation could not be read, and no copy of it could be kept"
         errors.show_error(self, exc, what=what)
 
     def _on_image_failed(self, path: str, exc) -> None:

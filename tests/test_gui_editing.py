@@ -328,3 +328,28 @@ def test_an_image_changed_since_it_was_annotated_is_said_and_its_points_kept(qtb
     assert "made on a 256x192 image; img_1.png is 100x80" in text and "1 of 2 points lie outside" in text
     assert main_window.document.points.tolist() == [[200.0, 150.0], [20.0, 10.0]]  # nothing dropped
     assert "may not fit" in main_window.statusBar().currentMessage()
+
+
+def test_an_annotation_of_a_newer_version_is_never_written_over(qtbot, main_window, tmp_path, gui):
+    from PySide6.QtWidgets import QMessageBox
+
+    (image,) = gui.write_images(tmp_path, n=1)
+    file = annotation_file_for(image)
+    newer = json.dumps({"format": "sasnet-annotation", "version": 99, "image": image.name, "points": [[1, 2]],
+                        "some_future_key": {"kept": True}})
+    file.write_text(newer)
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.open_paths([image])
+    boxes = [b for b in main_window.findChildren(QMessageBox) if b.isVisible()]
+    assert boxes and "newer version" in boxes[-1].text() + boxes[-1].informativeText()
+    for b in boxes:
+        b.close()
+    failures = []
+    main_window.document.saveFailed.connect(failures.append)
+    gui.click(qtbot, main_window.canvas, 20, 20)
+    gui.click(qtbot, main_window.canvas, 40, 20)
+    main_window.document.flush()
+    main_window.document.flush()
+    assert file.read_text() == newer  # left exactly as the newer version wrote it
+    assert not list(tmp_path.glob("*.unreadable-*"))  # not damaged: nothing to keep aside
+    assert len(failures) == 1 and "edits of this image are not saved" in str(failures[0])

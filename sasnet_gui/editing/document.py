@@ -18,7 +18,7 @@ from PySide6.QtGui import QUndoStack
 
 from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, save_annotation
 from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emit() refcount guard)
-from sasnet_core.errors import SASNetError
+from sasnet_core.errors import AnnotationVersionError, OutputWriteError, SASNetError
 
 from sasnet_gui.editing import commands as cmd
 from sasnet_core.annotation_store import annotation_file_for, read_annotation
@@ -46,6 +46,8 @@ class AnnotationDocument(QObject):
         self.image_path: str | None = None
         self.file: Path | None = None
         self.kept_aside: Path | None = None  # where the last unreadable annotation was copied
+        self.newer_file = False  # the annotation on disk is a newer version's: never written over
+        self._newer_said = False
         self._ann = Annotation("", None)
         self.selection = np.zeros(0, np.int64)  # sorted point indices
         self._drag: tuple[np.ndarray, np.ndarray] | None = None  # (indices, start positions)
@@ -107,8 +109,13 @@ class AnnotationDocument(QObject):
         self._dirty = False
         self.file = annotation_file_for(image_path)
         ann = None
+        self.kept_aside, self.newer_file, self._newer_said = None, False, False
         try:
             ann = read_annotation(image_path)
+        except AnnotationVersionError as exc:
+            # Nothing here may replace it: edits are shown but not saved (``save`` says so).
+            self.newer_file = True
+            self.loadFailed.emit(exc)
         except SASNetError as exc:
             # Keep the unreadable file for a person to look at; our next save writes a fresh one.
             damaged = Path(exc.path) if exc.path else self.file
@@ -166,6 +173,14 @@ class AnnotationDocument(QObject):
         self._timer.stop()
         if not self._dirty or self.image_path is None or self.file is None:
             return True
+        if self.newer_file:
+            self._dirty = False
+            if not self._newer_said:  # said at the first edit, not at every autosave after it
+                self._newer_said = True
+                self.saveFailed.emit(OutputWriteError(
+                    "written by a newer version of SASNet Studio; it is left as it is and edits of "
+                    "this image are not saved", self.file))
+            return False
         try:
             save_annotation(self._ann, self.file)
         except (SASNetError, OSError) as exc:
