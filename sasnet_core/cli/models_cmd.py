@@ -88,9 +88,11 @@ def run(args) -> int:
             print(("No usable models registered. " if reg.problems else "No models registered. ") + HOW_TO_GET_A_MODEL)
             return 0
         for e in entries:
-            extra = "; ".join(provenance(e.metadata).parts())
             gone = "  [FILE MISSING]" if e.missing else ""
             ident = None if e.missing else _identity(reg, e, args.no_progress)
+            # The identity line describes the file (its provenance included); without the file,
+            # what the registry recorded of it is all there is.
+            extra = "; ".join(provenance(e.metadata).parts()) if ident is None else ""
             print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"
                   + (f"  ({extra})" if extra else ""))
             if ident is not None:
