@@ -42,11 +42,11 @@ _MIDDLE = re.compile(r"^(?:(?P<host>[0-9a-f]{4})-(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success fsync it and ``os.replace`` it into place.
 
-    A target that exists and is not a regular file (``/dev/null``, a FIFO) is written in place: it
-    must not be replaced by a file.
+    A stream (``is_stream``: ``/dev/null``, ``/dev/stdout``, a FIFO) is written in place: it must
+    not be replaced by a file.
     """
     path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():
+    if is_stream(path):
         with _naming(path):
             yield path
         return
@@ -93,16 +93,25 @@ def _errno_of_short_write(path: Path) -> int:
     return errno.ENOSPC if full else errno.EIO
 
 
+def is_stream(path: Path) -> bool:
+    """A device, pipe or socket, or anything under ``/dev`` (``/dev/stdout`` redirected to a file
+    still names the stream, not a file to replace)."""
+    if path.is_absolute() and path.parts[:2] == ("/", "dev"):
+        return True
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse now what writing ``path`` at the end of a long run would refuse then: it exists
-    (without ``overwrite``), its folder is missing or not a folder, or nothing can be created
-    there (read-only, no permission, full). Counting a whole folder first and then failing to
-    write its table throws the run away."""
+    (without ``overwrite``), a file stands where a folder of its path should be, or nothing can
+    be created where it goes (read-only, no permission). Missing folders are fine: the write
+    makes them. Counting a whole folder first and then failing to write its table throws the
+    run away."""
     from sasnet_core.errors import OutputExistsError, OutputWriteError
 
     path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():
-        return  # a device or pipe (/dev/stdout) is written in place, as atomic_path does
+    if is_stream(path):
+        return  # written in place, as atomic_path does
     if path.exists() and not overwrite:
         raise OutputExistsError("already exists; --overwrite replaces it", path)
     # Missing folders are created by the write (``atomic_path``): the nearest one that exists

@@ -198,7 +198,7 @@ class ModelRegistry:
                                          f"{', '.join(sorted(others))}; not deleted", target)
         del data["models"][name]
         if data.get("default") == name:
-            usable = sorted(n for n, e in data["models"].items() if not _entry_problem(n, e))
+            usable = sorted(n for n, e in data["models"].items() if not _default_problem(n, e))
             data["default"] = usable[0] if usable else None
         self._write(data, whole)
         if target is not None and target.exists():
@@ -229,22 +229,16 @@ class ModelRegistry:
         data, whole = self._read()
         if name not in data["models"]:
             raise ModelRegistryError(self._unknown(name, data))
-        why = _entry_problem(name, data["models"][name])
+        why = _default_problem(name, data["models"][name])
         if why:
-            raise ModelRegistryError(f"entry {name!r} {why}; it cannot be the default model", self.file)
-        path = Path(data["models"][name]["path"])
-        if not path.is_file():  # every count without --weights would fail on it
-            raise ModelRegistryError(
-                f"model {name!r} cannot be the default: its file {path} is missing (moved, deleted, or on "
-                f"a drive that is not mounted); register it again with 'sasnet models add {name} FILE "
-                "--replace'")
+            raise ModelRegistryError(why, self.file)
         data["default"] = name
         self._write(data, whole)
 
     @staticmethod
     def _usable_default(data: dict) -> bool:
         name = data.get("default")
-        return isinstance(name, str) and name in data["models"] and not _entry_problem(name, data["models"][name])
+        return isinstance(name, str) and name in data["models"] and not _default_problem(name, data["models"][name])
 
     @staticmethod
     def _unknown(name: str, data: dict) -> str:
@@ -287,6 +281,20 @@ class ModelRegistry:
 
 def valid_model_name(name: str) -> bool:
     return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def _default_problem(name: str, entry) -> str | None:
+    """Why a registry entry cannot be the default model (every count without --weights would
+    fail on it), or None."""
+    why = _entry_problem(name, entry)
+    if why:
+        return f"entry {name!r} {why}; it cannot be the default model"
+    path = Path(entry["path"]).expanduser()
+    if not path.is_file():
+        return (f"model {name!r} cannot be the default: its file {path} is missing (moved, deleted, or "
+                f"on a drive that is not mounted); register it again with 'sasnet models add {name} "
+                "FILE --replace'")
+    return None
 
 
 def _entry_problem(name, entry) -> str | None:

@@ -229,3 +229,12 @@ def test_bugs_keep_their_traceback(monkeypatch, exc):
     _failing_command(monkeypatch, exc)
     with pytest.raises(type(exc)):
         main(["models", "list"])
+
+
+def test_dev_stdout_redirected_to_a_file_is_written_in_place_not_replaced(capfd):
+    from sasnet_core.atomic import check_output_file
+
+    check_output_file("/dev/stdout")  # stdout is a file under capfd: not "already exists"
+    atomic_write_text("/dev/stdout", "path,count\n")
+    assert capfd.readouterr().out == "path,count\n"
+    assert os.path.islink("/dev/stdout")

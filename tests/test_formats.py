@@ -472,3 +472,28 @@ def test_a_bad_image_size_names_the_field_as_the_file_spells_it(tmp_path, fmt, d
     path.write_text(json.dumps(data))
     with pytest.raises(AnnotationFormatError, match=rf"field '{re.escape(field)}' must be a whole number of pixels"):
         read_annotations(path, fmt)
+
+
+def test_reading_onto_an_image_tells_same_named_images_apart_and_guesses_nothing(tmp_path):
+    from sasnet_core.formats import read_for_image
+
+    # a data set exported as one COCO file: train/.../IMG_1.jpg and test/.../IMG_1.jpg
+    train, test = tmp_path / "train_data" / "images" / "IMG_1.jpg", tmp_path / "test_data" / "images" / "IMG_1.jpg"
+    anns = [Annotation(str(train), (100, 80), np.array([[1.0, 1.0]])),
+            Annotation(str(test), (100, 80), np.array([[2.0, 2.0], [3.0, 3.0]]))]
+    coco = tmp_path / "all.json"
+    write_annotations(anns, coco, "coco")
+    assert read_for_image(coco, test, (100, 80)).annotation.count == 2
+    assert read_for_image(coco, train, (100, 80)).annotation.count == 1
+    # a plain text file says nothing of its image: no "annotation of heads.jpg" from its own name
+    text = tmp_path / "heads.txt"
+    text.write_text("10 20\n30 40\n")
+    placed = read_for_image(text, tmp_path / "a.jpg", (100, 80))
+    assert placed.mismatches == [] and placed.annotation.count == 2
+    # a COCO file with no image in it is named, not a bare unpacking error
+    empty = tmp_path / "empty.json"
+    data = json.loads(coco.read_text())
+    data["images"], data["annotations"] = [], []
+    empty.write_text(json.dumps(data))
+    with pytest.raises(AnnotationFormatError, match="empty.json: holds no image's annotation"):
+        read_for_image(empty, tmp_path / "a.jpg", (100, 80))

@@ -135,6 +135,10 @@ def test_a_model_whose_file_is_gone_cannot_become_the_default(tiny, tmp_path, ca
     code, _, err = _cli(["models", "default", "gone"], capsys)
     assert code == 2 and "moved.pth is missing" in err and "models add gone FILE --replace" in err
     assert ModelRegistry().default().name == "good"
+    # removing the default does not hand the role to the model whose file is gone
+    assert _cli(["models", "remove", "good"], capsys)[0] == 0
+    reg = ModelRegistry()
+    assert reg.default() is None and [e.name for e in reg.entries()] == ["gone"]
 
 
 def test_writes_keep_damaged_entries_untouched_and_remove_can_drop_them(tiny, tmp_path, capsys):

@@ -299,6 +299,32 @@ def test_finetune_keeps_batchnorm_statistics_unless_asked(tiny_weights, tmp_path
     assert any(not torch.equal(a[k], b[k]) for k in b if k.endswith("weight"))  # it did learn
 
 
+def test_finetune_into_a_folder_that_takes_no_files_is_refused_before_training(tiny_weights, tmp_path,
+                                                                               capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    import importlib
+
+    finetune = importlib.import_module("sasnet_core.training.finetune")  # the module, not its function
+
+    data = tmp_path / "mine"
+    make_blob_dataset(data, 3, layout="annotations", reviewed=True)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **kw):  # read-only or no permission, as root cannot be made to see it
+        if dir is not None and os.path.abspath(dir) == str(locked):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(dir))
+        return real_mkstemp(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(finetune, "train", lambda *a, **k: pytest.fail("trained before the check"))
+    assert _cli(["finetune", tiny_weights, data, "--out", locked / "m.pth", "--steps", 3]) == 2
+    assert "m.pth: cannot be written: Permission denied" in capsys.readouterr().err
+
+
 def test_finetune_bad_input_exits_nonzero_with_message(tiny_weights, tmp_path, capsys):
     data = tmp_path / "unreviewed"
     make_blob_dataset(data, 2, layout="annotations", reviewed=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -172,10 +171,10 @@ class _Output:
         ``rank --csv`` do; checked before counting, so a refusal costs nothing."""
         from sasnet_core.errors import OutputExistsError
 
-        taken: list[Path] = []
         for folder, suffix in ((self.density_dir, ".npy"), (self.points_dir, ".txt")):
             if folder is None or not folder.is_dir():
                 continue
+            taken: list[Path] = []
             for path in self.inputs.images:
                 out = folder / f"{self._stem(path, None)}{suffix}"
                 if out.exists():
@@ -183,12 +182,12 @@ class _Output:
             for path in self.inputs.videos:  # one file per counted frame
                 stem = self._stem(path, None)
                 taken.extend(sorted((folder / stem.parent).glob(f"{glob.escape(stem.name)}_frame*{suffix}")))
-        if taken:
-            shown = ", ".join(str(p) for p in taken[:3])
-            more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
-            raise OutputExistsError(
-                f"{len(taken)} output file(s) of an earlier run exist ({shown}{more}); "
-                "--overwrite replaces them", Path(os.path.commonpath([p.parent for p in taken])))
+            if taken:  # named by the folder given with --save-*, whatever sub-folders hold them
+                shown = ", ".join(str(p) for p in taken[:3])
+                more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+                raise OutputExistsError(
+                    f"{len(taken)} output file(s) of an earlier run exist ({shown}{more}); "
+                    "--overwrite replaces them", folder)
 
     def _stem(self, path: Path, frame: int | None) -> Path:
         rel = self.inputs.relative_name(path)

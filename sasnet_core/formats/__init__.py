@@ -36,6 +36,12 @@ class FormatSpec:
     multi: bool  # one file holds many images (COCO, CVAT, VIA)
     module: ModuleType
 
+    @property
+    def names_image(self) -> bool:
+        """The file records its image (a field, or a data set's naming rule such as GT_IMG_4.mat);
+        otherwise the image a reader returns is a guess from the file's own name."""
+        return getattr(self.module, "NAMES_IMAGE", True)
+
     def read(self, path) -> list[Annotation]:
         return self.module.read(Path(path))
 
@@ -142,21 +148,20 @@ class Placement:
 def read_for_image(path, image_path, image_size: tuple[int, int] | None,
                    format: str | None = None) -> Placement:
     """The annotation in ``path`` to put on the image ``image_path`` of ``image_size`` (width,
-    height): from a file of many images, the one named like it. Ground truth of another image,
-    of another size or with points off this one is read all the same, and ``mismatches`` says so:
-    the app asks, instead of counting 413 heads of another photo as this one's."""
-
-    anns = read_annotations(path, format, report=[])  # points off the image are judged below
+    height); from a file of many images, the one that is this image. What does not fit (the
+    file names another image, was made on another size, has points off this one) is in
+    ``mismatches`` rather than refused: a person may mean it, but must know before the points
+    count as this image's."""
+    spec = get_format(format or detect_format(path))
+    anns = read_annotations(path, spec.name, report=[])  # points off the image are judged below
+    if not anns:
+        fail(path, "holds no image's annotation")
     name = Path(image_path).name
     if len(anns) > 1:
-        named = [a for a in anns if a.image_path and Path(a.image_path).name == name]
-        named = named or [a for a in anns if a.image_path and Path(a.image_path).stem == Path(name).stem]
-        if len(named) != 1:
-            fail(path, f"holds {len(anns)} images and {'several are' if named else 'none is'} named {name}")
-        anns = named
+        anns = [_the_one_for(anns, image_path, path)]
     (ann,) = anns
     mismatches = []
-    own = Path(ann.image_path).name if ann.image_path else None
+    own = Path(ann.image_path).name if ann.image_path and spec.names_image else None
     if own and Path(own).stem != Path(name).stem:
         mismatches.append(f"it is the annotation of {own}, not of {name}")
     ann.image_path = os.fspath(image_path)  # the open image: the size message names it
@@ -164,6 +169,29 @@ def read_for_image(path, image_path, image_size: tuple[int, int] | None,
     mismatches += problems
     ann.image_size = tuple(image_size) if image_size else ann.image_size
     return Placement(ann, mismatches, outside)
+
+
+def _the_one_for(anns: list[Annotation], image_path, path) -> Annotation:
+    """The entry of a many-image file that is ``image_path``: the one whose path shares the most
+    trailing parts with it (a data set holds train/.../IMG_1.jpg and test/.../IMG_1.jpg), else
+    the one of the same stem."""
+    want = Path(os.path.abspath(image_path)).parts[::-1]
+
+    def shared(ann: Annotation) -> int:
+        parts = Path(os.path.abspath(ann.image_path)).parts[::-1] if ann.image_path else ()
+        n = 0
+        while n < min(len(parts), len(want)) and parts[n] == want[n]:
+            n += 1
+        return n
+
+    scores = [shared(a) for a in anns]
+    best = max(scores)
+    named = [a for a, s in zip(anns, scores) if s == best and best > 0]
+    named = named or [a for a in anns if a.image_path and Path(a.image_path).stem == Path(image_path).stem]
+    if len(named) != 1:
+        fail(path, f"holds {len(anns)} images and {'several are' if named else 'none is'} named "
+                   f"{Path(image_path).name}")
+    return named[0]
 
 
 def write_annotations(anns: list[Annotation], path, format: str) -> None:

@@ -16,6 +16,8 @@ DESCRIPTION = "CSV with columns x,y[,source]"
 EXTENSIONS = (".csv",)
 FIELD = "x,y"
 MULTI = False
+# The file says nothing of its image: the image it is read with is only guessed from its name.
+NAMES_IMAGE = False
 
 
 def default_name(image_path: str) -> str:

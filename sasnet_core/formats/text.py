@@ -13,6 +13,8 @@ DESCRIPTION = "plain text, 'x y' per line (SASNet, P2PNet)"
 EXTENSIONS = (".txt",)
 FIELD = "x y"
 MULTI = False
+# The file says nothing of its image: the image it is read with is only guessed from its name.
+NAMES_IMAGE = False
 
 
 def default_name(image_path: str) -> str:

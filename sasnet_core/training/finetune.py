@@ -13,6 +13,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from sasnet_core.atomic import check_output_file
 from sasnet_core.errors import CheckpointError, DatasetLayoutError, SASNetError, SettingsError
 from sasnet_core.training.budget import ObservedLog, TimeBudget
 from sasnet_core.training.config import TrainConfig
@@ -73,12 +74,8 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
             out = Path(out).expanduser()
             if out.is_dir():
                 raise CheckpointError("output is a folder; give a file name such as my_model.pth", out)
-            if out.exists() and not overwrite:
-                raise CheckpointError("output file exists already (pass --overwrite to replace it)", out)
-            if not out.parent.is_dir():
-                raise CheckpointError("is a file, not a folder to write the new model into"
-                                      if out.parent.exists() else
-                                      "the folder to write the new model into does not exist", out.parent)
+            # Before the run: a refusal at its end would throw the whole fine-tune away.
+            check_output_file(out, overwrite)
 
             if cfg.max_minutes is not None and not cfg.max_minutes > 0:
                 raise SettingsError(f"--max-minutes {cfg.max_minutes:g} leaves no time to train; "

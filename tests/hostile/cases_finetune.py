@@ -115,7 +115,12 @@ def _out_kept(ctx, _result) -> None:
 
 
 def _out_missing_folder(ctx: Ctx):
-    return _argv(ctx, _images_folder(ctx), out=ctx.tmp / "no" / "such" / "m.pth"), ["such"]
+    return _argv(ctx, _images_folder(ctx), "--steps", "2", out=ctx.tmp / "no" / "such" / "m.pth"), []
+
+
+def _out_made_with_its_folders(ctx: Ctx, result) -> None:
+    """As every output: missing folders are made (checked writable before the run)."""
+    assert (ctx.tmp / "no" / "such" / "m.pth").is_file()
 
 
 def _out_inside_a_file(ctx: Ctx):
@@ -187,7 +192,7 @@ CASES = [
     Case("weights-missing", _weights_missing),
     Case("weights-a-folder", _weights_a_folder),
     Case("out-exists-without-overwrite", _out_exists, check=_out_kept),
-    Case("out-in-a-missing-folder", _out_missing_folder),
+    Case("out-in-a-missing-folder", _out_missing_folder, expect=ACCEPTED, check=_out_made_with_its_folders),
     Case("out-a-folder", _out_a_folder),
     Case("out-inside-a-file", _out_inside_a_file),
     Case("out-is-the-parent-model", _out_is_the_parent, check=_parent_kept),
