@@ -490,14 +490,14 @@ class MainWindow(QMainWindow):
         if self.session.current_result() is None:
             self.statusBar().showMessage("Count this image first (F5): there are no model points yet.", 6000)
             return
-        if self._may_replace_placed_points("Replace points", "with the model's points"):
+        if self.may_replace_placed_points("Replace points", "with the model's points"):
             self.session.start_from_model()
 
     def clear_points(self) -> None:
-        if self._may_replace_placed_points("Clear points", "(remove them all)"):
+        if self.may_replace_placed_points("Clear points", "(remove them all)"):
             self.document.replace_points([], text="Clear points")
 
-    def _may_replace_placed_points(self, title: str, how: str) -> bool:
+    def may_replace_placed_points(self, title: str, how: str) -> bool:
         """Ask before points a person placed are replaced; True to go on. Undo history belongs
         to the open image, so the question says how long Undo can bring them back."""
         placed = int((self.document.sources == SOURCE_PERSON).sum()) if self.document.is_open else 0
@@ -672,12 +672,13 @@ class MainWindow(QMainWindow):
 
     def _on_annotation_unreadable(self, exc) -> None:
         kept = self.document.kept_aside
-        if self.document.newer_file:
+        if self.document.left_alone == "newer":
             what = "The saved annotation is a newer version's; it is left unchanged on disk"
         elif kept:
             what = "The saved annotation could not be read; a copy was kept as " + kept.name
         else:
-            what = "The saved annotation could not be read, and no copy of it could be kept"
+            what = ("The saved annotation could not be read, and no copy of it could be kept; it is left "
+                    "unchanged on disk")
         errors.show_error(self, exc, what=what)
 
     def _on_image_failed(self, path: str, exc) -> None:

@@ -42,10 +42,15 @@ class AnnotationTransfer:
             return False
         text = f"Import {Path(path).name}"
         if not placed.mismatches:
-            doc.import_annotation(placed.annotation, text)
+            self._take(placed.annotation, Path(path).name, text)
             return True
         self._ask_before_import(placed, Path(path).name, text)
         return True
+
+    def _take(self, ann, file_name: str, text: str) -> None:
+        """Replace the open image's points with ``ann``'s, once the person agrees to lose theirs."""
+        if self.w.may_replace_placed_points("Import annotation", f"with the {ann.count} of {file_name}"):
+            self.w.document.import_annotation(ann, text)
 
     def _ask_before_import(self, placed, file_name: str, text: str) -> None:
         """A non-blocking question: import as it is, only the points on the image, or nothing."""
@@ -66,9 +71,9 @@ class AnnotationTransfer:
             if doc.image_path != image:  # another image was shown meanwhile: not its points
                 return
             if button is every:
-                doc.import_annotation(placed.annotation, text)
+                self._take(placed.annotation, file_name, text)
             elif inside is not None and button is inside:
-                doc.import_annotation(placed.inside_only(), text)
+                self._take(placed.inside_only(), file_name, text)
 
         box.buttonClicked.connect(answered)
         self.import_box = box

@@ -159,6 +159,31 @@ def test_unreadable_annotation_is_kept_aside_and_reported(qtbot, tmp_path, gui):
     assert d.kept_aside.read_text() == '{"points": [[1, 2], '
 
 
+
+def test_an_unreadable_annotation_that_cannot_be_copied_is_not_written_over(qtbot, tmp_path, gui, monkeypatch):
+    import sasnet_gui.editing.document as document
+
+    (image,) = gui.write_images(tmp_path, n=1)
+    file = annotation_file_for(image)
+    file.write_text("{ the only trace of 100 points")
+
+    def no_room(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(document, "keep_aside", no_room)
+    d = AnnotationDocument()
+    failures = []
+    d.saveFailed.connect(failures.append)
+    with qtbot.waitSignal(d.loadFailed):
+        d.open(image)
+    d.add_point(3, 4)
+    assert d.save() is False
+    d.add_point(5, 6)
+    assert d.save() is False  # said once, refused every time
+    assert file.read_text() == "{ the only trace of 100 points"
+    assert len(failures) == 1 and "no copy of it could be kept" in str(failures[0])
+
+
 def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui, read_only):
     folder = tmp_path / "ro"
     (image,) = gui.write_images(folder, n=1)
@@ -294,6 +319,8 @@ def test_importing_another_images_ground_truth_asks_first(qtbot, main_window, tm
 
 
 def test_import_brings_the_regions_of_interest_too(qtbot, main_window, tmp_path, gui, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
     (image,) = gui.write_images(tmp_path, n=1)
     with qtbot.waitSignal(main_window.session.imageShown):
         main_window.open_paths([image])
@@ -305,11 +332,18 @@ def test_import_brings_the_regions_of_interest_too(qtbot, main_window, tmp_path,
         "shapes": [{"label": "head", "shape_type": "point", "points": [[10, 12]]},
                    {"label": "head", "shape_type": "point", "points": [[100, 80]]},
                    {"label": "roi", "shape_type": "polygon", "points": [[0, 0], [120, 0], [120, 100], [0, 100]]}]}))
+    gui.click(qtbot, main_window.canvas, 30, 40)  # a point of the person's own: asked before it goes
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    _import_by_menu(qtbot, main_window, labelme, monkeypatch)
+    assert asked and "with the 2 of img_1.json" in asked[0] and doc.count == 1  # "No": kept
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     _import_by_menu(qtbot, main_window, labelme, monkeypatch)
     assert doc.count == 2 and len(doc.rois) == 1 and doc.rois[0].max() == 120
     assert doc.count_in_roi() == 2
     main_window.act_undo.trigger()  # one step back: the person's points and region as they were
-    assert doc.count == 0 and len(doc.rois) == 1 and doc.rois[0].max() == 50
+    assert doc.count == 1 and len(doc.rois) == 1 and doc.rois[0].max() == 50
 
 
 
@@ -328,6 +362,14 @@ def test_an_image_changed_since_it_was_annotated_is_said_and_its_points_kept(qtb
     assert "made on a 256x192 image; img_1.png is 100x80" in text and "1 of 2 points lie outside" in text
     assert main_window.document.points.tolist() == [[200.0, 150.0], [20.0, 10.0]]  # nothing dropped
     assert "may not fit" in main_window.statusBar().currentMessage()
+
+    # its size is recorded anew with the next save: reopened, the kept points are not pointed out again
+    main_window.misfit_box = None
+    main_window.document.add_point(5, 5)
+    main_window.document.flush()
+    with qtbot.waitSignal(main_window.session.imageShown):
+        main_window.session.show(str(image))
+    assert main_window.misfit_box is None
 
 
 def test_an_annotation_of_a_newer_version_is_never_written_over(qtbot, main_window, tmp_path, gui):

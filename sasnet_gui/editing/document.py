@@ -46,8 +46,10 @@ class AnnotationDocument(QObject):
         self.image_path: str | None = None
         self.file: Path | None = None
         self.kept_aside: Path | None = None  # where the last unreadable annotation was copied
-        self.newer_file = False  # the annotation on disk is a newer version's: never written over
-        self._newer_said = False
+        # Why the annotation file on disk must not be written over ("newer": a newer version's;
+        # "uncopied": unreadable and no copy of it could be kept), or None.
+        self.left_alone: str | None = None
+        self._left_alone_said = False
         self._ann = Annotation("", None)
         self.selection = np.zeros(0, np.int64)  # sorted point indices
         self._drag: tuple[np.ndarray, np.ndarray] | None = None  # (indices, start positions)
@@ -109,28 +111,30 @@ class AnnotationDocument(QObject):
         self._dirty = False
         self.file = annotation_file_for(image_path)
         ann = None
-        self.kept_aside, self.newer_file, self._newer_said = None, False, False
+        self.kept_aside, self.left_alone, self._left_alone_said = None, None, False
         try:
             ann = read_annotation(image_path)
         except AnnotationVersionError as exc:
             # Nothing here may replace it: edits are shown but not saved (``save`` says so).
-            self.newer_file = True
+            self.left_alone = "newer"
             self.loadFailed.emit(exc)
         except SASNetError as exc:
             # Keep the unreadable file for a person to look at; our next save writes a fresh one.
             damaged = Path(exc.path) if exc.path else self.file
             try:
                 self.kept_aside = keep_aside(damaged, "unreadable")
-            except OSError:
-                self.kept_aside = None
+            except OSError:  # no copy: the damaged file may be the only trace of someone's work
+                self.left_alone = "uncopied"
             self.loadFailed.emit(exc)
         problems: list[str] = []
         if ann is None:
             ann = Annotation(image_path, image_size)
         elif image_size is not None:
             # The image changed on disk since it was annotated (resized, replaced): the points are
-            # kept as they are, and the person is told before building on them.
-            problems = ann.misfit(image_size)[0]
+            # kept as they are, and the person is told before building on them. Points a person
+            # chose to keep off an unchanged image are theirs and not pointed out again.
+            if ann.image_size and tuple(ann.image_size) != tuple(image_size):
+                problems = ann.misfit(image_size)[0]
             ann.image_size = image_size
         self._ann = ann
         self.image_path = image_path
@@ -173,13 +177,14 @@ class AnnotationDocument(QObject):
         self._timer.stop()
         if not self._dirty or self.image_path is None or self.file is None:
             return True
-        if self.newer_file:
+        if self.left_alone:
             self._dirty = False
-            if not self._newer_said:  # said at the first edit, not at every autosave after it
-                self._newer_said = True
+            if not self._left_alone_said:  # said at the first edit, not at every autosave after it
+                self._left_alone_said = True
+                why = ("written by a newer version of SASNet Studio" if self.left_alone == "newer" else
+                       "unreadable, and no copy of it could be kept")
                 self.saveFailed.emit(OutputWriteError(
-                    "written by a newer version of SASNet Studio; it is left as it is and edits of "
-                    "this image are not saved", self.file))
+                    f"{why}; it is left as it is and edits of this image are not saved", self.file))
             return False
         try:
             save_annotation(self._ann, self.file)
