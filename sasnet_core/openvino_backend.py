@@ -130,7 +130,8 @@ def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = Non
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        _remove_abandoned(folder.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=folder.parent))
         ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
         for name, text in (beside or {}).items():
             (tmp / name).write_text(text)
@@ -140,6 +141,24 @@ def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = Non
             shutil.rmtree(tmp, ignore_errors=True)
     except OSError:
         pass
+
+
+def _remove_abandoned(cache: Path) -> None:
+    """Half-written IR folders of processes that are gone (killed while converting, or quit
+    while a model was loading): each can be the size of the model."""
+    import re
+    import time
+
+    from sasnet_core.atomic import STALE_AFTER_S, process_running
+
+    for tmp in cache.glob(".tmp-*"):
+        m = re.match(r"\.tmp-(\d+)-", tmp.name)
+        try:
+            gone = not process_running(int(m.group(1))) if m else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if gone:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class OpenVINORunner:

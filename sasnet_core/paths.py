@@ -15,11 +15,14 @@ APP = "sasnet-studio"
 def _root(kind: str) -> Path:
     home = os.environ.get("SASNET_STUDIO_HOME")
     if home:
-        if Path(home).exists() and not Path(home).is_dir():  # else every listing is silently empty
+        there = Path(home)
+        while not there.exists() and there != there.parent:
+            there = there.parent
+        if not there.is_dir():  # a file on its way: else every listing is silently empty
             from sasnet_core.errors import SettingsError
 
-            raise SettingsError("SASNET_STUDIO_HOME names a file, not a folder to keep models, "
-                                "settings and logs in", home)
+            raise SettingsError(f"SASNET_STUDIO_HOME cannot be a folder: {there} is a file; it should "
+                                "name a folder to keep models, settings and logs in", home)
         return Path(home) / kind
     return Path(getattr(platformdirs, f"user_{kind}_dir")(APP, appauthor=False))
 

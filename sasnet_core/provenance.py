@@ -7,6 +7,7 @@ and tell the person different things about one file.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,6 @@ def _text(value) -> str | None:
 
 
 def _number(value, kind):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return kind(value)

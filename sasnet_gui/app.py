@@ -151,8 +151,9 @@ def main(argv=None) -> int:
 def _leave_without_waiting(code: int) -> None:
     """Exit while a model is still being loaded off the GUI thread (converting a checkpoint takes
     seconds). That thread holds nothing the person made: edits and settings were written when
-    the window closed, and caches are written atomically. Letting the interpreter shut down
-    around it fills the log with errors of the aborted thread instead."""
+    the window closed, and a conversion cut short leaves only a temp folder, which the next one
+    removes. Letting the interpreter shut down around it fills the log with errors of the
+    aborted thread instead."""
     log.info("quitting while the model is still loading: not waiting for it")
     logging.shutdown()
     sys.stdout.flush()

@@ -78,7 +78,9 @@ def test_a_studio_home_that_is_a_file_is_named_by_the_app_and_the_command(tmp_pa
     _no_qt_application(monkeypatch)
     assert app.main(["--no-model"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"sasnet-gui: error: {home}: SASNET_STUDIO_HOME names a file, not a folder to keep " \
-                  "models, settings and logs in"
+    assert err == (f"sasnet-gui: error: {home}: SASNET_STUDIO_HOME cannot be a folder: {home} is a file; "
+                   "it should name a folder to keep models, settings and logs in")
     assert cli(["models", "list"]) == 2  # not an empty list: there is no folder to list
-    assert "SASNET_STUDIO_HOME names a file" in capsys.readouterr().err
+    assert "SASNET_STUDIO_HOME cannot be a folder" in capsys.readouterr().err
+    monkeypatch.setenv("SASNET_STUDIO_HOME", str(home / "below"))  # a file on its way
+    assert cli(["models", "list"]) == 2 and f"{home} is a file" in capsys.readouterr().err

@@ -306,7 +306,8 @@ def test_the_window_opens_without_importing_torch():
     assert out.stdout.strip() == "[]"
 
 
-def test_quitting_while_the_model_loads_exits_at_once_and_leaves_a_clean_log(tiny_weights, tmp_path):
+def test_quitting_while_the_model_loads_exits_at_once_and_leaves_a_clean_log(tiny_weights, tmp_path, monkeypatch,
+                                                                            capsys):
     """Closed a moment after it started, while the model is still being converted: the app
     exits with status 0 and the log (which a bug report sends) has no errors of the aborted
     loading thread."""
@@ -332,3 +333,13 @@ def test_quitting_while_the_model_loads_exits_at_once_and_leaves_a_clean_log(tin
     text = log_file.read_text()
     assert "quitting while the model is still loading" in text  # the case this test is about
     assert "aborted thread" not in text + out.stderr and "Traceback" not in text + out.stderr
+
+    # the log file `sasnet doctor` sends people to is the one the app wrote
+    import json
+
+    from sasnet_core.cli import main as cli
+
+    monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
+    capsys.readouterr()
+    assert cli(["doctor", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["log_file"] == str(log_file)

@@ -8,6 +8,8 @@ conversion cache, and what a machine without OpenVINO does.
 """
 from __future__ import annotations
 
+import os
+
 import shutil
 import threading
 
@@ -224,13 +226,25 @@ def test_a_second_predictor_reads_the_converted_model_from_the_cache(tiny, conve
 
 
 def test_other_weights_get_their_own_cache_entry(tiny, converted, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
     _copy(converted[0], tmp_path)
+    # what a conversion cut short left: a process that is gone, and one still converting
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    abandoned, live = tmp_path / "ir" / f".tmp-{dead}-abc", tmp_path / "ir" / f".tmp-{os.getpid()}-def"
+    for half in (abandoned, live):
+        half.mkdir()
+        (half / "sasnet.bin").write_bytes(b"half a model")
     with torch.no_grad():
         next(tiny.parameters()).add_(0.01)  # fine-tuned a little: a different model
     calls = _count_conversions(monkeypatch)
     _ov_predictor(tiny, tmp_path)
     assert calls == [1]
-    assert len(list((tmp_path / "ir").iterdir())) == 2
+    assert not abandoned.exists() and live.exists()  # the next conversion cleans up after the dead
+    live_entries = [p for p in (tmp_path / "ir").iterdir() if not p.name.startswith(".tmp-")]
+    assert len(live_entries) == 2
 
 
 @pytest.mark.parametrize("damage", ["bin-truncated", "bin-missing"])

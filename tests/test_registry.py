@@ -254,3 +254,13 @@ def test_list_and_add_take_no_progress_like_the_other_commands(tiny, capsys):
     assert _cli(["models", "add", "tiny", tiny, "--no-progress"], capsys)[0] == 0
     code, out, err = _cli(["models", "list", "--no-progress"], capsys)
     assert code == 0 and "tiny" in out and err == ""
+
+
+def test_provenance_of_any_metadata_never_raises():
+    from sasnet_core.provenance import provenance
+
+    odd = {"steps": float("inf"), "val_mae": float("nan"), "val_mae_before": "12", "trained_on": 5,
+           "finetune_images": ["a.jpg", "b.jpg"], "data_folder": "/x/street", "parent": 7}
+    origin = provenance(odd)
+    assert (origin.steps, origin.mae_after, origin.mae_before, origin.parent) == (None, None, None, None)
+    assert origin.describe() == "SASNet checkpoint (trained on 2 images (street))"

@@ -214,6 +214,11 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "width 0.125" in err and "--width-mult 0.125" in err
     assert load_model(run / "last.pth")[1].metadata["steps"] == 8
+    # not given at all: the run goes on at its own width, and its records say so
+    unsaid = [a for i, a in enumerate(TINY) if a != "--width-mult" and (i == 0 or TINY[i - 1] != "--width-mult")]
+    assert _cli(["train", blob_set, "--out", run, *unsaid, "--steps", 9, "--val-every", 0, "--resume"]) == 0
+    resumed = load_model(run / "last.pth")[1]
+    assert resumed.metadata["steps"] == 9 and resumed.metadata["train_config"]["width_mult"] == 0.125
 
     # what `sasnet models` and the app say of a trained model: its data, steps and figures
     from sasnet_core.released import describe_metadata

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -433,13 +433,16 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         model, ck = load_model(last_path, device="cpu",
                                config=SASNetConfig(selection=cfg.selection))
         if model.config.width_mult != cfg.width_mult:
-            from sasnet_core.errors import SettingsError
+            # Its weights fix the width. Not asked for: the run goes on at its own width, and that
+            # is what its records say. Asked for another: refused, not recorded and ignored.
+            if cfg.width_mult != TrainConfig.width_mult:
+                from sasnet_core.errors import SettingsError
 
-            # Its weights fix the width; going on with another would record a setting never used.
-            raise SettingsError(f"cannot resume {last_path}: it holds a model of width "
-                                f"{model.config.width_mult:g}, this run asks for {cfg.width_mult:g}; "
-                                f"give --width-mult {model.config.width_mult:g}, or start a new run "
-                                "with --overwrite")
+                raise SettingsError(f"cannot resume {last_path}: it holds a model of width "
+                                    f"{model.config.width_mult:g}, this run asks for {cfg.width_mult:g}; "
+                                    f"give --width-mult {model.config.width_mult:g}, or start a new run "
+                                    "with --overwrite")
+            cfg = replace(cfg, width_mult=model.config.width_mult)
         provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
                                                        "encoder_init") if k in ck.metadata}
         resume_state = load_train_state(last_path)
