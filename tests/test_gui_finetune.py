@@ -99,13 +99,17 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     assert _no_staging_left()  # the annotations it learnt from were staged, and that is gone
     assert panel.use_button.isVisible() and panel.use_button.isEnabled()
     assert len(ModelRegistry().entries()) == 1  # nothing registered before the person asks
+    # proposed as the default only when it counts the held-out image better
+    better = panel.result["mae"] < panel.result["mae_before"]
+    assert panel.default_check.isChecked() == better
+    assert ("Not proposed as the default" in panel.summary_label.text()) == (not better)
 
     with qtbot.waitSignals([panel.modelRegistered, controller.predictorChanged], timeout=60000):
         qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton)
     name = new.stem
     assert controller.current_name() == name and controller.current_weights_path() == new
     entry = ModelRegistry().get(name)
-    assert entry.is_default and entry.metadata["kind"] == "finetuned"
+    assert entry.is_default == better and entry.metadata["kind"] == "finetuned"
     assert entry.metadata["parent_name"] == "tiny" and entry.metadata["status"] == "completed"
     assert entry.metadata["val_mae_before"] == pytest.approx(panel.result["mae_before"])
     assert entry.metadata["val_mae"] == pytest.approx(panel.result["mae"])

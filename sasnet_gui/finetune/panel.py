@@ -423,12 +423,19 @@ class FineTunePanel(QWidget):
             self.progress.setValue(1000 if status != "stopped" else self.progress.value())
             self.progress.setFormat(f"{what.lower()} · step {step}")
             before, after = end.get("mae_before"), end.get("mae")
-            if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+            measured = isinstance(before, (int, float)) and isinstance(after, (int, float))
+            better = measured and after < before
+            if measured:
                 n = f" ({self._val_n} image{'s' if self._val_n != 1 else ''})" if self._val_n else ""
-                arrow = "better" if after < before else "not better"
+                arrow = "better" if better else "not better"
                 parts.append(f"Held-out MAE{n}: <b>{before:.2f} → {after:.2f}</b> ({arrow}).")
             else:
                 parts.append("No held-out images, so no MAE before/after.")
+            # Offered as the default only when it measurably counts better; the person may still
+            # choose it, knowingly.
+            self.default_check.setChecked(better)
+            if not better:
+                parts.append("Not proposed as the default model.")
         self.summary_label.setText(" ".join(parts))
         self.eta_label.setText(f"took {fmt_duration(time.monotonic() - self._t0)}")
         self.phase_label.setText("")
