@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,6 +220,16 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     assert _cli(["train", blob_set, "--out", run, *unsaid, "--steps", 9, "--val-every", 0, "--resume"]) == 0
     resumed = load_model(run / "last.pth")[1]
     assert resumed.metadata["steps"] == 9 and resumed.metadata["train_config"]["width_mult"] == 0.125
+    # another scale selection or data set is another run, not this one resumed
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 12, "--resume", "--selection", "hard"]) == 2
+    assert "it ran with --selection soft, this run asks for hard" in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(blob_set, other)
+    assert _cli(["train", other, "--out", run, *TINY, "--steps", 12, "--resume"]) == 2
+    assert f"this run names {other.resolve()}" in capsys.readouterr().err
+    # already past the steps asked for: said, not reported as trained
+    assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 5, "--resume", "--val-every", 0]) == 0
+    assert "is at step 9 already, --steps is 5: nothing left to train" in capsys.readouterr().err
 
     # what `sasnet models` and the app say of a trained model: its data, steps and figures
     from sasnet_core.released import describe_metadata

@@ -18,6 +18,7 @@ written atomically by rank 0 only.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -291,6 +292,21 @@ class TrainResult:
     before: dict = field(default_factory=dict)  # validation figures before the first step
 
 
+def _changed_since_start(metadata: dict, cfg: TrainConfig) -> list[str]:
+    """What this resume asks that differs from the run it continues (data set, fold, selection),
+    as phrases; empty when the run can go on."""
+    was = metadata.get("train_config") if isinstance(metadata.get("train_config"), dict) else {}
+    out = []
+    data = metadata.get("data")
+    here = os.fspath(Path(cfg.data).expanduser().resolve()) if cfg.data else None
+    if isinstance(data, str) and here and data != here:
+        out.append(f"it learnt from {data}, this run names {here}")
+    for key, option in (("fold", "--fold"), ("selection", "--selection")):
+        if key in was and was[key] != getattr(cfg, key):
+            out.append(f"it ran with {option} {was[key]}, this run asks for {getattr(cfg, key)}")
+    return out
+
+
 def build_model(cfg: TrainConfig):
     """(model, provenance dict) from ``cfg.init`` or from scratch (+ ImageNet encoder)."""
     from sasnet_core.model import SASNetConfig, sasnet
@@ -443,6 +459,14 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
                                     f"give --width-mult {model.config.width_mult:g}, or start a new run "
                                     "with --overwrite")
             cfg = replace(cfg, width_mult=model.config.width_mult)
+        changed = _changed_since_start(ck.metadata, cfg)
+        if changed:
+            from sasnet_core.errors import SettingsError
+
+            # One run learns from one data set with one scale selection: its best checkpoint is
+            # the best on one validation set, and its record describes every step.
+            raise SettingsError(f"cannot resume {last_path}: " + "; ".join(changed)
+                                + " (start a new run with another --out, or --overwrite)")
         provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
                                                        "encoder_init") if k in ck.metadata}
         resume_state = load_train_state(last_path)
@@ -479,6 +503,11 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
             raise SettingsError("cannot resume: the optimiser state does not fit this run's trainable "
                                 f"parameters (was --freeze-encoder changed?) ({exc})", cfg.out) from None
         step = int(resume_state["step"])
+        if step >= cfg.steps and info.is_main:  # else "completed" would read as trained
+            text = (f"{last_path} is at step {step} already, --steps is {cfg.steps}: nothing left to "
+                    "train; give more --steps to go on")
+            log.write("message", text=text)
+            logging.getLogger(__name__).warning(text)
         epoch = int(resume_state.get("epoch", 0))
         batch_in_epoch = int(resume_state.get("batch_in_epoch", 0))
         elapsed_prev = float(resume_state.get("elapsed_s", 0.0))
