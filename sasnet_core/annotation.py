@@ -154,6 +154,15 @@ class Annotation:
         cells = np.floor(pts[:, ::-1] / c).astype(np.int64)  # (N, 2) row, col
         return np.array([(int(r), int(k)) in self.reviewed_cells for r, k in cells], bool)
 
+    def known_count(self) -> int:
+        """The heads a person has confirmed: those inside the regions of interest (all, without
+        one) and, on an image reviewed only in part, inside its reviewed cells; fine-tuning
+        learns from those alone."""
+        known = self.inside_roi()
+        if not self.reviewed and self.reviewed_cells:
+            known &= self.in_reviewed_cells()
+        return int(known.sum())
+
     def reviewed_cells_mask(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W) bool: the pixels of the reviewed cells (all False when there is none)."""
         h, w = int(shape[0]), int(shape[1])

@@ -100,6 +100,8 @@ def test_partly_reviewed_image_trains_in_its_cells_and_validates_on_them(tmp_pat
     # The app's reviewed set offers the partly reviewed image for fine-tuning too.
     offered = read_reviewed_set([tmp_path])
     assert len(offered) == 2 and len(offered.not_reviewed) == 1
+    # and says what it learns from: the whole image's 6 heads and the 2 in the reviewed cells
+    assert offered.describe().startswith("2 reviewed images, 1 of them in part (8 head points)")
 
 
 def test_points_in_cells_agree_with_the_cell_pixels():

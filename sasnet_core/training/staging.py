@@ -41,7 +41,12 @@ class ReviewedSet:
 
     @property
     def point_count(self) -> int:
-        return sum(a.count for _, a in self.items)
+        """Head points it learns from (a partly reviewed image: those in its reviewed cells)."""
+        return sum(a.known_count() for _, a in self.items)
+
+    @property
+    def partly_reviewed(self) -> int:
+        return sum(1 for _, a in self.items if not a.reviewed)
 
     def origin(self) -> Path | None:
         """The folder holding every reviewed image (their common folder): where the data lives."""
@@ -55,7 +60,8 @@ class ReviewedSet:
 
     def describe(self) -> str:
         n = len(self.items)
-        text = f"{n} reviewed image{'s' if n != 1 else ''} ({self.point_count} head points)"
+        part = f", {self.partly_reviewed} of them in part" if self.partly_reviewed else ""
+        text = f"{n} reviewed image{'s' if n != 1 else ''}{part} ({self.point_count} head points)"
         left = []
         if self.not_reviewed:
             left.append(f"{len(self.not_reviewed)} not reviewed yet")
