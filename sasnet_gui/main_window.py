@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 SIDE_DOCK_SHARE = 0.3  # the most of the window's width a restored side dock gets back
 
 
+# After a save, the Fine-tune panel reads the open images' marks again once editing pauses this
+# long (it reads every annotation file; not at every autosave of a busy editing session).
+LEARN_FROM_REFRESH_MS = 1000
+
+
 @contextlib.contextmanager
 def _quiet_desktop_services():
     """Drops Qt's "no launcher" warnings (qt.qpa.services, QPlatformServices) while it is active;
@@ -564,6 +569,11 @@ class MainWindow(QMainWindow):
         panel = self._panels[kind]
         if kind == "finetune" and hasattr(panel, "set_image_source"):
             panel.set_image_source(self._images_to_learn_from)
+            if new:  # what it will learn from follows the person's saved marks while it is open
+                self._learn_from_timer = QTimer(self, singleShot=True, interval=LEARN_FROM_REFRESH_MS)
+                self._learn_from_timer.timeout.connect(
+                    lambda: panel.refresh() if panel.isVisible() and not panel.is_running() else None)
+                self.document.saved.connect(lambda _file: self._learn_from_timer.start())
         dock.show()
         dock.raise_()
         self._keep_on_screen()

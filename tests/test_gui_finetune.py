@@ -239,6 +239,8 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     assert window.session.current == str(images[2])
     window.act_reviewed.trigger()  # Ctrl+R: mark it reviewed
     assert window.act_reviewed.isChecked()
+    # the panel's data line follows once the mark is saved (while the panel is open)
+    qtbot.waitUntil(lambda: "3 reviewed images" in panel.data_label.text(), timeout=10_000)
     with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert finished.args == ["completed"], panel.last_error
