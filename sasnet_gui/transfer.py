@@ -130,8 +130,9 @@ class AnnotationTransfer:
             errors.show_error(self.w, exc, what="Export failed")
             return
         if result is not None:
+            left = f"; not written: {'; '.join(result.left_out)}" if result.left_out else ""
             self.w.statusBar().showMessage(f"Exported {result.images} image(s) in {len(result.files)} "
-                                           f"file(s) to {result.target}", 8000)
+                                           f"file(s) to {result.target}{left}", 15000 if left else 8000)
 
     def export_counts_dialog(self) -> None:
         from sasnet_gui.export_dialogs import export_counts_csv

@@ -363,6 +363,20 @@ def test_convert_never_overwrites_without_the_option(tmp_path, capsys):
         assert read_points(out).points.tolist() == [[1, 2]]
 
 
+def test_convert_names_what_the_target_format_cannot_hold(tmp_path, capsys):
+    src = tmp_path / "a.jpg.sasnet.json"
+    ann = Annotation(str(tmp_path / "a.jpg"), (100, 80), np.array([[1.0, 2.0]]), reviewed=True,
+                     rois=[np.array([[0.0, 0.0], [50.0, 0.0], [50.0, 50.0]])])
+    save_annotation(ann, src)
+    assert _convert(src, "--to", "csv", "--out", tmp_path / "a.csv") == 0
+    err = capsys.readouterr().err
+    assert "not written: 1 region(s) of interest: csv cannot hold them" in err
+    assert "not written: the reviewed marks of 1 image(s): csv cannot hold them" in err
+    assert _convert(src, "--to", "labelme", "--out", tmp_path / "a.json") == 0
+    err = capsys.readouterr().err
+    assert "region(s) of interest" not in err and "reviewed marks of 1 image(s)" in err  # LabelMe keeps them
+
+
 def test_convert_to_a_full_disk_names_the_output(tmp_path, capsys):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")

@@ -111,6 +111,8 @@ def run(args) -> int:
         if "already exists" not in exc.detail:
             raise
         raise OutputExistsError("already exists; --overwrite replaces it", exc.path) from None
+    for what in result.left_out:
+        print(f"sasnet convert: note: not written: {what}", file=sys.stderr)
     if args.to == DATASET:
         print(f"wrote {result.splits['train']} training and {result.splits['test']} test images "
               f"({result.points} heads) to {result.target}")

@@ -2,7 +2,9 @@
 
 Every adapter module has NAME, DESCRIPTION, EXTENSIONS, FIELD (named in error messages), MULTI
 (one file holds many images), ``read(path) -> list[Annotation]``, ``write(anns, path)`` and
-``default_name(image_path)`` (the file name the format's own data sets use for one image).
+``default_name(image_path)`` (the file name the format's own data sets use for one image); KEEPS
+says what beyond points it holds ("rois", "review"), so an export names what it leaves out, and
+NAMES_IMAGE (default True) whether the file records its image.
 
 Reading validates every field where it enters: a field of the wrong JSON type, a number written
 as text (refused in every format), NaN or infinite points and ROI vertices, image sizes below 1,

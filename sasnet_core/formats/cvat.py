@@ -16,6 +16,7 @@ DESCRIPTION = "CVAT for images 1.1 XML (points; polygons labelled 'roi')"
 EXTENSIONS = (".xml",)
 FIELD = "points"
 MULTI = True
+KEEPS = ("rois",)  # beyond points (regions of interest as polygons labelled "roi"); see export.left_out
 
 
 def default_name(image_path: str) -> str:

@@ -39,6 +39,7 @@ class ExportResult:
     images: int = 0
     points: int = 0
     splits: dict[str, int] = field(default_factory=dict)  # data set layout: images per split
+    left_out: list[str] = field(default_factory=list)  # what the target cannot hold, said not dropped
 
 
 def targets() -> list[str]:
@@ -84,7 +85,8 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
     for dst in plan:
         _check_name(dst, spec, own)
         _check_free(dst, overwrite)
-    result = ExportResult(target, images=len(anns), points=sum(a.count for a in anns))
+    result = ExportResult(target, images=len(anns), points=sum(a.count for a in anns),
+                          left_out=left_out(anns, spec.name, getattr(spec.module, "KEEPS", ())))
     for dst, group in plan.items():
         with _naming_output(dst):
             write_annotations(group, dst, target_format)
@@ -92,6 +94,19 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
     if spec.multi or len(plan) == 1 and not target.is_dir():
         result.target = next(iter(plan))
     return result
+
+
+def left_out(anns: list[Annotation], target: str, keeps) -> list[str]:
+    """What of ``anns`` a target that keeps only ``keeps`` ("rois", "review") will not hold: a
+    region of interest changes every in-region count, so its loss is said, never silent."""
+    out = []
+    rois = sum(len(a.rois) for a in anns)
+    if rois and "rois" not in keeps:
+        out.append(f"{rois} region(s) of interest: {target} cannot hold them")
+    marked = sum(1 for a in anns if a.reviewed or a.reviewed_cells)
+    if marked and "review" not in keeps:
+        out.append(f"the reviewed marks of {marked} image(s): {target} cannot hold them")
+    return out
 
 
 def _prepared(ann: Annotation) -> Annotation:
@@ -241,4 +256,5 @@ def _export_dataset(anns, target: Path, overwrite, test_fraction, seed, splits, 
                                     target / name)
     with _naming_output(target):
         counts, files = export_shanghaitech(anns, target, test_fraction, seed, splits)
-    return ExportResult(target, files, len(anns), sum(a.count for a in anns), counts)
+    return ExportResult(target, files, len(anns), sum(a.count for a in anns), counts,
+                        left_out(anns, "the ShanghaiTech layout", ()))

@@ -17,6 +17,7 @@ DESCRIPTION = "LabelMe JSON (point shapes; polygons labelled 'roi')"
 EXTENSIONS = (".json",)
 FIELD = "shapes"
 MULTI = False
+KEEPS = ("rois",)  # beyond points (regions of interest as polygons labelled "roi"); see export.left_out
 ROI_LABELS = ("roi", "region of interest")
 
 

@@ -10,6 +10,7 @@ DESCRIPTION = "SASNet Studio annotation JSON (IMAGE.sasnet.json)"
 EXTENSIONS = (SUFFIX,)
 FIELD = "points"
 MULTI = False
+KEEPS = ("rois", "review")  # beyond points (everything an annotation holds); see export.left_out
 
 
 def sniff_data(data) -> bool:

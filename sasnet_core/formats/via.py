@@ -18,6 +18,7 @@ DESCRIPTION = "VIA 2 JSON (point regions; polygons as ROI)"
 EXTENSIONS = (".json",)
 FIELD = "regions"
 MULTI = True
+KEEPS = ("rois",)  # beyond points (regions of interest as polygons labelled "roi"); see export.left_out
 
 
 def _entries(data):
