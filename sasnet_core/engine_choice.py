@@ -83,6 +83,10 @@ def choose_engine(device: torch.device, precision: str = "auto", backend: str = 
                 backend = Backend.TORCH
                 if reason is not None:
                     note = f"{reason}; counting with torch on the CPU, which is several times slower"
+                else:  # fp16 asked for on the CPU: say why it is slow, and what is fast here
+                    note = (f"OpenVINO does not run fp16 on the CPU: counting with torch fp16, which is "
+                            f"several times slower; {native_precision(device)} (the default, auto) is "
+                            "the fast choice here")
     if backend == Backend.OPENVINO:
         if device.type != "cpu":
             raise EngineUnavailableError(f"the OpenVINO backend runs on the CPU, not on {device.type}")

@@ -287,6 +287,17 @@ def test_without_openvino_sasnet_count_prints_one_note_line(tiny_weights, tmp_pa
     assert any(line.startswith("sasnet count: counting with torch ") for line in err)
 
 
+def test_fp16_on_the_cpu_says_why_it_is_slow_and_what_is_fast(tiny_weights, tmp_path, capsys):
+    from sasnet_core.engine_choice import native_precision
+
+    image = tmp_path / "crowd.png"
+    write_image(image, _image())
+    assert main(["count", str(image), "--weights", str(tiny_weights), "--no-progress", "--precision", "fp16"]) == 0
+    (note,) = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert "OpenVINO does not run fp16 on the CPU: counting with torch fp16" in note
+    assert f"{native_precision(torch.device('cpu'))} (the default, auto) is the fast choice" in note
+
+
 @pytest.mark.parametrize("argv, names", [
     (["--backend", "openvino", "--precision", "fp16"], ["OpenVINO", "fp16"]),
     (["--backend", "torch", "--precision", "int8"], ["int8", "OpenVINO"]),
