@@ -306,6 +306,11 @@ def test_status_bar_shows_the_resolved_engine_and_the_models_dialog_changes_it(q
     _choose(qtbot, dialog.device_combo, "mps")  # no Apple GPU on this machine
     assert "MPS" in dialog.status_label.text() and "--" not in dialog.status_label.text()
     assert dialog.device_combo.currentText() == "auto" and window.controller.device == "auto"
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        _choose(qtbot, dialog.backend_combo, "auto")  # a choice that works: the refusal above is gone
+    assert dialog.status_label.text() == "Backend: auto."
+    with qtbot.waitSignal(window.controller.predictorChanged, timeout=60_000):
+        _choose(qtbot, dialog.backend_combo, "torch")
     ini = (paths.config_dir() / "gui.ini").read_text()
     assert "backend=torch" in ini and "precision=fp32" in ini
     _close(window)

@@ -381,14 +381,18 @@ class ModelsDialog(QDialog):
                 f"Remove '{name}' from the list? The file itself stays on disk.")
             if answer != QMessageBox.StandardButton.Yes:
                 return
+        was_default = entry is not None and entry.is_default
         try:
             deleted = self.controller.registry.remove(name, delete_file=delete_file)
         except Exception as exc:
             self._error("Cannot remove model", exc)
             return
-        self.status_label.setText(f"Removed {name}" + (f" and deleted {deleted}" if deleted else "")
-                                  + (" (still in use until you choose another)"
-                                     if name == self.controller.current_name() else "."))
+        successor = self.controller.registry.default() if was_default else None
+        self.status_label.setText(
+            f"Removed {name}" + (f" and deleted {deleted}" if deleted else "")
+            + (" (still in use until you choose another)" if name == self.controller.current_name() else "")
+            + (f". {successor.name} is the default model now." if successor is not None else
+               ". No model is the default now." if was_default else "."))
         self.controller.registryChanged.emit()
 
     def set_selected_default(self) -> None:
@@ -417,6 +421,7 @@ class ModelsDialog(QDialog):
             return
         try:
             setattr(self.controller, what, value)
+            self.status_label.setText(f"{what.capitalize()}: {html.escape(value)}.")  # not an earlier error
         except SASNetError as exc:
             self.status_label.setText(f"<span style='color:#c0392b'>{what.capitalize()} {html.escape(value)}: "
                                       f"{html.escape(str(exc))}</span>")
