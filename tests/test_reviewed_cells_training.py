@@ -102,6 +102,9 @@ def test_partly_reviewed_image_trains_in_its_cells_and_validates_on_them(tmp_pat
     assert len(offered) == 2 and len(offered.not_reviewed) == 1
     # and says what it learns from: the whole image's 6 heads and the 2 in the reviewed cells
     assert offered.describe().startswith("2 reviewed images, 1 of them in part (8 head points)")
+    assert "no head point" not in offered.describe()
+    write_annotation(Annotation(str(tmp_path / "none.png"), (W, H), reviewed=True))  # reviewed, no points
+    assert "1 of them with no head point, taught as empty" in read_reviewed_set([tmp_path]).describe()
 
 
 def test_points_in_cells_agree_with_the_cell_pixels():

@@ -62,6 +62,9 @@ class ReviewedSet:
         n = len(self.items)
         part = f", {self.partly_reviewed} of them in part" if self.partly_reviewed else ""
         text = f"{n} reviewed image{'s' if n != 1 else ''}{part} ({self.point_count} head points)"
+        empty = sum(1 for _, a in self.items if a.known_count() == 0)
+        if empty:  # it teaches "nobody here": right for an empty scene, wrong for a lost annotation
+            text += f"; {empty} of them with no head point, taught as empty"
         left = []
         if self.not_reviewed:
             left.append(f"{len(self.not_reviewed)} not reviewed yet")
