@@ -400,6 +400,9 @@ class MainWindow(QMainWindow):
         panel = self._show_extra("video")
         if panel is not None:
             panel.open_video(path)
+            if self.session.current is None:  # nothing else open: not the first-start card
+                self.canvas.set_image(None, f"{Path(path).name} is open in the Video panel below. Frames "
+                                            "stored there open here to annotate.")
 
     def dragEnterEvent(self, ev) -> None:
         if ev.mimeData().hasUrls():

@@ -72,6 +72,16 @@ def test_an_image_that_cannot_be_shown_is_named_on_the_canvas_not_greeted(qtbot,
     assert window.statusBar().currentMessage().startswith("broken.jpg: ")
 
 
+def test_a_video_alone_is_named_on_the_canvas_not_greeted(qtbot, window, tmp_path):
+    from test_imageio_video import make_video
+
+    video = make_video(tmp_path / "street.avi", frames=4)
+    window.open_paths([str(video)])
+    qtbot.waitUntil(lambda: window.panel("video") is not None and window.panel("video").isVisible(), timeout=10_000)
+    assert not _shown(window.welcome)
+    assert window.canvas.empty_hint.text().startswith("street.avi is open in the Video panel")
+
+
 def test_get_released_button_opens_the_download_dialog(qtbot, window):
     qtbot.mouseClick(window.welcome.get_model_button, Qt.LeftButton)
     dlg = window.released_dialog
