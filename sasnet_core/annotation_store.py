@@ -66,7 +66,8 @@ def fallback_project(folder) -> Project:
     return Project(fallback_project_dir(folder), Path(folder).absolute())
 
 
-def _writable(folder: Path) -> bool:
+def writable_folder(folder: Path) -> bool:
+    """A folder new files can be made in (a read-only share or card is not one)."""
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
@@ -109,11 +110,11 @@ def annotation_file_for(image, project: Project | None = None) -> Path:
     may write there; else ``project``, else beside a writable image, else the fallback project."""
     image = Path(os.path.abspath(image))
     for f in _keyed_files(image, project):
-        if f.exists() and _writable(f.parent):
+        if f.exists() and writable_folder(f.parent):
             return f
     if project is not None and project.file_for(image) is not None:
         return project.file_for(image)
-    if _writable(image.parent):
+    if writable_folder(image.parent):
         return annotation_path_for(image)
     return fallback_project(image.parent).file_for(image)
 

@@ -201,17 +201,24 @@ def remove_stale_temp_files(path: str | os.PathLike, now: float | None = None) -
                 continue
         except OSError:
             continue
-        if match["pid"] is None:
-            stale = age > STALE_UNNAMED_AFTER_S
-        elif match["host"] == _HOST:
-            stale = not process_running(int(match["pid"])) or age > STALE_AFTER_S
-        else:
+        if match["pid"] is not None and match["host"] != _HOST:
             stale = age > STALE_AFTER_S
+        else:
+            stale = writer_gone(None if match["pid"] is None else int(match["pid"]), age)
         if stale:
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def writer_gone(pid: int | None, age: float) -> bool:
+    """Whether a temp file or folder ``age`` seconds old, made by process ``pid`` of this machine
+    (None: a name without one, from an older version), was abandoned: its writer is not running,
+    or it is older than any write takes (the PID may have been reused)."""
+    if pid is None:
+        return age > STALE_UNNAMED_AFTER_S
+    return not process_running(pid) or age > STALE_AFTER_S
 
 
 def process_running(pid: int) -> bool:

@@ -149,15 +149,15 @@ def _remove_abandoned(cache: Path) -> None:
     import re
     import time
 
-    from sasnet_core.atomic import STALE_AFTER_S, process_running
+    from sasnet_core.atomic import writer_gone
 
     for tmp in cache.glob(".tmp-*"):
         m = re.match(r"\.tmp-(\d+)-", tmp.name)
         try:
-            gone = not process_running(int(m.group(1))) if m else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            age = time.time() - tmp.stat().st_mtime
         except OSError:
             continue
-        if gone:
+        if writer_gone(int(m.group(1)) if m else None, age):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

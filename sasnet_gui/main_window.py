@@ -30,7 +30,7 @@ from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.transfer import AnnotationTransfer
-from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
+from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, bullet_list, icon
 
 
 
@@ -676,8 +676,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image",
                           f"{name} has changed since it was annotated:", parent=self)
         box.setObjectName("misfitBox")
-        box.setInformativeText("\n".join(f"\u2022 {p[0].upper()}{p[1:]}." for p in problems)
-                               + "\n\nThe points are kept as they were; check them before marking "
+        box.setInformativeText(bullet_list(problems) + "\n\nThe points are kept as they were; check them before marking "
                                "the image reviewed.")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.misfit_box = box

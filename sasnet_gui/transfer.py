@@ -3,13 +3,14 @@ and the status or error the person sees. Reading and writing are the core's (``f
 ``formats.export``, ``annotation_store``); this only asks and shows."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from sasnet_core.annotation_store import writable_folder
 from sasnet_gui import errors
+from sasnet_gui.widgets import bullet_list
 
 
 class AnnotationTransfer:
@@ -60,7 +61,7 @@ class AnnotationTransfer:
         box = QMessageBox(QMessageBox.Icon.Warning, "Import annotation",
                           f"{file_name} may not belong to {Path(image).name}:", parent=self.w)
         box.setObjectName("importMismatchBox")
-        box.setInformativeText("\n".join(f"\u2022 {m[0].upper()}{m[1:]}." for m in placed.mismatches))
+        box.setInformativeText(bullet_list(placed.mismatches))
         every = box.addButton(f"Import All {n}", QMessageBox.ButtonRole.AcceptRole)
         inside = box.addButton(f"Import the {n - off} Inside", QMessageBox.ButtonRole.ActionRole) if off else None
         box.addButton(QMessageBox.StandardButton.Cancel)
@@ -114,7 +115,7 @@ class AnnotationTransfer:
 
         doc = self.w.document
         folder = Path(doc.image_path).parent if doc.is_open else Path.home()
-        if not os.access(folder, os.W_OK):  # images on a read-only share or card: suggest home
+        if not writable_folder(folder):  # images on a read-only share or card: suggest home
             folder = Path.home()
         # scope None: the dialog opens with the format and scope of the last export.
         dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self.w, scope=scope,

@@ -170,6 +170,12 @@ class ElidedLabel(QLabel):
             super().setText(shown)
 
 
+def bullet_list(sentences) -> str:
+    """Plain-text lines for a message box: each lower-case phrase (as the core words them, to be
+    joined into other messages too) as a bulleted sentence."""
+    return "\n".join(f"\u2022 {t[0].upper()}{t[1:]}." for t in sentences)
+
+
 def icon(name: str):
     """An icon from resources/ (installed as the package ``sasnet_gui.resources``)."""
     from importlib.resources import files

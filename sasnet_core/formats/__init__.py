@@ -37,12 +37,10 @@ class FormatSpec:
     extensions: tuple[str, ...]
     multi: bool  # one file holds many images (COCO, CVAT, VIA)
     module: ModuleType
-
-    @property
-    def names_image(self) -> bool:
-        """The file records its image (a field, or a data set's naming rule such as GT_IMG_4.mat);
-        otherwise the image a reader returns is a guess from the file's own name."""
-        return getattr(self.module, "NAMES_IMAGE", True)
+    keeps: tuple[str, ...] = ()  # what it holds beyond points: "rois", "review"
+    # The file records its image (a field, or a data set's naming rule such as GT_IMG_4.mat);
+    # otherwise the image a reader returns is a guess from the file's own name.
+    names_image: bool = True
 
     def read(self, path) -> list[Annotation]:
         return self.module.read(Path(path))
@@ -58,7 +56,8 @@ def _load() -> dict[str, FormatSpec]:
     out = {}
     for mod_name in _MODULES:
         mod = importlib.import_module(f"sasnet_core.formats.{mod_name}")
-        out[mod.NAME] = FormatSpec(mod.NAME, mod.DESCRIPTION, mod.EXTENSIONS, mod.MULTI, mod)
+        out[mod.NAME] = FormatSpec(mod.NAME, mod.DESCRIPTION, mod.EXTENSIONS, mod.MULTI, mod,
+                                   getattr(mod, "KEEPS", ()), getattr(mod, "NAMES_IMAGE", True))
     return out
 
 

@@ -86,7 +86,7 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
         _check_name(dst, spec, own)
         _check_free(dst, overwrite)
     result = ExportResult(target, images=len(anns), points=sum(a.count for a in anns),
-                          left_out=left_out(anns, spec.name, getattr(spec.module, "KEEPS", ())))
+                          left_out=left_out(anns, spec.name, spec.keeps))
     for dst, group in plan.items():
         with _naming_output(dst):
             write_annotations(group, dst, target_format)

@@ -292,13 +292,17 @@ class TrainResult:
     before: dict = field(default_factory=dict)  # validation figures before the first step
 
 
+def _data_folder(cfg: TrainConfig) -> str | None:
+    """The data set a run learns from, as its metadata records it (and a resume compares it)."""
+    return os.fspath(Path(cfg.data).expanduser().resolve()) if cfg.data else None
+
+
 def _changed_since_start(metadata: dict, cfg: TrainConfig) -> list[str]:
     """What this resume asks that differs from the run it continues (data set, fold, selection),
     as phrases; empty when the run can go on."""
     was = metadata.get("train_config") if isinstance(metadata.get("train_config"), dict) else {}
     out = []
-    data = metadata.get("data")
-    here = os.fspath(Path(cfg.data).expanduser().resolve()) if cfg.data else None
+    data, here = metadata.get("data"), _data_folder(cfg)
     if isinstance(data, str) and here and data != here:
         out.append(f"it learnt from {data}, this run names {here}")
     for key, option in (("fold", "--fold"), ("selection", "--selection")):
@@ -534,7 +538,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     run_meta = {
-        "data": os.fspath(Path(cfg.data).expanduser().resolve()) if cfg.data else None,
+        "data": _data_folder(cfg),
         "train_images": len(train_samples), "val_images": len(val_samples),
         "validation": val_desc or None, "train_config": cfg.to_dict(), **provenance, **extra_meta,
     }

@@ -39,15 +39,6 @@ class ReviewedSet:
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
-    def point_count(self) -> int:
-        """Head points it learns from (a partly reviewed image: those in its reviewed cells)."""
-        return sum(a.known_count() for _, a in self.items)
-
-    @property
-    def partly_reviewed(self) -> int:
-        return sum(1 for _, a in self.items if not a.reviewed)
-
     def origin(self) -> Path | None:
         """The folder holding every reviewed image (their common folder): where the data lives."""
         folders = {str(image.parent) for image, _ in self.items}
@@ -60,9 +51,12 @@ class ReviewedSet:
 
     def describe(self) -> str:
         n = len(self.items)
-        part = f", {self.partly_reviewed} of them in part" if self.partly_reviewed else ""
-        text = f"{n} reviewed image{'s' if n != 1 else ''}{part} ({self.point_count} head points)"
-        empty = sum(1 for _, a in self.items if a.known_count() == 0)
+        # The head points it learns from: a partly reviewed image's are those in its reviewed cells.
+        known = [a.known_count() for _, a in self.items]
+        partly = sum(1 for _, a in self.items if not a.reviewed)
+        part = f", {partly} of them in part" if partly else ""
+        text = f"{n} reviewed image{'s' if n != 1 else ''}{part} ({sum(known)} head points)"
+        empty = known.count(0)
         if empty:  # it teaches "nobody here": right for an empty scene, wrong for a lost annotation
             text += f"; {empty} of them with no head point, taught as empty"
         left = []
