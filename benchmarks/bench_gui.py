@@ -169,9 +169,9 @@ def main(argv=None) -> int:
         doc.replace_points(rng.uniform([0, 0], [1024, 768], (5000, 2)))
     app.processEvents()
     review = window.review
-    first_jump = timed(lambda: review.step(1))
+    first_jump = timed(lambda: review.confirm_and_next())
     gh, gw = review.grid()
-    jumps = [timed(lambda: review.step(1)) for _ in range(gh * gw - 2)]
+    jumps = [timed(lambda: review.confirm_and_next()) for _ in range(gh * gw - 2)]
     print(f"review mode, {doc.count} points, {gh * gw} cells of 128 px (N -> repainted view):")
     print(f"  first jump (orders the cells)  {first_jump:6.2f} ms")
     jump_median, jump_worst = _stats("next unsure cell", jumps)

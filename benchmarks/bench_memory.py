@@ -1,17 +1,24 @@
-"""Activation memory per input pixel of one forward pass, per backend and precision: the figures
-behind ``sasnet_core.inference.BYTES_PER_PIXEL`` (the memory budget that decides tiling and
-batching).
+"""Memory of the default counting path, and the activation memory per input pixel behind it.
 
-    python benchmarks/bench_memory.py                        # every backend and precision
-    python benchmarks/bench_memory.py --pairs openvino:bf16  # one of them
+    python benchmarks/bench_memory.py                        # folders: the default path, by command
+    python benchmarks/bench_memory.py --batch-sizes 1 4      # batch 1 against the old default of 4
+    python benchmarks/bench_memory.py --per-pixel            # every backend and precision, B/pixel
+    python benchmarks/bench_memory.py --per-pixel --pairs openvino:bf16
     python benchmarks/bench_memory.py --weights trained.pth --json memory.json
 
-Method: a fresh process loads the model as ``sasnet count`` does (folded in place, the fused map
-alone kept), counts ONE image untiled, and reports its peak resident memory (VmHWM). Done at two
+Folders (the default): 8 images of 1024 x 768 (the street test images) and the same 8 resized to
+1920 x 1080; each of ``sasnet count``, ``rank`` and ``eval`` runs in a fresh process through the
+real command line with its defaults (engine, precision, batch), and the process's peak resident
+memory (VmHWM), wall seconds and CPU seconds (user + system, all threads: steadier than wall time
+on a machine doing other work) are printed; ``count`` also with each ``--batch-size`` asked for.
+The model is converted to OpenVINO's IR once beforehand, as the cache holds it after a first run.
+
+Per pixel: a fresh process loads the model as ``sasnet count`` does (folded in place, the fused
+map alone kept), counts ONE image untiled, and reports its peak resident memory. Done at two
 sizes, the difference of the peaks divided by the difference of the pixels is the cost of one
-more pixel: the weights, the compiled model and the libraries cancel out. The OpenVINO IR is
-converted (and quantized, with the same calibration images every time) once beforehand, so no
-run pays for that; each run compiles its own shape, as a first count of a new size does.
+more pixel: the weights, the compiled model and the libraries cancel out. These are the figures
+behind ``sasnet_core.inference.BYTES_PER_PIXEL`` (the budget that decides tiling). Each run
+compiles its own shape, as a first count of a new size does.
 """
 from __future__ import annotations
 
@@ -21,10 +28,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 PAIRS = ("torch:fp32", "torch:bf16", "openvino:fp32", "openvino:bf16", "openvino:int8")
 SIZES = ((960, 540), (1920, 1080))
+FOLDER_SIZES = ((1024, 768), (1920, 1080))
+FOLDER_IMAGES = 8
+STREET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "street_b_layout" / "test_data"
 
 
 def peak_rss_mb() -> float:
@@ -114,13 +125,111 @@ def measure(pairs, weights: Path, cache: Path) -> list[dict]:
     return rows
 
 
+def make_folder(root: Path, width: int, height: int) -> Path:
+    """8 images of width x height in ShanghaiTech layout (images/ + ground-truth/) for eval: the
+    street test set resized (its points scaled), or generated scenes where the data is not here."""
+    import numpy as np
+
+    from sasnet_core.imageio import read_image, write_image
+
+    folder = root / f"{width}x{height}"
+    (folder / "images").mkdir(parents=True)
+    (folder / "ground-truth").mkdir()
+    sources = sorted((STREET / "images").glob("IMG_*.jpg"))[:FOLDER_IMAGES]
+    import cv2
+
+    from sasnet_core.annotation import Annotation
+    from sasnet_core.formats import write_points
+
+    for i in range(FOLDER_IMAGES):
+        if i < len(sources):
+            image = read_image(sources[i])
+        else:
+            image = np.random.default_rng(i).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+        h0, w0 = image.shape[:2]
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        name = f"IMG_{i + 1}.jpg"
+        write_image(folder / "images" / name, image)
+        points = np.random.default_rng(i).uniform([0, 0], [width, height], (20, 2))
+        write_points(Annotation(name, (width, height), points),
+                     folder / "ground-truth" / f"GT_IMG_{i + 1}.mat", "shanghaitech")
+    return folder
+
+
+def _command_child(argv: list[str]) -> None:
+    """Run one ``sasnet`` command in this process and print its peak memory and wall time."""
+    from sasnet_core.cli import main as sasnet_main
+
+    devnull = open(os.devnull, "w")
+    start = time.perf_counter()
+    real_stdout, sys.stdout = sys.stdout, devnull
+    try:
+        code = sasnet_main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.stdout = real_stdout
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # includes OpenVINO's and torch's threads
+    print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "peak_mb": peak_rss_mb(),
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+
+
+def run_command(argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--_command", json.dumps(argv)],
+                         capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"sasnet {' '.join(argv)} failed: {out.stderr.strip()[-500:]}")
+    result = json.loads(lines[-1])
+    if result["code"] not in (0, None):
+        raise RuntimeError(f"sasnet {' '.join(argv)} exited {result['code']}: {out.stderr.strip()[-500:]}")
+    return result
+
+
+def measure_folders(weights: Path, root: Path, batch_sizes: list[int]) -> list[dict]:
+    run_command(["count", str(STREET / "images" / "IMG_1.jpg"), "--weights", str(weights), "--no-progress"])
+    rows = []
+    for width, height in FOLDER_SIZES:
+        folder = make_folder(root, width, height)
+        images = str(folder / "images")
+        runs = [("count", "default", ["count", images])]
+        runs += [("count", f"--batch-size {b}", ["count", images, "--batch-size", str(b)]) for b in batch_sizes]
+        runs += [("rank", "default", ["rank", images]), ("eval", "default", ["eval", str(folder)])]
+        for command, setting, argv in runs:
+            argv = argv + ["--weights", str(weights)] + (["--no-progress"] if command != "eval" else [])
+            r = run_command(argv)
+            rows.append({"size": f"{width}x{height}", "command": command, "setting": setting,
+                         "peak_mb": round(r["peak_mb"]), "seconds": round(r["seconds"], 1),
+                         "cpu_seconds": round(r["cpu_seconds"], 1)})
+            print(f"{width}x{height}  sasnet {command:5s} {setting:15s} peak {r['peak_mb']:6.0f} MB  "
+                  f"{r['seconds']:6.1f} s wall  {r['cpu_seconds']:6.1f} s CPU  for {FOLDER_IMAGES} images",
+                  flush=True)
+    for size in {r["size"] for r in rows}:
+        base = next(r for r in rows if r["size"] == size and r["command"] == "count" and r["setting"] == "default")
+        for r in rows:
+            if r["size"] == size and r["command"] == "count" and r["setting"] != "default":
+                print(f"{size}: default against {r['setting']}: memory x{base['peak_mb'] / r['peak_mb']:.2f}, "
+                      f"wall time x{base['seconds'] / r['seconds']:.2f}, "
+                      f"CPU time x{base['cpu_seconds'] / r['cpu_seconds']:.2f}")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, help="a checkpoint (default: random weights, released layout)")
+    ap.add_argument("--per-pixel", action="store_true", help="bytes per pixel of each backend and precision")
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS, metavar="BACKEND:PRECISION")
+    ap.add_argument("--batch-sizes", nargs="*", type=int, default=[4], metavar="B",
+                    help="folders: also run count with these --batch-size values (default: 4, the old default)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     ap.add_argument("--_child", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--_command", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._command:
+        _command_child(json.loads(args._command))
+        return
     if args._child:
         b, p, w, h, weights, cache = args._child
         _child(b, p, int(w), int(h), weights, cache)
@@ -128,7 +237,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sasnet-bench-memory-") as tmp:
         weights = args.weights or random_weights(Path(tmp) / "random.pth")
         os.environ["SASNET_STUDIO_HOME"] = str(Path(tmp) / "home")  # no registry or cache of the user's
-        rows = measure(args.pairs, weights, Path(tmp) / "openvino")
+        if args.per_pixel:
+            rows = measure(args.pairs, weights, Path(tmp) / "openvino")
+        else:
+            rows = measure_folders(weights, Path(tmp), args.batch_sizes)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

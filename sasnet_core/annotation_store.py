@@ -132,6 +132,37 @@ def read_annotation(image, project: Project | None = None) -> Annotation | None:
     return ann
 
 
+def fit_problems(image, ann: Annotation, file=None) -> list[str]:
+    """What of ``ann``, the annotation read for ``image`` (from the store's ``file``), does not fit
+    that image: the check an import makes (``Annotation.misfit``: made on another size, points
+    off the image, a region of interest with no area) and, for a file of the store, that it is
+    the annotation of another image. ``sasnet rank``, ``eval`` and training ask it before the
+    points count as the image's; an image whose size cannot be read gets no size check."""
+    from sasnet_core.imageio import image_size
+
+    image = Path(image)
+    problems = []
+    named = _named_image(file) if file is not None else None
+    if named and os.path.normcase(Path(named).name) != os.path.normcase(image.name):
+        problems.append(f"it is the annotation of {Path(named).name}, not of {image.name}")
+    try:
+        size = image_size(image)
+    except SASNetError:
+        size = None
+    return problems + ann.misfit(size)[0]
+
+
+def _named_image(file) -> str | None:
+    """The image an annotation file says it belongs to (its ``image`` field), as written."""
+    import json
+
+    try:
+        named = json.loads(Path(file).read_text(encoding="utf-8")).get("image")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return named.replace("\\", "/") if isinstance(named, str) else None
+
+
 def write_annotation(ann: Annotation, image=None, project: Project | None = None) -> Path:
     """Save ``ann`` (atomically) as the annotation of ``image`` (default: its ``image_path``)."""
     path = annotation_file_for(ann.image_path if image is None else image, project)
@@ -236,11 +267,18 @@ def annotated_images(items, project: Project | None = None, report: list | None 
                      ) -> list[tuple[Path, Annotation]]:
     """(image, annotation) of every annotated image in ``items`` (see ``survey``), in order.
 
-    A damaged annotation file or an unreadable folder raises its error (naming the file), unless
-    ``report`` is a list: then the error's message is appended there and the image left out.
+    A damaged annotation file, an annotation that does not fit its image (``fit_problems``: the
+    points of another image must not count as this one's) or an unreadable folder raises its
+    error (naming the file), unless ``report`` is a list: then the error's message is appended
+    there and the image left out.
     """
     out = []
     for entry in survey(items, project):
+        if entry.error is None and entry.annotated:
+            problems = fit_problems(entry.image, entry.annotation, entry.file)
+            if problems:
+                entry.error = AnnotationFormatError(
+                    f"does not fit {entry.image.name}: {'; '.join(problems)}; fix or remove it", entry.file)
         if entry.error is not None:
             if report is None:
                 raise entry.error

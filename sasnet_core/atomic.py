@@ -242,6 +242,47 @@ def _umask() -> int:
     return mask
 
 
+def file_identity(path: str | os.PathLike) -> tuple | None:
+    """What tells this very file from another one written at the same name since (device,
+    inode, size, modification time in ns); None when there is no file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def remove_written_file(path: str | os.PathLike, identity: tuple | None) -> bool:
+    """Remove ``path`` only if it is still the file we wrote (``file_identity`` taken right after
+    writing it): one rename out of the name (atomic: a reader sees the whole file or none), a check
+    of what was moved, then the unlink. A file written there by anyone since is put back and kept.
+    Returns whether the file is gone."""
+    path = Path(path)
+    if identity is None or file_identity(path) != identity:
+        return False
+    moved = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.removing.tmp")
+    try:
+        os.replace(path, moved)
+    except FileNotFoundError:
+        return True
+    if file_identity(moved) != identity:  # replaced between the check and the rename: keep it
+        try:
+            os.link(moved, path)  # back, but never over a file that appeared at the name meanwhile
+            os.unlink(moved)
+        except FileExistsError:  # a third file at the name: that one stays there, this one beside it
+            stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+            aside, n = path.with_name(f"{path.name}.kept-{stamp}"), 2
+            while aside.exists():
+                aside, n = path.with_name(f"{path.name}.kept-{stamp}-{n}"), n + 1
+            os.replace(moved, aside)
+        except OSError:  # a file system without hard links
+            os.replace(moved, path)
+        return False
+    os.unlink(moved)
+    _fsync_folder(path.parent)
+    return True
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -9,6 +9,7 @@ sharing one model each answer to their own token.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 
 
@@ -53,3 +54,47 @@ def checkpoint() -> None:
     token = getattr(_bound, "token", None)
     if token is not None and token.cancelled:
         raise Cancelled()
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was asked to stop by a signal: SIGINT (Ctrl-C) or SIGTERM (``kill``, ``timeout``,
+    systemd, job schedulers). A KeyboardInterrupt, so whatever Ctrl-C cleans up (temp files of
+    atomic writes, loader processes) is cleaned up for SIGTERM too."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(signal.Signals(self.signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def interrupted_by(exc: KeyboardInterrupt) -> Interrupted:
+    """``exc`` as an :class:`Interrupted` (a plain KeyboardInterrupt is SIGINT's)."""
+    return exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_interrupt():
+    """While inside, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (SIGTERM's
+    default would end the process on the spot, skipping every ``finally``). Elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handle)
+        except (ValueError, OSError):  # pragma: no cover - unusual platforms
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(sig, handler)

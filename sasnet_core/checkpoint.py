@@ -309,9 +309,25 @@ def save_checkpoint(path: str | os.PathLike, model: SASNet, metadata: dict | Non
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         payload = {**(extra or {}), "format": FORMAT, "version": FORMAT_VERSION, "state_dict": state, "metadata": meta}
-        with open(tmp, "wb") as fh:  # a file object, so a full disk is an OSError, not torch's RuntimeError
-            torch.save(payload, fh)
+        with open(tmp, "wb") as fh:  # a file object, so a full disk is an OSError of ours ...
+            try:
+                torch.save(payload, fh)
+            except RuntimeError as exc:
+                # ... which torch's writer reports as "inline_container.cc ... unexpected pos",
+                # with the OSError only as its context: raise the OSError (atomic_path names the
+                # file; the old file stays as it was).
+                cause = _os_error_within(exc)
+                if cause is None:
+                    raise
+                raise cause from None
     return path
+
+
+def _os_error_within(exc: BaseException) -> OSError | None:
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
 
 
 def read_metadata(path: str | os.PathLike) -> tuple[str, dict]:

@@ -14,6 +14,9 @@ model does not wait for files and memory stays bounded.
 A ``CancelToken`` stops the stream within a fraction of a second, also in the middle of one large
 image: the predictor checks it before every convolution and every tile. A stopped stream simply
 ends; the caller knows from its token why.
+
+An image counted in tiles says how far it is: ``on_tile(path, TileProgress)`` is called before its
+first tile and after each one (``sasnet_core.progress``), on the counting thread.
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from sasnet_core.cancel import CancelToken, Cancelled, cancellable
 from sasnet_core.errors import SASNetError
+from sasnet_core.progress import TileProgress, tile_listener
 
 DISPLAY_SIDE = 512  # the app keeps density maps at most this many pixels on their long side
 
@@ -242,7 +246,8 @@ def default_read_ahead(batch_size: int) -> int:
 
 def count_stream(predictor, inputs: Iterable, *, batch_size: int = 1, cancel: CancelToken | None = None,
                  display_side: int | None = None, maps: bool = True, heads: bool = False,
-                 spare_core: bool = False, read_ahead: int | None = None) -> Iterator[CountResult]:
+                 spare_core: bool = False, read_ahead: int | None = None,
+                 on_tile: Callable[[str, TileProgress], None] | None = None) -> Iterator[CountResult]:
     """Count every input, yielding one ``CountResult`` per input in input order.
 
     inputs: image paths, RGB arrays or ``Frame``s, in any mix; pulled lazily, one at a time, so a
@@ -256,6 +261,7 @@ def count_stream(predictor, inputs: Iterable, *, batch_size: int = 1, cancel: Ca
         person opens goes first and its row says "counting" only while it is counted).
     A set ``cancel`` token ends the stream at the next checkpoint, without a result for the input
     being counted, and ends the read-ahead thread.
+    on_tile: ``(path, TileProgress)`` for each tile of an image counted in tiles (see above).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -279,10 +285,10 @@ def count_stream(predictor, inputs: Iterable, *, batch_size: int = 1, cancel: Ca
             buf.append(entry)
             decoded += entry.image is not None
             if decoded >= batch_size or decoded == 0:
-                yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
+                yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads, on_tile)
                 buf, decoded = [], 0
         if buf and not token.cancelled:
-            yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads)
+            yield from _flush(predictor, buf, token, spare_core, display_side, maps, heads, on_tile)
     except Cancelled:
         return
     finally:
@@ -296,9 +302,10 @@ def _load_each(inputs: Iterable, load, token: CancelToken) -> Iterator[_Pending]
         yield load(item)
 
 
-def _flush(predictor, buf: list[_Pending], token, spare_core, display_side, maps, heads):
+def _flush(predictor, buf: list[_Pending], token, spare_core, display_side, maps, heads, on_tile=None):
     todo = [e for e in buf if e.image is not None]
-    outcomes = _predict(predictor, [e.image for e in todo], token, spare_core) if todo else []
+    outcomes = _predict(predictor, [e.image for e in todo], token, spare_core,
+                        [e.path for e in todo], on_tile) if todo else []
     by_id = {id(e): o for e, o in zip(todo, outcomes)}
     for e in buf:
         outcome = by_id.get(id(e))
@@ -310,16 +317,25 @@ def _flush(predictor, buf: list[_Pending], token, spare_core, display_side, maps
             yield summarize(outcome, e.path, display_side, maps=maps, heads=heads, frame=e.frame, time_s=e.time_s)
 
 
-def _predict(predictor, images: list[np.ndarray], token, spare_core: bool) -> list:
+def _predict(predictor, images: list[np.ndarray], token, spare_core: bool, paths: list[str] | None = None,
+             on_tile=None) -> list:
     """A prediction per image, or a message where the model ran out of memory on it (a batch that
     does not fit is retried one image at a time)."""
     spare = _leave_a_core_free(predictor) if spare_core else contextlib.nullcontext()
+    paths = paths or [""] * len(images)
     try:
-        with cancellable(token), spare:
+        with cancellable(token), spare, tile_listener(_tile_reporter(paths, on_tile)):
             return predictor.predict_batch(images)
     except Exception as exc:  # noqa: BLE001 - only running out of memory is the input's fault
         if not _is_out_of_memory(exc):
             raise
         if len(images) == 1:
             return [describe_failure(exc)]
-    return [_predict(predictor, [im], token, spare_core)[0] for im in images]
+    return [_predict(predictor, [im], token, spare_core, [p], on_tile)[0] for im, p in zip(images, paths)]
+
+
+def _tile_reporter(paths: list[str], on_tile):
+    """The tile listener of one batch: an event names its image by its place in the batch."""
+    if on_tile is None:
+        return None
+    return lambda event: on_tile(paths[event.item] if 0 <= event.item < len(paths) else "", event)

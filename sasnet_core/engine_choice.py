@@ -50,6 +50,27 @@ def native_precision(device: torch.device) -> Precision:
     return Precision.FP32  # Apple GPUs: fp16 is opt-in, bf16 is not offered by MPS autocast
 
 
+# Images predicted together by default, per device type (the CLI's --batch-size default and the
+# app's queue). On the CPU the convolutions are compute-bound: benchmarks/bench_memory.py measured
+# a folder of 8 street images at 1024 x 768 in the same time at batch 1 and batch 4, with batch 4
+# holding about three times the memory, so the CPU counts one image at a time. A GPU is filled
+# better by several images at once; how many the GPU's free memory holds is still bounded by the
+# Predictor's budget, and the gain over batch 1 is measured by bench_inference.py --device cuda.
+DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 4, "mps": 1}
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """How many images of one size a forward pass takes by default on ``device``."""
+    kind = device.type if hasattr(device, "type") else torch.device(device).type
+    return DEFAULT_BATCH_SIZE.get(kind, 1)
+
+
+def batch_size_help() -> str:
+    """The default batch, by device, as ``--help`` says it."""
+    return ", ".join(f"{n} on {'the CPU' if kind == 'cpu' else kind.upper()}"
+                     for kind, n in DEFAULT_BATCH_SIZE.items())
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     backend: Backend

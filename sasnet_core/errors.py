@@ -53,6 +53,11 @@ class AnnotationVersionError(AnnotationFormatError):
     must not write over it (a person's work in a format it does not know)."""
 
 
+class GroundTruthError(AnnotationFormatError):
+    """A data set's ground-truth file of an image is missing or cannot be read. It is never
+    changed or moved aside: it is the data set's, not ours."""
+
+
 class DatasetLayoutError(SASNetError):
     """A folder matches no known data set layout."""
 

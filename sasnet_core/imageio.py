@@ -12,6 +12,9 @@ more than ``max_image_pixels()`` pixels is refused at once, naming the size it d
 is ``DEFAULT_MAX_MEGAPIXELS`` (100 megapixels: 12 times a 4K frame, which the tiler counts in
 bounded memory), or the number of megapixels in the environment variable ``SASNET_MAX_MEGAPIXELS``.
 Pillow's and OpenCV's own limits are set to the same number, so no other route decodes more.
+OpenCV decodes at most ``DECODER_MAX_PIXELS`` (its CV_IO_MAX_IMAGE_PIXELS, 2^30; past it
+``imdecode`` raises instead of answering): a larger ``SASNET_MAX_MEGAPIXELS`` is refused when
+read (``SettingsError`` naming the variable), so the limit a person sets is one every decoder keeps.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 DEFAULT_MAX_MEGAPIXELS = 100
 MAX_MEGAPIXELS_ENV = "SASNET_MAX_MEGAPIXELS"
+DECODER_MAX_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS; Pillow takes any limit
 
 
 def max_image_pixels() -> int:
@@ -48,6 +52,12 @@ def max_image_pixels() -> int:
                 "%s=%r is not a number of megapixels above 0; using the default, %d",
                 MAX_MEGAPIXELS_ENV, text, DEFAULT_MAX_MEGAPIXELS)
         megapixels = DEFAULT_MAX_MEGAPIXELS
+    if megapixels * 1_000_000 > DECODER_MAX_PIXELS:
+        from sasnet_core.errors import SettingsError
+
+        raise SettingsError(f"{MAX_MEGAPIXELS_ENV}={text} is more than OpenCV decodes "
+                            f"({DECODER_MAX_PIXELS / 1e6:.0f} megapixels, 2^30 pixels); set it to "
+                            f"{DECODER_MAX_PIXELS // 1_000_000} or less")
     return int(megapixels * 1_000_000)
 
 
@@ -95,7 +105,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError("file is empty", path)
     known = _check_declared_size(data, path, limit, Image)
     # ANYDEPTH keeps 16-bit samples; COLOR makes 3 channels and applies the EXIF orientation.
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:  # OpenCV's own size checks, or memory for what the header declares
+        raise ImageReadError(f"cannot be decoded by OpenCV ({_cv2_reason(exc)})", path) from None
+    except MemoryError:
+        raise ImageReadError("too large to decode in the memory available", path) from None
     if image is None and known:  # a valid file OpenCV has no decoder for (float TIFF, ...)
         image = _decode_with_pillow(data, Image)
     if image is None:
@@ -126,6 +141,12 @@ def _check_declared_size(data: np.ndarray, path: Path, limit: int, Image) -> boo
         raise ImageReadError(f"declares {w} x {h} pixels ({_megapixels(w * h)}), more than the "
                              f"limit of {_megapixels(limit)}{_how_to_raise()}", path)
     return True
+
+
+def _cv2_reason(exc) -> str:
+    """The one line of a cv2.error that says what failed (its text spans several lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 def _megapixels(pixels: int) -> str:

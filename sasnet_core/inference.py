@@ -11,7 +11,8 @@ Memory stays bounded: images whose activations would not fit the budget are spli
 overlapping tiles (see ``tiling``), so a 4K frame is counted in about 2 GB.
 A cancel bound to the counting thread (``sasnet_core.cancel``) is checked before every convolution
 (torch), while an OpenVINO inference runs, and before every tile, so a stop takes effect within a
-fraction of a second even inside a large image.
+fraction of a second even inside a large image. A tiled image reports each finished tile to the
+thread's tile listener (``sasnet_core.progress``), so a photo that takes minutes says how long.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from sasnet_core.engine_choice import choose_engine
 from sasnet_core.errors import DeviceUnavailableError
 from sasnet_core.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD, SASNet
+from sasnet_core.progress import report_tiles
 from sasnet_core.tiling import core_for_budget, plan_tiles
 from sasnet_core.vocab import BACKENDS, INFERENCE_PRECISIONS, Backend
 
@@ -60,8 +62,26 @@ MAX_BUDGET_MB = 5120.0
 # machine with 8 GB free the images people count most (up to 1920 x 1080) are not tiled at all.
 TILE_BUDGET_MB = 256.0
 DEFAULT_MARGIN = 96
+# An image above this many megapixels, as counted, takes minutes on a CPU (an 8000 x 6000 photo
+# took 7 minutes on 2 cores) while crowds are rarely photographed with heads that need it:
+# counting it gets a hint of downscaling, with the long side below.
+LARGE_IMAGE_MEGAPIXELS = 20.0
+SUGGESTED_MAX_SIDE = 4096
 _IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _IMAGENET_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def large_image_hint(size: tuple[int, int], setting: str) -> str | None:
+    """One line for an image of ``size`` (width, height, as counted) above
+    LARGE_IMAGE_MEGAPIXELS: how ``setting`` (the CLI's option, the app's setting; followed by
+    the side) makes it faster, and what it costs. None for smaller images."""
+    w, h = size
+    if w * h < LARGE_IMAGE_MEGAPIXELS * 1e6:
+        return None
+    s = SUGGESTED_MAX_SIDE / max(w, h)
+    return (f"{w} x {h} pixels ({w * h / 1e6:.0f} megapixels) take long to count; {setting} "
+            f"{SUGGESTED_MAX_SIDE} counts it at {round(w * s)} x {round(h * s)}, about "
+            f"{max(1, round(1 / (s * s)))} times faster (heads shrink with the image: check the count)")
 
 
 def bytes_per_pixel(backend: str, precision: str) -> int:
@@ -91,7 +111,7 @@ def _openvino_runner(model: SASNet, precision: str, cache, calibration):
     from sasnet_core.openvino_backend import OpenVINORunner, convert
 
     cache = Path(cache) if cache is not None else None
-    ov_model, source = convert(model, cache)
+    ov_model, source = convert(model, cache, lean=precision != "int8")
     if precision == "int8":
         from sasnet_core.quantize import int8_runner
 
@@ -330,7 +350,7 @@ class Predictor:
         for (h, w), idx in groups.items():
             if self._needs_tiles(h, w):
                 for i in idx:
-                    results[i] = self._predict_tiled(prepared[i][0], arrays[i].shape, prepared[i][1])
+                    results[i] = self._predict_tiled(prepared[i][0], arrays[i].shape, prepared[i][1], i)
                 continue
             per_batch = max(1, self.budget_pixels // max(h * w, 1)) if self.tile != 0 else len(idx)
             for s in range(0, len(idx), per_batch):
@@ -338,7 +358,7 @@ class Predictor:
                 chunk = idx[s : s + per_batch]
                 t0 = time.perf_counter()
                 batch = np.stack([prepared[i][0] for i in chunk])
-                dens, levels, conf = self._forward(self._to_tensor(batch))
+                dens, levels, conf = self._forward(self._to_tensor(batch), whole=True)
                 elapsed = (time.perf_counter() - t0) / len(chunk)
                 for b, i in enumerate(chunk):
                     results[i] = self._finish(
@@ -370,10 +390,11 @@ class Predictor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.inference_mode()
-    def _forward(self, x: torch.Tensor):
-        """(density (B,1,H,W), levels (B,5,H,W) or None, confidence (B,5,h,w)), fp32 on the CPU."""
+    def _forward(self, x: torch.Tensor, whole: bool = False):
+        """(density (B,1,H,W), levels (B,5,H,W) or None, confidence (B,5,h,w)), fp32 on the CPU.
+        ``whole``: ``x`` holds whole images, not tiles of one."""
         if self.runner is not None:
-            d, lv, c = self.runner.forward(x.contiguous().numpy(), keep_levels=self.keep_levels)
+            d, lv, c = self.runner.forward(x.contiguous().numpy(), keep_levels=self.keep_levels, whole=whole)
             return torch.from_numpy(d), (torch.from_numpy(lv) if lv is not None else None), torch.from_numpy(c)
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -381,7 +402,7 @@ class Predictor:
         to = lambda t: t.float().cpu()  # noqa: E731
         return to(out.density), (to(out.level_densities) if self.keep_levels else None), to(out.confidence)
 
-    def _predict_tiled(self, image: np.ndarray, orig_shape, scale: float) -> Prediction:
+    def _predict_tiled(self, image: np.ndarray, orig_shape, scale: float, item: int = 0) -> Prediction:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         k = self.config.block_size
@@ -394,7 +415,8 @@ class Predictor:
         levels = np.zeros((5, h, w), np.float32) if self.keep_levels else None
         gh, gw = max(h // k, 1), max(w // k, 1)
         conf = np.zeros((5, gh, gw), np.float32)
-        for t in tiles:
+        report_tiles(0, len(tiles), 0.0, item, (w, h))
+        for done, t in enumerate(tiles, 1):
             checkpoint()
             d, lv, c = self._forward(self._to_tensor(image[None, t.y0 : t.y1, t.x0 : t.x1]))
             ys, xs = slice(t.cy0 - t.y0, t.cy1 - t.y0), slice(t.cx0 - t.x0, t.cx1 - t.x0)
@@ -407,6 +429,7 @@ class Predictor:
             li = np.clip(gi - t.y0 // k, 0, c.shape[2] - 1)
             lj = np.clip(gj - t.x0 // k, 0, c.shape[3] - 1)
             conf[:, gi[:, None], gj[None, :]] = c[0].numpy()[:, li[:, None], lj[None, :]]
+            report_tiles(done, len(tiles), time.perf_counter() - t0, item, (w, h))
         return self._finish(
             torch.from_numpy(density), torch.from_numpy(levels) if levels is not None else None,
             torch.from_numpy(conf), orig_shape, scale, len(tiles), time.perf_counter() - t0,

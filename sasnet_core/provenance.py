@@ -30,7 +30,7 @@ class Provenance:
         if self.parent:
             out.append(f"fine-tuned from {self.parent}")
         if self.steps:
-            out.append(f"{self.steps} steps")
+            out.append(f"{self.steps} step{'s' if self.steps != 1 else ''}")
         if self.mae_after is not None:
             before = f"{self.mae_before:.2f} \u2192 " if self.mae_before is not None else ""
             out.append(f"held-out MAE {before}{self.mae_after:.2f}")
@@ -59,15 +59,30 @@ def provenance(metadata: dict | None) -> Provenance:
 
 
 def _trained_on(m: dict) -> str | None:
+    """"12 images (street; 3 more held out)": the images as the person knows them, in the folders
+    they are in (below the data folder: "3 images (street, street/night)")."""
     if _text(m.get("trained_on")):
         return m["trained_on"]
     images = m.get("finetune_images")  # a count (files of earlier versions: a list of paths)
     n = len(images) if isinstance(images, list) else _number(images, int)
     data = _text(m.get("data_folder")) or _text(m.get("data"))
     folder = Path(data).name if data else None
+    where = _folders(m.get("image_folders"), folder) or folder
     if n:
-        return f"{n} image{'s' if n != 1 else ''}" + (f" ({folder})" if folder else "")
+        held = _number(m.get("holdout_images"), int)
+        notes = [where] if where else []
+        notes += [f"{held} more held out"] if held else []
+        return f"{n} image{'s' if n != 1 else ''}" + (f" ({'; '.join(notes)})" if notes else "")
     return folder
+
+
+def _folders(value, top: str | None) -> str | None:
+    """The image folders of a fine-tune below its data folder, as text; "." is the data folder."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    names = [top or "." if v == "." else (f"{top}/{v}" if top else v) for v in value]
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more folders" if len(names) > 3 else "")
 
 
 def _mae_from_figures(m: dict) -> float | None:

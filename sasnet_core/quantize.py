@@ -12,12 +12,16 @@ are used, downscaled to ``CALIBRATION_SIDE`` and normalised exactly as counting 
   content and these settings, so counting the same images again does not quantize again.
 * At quantization time the float (fp32) model counts the calibration images too, and the count
   difference int8 vs fp32 is kept with the cached model (``Int8Report``), so the user is told how
-  far int8 moves their counts on their own images.
+  far int8 moves their counts on their own images, and whether that was measured on downscaled
+  copies of them. The cache entry is sealed (``cache_digest``): a changed model or report is
+  quantized again, and the report read back is checked as any input is.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -26,8 +30,11 @@ from typing import Sequence
 
 import numpy as np
 
+from sasnet_core.cache_digest import damage
 from sasnet_core.cancel import checkpoint
 from sasnet_core.errors import EngineUnavailableError, SASNetError
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 8  # NNCF's ranges settle after a handful of images; each one costs a forward
 CALIBRATION_SIDE = 768  # calibration images are downscaled to this long side (speed)
@@ -39,7 +46,7 @@ CALIBRATION_SIDE = 768  # calibration images are downscaled to this long side (s
 # int8 time the same for all four within the noise of a busy machine.
 KEEP_FLOAT = (r".*density_head\d\.1\.conv.*",)
 # Bumped whenever the recipe (settings above, NNCF options) changes: old cache entries then go unused.
-RECIPE = 1
+RECIPE = 2
 # Counts int8 should keep within of fp32; beyond it the report says so and names the precisions
 # that do (a small or weakly trained model can move several per cent).
 INT8_TOLERANCE = 0.01
@@ -50,19 +57,64 @@ INSTALL_HINT = "pip install 'sasnet-studio[int8]' (or pip install nncf)"
 
 @dataclass(frozen=True)
 class Int8Report:
-    """How far int8 moved the counts from fp32 on the calibration images."""
+    """How far int8 moved the counts from fp32 on the calibration images.
+
+    Those are copies downscaled to ``CALIBRATION_SIDE`` where an image is larger (quantizing
+    and measuring at full size would take minutes): a figure measured on a copy is said to be
+    one, since an image counted at another size, or of another shape (a 1 x 5000 strip is a
+    1 x 768 copy), may move further."""
 
     images: int
     mean_rel_diff: float  # mean of |int8 - fp32| / max(fp32, 1 person), as a fraction
     max_rel_diff: float
+    downscaled: int = 0  # how many of ``images`` were measured on downscaled copies
+    side: int = CALIBRATION_SIDE  # the long side of those copies
 
     def describe(self) -> str:
-        text = (f"int8 calibrated on {self.images} of your images: counts within "
+        if not self.downscaled:
+            on = f"{self.images} of your images"
+        elif self.downscaled == self.images:
+            on = f"{self.side}-px copies of {self.images} of your images"
+        else:
+            on = f"{self.images} of your images ({self.downscaled} of them as {self.side}-px copies)"
+        text = (f"int8 calibrated on {on}: counts within "
                 f"{100 * self.mean_rel_diff:.2f} % of fp32 (max {100 * self.max_rel_diff:.2f} %)")
+        if self.downscaled:
+            text += " on those copies; at full size counts may differ more"
         if self.mean_rel_diff > INT8_TOLERANCE:  # the trade-off is the person's to make, knowingly
             text += (f", more than the {100 * INT8_TOLERANCE:g} % int8 aims for with this model; "
                      "precision bf16 or fp32 counts as the model does")
         return text
+
+    @classmethod
+    def from_dict(cls, data) -> "Int8Report":
+        """A report read back from the cache, checked as any input is: ValueError saying what
+        is wrong (a count that is not a whole number in range, a fraction below 0 or not finite,
+        a mean above the maximum), never a report that says something impossible."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds {type(data).__name__} instead of an object")
+        unknown = set(data) - {"images", "mean_rel_diff", "max_rel_diff", "downscaled", "side"}
+        if unknown:
+            raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+
+        def whole(key, low, high, default=None):
+            v = data.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+                raise ValueError(f"{key!r} is {v!r}, not a whole number from {low} to {high}")
+            return v
+
+        def fraction(key):
+            v = data.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{key!r} is {v!r}, not a fraction of 0 or more")
+            return float(v)
+
+        images = whole("images", 1, CALIBRATION_IMAGES)
+        report = cls(images, fraction("mean_rel_diff"), fraction("max_rel_diff"),
+                     whole("downscaled", 0, images, 0), whole("side", 1, 1 << 20, CALIBRATION_SIDE))
+        if report.mean_rel_diff > report.max_rel_diff * (1 + 1e-9):
+            raise ValueError("its mean difference is above its maximum")
+        return report
 
 
 def nncf_missing_reason() -> str | None:
@@ -86,7 +138,8 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
     reason = nncf_missing_reason()
     if reason is not None:
         raise EngineUnavailableError(reason)
-    images = calibration_inputs(calibration, model.config.block_size)
+    downscaled: list[bool] = []
+    images = calibration_inputs(calibration, model.config.block_size, downscaled)
     if not images:
         raise EngineUnavailableError(
             "int8 needs a few of your images to calibrate on, and none were given or could be read; "
@@ -99,16 +152,19 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
         quantized, report = found
     else:
         quantized = _quantize(ov_model, images)
-        report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale)
+        report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale,
+                          downscaled=sum(downscaled))
         _save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
     runner = OpenVINORunner(quantized, "int8", float_precision=float_precision, source=ir_file(folder))
     runner.int8_report = report
     return runner
 
 
-def calibration_inputs(calibration: Sequence | None, block_size: int) -> list[np.ndarray]:
+def calibration_inputs(calibration: Sequence | None, block_size: int,
+                       downscaled: list | None = None) -> list[np.ndarray]:
     """Up to CALIBRATION_IMAGES model inputs (1, 3, H, W) from images spread over ``calibration``;
-    images that cannot be read are passed over for the next ones."""
+    images that cannot be read are passed over for the next ones. ``downscaled``: a list that
+    gets, for each input, whether it is a downscaled copy of its image."""
     import cv2
 
     from sasnet_core.imageio import read_image, to_rgb8
@@ -130,6 +186,8 @@ def calibration_inputs(calibration: Sequence | None, block_size: int) -> list[np
         except (SASNetError, ValueError, TypeError):
             continue
         h, w = image.shape[:2]
+        if downscaled is not None:
+            downscaled.append(max(h, w) > CALIBRATION_SIDE)
         if max(h, w) > CALIBRATION_SIDE:
             s = CALIBRATION_SIDE / max(h, w)
             image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
@@ -184,13 +242,15 @@ def _counts(ov_model, images: list[np.ndarray], hint: str, count_scale: float) -
                      for x in images])
 
 
-def _compare(float_model, quantized, images, float_precision: str, count_scale: float) -> Int8Report:
+def _compare(float_model, quantized, images, float_precision: str, count_scale: float,
+             downscaled: int = 0) -> Int8Report:
     from sasnet_core.openvino_backend import OV_PRECISION
 
     reference = _counts(float_model, images, OV_PRECISION["fp32"], count_scale)
     int8 = _counts(quantized, images, OV_PRECISION[float_precision], count_scale)
     rel = np.abs(int8 - reference) / np.maximum(np.abs(reference), MIN_REFERENCE_COUNT)
-    return Int8Report(images=len(images), mean_rel_diff=float(rel.mean()), max_rel_diff=float(rel.max()))
+    return Int8Report(images=len(images), mean_rel_diff=float(rel.mean()), max_rel_diff=float(rel.max()),
+                      downscaled=downscaled, side=CALIBRATION_SIDE)
 
 
 def _read_cached(folder: Path):
@@ -202,9 +262,18 @@ def _read_cached(folder: Path):
     xml, report = ir_file(folder), folder / REPORT_FILE
     if xml is None or not report.is_file():
         return None
-    try:
-        return ov.Core().read_model(str(xml)), Int8Report(**json.loads(report.read_text()))
-    except Exception:  # noqa: BLE001 - a damaged cache entry is quantized again, never fatal
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
+    why = damage(folder)
+    if why is None:
+        try:
+            found = Int8Report.from_dict(json.loads(report.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            why = f"has an unusable {REPORT_FILE} ({exc})"
+        else:
+            try:
+                return ov.Core().read_model(str(xml)), found
+            except Exception as exc:  # noqa: BLE001 - a damaged cache entry is quantized again, never fatal
+                why = f"cannot be read by OpenVINO ({type(exc).__name__})"
+    log.warning(f"{folder}: the cached int8 model {why}; quantizing the model again")
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
 

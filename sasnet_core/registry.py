@@ -3,6 +3,12 @@
 Stored as JSON in the platformdirs user data folder (``models.json``), written atomically. A file
 is validated completely (``checkpoint.inspect_checkpoint``) when it is registered, not at first use.
 
+The app, every ``sasnet`` process and the fine-tune service's thread may change it at the same
+time: each change reads, modifies and writes the file while holding ``models.json.lock`` (a
+``filelock`` lock, released by the operating system if the holder dies), so no change is lost.
+A file copied into the models folder gets a name no other file there has, compared as a
+case-insensitive file system compares names, so it never replaces another model's file.
+
 A registry edited by hand or damaged on disk keeps working: entries that are not usable are
 reported (``ModelRegistry.problems``, and as warnings of this module's logger, one line each,
 naming the registry file and the entry) and skipped; they stay in the file untouched, so nothing
@@ -17,9 +23,12 @@ import logging
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import filelock
 
 from sasnet_core import paths
 from sasnet_core.atomic import atomic_path, atomic_write_text, keep_aside
@@ -41,6 +50,10 @@ HOW_TO_GET_A_MODEL = (
     "Or pass a file directly with --weights FILE.pth, or train one with 'sasnet train'."
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# How long a change waits for another process's change of the registry. A change holds the lock
+# for one read and write, or a copy of a checkpoint into the models folder (a few seconds for
+# the released 156 MB files on a slow disk).
+LOCK_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -119,14 +132,38 @@ class ModelRegistry:
             log.warning(f"{self.file}: the damaged model registry was kept as {aside}")
         atomic_write_text(self.file, json.dumps(data, indent=2, sort_keys=True))
 
+    @contextmanager
+    def _changing(self) -> Iterator[tuple[dict, bool]]:
+        """(data, whole) read under the registry's lock, held until the caller's change is
+        written (``_write``): another process cannot change the file in between."""
+        from sasnet_core.atomic import ensure_folder
+
+        lock_file = self.file.with_name(self.file.name + ".lock")
+        try:
+            ensure_folder(self.file.parent)
+            lock = filelock.FileLock(lock_file, timeout=LOCK_TIMEOUT_S)
+            lock.acquire()
+        except filelock.Timeout:
+            raise ModelRegistryError(f"the model registry is being changed by another program for more than "
+                                     f"{LOCK_TIMEOUT_S:.0f} s (its lock is {lock_file}); try again when it "
+                                     "has finished", self.file) from None
+        except OSError as exc:
+            raise ModelRegistryError(f"the model registry cannot be changed: its lock {lock_file} cannot be "
+                                     f"made ({exc.strerror or exc})", self.file) from None
+        try:
+            yield self._read()
+        finally:
+            lock.release()
+
+    def _entry(self, name: str, data: dict) -> ModelEntry:
+        e = data["models"][name]
+        return ModelEntry(name, Path(e["path"]), e.get("kind", "?"), e.get("added", ""), e.get("metadata", {}),
+                          name == data.get("default"), e.get("identity", {}))
+
     def entries(self) -> list[ModelEntry]:
         """Usable entries, sorted by name; damaged ones are in ``problems``."""
         data, _ = self._read()
-        return [
-            ModelEntry(name, Path(e["path"]), e.get("kind", "?"), e.get("added", ""), e.get("metadata", {}),
-                       name == data.get("default"), e.get("identity", {}))
-            for name, e in sorted(data["models"].items()) if not _entry_problem(name, e)
-        ]
+        return [self._entry(name, data) for name, e in sorted(data["models"].items()) if not _entry_problem(name, e)]
 
     def get(self, name: str) -> ModelEntry | None:
         return next((e for e in self.entries() if e.name == name), None)
@@ -148,36 +185,43 @@ class ModelRegistry:
         src = Path(file).expanduser().resolve()
         given_name = src.name
         info = inspect_checkpoint(src)  # refuses damaged files and files that do not fit SASNet
-        data, whole = self._read()
-        if name in data["models"] and not replace:
-            raise ModelRegistryError(f"a model named {name!r} is registered already; add --replace to "
-                                     "replace it, or choose another name")
-        if copy:
-            dst = paths.models_dir() / f"{name}{src.suffix or '.pth'}"
-            if dst != src:
-                with atomic_path(dst) as tmp:
-                    shutil.copyfile(src, tmp)
-            src = dst
         summary = {k: v for k, v in info.metadata.items()
                    if isinstance(v, (str, int, float, bool, type(None), dict, list))}
         from sasnet_core.released import identify
 
+        # Hashed before the lock is taken (seconds for a large file); a copy keeps the file's
+        # time (copy2), so the identity stored describes the copy as well.
         identity = identify(src, kind=info.kind, metadata=summary, progress=progress, original_name=given_name)
-        data["models"][name] = {
-            "path": str(src), "kind": info.kind, "metadata": summary, "identity": identity.to_dict(),
-            "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        if make_default or (default_if_none and not self._usable_default(data)):
-            data["default"] = name
-        self._write(data, whole)
-        return self.get(name)
+        with self._changing() as (data, whole):
+            if name in data["models"] and not replace:
+                raise ModelRegistryError(f"a model named {name!r} is registered already; add --replace to "
+                                         "replace it, or choose another name")
+            if copy:
+                dst = _free_copy_name(name, src, data)
+                if not _same_file(dst, src):
+                    with atomic_path(dst) as tmp:
+                        shutil.copy2(src, tmp)
+                src = dst
+            data["models"][name] = {
+                "path": str(src), "kind": info.kind, "metadata": summary, "identity": identity.to_dict(),
+                "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+            if make_default or (default_if_none and not self._usable_default(data)):
+                data["default"] = name
+            self._write(data, whole)
+            # What was written, not a read after the lock is released: another change may
+            # follow at once (a removal of this very name), and the caller reports this one.
+            return self._entry(name, data)
 
     def remove(self, name: str, *, delete_file: bool = False, outside_models_dir: bool = False) -> Path | None:
         """Forget ``name`` (damaged entries too). ``delete_file``: also delete its checkpoint file
         (models made by fine-tuning live in the models folder); a file outside that folder is
         deleted only with ``outside_models_dir``, and never while another name still uses it.
         Returns the deleted file, if any."""
-        data, whole = self._read()
+        with self._changing() as (data, whole):
+            return self._remove(name, data, whole, delete_file, outside_models_dir)
+
+    def _remove(self, name: str, data: dict, whole: bool, delete_file: bool, outside_models_dir: bool):
         if name not in data["models"]:
             raise ModelRegistryError(self._unknown(name, data))
         target = None
@@ -214,26 +258,26 @@ class ModelRegistry:
 
         ident = recheck(entry.path, entry.identity, kind=entry.kind, metadata=entry.metadata, progress=progress)
         if ident is not None and ident.to_dict() != entry.identity:
-            data, whole = self._read()
-            stored = data["models"].get(entry.name)
-            if whole and isinstance(stored, dict) and stored.get("path") == str(entry.path):
-                stored["identity"] = ident.to_dict()
-                try:
-                    self._write(data, whole)
-                except OSError:
-                    pass  # a read-only registry still lists; the file is hashed again next time
+            try:
+                with self._changing() as (data, whole):
+                    stored = data["models"].get(entry.name)
+                    if whole and isinstance(stored, dict) and stored.get("path") == str(entry.path):
+                        stored["identity"] = ident.to_dict()
+                        self._write(data, whole)
+            except (OSError, ModelRegistryError):
+                pass  # a read-only or busy registry still lists; the file is hashed again next time
             entry.identity = ident.to_dict()
         return ident
 
     def set_default(self, name: str) -> None:
-        data, whole = self._read()
-        if name not in data["models"]:
-            raise ModelRegistryError(self._unknown(name, data))
-        why = _default_problem(name, data["models"][name])
-        if why:
-            raise ModelRegistryError(why, self.file)
-        data["default"] = name
-        self._write(data, whole)
+        with self._changing() as (data, whole):
+            if name not in data["models"]:
+                raise ModelRegistryError(self._unknown(name, data))
+            why = _default_problem(name, data["models"][name])
+            if why:
+                raise ModelRegistryError(why, self.file)
+            data["default"] = name
+            self._write(data, whole)
 
     @staticmethod
     def _usable_default(data: dict) -> bool:
@@ -277,6 +321,44 @@ class ModelRegistry:
         if candidate.suffix or os.sep in str(weights):
             raise CheckpointError("no such checkpoint file", candidate)
         raise ModelRegistryError(self._unknown(str(weights), data) + ". " + HOW_TO_GET_A_MODEL)
+
+
+def _free_copy_name(name: str, src: Path, data: dict) -> Path:
+    """Where a copy of ``src`` registered as ``name`` goes in the models folder: ``NAME.pth``, else
+    ``NAME-2.pth``, ... A name is taken when a file of that name exists there or another entry
+    names it, compared case-insensitively (as macOS and Windows compare names, so ``SHHA.pth``
+    never replaces the ``shha.pth`` of another model); the file of the entry being replaced is
+    this name's own and may be overwritten."""
+    folder = paths.models_dir()
+    suffix = src.suffix if src.suffix.lower() in (".pth", ".pt") else ".pth"
+    own = data["models"].get(name)
+    own_path = own.get("path") if isinstance(own, dict) and isinstance(own.get("path"), str) else None
+    try:
+        present = {p.name.lower() for p in folder.iterdir()}
+    except OSError:
+        present = set()  # no folder yet: the copy makes it
+    used = {_folded(e["path"]) for n, e in data["models"].items()
+            if n != name and isinstance(e, dict) and isinstance(e.get("path"), str)}
+    n = 1
+    while True:
+        candidate = folder / (f"{name}{suffix}" if n == 1 else f"{name}-{n}{suffix}")
+        mine = own_path is not None and _folded(own_path) == _folded(candidate)
+        if _same_file(candidate, src) or (_folded(candidate) not in used
+                                         and (mine or candidate.name.lower() not in present)):
+            return candidate
+        n += 1
+
+
+def _folded(path) -> str:
+    """A path as a case-insensitive file system compares it."""
+    return os.path.normcase(os.path.abspath(os.path.expanduser(str(path)))).casefold()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def valid_model_name(name: str) -> bool:

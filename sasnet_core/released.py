@@ -151,6 +151,23 @@ class Identity:
             return None  # a hand-edited or older entry: the file is identified again
 
 
+def kind_label(kind: str | None, metadata: dict | None = None, status: str | None = None) -> str:
+    """What kind of model a file is, in the words every listing uses (``sasnet models list``, the
+    Models dialog, the Fine-tune panel). "released" only for a file whose content is a released
+    one (``status`` VERIFIED, from ``identify``); a checkpoint merely in the authors' key layout,
+    random weights included, is "authors' layout". ``kind`` is the checkpoint reader's ("released"
+    for the authors' layout, "ours"), ``metadata`` the file's own ("finetuned" says more than
+    "ours"); ``status`` None: not hashed (then nothing is called released)."""
+    if status == VERIFIED:
+        return "released (authors', verified)"
+    if status == MODIFIED:
+        return "modified released model"
+    if kind == "released":
+        return "authors' layout"
+    own = (metadata or {}).get("kind")
+    return own if isinstance(own, str) and own.strip() else str(kind or "?")
+
+
 def describe_metadata(kind: str | None, metadata: dict | None) -> str:
     """A checkpoint that is not a released file, described from what it says about itself."""
     meta = metadata or {}

@@ -90,10 +90,12 @@ def create_window(paths=(), weights=None, no_model=False, controller=None):
     if controller is not None and weights:
         controller.load(weights)
     window.show()
-    if paths:
-        from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QTimer
 
+    if paths:
         QTimer.singleShot(0, lambda: window.open_paths(list(paths)))
+    else:  # the folders, image and zoom of the last session, unless the person turned that off
+        QTimer.singleShot(0, window.last_session.restore)
     return window
 
 

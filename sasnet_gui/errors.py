@@ -67,6 +67,19 @@ def show_error(parent: QWidget | None, exc: BaseException | str, title: str = "S
     return box
 
 
+def show_error_once(parent: QWidget, key, exc: BaseException | str, what: str | None = None
+                    ) -> QMessageBox | None:
+    """``show_error``, unless the same ``key`` (say the file and its problem) was shown over
+    ``parent`` before: the reason stays on screen where the item is shown (list, panel, status
+    bar), and a dialog at every visit would stand between the person and their work."""
+    shown = parent.__dict__.setdefault("_errors_shown", set())
+    if key in shown:
+        _log(what, exc, *describe(exc)[:2])
+        return None
+    shown.add(key)
+    return show_error(parent, exc, what=what)
+
+
 def install_excepthook(window) -> None:
     """Show exceptions nobody caught in a dialog over ``window`` (after saving the open
     annotation), and log them with their traceback."""

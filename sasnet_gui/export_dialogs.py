@@ -126,7 +126,9 @@ class ExportAnnotationsDialog(QDialog):
     """Choose what (current / all / reviewed), the format and where; ``export()`` writes it."""
 
     def __init__(self, collect, default_folder, parent: QWidget | None = None, scope: str | None = None,
-                 settings=None):
+                 settings=None, dataset=None):
+        """``dataset``: the ``ground_truth.DatasetFile`` of an open data set's image; its own
+        format is then offered first, so corrections go back as the data set keeps them."""
         super().__init__(parent)
         self.setWindowTitle("Export annotations")
         self._collect = collect  # scope -> list[Annotation]
@@ -143,6 +145,10 @@ class ExportAnnotationsDialog(QDialog):
             self.format.addItem(label, key)
         if settings is not None:
             self.format.setCurrentIndex(max(self.format.findData(settings.value(FORMAT_KEY, "")), 0))
+        own = self.format.findData(dataset.export_format) if dataset is not None else -1
+        if own >= 0:
+            self.format.setItemText(own, f"{self.format.itemText(own)} \u2013 this data set's format")
+            self.format.setCurrentIndex(own)
         self.target = QLineEdit()
         browse = QPushButton("Browse\u2026")
         browse.clicked.connect(self._browse)
@@ -221,6 +227,10 @@ class ExportAnnotationsDialog(QDialog):
         if not target:
             raise ValueError("choose where to save the export")
         kw = {"test_fraction": self.test_fraction.value()}
+        if fmt == DATASET:  # a ShanghaiTech set keeps its own train / test split
+            from sasnet_core.datasets.ground_truth import shanghaitech_splits
+
+            kw["splits"] = shanghaitech_splits(anns)
         try:
             return export(anns, fmt, target, **kw)
         except OutputExistsError as exc:

@@ -14,21 +14,28 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QPushButton, QVBoxLayout, QWidget)
 
 from sasnet_core.annotation import SOURCE_PERSON
+from sasnet_core.errors import GroundTruthError
 from sasnet_core.inputs import collect_inputs
+from sasnet_core.vocab import FileStatus
 
 from sasnet_gui import errors
+from sasnet_gui.canvas.appearance import AppearanceActions, AppearanceControls
 from sasnet_gui.canvas.controls import OverlayControls
 from sasnet_gui.canvas.view import CanvasView
 from sasnet_gui.canvas.welcome import WelcomeOverlay
+from sasnet_gui.canvas.zoom import ZoomBar
 from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_gui.editing.review import ReviewNavigator
+from sasnet_gui.editing.duplicates import DuplicateWarning, DuplicateWatcher
+from sasnet_gui.editing.review import ReviewNavigator, keys_text, next_image_to_review
 from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL, MAX_SIDE_SETTING
 from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
+from sasnet_gui.last_session import LastSession
 from sasnet_gui.settings import AppSettings
+from sasnet_gui.status_bar import ImageStatusBar
 from sasnet_gui.transfer import AnnotationTransfer
 from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, bullet_list, icon
 
@@ -93,7 +100,10 @@ class MainWindow(QMainWindow):
         self.session = ImageSession(self.document, self.canvas, self.files, self.counter, self)
         self.counts = CountPanel()
         self.overlays = OverlayControls(self.canvas)
+        self.appearance = AppearanceControls(self.canvas)  # marker style, brightness / contrast / gamma
+        self.last_session = LastSession(self)
         self.review = ReviewNavigator(self.document, self.canvas, self)
+        self.duplicates = DuplicateWatcher(self.document, self)
         self.banner = NoModelBanner(HOW_TO_GET_A_MODEL)
         self.banner.openModels.connect(self.show_models_dialog)
         self.banner.getReleased.connect(self.get_released_model)
@@ -116,12 +126,15 @@ class MainWindow(QMainWindow):
         side_lay = QVBoxLayout(side)
         side_lay.setContentsMargins(4, 4, 4, 4)
         side_lay.addWidget(self.counts)
-        side_lay.addWidget(self.overlays, 1)
-        self.view_dock.setWidget(side)
+        side_lay.addWidget(DuplicateWarning(self.duplicates))
+        side_lay.addWidget(self.overlays)
+        side_lay.addWidget(self.appearance)
+        side_lay.addStretch(1)
+        self.view_dock.setWidget(FitScrollArea(side))  # scrolls on a short screen instead of squeezing
         self.addDockWidget(Qt.RightDockWidgetArea, self.view_dock)
         self._extra_docks: dict[str, QDockWidget] = {}
         self._panels: dict[str, QWidget] = {}
-        self.resizeDocks([self.file_dock, self.view_dock], [320, 300], Qt.Horizontal)
+        self.resizeDocks([self.file_dock, self.view_dock], [self.file_dock.preferred_width(), 300], Qt.Horizontal)
         # The side docks keep the full height, so the video dock only takes room under the canvas
         # (stacked under the side docks too, the window would outgrow a laptop screen).
         self.setCorner(Qt.BottomLeftCorner, Qt.LeftDockWidgetArea)
@@ -131,6 +144,8 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.transfer = AnnotationTransfer(self)
         self._build_actions()
+        self.zoom_bar = ZoomBar(self.canvas, self.act_fit, self.act_actual_size)
+        self.document.pointsChanged.connect(self.appearance.refresh_auto_size)
         self._connect()
         self._restore_settings()
         self.canvas.set_tool("edit")
@@ -138,7 +153,8 @@ class MainWindow(QMainWindow):
 
     # -- construction -----------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
-        sb = self.statusBar()
+        sb = ImageStatusBar(lambda: self.session.current, self)
+        self.setStatusBar(sb)
         self.cursor_label = QLabel("")
         self.cursor_label.setMinimumWidth(260)
         self.model_label = QLabel("no model")
@@ -182,10 +198,10 @@ class MainWindow(QMainWindow):
         self.act_export_levels = A("Export &Level Overlay as PNG\u2026",
                                    lambda: self.transfer.export_overlay_dialog("levels"))
         self.act_quit = A("&Quit", self.close, K.Quit)
-        self.act_undo = doc.undo_stack.createUndoAction(self, "&Undo")
+        self.act_undo = doc.undo_group.createUndoAction(self, "&Undo")  # the open image's own history
         self.act_undo.setShortcuts(K.Undo)
         self.act_undo.setIcon(icon("undo"))
-        self.act_redo = doc.undo_stack.createRedoAction(self, "&Redo")
+        self.act_redo = doc.undo_group.createRedoAction(self, "&Redo")
         self.act_redo.setShortcuts([K("Ctrl+Shift+Z"), K("Ctrl+Y")])
         self.act_redo.setIcon(icon("redo"))
         self.addActions([self.act_undo, self.act_redo])
@@ -211,15 +227,31 @@ class MainWindow(QMainWindow):
         self.act_fit = A("&Fit to Window", canvas.fit, "Ctrl+0", "fit")
         self.act_zoom_in = A("Zoom &In", lambda: canvas.zoom(1.25), K.ZoomIn)
         self.act_zoom_out = A("Zoom &Out", lambda: canvas.zoom(0.8), K.ZoomOut)
+        self.act_actual_size = A("&Actual Size (1:1)", canvas.actual_size, "Ctrl+1",
+                                 tip="One image pixel per screen pixel")
+        self.act_keep_zoom = A("&Keep Zoom Between Images", self._set_keep_zoom, checkable=True,
+                               tip="Another image of the same size opens at this zoom and pan instead of fitted")
+        self.appearance_actions = AppearanceActions(A, self.appearance, self)
+        self.act_shortcuts = A("&Keyboard Shortcuts…", self.show_shortcuts, "F1")
+        self.act_reopen = A("Reopen Last Session at Start", self.last_session.set_reopen_at_start, checkable=True,
+                            tip="Open the folders and files of the last session, its image and zoom, at start")
         self.act_show_density = self._toggle_for(self.overlays.density, "Show &Density", "D")
         self.act_show_levels = self._toggle_for(self.overlays.levels, "Show &Levels", "L")
         self.act_show_points = self._toggle_for(self.overlays.points, "Show &Points", "P")
         self.act_show_unsure = self._toggle_for(self.overlays.unsure, "Show &Uncertainty", "U")
-        self.act_next_cell = A("Next &Unsure Cell", lambda: self.review.step(1), "N",
-                               tip="Mark this review cell checked and zoom to the most unsure unchecked one")
-        self.act_prev_cell = A("Previous Unsure Cell", lambda: self.review.step(-1), "Shift+N")
-        self.act_mark_cell = A("&Mark Cell Reviewed", self.review.mark_current, "M",
+        self.act_next_cell = A("Confirm Cell and Go to Next &Unsure Cell", self.review.confirm_and_next, "N",
+                               tip="Mark the outlined review cell checked and zoom to the most unsure unchecked one")
+        self.act_prev_cell = A("Back to Previous Cell (Marks Nothing)", self.review.back, "Shift+N",
+                               tip="Look again at the cell before this one in the review order; nothing is marked")
+        self.act_mark_cell = A("&Mark Cell Reviewed", self._mark_cell, "M",
                                tip="Mark the outlined review cell checked without moving on")
+        self.act_next_to_review = A("Next Image to Re&view", self._next_image_to_review, "Ctrl+N",
+                                    tip="Open the next image in the list with review cells nobody confirmed yet")
+        self.act_select_duplicates = A("Select D&uplicate Points",
+                                       tip="Select the points that sit on top of another one")
+        self.act_remove_duplicates = A("Remove Duplicate Points",
+                                       tip="Remove one point of each pair on top of each other (one undo step)")
+        self.duplicates.bind_actions(self.act_select_duplicates, self.act_remove_duplicates)
         self.act_count = A("&Count This Image", self.count_current, "F5", "count")
         self.act_count_all = A("Count &All Images", self.count_all, "Shift+F5")
         self.act_stop = A("&Stop Counting", self.stop_counting, "Ctrl+.", "stop")
@@ -247,18 +279,23 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_import, self.act_export, self.act_export_csv, self.act_export_density,
                       self.act_export_levels])
         m.addSeparator()
+        m.addAction(self.act_reopen)
+        m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Edit")
         m.addActions([self.act_undo, self.act_redo])
         m.addSeparator()
         m.addActions([self.act_delete, self.act_select_all, self.act_escape])
+        m.addActions([self.act_select_duplicates, self.act_remove_duplicates])
         m.addSeparator()
         m.addActions([self.act_from_model, self.act_clear_points, self.act_reviewed])
         m.addSeparator()
         m.addActions([self.act_tool_edit, self.act_tool_roi, self.act_tool_pan, self.act_finish_roi,
                       self.act_remove_roi])
         m = mb.addMenu("&View")
-        m.addActions([self.act_fit, self.act_zoom_in, self.act_zoom_out])
+        m.addActions([self.act_fit, self.act_actual_size, self.act_zoom_in, self.act_zoom_out, self.act_keep_zoom])
+        m.addSeparator()
+        self.appearance_actions.add_to(m)
         m.addSeparator()
         m.addActions([self.act_show_density, self.act_show_levels, self.act_show_unsure, self.act_show_points])
         m.addSeparator()
@@ -267,13 +304,15 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Image")
         m.addActions([self.act_count, self.act_count_all, self.act_stop])
         m.addSeparator()
-        m.addActions([self.act_next, self.act_prev])
+        m.addActions([self.act_next, self.act_prev, self.act_next_to_review])
         m.addSeparator()
         m.addActions([self.act_next_cell, self.act_prev_cell, self.act_mark_cell])
+        self.counts.set_review_keys(keys_text(self.act_next_cell, self.act_prev_cell, self.act_mark_cell,
+                                              self.act_next, self.act_prev, self.act_next_to_review))
         m = mb.addMenu("&Model")
         m.addActions([self.act_models, self.act_get_released, self.act_add_model, self.act_finetune])
         m = mb.addMenu("&Help")
-        m.addActions([self.act_log_folder, self.act_about])
+        m.addActions([self.act_shortcuts, self.act_log_folder, self.act_about])
 
         short = {self.act_open: "Open", self.act_open_folder: "Folder", self.act_count_all: "Count all",
                  self.act_stop: "Stop", self.act_undo: "Undo", self.act_redo: "Redo", self.act_tool_edit: "Points",
@@ -297,6 +336,18 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.act_finetune])
 
+    def _set_keep_zoom(self, on: bool) -> None:
+        self.canvas.keep_zoom = bool(on)
+        self.settings.set_value("view/keep_zoom", bool(on))
+
+    def show_shortcuts(self):
+        from sasnet_gui.shortcuts import ShortcutSheet
+
+        sheet = self.shortcut_sheet = ShortcutSheet(self)  # read from the actions as they are now
+        sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.open()
+        return sheet
+
     def _toggle_for(self, checkbox, text, shortcut) -> QAction:
         a = self._act(text, checkbox.setChecked, shortcut, checkable=True)
         a.setChecked(checkbox.isChecked())
@@ -305,6 +356,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.file_dock.fileActivated.connect(self.session.show)
+        self.session.imageShown.connect(self.statusBar().image_shown)  # before a new message
         self.session.imageShown.connect(self._on_image_shown)
         self.session.imageFailed.connect(self._on_image_failed)
         self.session.countsChanged.connect(self._update_counts)
@@ -314,7 +366,15 @@ class MainWindow(QMainWindow):
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
         self.document.loadFailed.connect(self._on_annotation_unreadable)
         self.document.misfit.connect(self._on_annotation_misfit)
+        self.document.changedOnDisk.connect(lambda path: self.statusBar().showMessage(
+            f"{Path(path).name}: its annotation file was changed on disk by another program and is left as "
+            "it is; open the image again to see its points", 15000))
+        self.duplicates.appeared.connect(lambda n: self.statusBar().showMessage(
+            f"{n} point{'s' if n != 1 else ''} now on top of another one: Ctrl+Z takes the edit back, "
+            "Edit \u25b8 Remove Duplicate Points removes them", 10000))
+        self.files.dataChanged.connect(self._on_file_changed)
         self.counter.progress.connect(self._on_progress)
+        self.counter.tileProgress.connect(self._on_tiles)
         self.counter.started.connect(lambda p: self._set_counting(True))
         self.counter.idle.connect(lambda: self._set_counting(False))
         self.counter.failed.connect(lambda p, msg: self.statusBar().showMessage(f"{Path(p).name}: {msg}", 8000))
@@ -340,16 +400,18 @@ class MainWindow(QMainWindow):
         self.welcome.addModelFile.connect(self.act_add_model.trigger)
 
     # -- opening ----------------------------------------------------------------------------------
-    def open_paths(self, paths, show_first: bool = True) -> list[str]:
+    def open_paths(self, paths, show_first: bool = True, remember: bool = True) -> list[str]:
         """Add images (files or whole folders) to the list and show the first new one; videos
-        go to the video panel. Returns the image paths added."""
+        go to the video panel. Returns the image paths added. ``remember``: list the paths under
+        Open Recent and in the session reopened at the next start (not for files the app made
+        itself, such as a stored video frame: the video they came from is what was opened)."""
         found = collect_inputs(paths, absolute=True)
         images, videos, skipped = found.images, found.videos, found.problems
-        for p in paths:
-            if Path(p).is_dir():
-                self.settings.add_recent_folder(p)
-            elif Path(p).is_file():
-                self.settings.add_recent_folder(Path(p).absolute().parent)
+        if remember:  # what was opened, as it was opened: one video stays one entry
+            self.last_session.note_opened(paths)
+            for p in reversed(list(paths)):  # the first path ends on top
+                if Path(p).exists():
+                    self.settings.add_recent(p)
         added = self.files.add_paths([str(p) for p in images])
         if show_first and images:
             first = str(images[0])
@@ -388,8 +450,13 @@ class MainWindow(QMainWindow):
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for folder in self.settings.recent_folders():
-            self.recent_menu.addAction(folder, lambda f=folder: self.open_paths([f]))
+        metrics = self.recent_menu.fontMetrics()
+        for path in self.settings.recent_paths():
+            # A long path keeps its start and its name; the whole path is in the tooltip.
+            text = metrics.elidedText(path, Qt.ElideMiddle, 60 * metrics.averageCharWidth())
+            action = self.recent_menu.addAction(text.replace("&", "&&"), lambda p=path: self.open_paths([p]))
+            action.setToolTip(path)
+        self.recent_menu.setToolTipsVisible(True)
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("(none)").setEnabled(False)
         else:
@@ -488,6 +555,16 @@ class MainWindow(QMainWindow):
         self.act_stop.setEnabled(on)
         self.progress.setVisible(on)
 
+    def _on_tiles(self, path: str, event) -> None:
+        """An image counted in tiles: its row and counts say how far; a very large one gets the
+        hint of the setting that makes it faster."""
+        from sasnet_core.inference import large_image_hint  # torch is loaded by then
+
+        self.files.set_tiles(path, event)
+        hint = large_image_hint(event.size, MAX_SIDE_SETTING) if event.done == 0 else None
+        if hint:
+            self.statusBar().showMessage(f"{Path(path).name}: {hint}", 30000)
+
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
@@ -514,7 +591,7 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(
             self, title,
             f"Replace the {placed} point{'s' if placed != 1 else ''} placed by a person {how}? "
-            "(Edit \u25b8 Undo brings them back until another image is opened.)")
+            "(Edit \u25b8 Undo brings them back while SASNet Studio is open, also after other images.)")
         return answer == QMessageBox.StandardButton.Yes
 
     def _escape(self) -> None:
@@ -541,6 +618,18 @@ class MainWindow(QMainWindow):
             self.file_dock.select_path(path)
             self.session.show(path)
 
+    def _next_image_to_review(self) -> None:
+        path = next_image_to_review(self.file_dock, self.files, self.session.current)
+        if path:
+            self.file_dock.select_path(path)
+            self.session.show(path)
+        else:
+            self.statusBar().showMessage("No other image in the list has review cells left to confirm", 6000)
+
+    def _mark_cell(self) -> None:
+        if not self.review.mark_current():
+            self.statusBar().showMessage("No review cell is outlined: N shows the most unsure one", 6000)
+
     # -- video and fine-tuning panels, created on first use ----------------------------------------
     def _show_extra(self, kind: str):
         dock = self._extra_docks.get(kind)
@@ -557,18 +646,15 @@ class MainWindow(QMainWindow):
                 return None
             dock = QDockWidget("Video" if kind == "video" else "Fine-tuning", self)
             dock.setObjectName(f"{kind.title()}Dock")
-            if kind == "video":
-                # Scrolls when squeezed: the video panel's minimum size must not grow the window
-                # past the screen.
-                dock.setWidget(FitScrollArea(panel))
-            else:
-                dock.setWidget(panel)
+            # Scrolls when squeezed: a panel's minimum height (the fine-tuning one stacks under
+            # the counts) must not grow the window past a 1280 x 800 screen.
+            dock.setWidget(FitScrollArea(panel))
             self._panels[kind] = panel
             self.addDockWidget(Qt.BottomDockWidgetArea if kind == "video" else Qt.RightDockWidgetArea, dock)
             self._extra_docks[kind] = dock
             new = True
             if kind == "video" and hasattr(panel, "frameStored"):
-                panel.frameStored.connect(lambda p: self.open_paths([p]))
+                panel.frameStored.connect(lambda p: self.open_paths([p], remember=False))
         panel = self._panels[kind]
         if kind == "finetune" and hasattr(panel, "set_image_source"):
             panel.set_image_source(self._images_to_learn_from)
@@ -672,9 +758,16 @@ class MainWindow(QMainWindow):
     def _on_annotation_misfit(self, image: str, problems: list) -> None:
         """The image changed on disk since its points were saved: say so, without blocking."""
         name = Path(image).name
-        self.statusBar().showMessage(f"{name}: its saved points may not fit it any more", 15000)
-        box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image",
-                          f"{name} has changed since it was annotated:", parent=self)
+        truth = self.document.truth
+        if truth is not None and truth.from_dataset:  # the data set's own file does not fit its image
+            what = f"its ground truth {truth.dataset.label} does not fit it"
+            self.statusBar().showMessage(f"{name}: {what}", 15000)
+            box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image", f"{name}: {what}:",
+                              parent=self)
+        else:
+            self.statusBar().showMessage(f"{name}: its saved points may not fit it any more", 15000)
+            box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image",
+                              f"{name} has changed since it was annotated:", parent=self)
         box.setObjectName("misfitBox")
         box.setInformativeText(bullet_list(problems) + "\n\nThe points are kept as they were; check them before marking "
                                "the image reviewed.")
@@ -684,7 +777,10 @@ class MainWindow(QMainWindow):
 
     def _on_annotation_unreadable(self, exc) -> None:
         kept = self.document.kept_aside
-        if self.document.left_alone == "newer":
+        if isinstance(exc, GroundTruthError):
+            what = ("The data set's ground truth of this image could not be read; its file is left as it "
+                    "is, and the points you place are kept in your annotation store")
+        elif self.document.left_alone == "newer":
             what = "The saved annotation is a newer version's; it is left unchanged on disk"
         elif kept:
             what = "The saved annotation could not be read; a copy was kept as " + kept.name
@@ -699,17 +795,19 @@ class MainWindow(QMainWindow):
         self.session.close_image(f"{Path(path).name} could not be opened: {reason}")
         self.statusBar().showMessage(f"{Path(path).name}: {reason}")  # not an earlier image's error
         self.setWindowTitle(f"{Path(path).name} (not opened) \u2013 SASNet Studio")
-        errors.show_error(self, exc, what="Could not open the image")
+        # Once per file and reason: on later visits the list, counts panel and status bar say it.
+        errors.show_error_once(self, (path, reason), exc, what="Could not open the image")
 
     def _on_review_cell(self, cell) -> None:
         if cell is not None:
             ordered = "" if self.session.current_result() is not None else " (in reading order: count the image " \
                                                                             "to visit the most unsure cells first)"
-            self.statusBar().showMessage(f"Review cell {cell[0] + 1}, {cell[1] + 1}{ordered}: N next, "
-                                         f"Shift+N previous, M mark reviewed", 6000)
+            state = "reviewed" if self.review.is_reviewed(cell) else "not reviewed yet"
+            self.statusBar().showMessage(f"Review cell {cell[0] + 1}, {cell[1] + 1}, {state}{ordered}: N confirm "
+                                         f"and next, M confirm, Shift+N back", 6000)
         elif self.document.is_open:
             self.statusBar().showMessage("Every review cell of this image is reviewed; mark the image Reviewed "
-                                         "(Ctrl+R) when its points are right", 8000)
+                                         "(Ctrl+R) when its points are right, Ctrl+N: next image to review", 8000)
 
     def _on_review_progress(self, done: int, total: int) -> None:
         self.counts.set_review_progress(done, total)
@@ -724,9 +822,22 @@ class MainWindow(QMainWindow):
 
     def _update_counts(self) -> None:
         c = self.session.counts()
-        entry = self.files.entry(self.session.current) if self.session.current else None
+        on_screen = self.session.on_screen()
+        entry = self.files.entry(on_screen) if on_screen else None
         state = "counting\u2026" if entry is not None and entry.counting else ("" if c["model"] is not None else "not run")
+        if entry is not None and entry.counting_text:  # a large image: tiles done and time left
+            state = f"counting\u2026 {entry.counting_text}"
+        if entry is not None and entry.status is FileStatus.ERROR:
+            state = FileStatus.ERROR.value  # the word the file list shows, the reason below
         self.counts.set_counts(c["model"], c["annotated"], c["roi_model"], c["roi_annotated"], state, c["reviewed"])
+        self.counts.set_problem(entry.problem() if entry is not None else None)
+        self.counts.set_source(self.document.source_text())
+
+    def _on_file_changed(self, top_left, bottom_right) -> None:
+        """The row of the image on screen changed (its status, an error found by the scan)."""
+        row = self.files.row_of(self.session.on_screen() or "")
+        if row >= 0 and top_left.row() <= row <= bottom_right.row():
+            self._update_counts()
 
     def _on_cursor(self, x: float, y: float, value) -> None:
         if value is None:  # off the image: its coordinates mean nothing to a person
@@ -762,6 +873,10 @@ class MainWindow(QMainWindow):
         self.overlays.restore(self.settings.group("overlays"))
         self.session.auto_count = self.settings.bool("counting/auto", True)
         self.overlays.changed.connect(lambda: self.settings.set_group("overlays", self.overlays.state()))
+        self.appearance.restore(self.settings.group("appearance"))
+        self.appearance.changed.connect(lambda: self.settings.set_group("appearance", self.appearance.state()))
+        self.act_keep_zoom.setChecked(self.settings.bool("view/keep_zoom", False))
+        self.act_reopen.setChecked(self.last_session.reopen_at_start)
 
     def _confirm_quit(self) -> bool:
         """Closing during a fine-tuning run would lose it: ask first. Stop and Quit cancels the
@@ -792,5 +907,7 @@ class MainWindow(QMainWindow):
         self.settings.set_value("window/geometry", self.saveGeometry())
         self.settings.set_value("window/state", self.saveState())
         self.settings.set_group("overlays", self.overlays.state())
+        self.settings.set_group("appearance", self.appearance.state())
+        self.last_session.remember_view()
         self.settings.sync()
         super().closeEvent(ev)

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from sasnet_core import paths
 
 MAX_RECENT = 10
+LEGACY_RECENT = "recent/folders"  # older settings: the folders only
 
 
 def settings_file() -> Path:
@@ -39,21 +40,39 @@ class AppSettings:
     def sync(self) -> None:
         self.qs.sync()
 
-    # -- recent folders ------------------------------------------------------------------------
-    def recent_folders(self) -> list[str]:
-        value = self.qs.value("recent/folders", [])
+    # -- recently opened ---------------------------------------------------------------------
+    # Exactly what a person opened (a video, an image, a folder), newest first: Open Recent must
+    # open that again, not the whole folder around one file. (Older settings kept folders only,
+    # under "recent/folders"; they are read until the first new entry is written.)
+    def recent_paths(self) -> list[str]:
+        value = self.qs.value("recent/paths", None)
+        if value is None:
+            value = self.qs.value(LEGACY_RECENT, [])
         if isinstance(value, str):  # QSettings gives back a one-item list as a plain string
             value = [value]
         return [v for v in (value or []) if v]
 
-    def add_recent_folder(self, folder) -> list[str]:
-        folder = str(Path(folder).absolute())
-        items = [folder] + [f for f in self.recent_folders() if f != folder]
-        self.qs.setValue("recent/folders", items[:MAX_RECENT])
-        return items[:MAX_RECENT]
+    def add_recent(self, path) -> list[str]:
+        path = str(Path(path).absolute())
+        items = ([path] + [p for p in self.recent_paths() if p != path])[:MAX_RECENT]
+        self.qs.setValue("recent/paths", items)
+        self.qs.remove(LEGACY_RECENT)  # read into the new list above; never read again
+        return items
+
+    def recent_folders(self) -> list[str]:
+        """The folders of the recent paths (a file's own folder), for the file dialogs to start in."""
+        out: list[str] = []
+        for p in self.recent_paths():
+            folder = p if Path(p).is_dir() or not Path(p).suffix else str(Path(p).parent)
+            if folder not in out:
+                out.append(folder)
+        return out
 
     def clear_recent(self) -> None:
-        self.qs.setValue("recent/folders", [])
+        # An empty list is stored as @Invalid() and read back as None, which reads as "no list
+        # yet": without the older key gone too, a cleared list came back at the next start.
+        self.qs.setValue("recent/paths", [])
+        self.qs.remove(LEGACY_RECENT)
 
     # -- groups of values (overlay panel state) ------------------------------------------------
     def group(self, name: str) -> dict:

@@ -81,11 +81,12 @@ class AnnotationTransfer:
         box.open()
 
     def collect_annotations(self, scope: str) -> list:
-        """Annotations to export: "current", "all" (every annotated file) or "reviewed".
+        """Annotations to export: "current", "all" (every annotated image: a person's annotation,
+        else its data set's ground truth, so a corrected data set exports whole) or "reviewed".
 
         An annotation file that cannot be read is left out and named in the status bar, so an
         export never drops an image without a word."""
-        from sasnet_core.annotation_store import read_annotation
+        from sasnet_core.datasets.ground_truth import truth_of
         from sasnet_core.errors import SASNetError
 
         doc = self.w.document
@@ -94,14 +95,16 @@ class AnnotationTransfer:
             return [doc.annotation()] if doc.is_open else []
         out, unreadable = [], []
         for e in self.w.files.entries():
-            if e.path == doc.image_path:
-                ann = doc.annotation()
+            if e.path == doc.image_path:  # never edited, or edited back to nothing: not exported
+                ann = doc.annotation() if doc.is_annotated else None
             else:
                 try:
-                    ann = read_annotation(e.path)
+                    truth = truth_of(e.path)
                 except (SASNetError, OSError):
+                    truth = None
+                if truth is None or truth.dataset_error is not None and truth.dataset.file.exists():
                     unreadable.append(Path(e.path).name)
-                    ann = None
+                ann = truth.annotation if truth is not None else None
             if ann is not None and (scope == "all" or ann.reviewed):
                 out.append(ann)
         if unreadable:
@@ -119,10 +122,21 @@ class AnnotationTransfer:
             folder = Path.home()
         # scope None: the dialog opens with the format and scope of the last export.
         dlg = ExportAnnotationsDialog(self.collect_annotations, folder, self.w, scope=scope,
-                                      settings=self.w.settings)
+                                      settings=self.w.settings, dataset=self._open_dataset())
         dlg.accepted.connect(lambda: self._run_export(dlg))
         dlg.open()
         return dlg
+
+    def _open_dataset(self):
+        """The data set file of the open image (or else the first listed one), when it belongs to
+        a data set: Export then offers that data set's own format first."""
+        from sasnet_core.datasets.ground_truth import locate
+
+        doc = self.w.document
+        if doc.is_open and doc.truth is not None and doc.truth.dataset is not None:
+            return doc.truth.dataset
+        entries = self.w.files.entries()
+        return locate(entries[0].path) if entries else None
 
     def _run_export(self, dlg) -> None:
         try:

@@ -43,10 +43,32 @@ class CountPanel(QWidget):
         grid.addWidget(self.annotated, 0, 1)
         grid.addWidget(self.roi, 1, 0, 1, 2)
         self.review = QLabel("")
-        self.review.setToolTip("Review cells (128\u00d7128 px) checked in review mode: N / Shift+N / M")
+        self.review.setToolTip("Review cells (128\u00d7128 px) a person confirmed in review mode (N or M)")
         self.review.setStyleSheet("color:#9ccc65;")
         grid.addWidget(self.review, 2, 0, 1, 2)
         self.review.hide()
+        # Why an image whose status is "error" has no count: said here, where the count would be.
+        self.problem = QLabel("")
+        self.problem.setObjectName("countProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color:#e0605f;")
+        self.problem.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        grid.addWidget(self.problem, 3, 0, 1, 2)
+        self.problem.hide()
+        # Where the annotated points come from: a data set's ground truth (which file) or the
+        # person's own annotation; a long file name shortens in the middle, whole in the tooltip.
+        self.source = ElidedLabel("")
+        self.source.setObjectName("annotationSource")
+        self.source.setStyleSheet("color:#4fc3f7; font-size:11px;")
+        grid.addWidget(self.source, 4, 0, 1, 2)
+        # What the review keys do, beside the progress they move (the window fills it in from its
+        # actions, so it names the keys they really have).
+        self.review_keys = QLabel("")
+        self.review_keys.setObjectName("reviewKeys")
+        self.review_keys.setWordWrap(True)
+        self.review_keys.setStyleSheet("color:#9a9a9a; font-size:11px;")
+        grid.addWidget(self.review_keys, 5, 0, 1, 2)
+        self.review_keys.hide()
         self.set_counts(None, None)
 
     def set_counts(self, model: float | None, annotated: int | None, roi_model: float | None = None,
@@ -60,15 +82,31 @@ class CountPanel(QWidget):
             m = "\u2013" if roi_model is None else f"{roi_model:.1f}"
             self.roi.set(a, f"annotated  \u00b7  model {m}")
 
+    def set_source(self, text: str) -> None:
+        """``text``: where the open image's points come from ("ground truth: 3_ann.mat")."""
+        self.source.setText(f"Points: {text}" if text else "")
+
+    def set_problem(self, text: str | None) -> None:
+        """``text``: why this image is in error (None: it is not)."""
+        self.problem.setText(f"Error: {text}" if text else "")
+        self.problem.setVisible(bool(text))
+
     def set_review_progress(self, done: int, total: int) -> None:
         self.review.setText(f"cells reviewed {done} / {total}")
         self.review.setVisible(total > 0)
+        self.review_keys.setVisible(total > 0 and bool(self.review_keys.text()))
+
+    def set_review_keys(self, text: str) -> None:
+        """Rich text: what the review keys do."""
+        self.review_keys.setText(text)
 
     def texts(self) -> dict:
         """What is on screen, for tests."""
         return {"model": self.model.value.text(), "annotated": self.annotated.value.text(),
                 "roi": self.roi.value.text() if self.roi.isVisible() or not self.roi.isHidden() else "",
-                "roi_note": self.roi.note.text(), "review": self.review.text()}
+                "roi_note": self.roi.note.text(), "review": self.review.text(),
+                "model_note": self.model.note.text(), "problem": self.problem.text(),
+                "source": self.source.full_text(), "review_keys": self.review_keys.text()}
 
 
 class NoModelBanner(QFrame):
@@ -115,10 +153,21 @@ class FitScrollArea(QScrollArea):
         super().resizeEvent(ev)
         self.fit_widget()
 
+    def minimumSizeHint(self):  # noqa: N802 - Qt name
+        # Never narrower than the widget can be laid out (its labels and fields would be cut
+        # off), with room for the scroll bar; any height: that is what scrolls.
+        hint = super().minimumSizeHint()
+        w = self.widget()
+        if w is not None:
+            need = w.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+            hint.setWidth(max(hint.width(), need))
+        return hint
+
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
         # A label that got longer text may need more height: refit when the widget asks.
         if obj is self.widget() and ev.type() == QEvent.LayoutRequest:
             self.fit_widget()
+            self.updateGeometry()  # its least width may have changed too
         return super().eventFilter(obj, ev)
 
     def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt name
@@ -141,12 +190,14 @@ class FitScrollArea(QScrollArea):
 
 
 class ElidedLabel(QLabel):
-    """One line of plain text (a path) that shortens itself with "…" in the middle to the room it
-    has, rather than widening its row; the whole text is in the tooltip and can be copied."""
+    """One line of plain text (a path) that shortens itself with "…" in the middle (or where
+    ``elide`` says) to the room it has, rather than widening its row; the whole text is in the
+    tooltip and can be copied."""
 
-    def __init__(self, text: str = "", parent=None):
+    def __init__(self, text: str = "", parent=None, elide: Qt.TextElideMode = Qt.ElideMiddle):
         super().__init__(parent)
         self._full = ""
+        self._mode = elide
         self.setMinimumWidth(40)
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -165,7 +216,7 @@ class ElidedLabel(QLabel):
         self._elide()
 
     def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width(), 40))
+        shown = self.fontMetrics().elidedText(self._full, self._mode, max(self.width(), self.minimumWidth()))
         if shown != super().text():
             super().setText(shown)
 

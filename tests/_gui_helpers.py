@@ -144,6 +144,9 @@ def fake_controller_class():
         def current_info(self):
             return None
 
+        def current_kind(self):
+            return None
+
         def load(self, weights, *, name=None) -> None:
             self.loads.append(weights)
 

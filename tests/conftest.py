@@ -192,19 +192,3 @@ def read_only(monkeypatch):
     yield make
     for folder in folders:
         os.chmod(folder, 0o755)
-
-
-# Order: after the tests that load the full-size model into OpenVINO and quantize it with NNCF,
-# the pytest process itself was seen to receive SIGSEGV while it waited for a child process (the
-# SIGTERM fine-tune test, the packaging tests); every test passes in smaller selections and the
-# cause is not found yet. The SIGTERM test runs first and those two modules run last, so every
-# test still checks its behaviour.
-_RUN_FIRST = ("test_training.py::test_sigterm_stops_after_step_with_valid_output",)
-_RUN_LAST = ("test_openvino_backend.py", "test_quantize.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    first = [it for it in items if it.nodeid.endswith(_RUN_FIRST)]
-    last = [it for it in items if it.nodeid.split("::")[0].endswith(_RUN_LAST)]
-    middle = [it for it in items if it not in first and it not in last]
-    items[:] = first + middle + last

@@ -199,3 +199,40 @@ def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_pat
     save_annotation(back, path)
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["version"] == 1 and "reviewed_cells" not in data
+
+
+def test_duplicate_points_keep_one_per_head_and_a_persons_over_a_models():
+    from sasnet_core.annotation import DUPLICATE_PX, SOURCE_MODEL, SOURCE_PERSON, duplicate_points
+
+    pts = [[10, 10], [10.8, 10.6], [11.3, 10.2], [40, 40], [40, 41.4], [80, 80], [80, 80 + DUPLICATE_PX + 0.01]]
+    src = [SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON, SOURCE_MODEL, SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON]
+    ann = Annotation("a.jpg", None, pts, sources=src)
+    assert ann.duplicate_points().tolist() == [1, 2, 3]  # a cluster of three keeps its first; the model's goes
+    assert duplicate_points(pts).tolist() == [1, 2, 4]  # without sources: the later one of each pair
+    assert duplicate_points([[0, 0]]).tolist() == [] and duplicate_points(np.zeros((0, 2))).tolist() == []
+
+
+def test_ucf_cc_50_ground_truth_has_few_points_this_close():
+    """The threshold marks double clicks, not dense crowds: in the published UCF_CC_50 points (63,974
+    heads, down to a few pixels apart) only a handful of pairs are this close."""
+    import scipy.io
+
+    from _data_paths import UCF_CC_50, need
+    from sasnet_core.annotation import duplicate_points
+
+    files = sorted(need(UCF_CC_50).glob("*_ann.mat"))
+    found = sum(len(duplicate_points(scipy.io.loadmat(f)["annPoints"].astype(float))) for f in files)
+    assert len(files) == 50 and 0 < found <= 10
+
+
+def test_same_marks_ignores_where_the_image_is_but_not_what_a_person_marked():
+    a = Annotation("a.jpg", (64, 48), [[1, 2]], rois=[[[0, 0], [5, 0], [5, 5]]], reviewed_cells={(0, 0)})
+    b = a.copy()
+    b.image_path, b.image_size, b.extra = "/elsewhere/a.jpg", (128, 96), {"future": 1}
+    assert a.same_marks(b) and a != b
+    for change in (lambda c: setattr(c, "reviewed", True), lambda c: c.reviewed_cells.add((0, 1)),
+                   lambda c: c.rois.pop(), lambda c: setattr(c, "sources", np.array([1], np.uint8)),
+                   lambda c: setattr(c, "points", np.array([[1.0, 2.5]]))):
+        c = a.copy()
+        change(c)
+        assert not a.same_marks(c)

@@ -238,3 +238,24 @@ def test_dev_stdout_redirected_to_a_file_is_written_in_place_not_replaced(capfd)
     atomic_write_text("/dev/stdout", "path,count\n")
     assert capfd.readouterr().out == "path,count\n"
     assert os.path.islink("/dev/stdout")
+
+
+def test_remove_written_file_removes_only_the_file_we_wrote(tmp_path):
+    import time
+
+    from sasnet_core.atomic import atomic_write_text, file_identity, remove_written_file
+
+    target = tmp_path / "a.jpg.sasnet.json"
+    atomic_write_text(target, "ours")
+    ours = file_identity(target)
+    assert remove_written_file(target, ours) and not target.exists()
+    assert list(tmp_path.iterdir()) == []  # no temp file left either
+    assert remove_written_file(target, ours) is False  # nothing there: nothing to do
+    assert remove_written_file(target, None) is False
+
+    atomic_write_text(target, "ours")
+    ours = file_identity(target)
+    time.sleep(0.01)
+    atomic_write_text(target, "theirs")  # written at the same name since: another file
+    assert remove_written_file(target, ours) is False
+    assert target.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -308,3 +308,45 @@ def test_finetune_replaces_its_output_with_overwrite_and_still_accepts_force():
     assert parser.parse_args([*base, "--force"]).overwrite is True  # scripts written for the old name
     assert parser.parse_args(base).overwrite is False
     assert "--force" not in parser._subparsers._group_actions[0].choices["finetune"].format_help()
+
+
+def test_count_shows_the_tiles_of_an_image_on_stderr(tiny_weights, tmp_path):
+    """The real entry point with forced tiles: the person sees tiles done / all and an ETA."""
+    import os
+
+    from sasnet_core.imageio import write_image
+
+    image = tmp_path / "wide.png"
+    write_image(image, np.random.default_rng(0).integers(0, 255, (96, 160, 3), dtype=np.uint8))
+    env = {**os.environ, "SASNET_PROGRESS": "1", "SASNET_STUDIO_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-m", "sasnet_core", "count", str(image), "--weights", str(tiny_weights),
+                           "--tile", "64", "--backend", "torch"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{image}\t")
+    frames = done.stderr.splitlines()  # the bar redraws with "\r": a line each in text mode
+    tiles = [f for f in frames if f.startswith("wide.png tiles: [")]
+    assert len(tiles) >= 2, done.stderr
+    assert tiles[-1].split("] ")[1].split()[0] == "6/6"
+    assert all("ETA" in t for t in tiles)
+    assert "note:" not in done.stderr  # 15,360 pixels: no hint of --max-side
+
+
+def test_an_image_above_the_megapixel_threshold_gets_the_max_side_hint(tiny_weights, tmp_path, capsys,
+                                                                        monkeypatch):
+    from sasnet_core import inference
+    from sasnet_core.imageio import write_image
+
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    rng = np.random.default_rng(0)
+    write_image(big, rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))  # 0.015 megapixels
+    write_image(small, rng.integers(0, 255, (96, 100, 3), dtype=np.uint8))  # 0.0096
+    monkeypatch.setattr(inference, "LARGE_IMAGE_MEGAPIXELS", 0.01)  # as 48 MP is to the real one
+    rc = main(["count", str(big), str(small), "--weights", str(tiny_weights), "--tile", "64", "--backend", "torch",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    notes = [line for line in err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"sasnet count: note: {big}: 160 x 96 pixels")
+    assert "--max-side 4096 counts it at" in notes[0]
+    assert "tiles" not in err  # --no-progress: the hint is advice, the bars are not drawn

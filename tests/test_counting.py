@@ -114,7 +114,7 @@ def test_video_frames_keep_their_index_and_time_and_unreadable_frames_are_skippe
 def test_same_size_images_share_forward_passes(predictor, monkeypatch):
     batches = []
     forward = predictor._forward
-    monkeypatch.setattr(predictor, "_forward", lambda x: batches.append(tuple(x.shape)) or forward(x))
+    monkeypatch.setattr(predictor, "_forward", lambda x, **kw: batches.append(tuple(x.shape)) or forward(x, **kw))
     images = [_image(64, 96, 0), _image(64, 96, 1), _image(96, 64, 2), _image(64, 96, 3)]
     results = list(count_stream(predictor, images, batch_size=4))
     assert sorted(b[0] for b in batches) == [1, 3]  # three 64x96 images in one pass, the other alone

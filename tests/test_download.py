@@ -11,6 +11,7 @@ import http.server
 import socket
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -26,7 +27,8 @@ from sasnet_core.registry import ModelRegistry
 
 class Server:
     """Serves ``body`` at any path; ``mode``: "good" (honours Range), "truncate" (announces the
-    whole length, sends half, closes), or an HTTP status to answer with."""
+    whole length, sends half, closes), "drip" (the length, then one byte every 0.1 s), "endless"
+    (no length: the body, then zeros until the client gives up), or an HTTP status to answer with."""
 
     def __init__(self, body: bytes):
         self.body, self.mode, self.requests = body, "good", []
@@ -37,6 +39,9 @@ class Server:
                 outer.requests.append(dict(self.headers))
                 if isinstance(outer.mode, int):
                     self.send_error(outer.mode)
+                    return
+                if outer.mode in ("drip", "endless"):
+                    self._misbehave()
                     return
                 start = 0
                 if outer.mode == "good" and self.headers.get("Range", "").startswith("bytes="):
@@ -51,9 +56,30 @@ class Server:
                 self.wfile.write(data[: len(data) // 2] if outer.mode == "truncate" else data)
                 self.close_connection = True
 
+            def _misbehave(self):
+                self.send_response(200)
+                if outer.mode == "drip":
+                    self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                try:
+                    if outer.mode == "drip":
+                        for byte in outer.body[:300]:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                    else:
+                        self.wfile.write(outer.body)
+                        while True:
+                            self.wfile.write(bytes(65536))
+                            outer.sent_after_body += 65536
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
             def log_message(self, *args):
                 pass
 
+        self.sent_after_body = 0
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/SHHA.pth"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -287,3 +313,83 @@ def test_drive_refusing_the_file_is_not_called_offline(stand_in, monkeypatch, ca
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "Google Drive did not hand out SHHA.pth (Too many users" in err and "offline" not in err
     assert released.DRIVE_FOLDER_URL in err and ModelRegistry().entries() == []
+
+
+def test_a_dripping_server_is_abandoned_once_the_stall_rule_is_broken(server, stand_in, capsys):
+    """One byte every 0.1 s never trips a read timeout; the stall rule ends it after its window,
+    and the bar was there from the start."""
+    from sasnet_core.download import download_released
+    from sasnet_core.errors import DownloadError
+
+    server.mode = "drip"
+    seen = []
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"stalled: \d+ bytes arrived in the last 1\.5 s") as info:
+        download_released("shha", progress=lambda done, total: seen.append((done, total)),
+                          stall_window_s=1.5, stall_min_bytes=1000)
+    took = time.monotonic() - started
+    assert 1.5 <= took < 6, took
+    assert seen[0] == (0, len(stand_in))  # before the first byte: the bar appears at once
+    assert len(seen) > 5 and seen[-1][0] < 100  # then every byte moved it
+    assert "running the same command again resumes it" in str(info.value)
+    assert ModelRegistry().entries() == []
+
+
+def test_a_response_without_length_stops_at_the_released_size(server, stand_in, capsys):
+    server.mode = "endless"
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"sent more than {len(stand_in):,} bytes" in err and "not the released SHHA.pth" in err
+    # it read at most one piece past the released size (plus what sat in the socket buffers)
+    assert server.sent_after_body < 16 << 20
+    assert ModelRegistry().entries() == [] and _leftovers() == []  # the wrong part deleted too
+
+
+def test_the_command_line_bar_is_drawn_before_any_byte(server, stand_in, capsys, monkeypatch):
+    monkeypatch.setenv("SASNET_PROGRESS", "1")
+    server.mode = 404
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    # the server refused at once, yet the bar was drawn while connecting
+    assert code == 2 and "downloading SHHA.pth: [" in err and "0/" in err
+
+
+@pytest.mark.parametrize("address, why", [
+    ("http://[::1", "not a valid address"),
+    ("http://example.com:99999/SHHA.pth", "not a valid address"),
+    ("gopher://example.com/SHHA.pth", "only http and https"),
+    ("http:///SHHA.pth", "names no host"),
+])
+def test_a_bad_address_is_one_line_naming_it_and_where_it_came_from(stand_in, monkeypatch, capsys, address, why):
+    monkeypatch.setenv("SASNET_RELEASED_URL_SHHA", address)
+    code, _, err = _cli(["models", "download", "shha"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert repr(address) in err and "SASNET_RELEASED_URL_SHHA" in err and why in err
+    code, _, err = _cli(["models", "download", "shha", "--url", address], capsys)
+    assert code == 2 and repr(address) in err and "(--url)" in err and why in err
+    assert _leftovers() == []
+
+
+def test_google_drive_stalling_inside_a_block_is_cancelled_through_gdown(stand_in, monkeypatch):
+    """gdown reads 512 KiB blocks, so a drip never reaches the progress callback: the guard's
+    watcher sets gdown's cancel event, and the message says it stalled."""
+    from sasnet_core.download import download_released
+    from sasnet_core.errors import DownloadError
+
+    monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
+
+    def download_folder(id=None, skip_download=False, quiet=False, timeout=None):
+        return [types.SimpleNamespace(id="file-a", path="SHHA.pth")]
+
+    def download(url=None, output=None, quiet=False, id=None, resume=False, progress=None, timeout=None,
+                 retries=0, cancel=None):
+        assert timeout == (10.0, 10.0) and retries == 2
+        progress(1000, len(stand_in))
+        if not cancel.wait(20):  # a block that never fills
+            raise AssertionError("the stall was not noticed")
+        raise RuntimeError("Download cancelled")  # as gdown's DownloadCancelled
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download, download_folder=download_folder))
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="from drive.google.com stalled: 0 bytes arrived in the last 1 s"):
+        download_released("shha", stall_window_s=1.0, stall_min_bytes=5000)
+    assert time.monotonic() - started < 5

@@ -157,7 +157,8 @@ def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path)
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     run = FineTuneRun(FineTuneRequest(
         weights=str(parent), images=make_annotated_images(tmp_path / "data", n=2),
-        cfg=finetune_config(steps=7, max_minutes=1.5, device="cpu", precision="bf16",
+        # 90 minutes: above this machine's minimum (bf16 on a CPU without it is slow), so it starts
+        cfg=finetune_config(steps=7, max_minutes=90, device="cpu", precision="bf16",
                             freeze_encoder=True),
         started_at=1234.5))
     run.prepare()
@@ -167,7 +168,7 @@ def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path)
 
         args = build_parser().parse_args(argv[2:])  # after "-m sasnet_core"
         assert (args.command, args.device, args.precision) == ("finetune", "cpu", "bf16")
-        assert (args.steps, args.max_minutes, args.budget_from) == (7, 1.5, 1234.5)
+        assert (args.steps, args.max_minutes, args.budget_from) == (7, 90, 1234.5)
         assert args.freeze_encoder and Path(args.data) == run.staging
         assert args.bn_stats == "keep"  # the app's fine-tuning keeps the BatchNorm statistics
         assert Path(args.stop_file).parent == run.staging and Path(args.out) == run.out
@@ -233,3 +234,44 @@ def test_staging_of_a_killed_app_is_removed_by_the_next_run(home, tmp_path):
     mine = stage(read_reviewed_set(images))
     assert not left.exists() and mine.exists()
     assert stage(read_reviewed_set(images)).exists() and mine.exists()  # a live run's is kept
+
+
+def test_a_minutes_budget_below_the_minimum_is_refused_before_anything_is_staged(home, tmp_path):
+    from sasnet_core.training.budget import BudgetTooSmallError
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    images = make_annotated_images(tmp_path / "street", n=3)
+    run = _run(str(parent), images, max_minutes=0.01, holdout=0.34)
+    with pytest.raises(BudgetTooSmallError) as refused:
+        run.prepare()
+    minimum = refused.value.minimum
+    # every part of the run is in it: start, both evaluations of the held-out image, a step, the save
+    assert minimum.startup_s > 0 and minimum.eval_s > 0 and minimum.step_s > 0 and minimum.save_s > 0
+    assert minimum.minutes > 0.01 and not minimum.allows(0.01) and minimum.allows(minimum.minutes)
+    assert f"at least {minimum.minutes:g} minutes" in str(refused.value)
+    assert "held-out MAE before and after" in str(refused.value)
+    assert run.staging is None and not _staging_left() and not (home / "data" / "models").exists()
+    # the same measure once more costs nothing: it is remembered for this model and device
+    from sasnet_core.training.service import estimate_minimum
+
+    assert estimate_minimum(parent, run.reviewed, run.request.cfg) == minimum
+
+
+def test_the_new_models_description_names_its_images_as_they_are(home, tmp_path):
+    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.provenance import provenance
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    day = make_annotated_images(tmp_path / "plaza" / "day", n=2)
+    night = make_annotated_images(tmp_path / "plaza" / "night", n=2, seed=3)  # the same file names
+    run = _run(str(parent), day + night, holdout=0.25, steps=1)
+    run.run()
+    _kind, meta = read_metadata(run.model_path)
+    assert meta["data_folder"] == str(tmp_path / "plaza")
+    assert meta["image_folders"] == ["day", "night"]
+    held = meta["holdout_files"][0]
+    assert held.split("/")[0] in ("day", "night") and (tmp_path / "plaza" / held).is_file()  # not ambiguous
+    assert provenance(meta).trained_on == "3 images (plaza/day, plaza/night; 1 more held out)"
+    assert "; 1 step; held-out MAE" in provenance(meta).describe()  # not "1 steps"
+    run.discard()  # nobody keeps it: the file goes, nothing is left in the models folder
+    assert not list((home / "data" / "models").glob("*.pth"))

@@ -250,7 +250,7 @@ def test_model_points_ask_before_replacing_placed_points(qtbot, main_window, fak
     monkeypatch.setattr(QMessageBox, "question",
                         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
     w.act_clear_points.trigger()
-    assert w.document.count == len(heads) + 1 and "until another image is opened" in asked[-1]
+    assert w.document.count == len(heads) + 1 and "also after other images" in asked[-1]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     w.act_clear_points.trigger()
     assert w.document.count == 0

@@ -395,3 +395,206 @@ def test_an_annotation_of_a_newer_version_is_never_written_over(qtbot, main_wind
     assert file.read_text() == newer  # left exactly as the newer version wrote it
     assert not list(tmp_path.glob("*.unreadable-*"))  # not damaged: nothing to keep aside
     assert len(failures) == 1 and "edits of this image are not saved" in str(failures[0])
+
+
+def _show(qtbot, window, key):
+    from PySide6.QtCore import Qt
+
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        qtbot.keyClick(window, key)
+
+
+def test_each_image_keeps_its_undo_history_after_switching(qtbot, main_window, tmp_path, gui):
+    from PySide6.QtCore import Qt
+
+    w = main_window
+    first, second = (str(p) for p in gui.write_images(tmp_path, n=2))
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    gui.click(qtbot, w.canvas, 20, 30)
+    gui.click(qtbot, w.canvas, 60, 70)
+    _show(qtbot, w, Qt.Key_PageDown)
+    assert w.session.current == second and not w.act_undo.isEnabled()  # this image has no history yet
+    gui.click(qtbot, w.canvas, 100, 100)
+    _show(qtbot, w, Qt.Key_PageUp)
+    assert w.session.current == first and w.document.count == 2
+    assert w.act_undo.isEnabled() and "Add point" in w.act_undo.text()
+    w.act_undo.trigger()  # Edit > Undo: the first image's last click
+    np.testing.assert_allclose(w.document.points, [[20, 30]], atol=1)  # a click lands within a screen pixel
+    qtbot.keyClick(w, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo still there too
+    assert w.document.count == 2
+    w.act_undo.trigger()
+    _show(qtbot, w, Qt.Key_PageDown)
+    assert w.document.count == 1
+    w.act_undo.trigger()  # the second image's own click
+    assert w.document.count == 0 and not w.act_undo.isEnabled()
+    _show(qtbot, w, Qt.Key_PageUp)
+    w.document.flush()
+    np.testing.assert_allclose(read_annotation(first).points, [[20, 30]], atol=1)
+    assert read_annotation(second) is None  # undone to nothing: no file left behind
+
+
+def test_a_history_is_dropped_when_the_file_changed_while_another_image_was_shown(qtbot, main_window, tmp_path,
+                                                                                  gui):
+    from PySide6.QtCore import Qt
+
+    w = main_window
+    first, _second = (str(p) for p in gui.write_images(tmp_path, n=2))
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    gui.click(qtbot, w.canvas, 20, 30)
+    _show(qtbot, w, Qt.Key_PageDown)
+    save_annotation(Annotation(first, (256, 192), [[1.0, 1.0], [2.0, 5.0]]), annotation_file_for(first))
+    _show(qtbot, w, Qt.Key_PageUp)
+    assert w.document.points.tolist() == [[1.0, 1.0], [2.0, 5.0]]
+    assert not w.act_undo.isEnabled()  # its commands described other points: nothing to undo wrongly
+
+
+def test_only_the_most_recent_histories_are_kept_and_a_cleared_list_takes_them_along(qtbot, main_window, tmp_path,
+                                                                                      gui, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from sasnet_gui.editing import document as document_module
+
+    monkeypatch.setattr(document_module, "HISTORY_LIMIT", 2)
+    w = main_window
+    images = [str(p) for p in gui.write_images(tmp_path, n=4)]
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    for i, image in enumerate(images):
+        assert w.session.current == image
+        gui.click(qtbot, w.canvas, 30 + 10 * i, 40)
+        if i < len(images) - 1:
+            _show(qtbot, w, Qt.Key_PageDown)
+    stacks = w.document.undo_group.stacks()
+    assert len(stacks) == 1 + 2  # the no-image stack and the last two images opened
+    w.act_undo.trigger()  # the open image's history works
+    assert w.document.count == 0
+    w.act_redo.trigger()
+    assert w.document.count == 1
+
+    _show(qtbot, w, Qt.Key_PageUp)  # the third image: still its own history
+    assert w.act_undo.isEnabled() and "Add point" in w.act_undo.text()
+    _show(qtbot, w, Qt.Key_PageUp)
+    _show(qtbot, w, Qt.Key_PageUp)  # the first image: its history went, its saved click stayed
+    assert w.session.current == images[0] and w.document.count == 1
+    assert not w.act_undo.isEnabled()
+    assert len(w.document.undo_group.stacks()) == 1 + 2
+
+    w.files.clear()  # the list emptied: only the open image keeps a history
+    assert len(w.document.undo_group.stacks()) == 1 + 1
+    gui.click(qtbot, w.canvas, 80, 90)
+    w.act_undo.trigger()
+    assert w.document.count == 1
+
+
+def test_undoing_to_nothing_leaves_no_file_and_the_list_no_longer_says_annotated(qtbot, main_window, tmp_path, gui):
+    from PySide6.QtCore import Qt
+
+    from sasnet_core.annotation_store import annotated_images
+    from sasnet_core.vocab import FileStatus
+
+    w = main_window
+    image, other = (str(p) for p in gui.write_images(tmp_path, n=2))
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    file = annotation_file_for(image)
+    with qtbot.waitSignal(w.document.saved, timeout=5_000):
+        gui.click(qtbot, w.canvas, 40, 50)
+        w.act_reviewed.trigger()
+    assert file.exists() and w.files.entry(image).status == FileStatus.ANNOTATED
+    w.act_undo.trigger()
+    w.act_undo.trigger()
+    with qtbot.waitSignal(w.document.reverted, timeout=5_000):
+        pass  # the autosave, back at the start
+    assert not file.exists() and not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*"))
+    entry = w.files.entry(image)
+    assert entry.annotated_count is None and entry.status != FileStatus.ANNOTATED and not entry.reviewed
+    assert w.file_dock.proxy.data(w.file_dock.proxy.index(0, 3)) == ""  # People column empty
+    assert annotated_images([tmp_path]) == []  # what export, rank and fine-tuning read
+    assert w.transfer.collect_annotations("all") == []
+
+    # Redo after visiting another image writes it again; undo once more removes it again.
+    _show(qtbot, w, Qt.Key_PageDown)
+    assert w.session.current == other
+    _show(qtbot, w, Qt.Key_PageUp)
+    w.act_redo.trigger()
+    w.document.flush()
+    assert read_annotation(image).count == 1
+    w.act_undo.trigger()
+    w.document.flush()
+    assert not file.exists()
+
+
+def test_an_annotation_that_was_on_disk_is_written_back_not_removed(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    (image,) = gui.write_images(tmp_path, n=1)
+    file = annotation_file_for(image)
+    save_annotation(Annotation(str(image), (256, 192)), file)  # a person's empty annotation: 0 people
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([image])
+    gui.click(qtbot, w.canvas, 40, 50)
+    w.document.flush()
+    w.act_undo.trigger()
+    w.document.flush()
+    assert file.exists() and read_annotation(image).count == 0
+
+
+def test_a_file_written_by_someone_else_is_not_removed(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    (image,) = gui.write_images(tmp_path, n=1)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([image])
+    gui.click(qtbot, w.canvas, 40, 50)
+    w.document.flush()
+    file = annotation_file_for(image)
+    theirs = Annotation(str(image), (256, 192), [[7.0, 8.0]])
+    save_annotation(theirs, file)  # another program wrote it since our save
+    w.act_undo.trigger()  # back at the blank it started from
+    w.document.flush()
+    # Neither removed nor written over with our blank: it is not the file our edits made.
+    np.testing.assert_array_equal(read_annotation(image).points, [[7.0, 8.0]])
+    assert not w.document.dirty
+    assert "changed on disk" in w.statusBar().currentMessage()
+    assert w.files.entry(str(image)).annotated_count == 1  # the list says what the file holds
+
+
+def test_duplicate_points_are_pointed_out_and_removed_in_one_step(qtbot, main_window, tmp_path, gui):
+    from PySide6.QtCore import Qt
+
+    from sasnet_gui.editing.duplicates import DuplicateWarning
+
+    w = main_window
+    (image,) = gui.write_images(tmp_path, n=1)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([image])
+    warning = w.findChild(DuplicateWarning)
+    gui.click(qtbot, w.canvas, 40, 50)
+    gui.click(qtbot, w.canvas, 120, 90)
+    assert not warning.isVisible() and not w.act_remove_duplicates.isEnabled()
+
+    # With the points hidden (P) a click lands on the image: a second point on the same head.
+    qtbot.keyClick(w, Qt.Key_P)
+    gui.click(qtbot, w.canvas, 40.4, 50.3)
+    qtbot.keyClick(w, Qt.Key_P)
+    assert w.document.count == 3
+    assert warning.isVisible() and "1 point on top of another" in warning.label.text()
+    assert "now on top of another one" in w.statusBar().currentMessage()
+    # Saved as they are (no edit is held back), and still pointed out after the save.
+    qtbot.waitUntil(lambda: not w.document.dirty, timeout=5_000)  # the autosave
+    assert read_annotation(image).count == 3 and warning.isVisible()
+
+    # Dragging a point onto another one is pointed out too.
+    gui.drag(w.canvas, (120, 90), (40.2, 49.5))
+    assert "2 points on top of another" in warning.label.text()
+    qtbot.mouseClick(warning.select_button, Qt.LeftButton)
+    assert len(w.document.selection) == 2
+    qtbot.mouseClick(warning.remove_button, Qt.LeftButton)
+    assert w.document.count == 1 and not warning.isVisible()
+    assert "duplicate" in w.act_undo.text()
+    w.act_undo.trigger()  # one step brings both back
+    assert w.document.count == 3 and warning.isVisible()
+    w.act_remove_duplicates.trigger()  # the Edit menu does the same
+    assert w.document.count == 1
+    w.document.flush()
+    assert read_annotation(image).count == 1

@@ -102,7 +102,9 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     # proposed as the default only when it counts the held-out image better
     better = panel.result["mae"] < panel.result["mae_before"]
     assert panel.default_check.isChecked() == better
-    assert ("Not proposed as the default" in panel.summary_label.text()) == (not better)
+    # one that is not better is removed unless kept; a better one unless used
+    assert ("removed unless you keep it" in panel.summary_label.text()) == (not better)
+    assert panel.keep_button.isVisible() == (not better) and panel.discard_button.isVisible()
 
     with qtbot.waitSignals([panel.modelRegistered, controller.predictorChanged], timeout=60000):
         qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton)
@@ -120,9 +122,12 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
     assert entry.metadata["parent"] == str(ModelRegistry().get("tiny").path)
     from sasnet_gui.models.dialog import describe
 
-    assert describe(entry)["Trained on"] == "2 images (reviewed)"
+    # the images as they are: where they are, and the one held out to measure the MAE
+    assert describe(entry)["Trained on"] == "2 images (reviewed; 1 more held out)"
     assert ModelRegistry().get("tiny") is not None  # the previous model stays available
-    assert not panel.use_button.isEnabled()
+    assert not panel.use_button.isEnabled() and not panel.discard_button.isVisible()
+    panel.shutdown()  # the app quits: a model in use is never removed
+    assert new.is_file()
 
 
 def test_cancel_midway_leaves_no_half_written_model(qtbot, studio_home, tmp_path):
@@ -314,3 +319,120 @@ def test_loss_plot_tells_its_two_curves_apart(qtbot):
     # distinct colours, not two shades of one colour
     assert sum(abs(a - b) for a, b in zip(raw.getRgb()[:3], mean.getRgb()[:3])) > 120
     assert item.getAxis("left").labelText == "training loss" and item.getAxis("bottom").labelText == "step"
+
+
+def test_the_minimum_budget_is_shown_and_a_lower_one_is_refused_at_the_click(qtbot, studio_home, tmp_path):
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    panel = _panel(qtbot, controller)
+    panel.set_training_images(make_annotated_images(tmp_path / "reviewed", n=3))
+    qtbot.mouseClick(panel.minutes_radio, Qt.MouseButton.LeftButton)  # a time budget
+    # measured for this model on this machine before anything starts, and said beside the field
+    qtbot.waitUntil(lambda: panel.minimum is not None, timeout=60_000)
+    minimum = panel.minimum
+    assert panel.minimum_label.isVisible() and panel.minimum_label.text() == f"at least {minimum.minutes:g} min here"
+    assert minimum.minutes > 0.1 and "one step" in panel.minutes_spin.toolTip()
+
+    panel.minutes_spin.lineEdit().selectAll()
+    qtbot.keyClicks(panel.minutes_spin, "0.1")  # below the minimum, typed as a person does
+    qtbot.keyClick(panel.minutes_spin, Qt.Key.Key_Enter)
+    assert panel.minutes_spin.value() == pytest.approx(0.1)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert not panel.is_running() and panel.run is None  # refused, not run into
+    text = panel.summary_label.text()
+    assert "Not started" in text and "too short" in text and f"at least {minimum.minutes:g} minutes" in text
+    assert panel.minutes_spin.value() == pytest.approx(minimum.minutes)  # the next click starts
+    assert panel.findChild(QMessageBox) is None and _no_staging_left()
+    assert not paths.models_dir().exists() or not list(paths.models_dir().glob("*.pth"))
+
+
+def _fake_trainer(monkeypatch, parent, mae_before: float, mae_after: float) -> None:
+    """The trainer replaced by a script that writes a model (a copy of the parent) and reports the
+    given held-out MAE, so what the panel does with a rejected model is tested without the luck
+    of a real three-step run."""
+    from sasnet_core.training.service import FineTuneRun
+
+    script = textwrap.dedent(f"""
+        import json, shutil, sys
+        out, parent = sys.argv[1], sys.argv[2]
+        def say(**record):
+            print(json.dumps(record), flush=True)
+        say(event="start", config={{}}, train_images=2, val_images=1, device="cpu", precision="fp32")
+        say(event="val", phase="before", step=0, mae={mae_before}, n=1)
+        for i in (1, 2):
+            say(event="step", step=i, loss=3.0 - i, eta_s=1, images_per_s=9.0)
+        shutil.copyfile(parent, out)
+        say(event="val", phase="final", step=2, mae={mae_after}, n=1)
+        say(event="end", status="completed", step=2, checkpoint=out, mae={mae_after}, mae_before={mae_before})
+    """)
+    monkeypatch.setattr(FineTuneRun, "command", lambda self: ["-c", script, str(self.out), str(parent)])
+
+
+def _run_to_end(qtbot, panel) -> None:
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert finished.args == ["completed"], panel.last_error
+
+
+def test_a_rejected_model_is_removed_unless_the_person_keeps_it(qtbot, studio_home, tmp_path, monkeypatch):
+    parent = register_tiny_model(tmp_path, "tiny")
+    _fake_trainer(monkeypatch, parent, mae_before=2.0, mae_after=3.5)  # worse on the held-out image
+    controller = make_controller(qtbot)
+    panel = _panel(qtbot, controller)
+    panel.set_training_images(make_annotated_images(tmp_path / "reviewed", n=3))
+
+    _run_to_end(qtbot, panel)  # 1: the person discards it
+    first = panel.new_model_path()
+    assert first is not None and first.is_file()
+    assert "not better" in panel.summary_label.text() and "removed unless you keep it" in panel.summary_label.text()
+    assert panel.keep_button.isVisible() and panel.discard_button.isVisible()
+    assert not panel.default_check.isChecked()
+    qtbot.mouseClick(panel.discard_button, Qt.MouseButton.LeftButton)
+    assert not first.exists() and panel.new_model_path() is None
+    assert "removed" in panel.summary_label.text() and not panel.keep_button.isVisible()
+
+    _run_to_end(qtbot, panel)  # 2: kept anyway, knowingly: registered, not used, not the default
+    kept = panel.new_model_path()
+    with qtbot.waitSignal(panel.modelRegistered, timeout=60_000):
+        qtbot.mouseClick(panel.keep_button, Qt.MouseButton.LeftButton)
+    entry = ModelRegistry().get(kept.stem)
+    assert entry is not None and entry.path == kept and not entry.is_default and kept.is_file()
+    assert controller.current_name() == "tiny" and "Kept as" in panel.summary_label.text()
+    assert not panel.keep_button.isVisible() and not panel.discard_button.isVisible()
+
+    _run_to_end(qtbot, panel)  # 3: not decided: the next run removes it
+    undecided = panel.new_model_path()
+    qtbot.wait(1100)  # a new model is named by the second: the next one gets another name
+    _run_to_end(qtbot, panel)
+    last = panel.new_model_path()
+    assert last != undecided and not undecided.exists() and kept.is_file()  # a kept one stays
+    panel.shutdown()  # 4: not decided when the app quits
+    assert not last.exists() and kept.is_file()
+    models = sorted(p.name for p in paths.models_dir().glob("*.pth"))
+    assert models == [kept.name]  # nothing unregistered is left in the models folder
+
+
+def test_loss_plot_ticks_read_apart_for_a_large_nearly_flat_loss(qtbot):
+    from PySide6.QtGui import QImage, QPainter
+
+    from sasnet_gui.finetune.panel import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(500, 300)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for step, loss in enumerate([1711180.0, 1711190.0, 1711185.0, 1711200.0, 1711195.0], start=1):
+        plot.add(step, loss)
+    qtbot.wait(50)
+    axis = plot.getPlotItem().getAxis("left")
+    image = QImage(500, 300, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _axis, _ticks, texts = axis.generateDrawSpecs(painter)  # what the axis draws
+    finally:
+        painter.end()
+    labels = [text for _rect, _flags, text in texts]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert all(label.startswith("1.7111") or label.startswith("1.7112") for label in labels), labels
+    assert all(label.endswith("M") for label in labels)

@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction
 
 from sasnet_core import uncertainty
-from sasnet_core.annotation_store import annotation_file_for
+from sasnet_core.annotation_store import annotation_file_for, read_annotation
 
 # Cell (row, col) scores of a 256 x 384 image (2 x 3 cells of 128 px): the visiting order is
 # (1,0) 6, (0,1) 5, (1,2) 4, (0,2) 3, (1,1) 2, (0,0) 1.
@@ -71,17 +72,18 @@ def test_next_cell_follows_the_scores_marks_and_undoes(qtbot, main_window, fake_
     assert w.document.reviewed_cells == {ORDER[0], ORDER[1]}
     assert len(w.canvas.review_layer.reviewed_rects) == 2  # both drawn dimmed
 
-    # Shift+N: back to the previous unreviewed cell, wrapping past the most unsure ones (reviewed).
-    assert _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier) == ORDER[-1]
+    # Shift+N: back to the cell before in the order (reviewed: it is a look back), marking nothing.
+    assert _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier) == ORDER[0]
+    assert w.document.reviewed_cells == {ORDER[0], ORDER[1]}
     qtbot.keyClick(w, Qt.Key_Z, Qt.ControlModifier)  # undo the M
     assert w.document.reviewed_cells == {ORDER[0]}
     assert w.counts.texts()["review"] == "cells reviewed 1 / 6"
     qtbot.keyClick(w, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert w.document.reviewed_cells == {ORDER[0], ORDER[1]}
 
-    # The menu action does what the key does (leaving (0, 0) marks it, then on in order from the
-    # top); past the last unreviewed cell, nothing is outlined.
-    for expected in (ORDER[2], ORDER[3], ORDER[4]):
+    # The menu action does what the key does: on from the shown cell to the unreviewed ones in
+    # order; past the last one, nothing is outlined.
+    for expected in (ORDER[2], ORDER[3], ORDER[4], ORDER[5]):
         w.act_next_cell.trigger()
         assert w.review.current == expected
     w.act_next_cell.trigger()
@@ -217,3 +219,98 @@ def test_hovering_a_patch_with_the_overlay_on_says_how_unsure_it_is(qtbot, main_
     assert "unsure" not in w.canvas.hover_at(140, 140)
     w.act_show_unsure.trigger()
     assert f"unsure people {CELL_SCORES[1, 1] / 16:.2f}" in w.canvas.hover_at(140, 140)  # cell (1, 1)
+
+
+def test_going_back_marks_nothing_and_each_confirmation_is_one_undo_step(
+        qtbot, main_window, fake_controller, tiny_predictor, tmp_path, gui, known_scores):
+    w = main_window
+    gui.write_images(tmp_path, n=1, h=256, w=384)
+    _open_counted(qtbot, w, fake_controller, tiny_predictor, tmp_path)
+    stack = w.document.undo_stack
+    for _ in range(4):  # looking back from nothing, and back again through the order
+        _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier)
+    assert w.review.current == ORDER[-4]
+    assert w.document.reviewed_cells == frozenset() and stack.count() == 0
+    assert "not reviewed yet" in w.statusBar().currentMessage()
+
+    assert _press(qtbot, w, Qt.Key_N) == ORDER[-3]  # N confirms the outlined cell and goes on
+    assert w.document.reviewed_cells == {ORDER[-4]} and stack.count() == 1
+    assert _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier) == ORDER[-4]  # a look back at it
+    assert "reviewed" in w.statusBar().currentMessage() and stack.count() == 1
+    assert _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier) == ORDER[-5]
+    assert _press(qtbot, w, Qt.Key_M) == ORDER[-5]  # M confirms in place
+    assert w.document.reviewed_cells == {ORDER[-4], ORDER[-5]} and stack.count() == 2
+    w.act_undo.trigger()  # one step: the M
+    assert w.document.reviewed_cells == {ORDER[-4]}
+    w.act_undo.trigger()  # one step: the N
+    assert w.document.reviewed_cells == frozenset() and not stack.canUndo()
+
+    # The annotation saved after looking around holds no reviewed cell.
+    for _ in range(3):
+        _press(qtbot, w, Qt.Key_N, Qt.ShiftModifier)
+    w.document.flush()
+    saved = annotation_file_for(w.session.current)
+    assert not saved.exists() or not json.loads(saved.read_text(encoding="utf-8")).get("reviewed_cells")
+
+
+def test_m_with_no_outlined_cell_says_how_to_get_one(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    gui.write_images(tmp_path, n=1, h=256, w=384)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    qtbot.keyClick(w, Qt.Key_M)
+    assert w.document.reviewed_cells == frozenset() and "N shows" in w.statusBar().currentMessage()
+
+
+def test_keys_for_next_previous_image_and_next_image_to_review(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    paths = [str(p) for p in gui.write_images(tmp_path, n=4, h=256, w=384)]
+    # img_2 is reviewed as a whole; img_3 has all 6 of its cells confirmed: nothing left there.
+    annotation_file_for(paths[1]).write_text(json.dumps(
+        {"format": "sasnet-annotation", "version": 1, "image": "img_2.png", "image_size": [384, 256],
+         "reviewed": True, "points": [], "sources": [], "rois": []}), encoding="utf-8")
+    annotation_file_for(paths[2]).write_text(json.dumps(
+        {"format": "sasnet-annotation", "version": 2, "image": "img_3.png", "image_size": [384, 256],
+         "reviewed": False, "points": [], "sources": [], "rois": [],
+         "reviewed_cells": {"cell": 128, "cells": [[r, c] for r in range(2) for c in range(3)]}}), encoding="utf-8")
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    qtbot.waitUntil(lambda: not w.file_dock.scanning(), timeout=10_000)
+    assert w.session.current == paths[0]
+
+    for key, expected in ((Qt.Key_PageDown, paths[1]), (Qt.Key_PageDown, paths[2]), (Qt.Key_PageUp, paths[1])):
+        with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+            qtbot.keyClick(w, key)
+        assert w.session.current == expected
+    w.file_dock.table.setFocus()  # the keys work from the file list too
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        qtbot.keyClick(w.file_dock.table, Qt.Key_PageUp)
+    assert w.session.current == paths[0]
+
+    _press(qtbot, w, Qt.Key_N)  # an outlined cell is not confirmed by moving to another image
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        qtbot.keyClick(w, Qt.Key_N, Qt.ControlModifier)  # skips the reviewed img_2 and img_3
+    assert w.session.current == paths[3]
+    assert read_annotation(paths[0]) is None  # nothing was marked on img_1
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.act_next_to_review.trigger()  # wraps around to the first
+    assert w.session.current == paths[0]
+    assert "Ctrl+N" in w.act_next_to_review.shortcut().toString() and w.act_next_to_review in w.actions()
+
+
+def test_counts_panel_says_what_the_review_keys_do(qtbot, main_window, tmp_path, gui):
+    w = main_window
+    gui.write_images(tmp_path, n=1, h=256, w=384)
+    with qtbot.waitSignal(w.session.imageShown, timeout=10_000):
+        w.open_paths([tmp_path])
+    keys = w.counts.texts()["review_keys"].replace("&nbsp;", " ")  # each item kept on one line
+    assert w.counts.review_keys.isVisible()
+    for words in ("<b>N</b> confirm cell, next", "<b>M</b> confirm cell", "<b>Shift+N</b> back, marks nothing",
+                  "<b>PgDown</b> / <b>PgUp</b> next / previous image", "<b>Ctrl+N</b> next image to review"):
+        assert words in keys
+    # Every key the panel names is one no other action of the window has.
+    from collections import Counter
+
+    used = Counter(k.toString() for a in w.findChildren(QAction) for k in a.shortcuts() if not k.isEmpty())
+    for action in (w.act_next_cell, w.act_prev_cell, w.act_mark_cell, w.act_next, w.act_prev, w.act_next_to_review):
+        assert used[action.shortcut().toString()] == 1, action.text()

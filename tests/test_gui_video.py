@@ -146,6 +146,24 @@ def test_cancel_a_count_midway(qtbot, studio_home, video):
     assert "Cancelled" in panel.status.text()
 
 
+@pytest.mark.parametrize("device, batch", [("cpu", 1), ("cuda", 4)])
+def test_count_uses_the_engine_default_batch_of_the_device(qtbot, studio_home, video, device, batch):
+    """The panel counts frames in the batches the CLI would use on that device (engine_choice)."""
+    controller = make_controller(qtbot)
+    fake = FakePredictor()
+    fake.device = SimpleNamespace(type=device)
+    sizes = []
+    real = fake.predict_batch
+    fake.predict_batch = lambda images: sizes.append(len(images)) or real(images)
+    controller._predictor = fake
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    panel.every_spin.setValue(2)
+    with qtbot.waitSignal(panel.countFinished, timeout=30000):
+        qtbot.mouseClick(panel.count_button, Qt.MouseButton.LeftButton)
+    assert sum(sizes) == FRAMES // 2 and max(sizes) == batch
+
+
 def test_annotate_this_frame_stores_image_and_model_points(qtbot, studio_home, tmp_path, video):
     controller = make_controller(qtbot)
     controller._predictor, controller._name = FakePredictor(), "fake"
@@ -221,3 +239,43 @@ def test_opening_a_video_keeps_the_window_on_screen_and_shows_an_empty_state(qtb
     assert panel.plot.empty_text.isVisible()
     (x0, x1), _ = panel.plot.getPlotItem().vb.viewRange()
     assert -0.1 < x0 <= 0 and (FRAMES - 1) / 10.0 <= x1 < 2.1
+
+
+class DenseFakePredictor(FakePredictor):
+    """A dense crowd on the frame: heads every 4 pixels (1,200 on the 160 x 128 test video)."""
+
+    def __init__(self):
+        super().__init__()
+        ys, xs = np.mgrid[4:124:4, 2:160:4]
+        self.heads = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1).astype(float)
+
+
+def test_preview_markers_of_a_dense_frame_shrink_with_the_preview(qtbot, studio_home, video):
+    controller = make_controller(qtbot)
+    controller._predictor, controller._name = DenseFakePredictor(), "fake"
+    panel = _panel(qtbot, controller)
+    panel.resize(320, 520)  # the dock under the canvas of a small window
+    _open(qtbot, panel, video)
+    with qtbot.waitSignal(panel.frameStored, timeout=30000):
+        qtbot.mouseClick(panel.annotate_button, Qt.MouseButton.LeftButton)
+    assert len(panel.heads.data) == len(controller._predictor.heads)
+    qtbot.wait(50)
+
+    # Each marker on screen is narrower than the gap between neighbouring heads on screen ...
+    px_per_image_px = 1.0 / panel.viewbox.viewPixelSize()[0]
+    sizes = panel.heads.data["size"]
+    sizes = np.where(sizes < 0, panel.heads.opts["size"], sizes)  # -1: the item's own size
+    on_screen = sizes * (1.0 if panel.heads.opts["pxMode"] else px_per_image_px)
+    assert on_screen.max() < 0.6 * 4 * px_per_image_px
+
+    # ... so the frame still shows between them: not a solid cyan block.
+    shot = panel.view.grab().toImage()
+    frame = panel.viewbox.mapViewToDevice(panel.image.boundingRect()).boundingRect().toRect()
+    frame = frame.intersected(shot.rect()).adjusted(2, 2, -2, -2)
+    cyan = total = 0
+    for y in range(frame.top(), frame.bottom(), 2):
+        for x in range(frame.left(), frame.right(), 2):
+            c = shot.pixelColor(x, y)
+            total += 1
+            cyan += c.blue() > 200 and c.green() > 180 and c.red() < 120
+    assert total > 500 and cyan / total < 0.5, cyan / total  # 0.77 with 7-pixel markers

@@ -39,7 +39,7 @@ def test_hostile_input(case, tmp_path, tiny_weights, monkeypatch):
     monkeypatch.chdir(work)
     ctx = Ctx(tmp=work, weights=tiny_weights, data=DATA)
     argv, names = case.make(ctx)
-    res = run_cli(argv)
+    res = case.run(ctx, argv) if case.run is not None else run_cli(argv)
     assert res.exception is None, f"traceback for sasnet {' '.join(map(str, argv))}:\n{res.exception}"
     assert "Traceback" not in res.err, res.err
     assert res.code == case.expect, (

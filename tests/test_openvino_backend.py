@@ -346,3 +346,31 @@ def test_tiles_share_buffers_and_an_image_of_another_size_frees_them(tiny, conve
     assert freed == [True, True]
     predictor.predict(image[:48, :64])  # a little smaller again: the buffers are reused
     assert freed == [True, True]
+
+
+def test_a_large_whole_image_runs_on_a_model_compiled_for_its_shape(tiny, converted, monkeypatch):
+    """Whole images above STATIC_MIN_PIXELS run on a model of their exact shape (its buffers
+    planned for it: about 0.8 GB less at 1024 x 768 fp32), compiled once per size and replaced by
+    the next size's; the count is the dynamic model's."""
+    from sasnet_core import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "STATIC_MIN_PIXELS", 128 * 128)
+    predictor = Predictor(tiny, device="cpu", backend="openvino", precision="fp32", ov_cache=converted[0])
+    runner = predictor.runner
+    image = np.random.default_rng(0).integers(0, 256, (160, 224, 3), np.uint8)
+    first = predictor.predict(image)
+    key, compiled, _ = runner._static
+    assert key[1] == (1, 3, 160, 224)
+    assert [tuple(i.get_partial_shape().to_shape()) for i in compiled.inputs] == [(1, 3, 160, 224)]
+    again = predictor.predict(image[::-1].copy())
+    assert runner._static[1] is compiled, "the same size is not compiled again"
+    predictor.predict(image[:144])
+    assert runner._static[0][1] == (1, 3, 144, 224) and runner._static[1] is not compiled
+    small = predictor.predict(image[:64, :64])  # below the threshold: the dynamic model
+    assert runner._static is None and small.count >= 0
+
+    dynamic = Predictor(tiny, device="cpu", backend="openvino", precision="fp32", ov_cache=converted[0])
+    monkeypatch.setattr(openvino_backend, "STATIC_MIN_PIXELS", 10**9)
+    assert dynamic.predict(image).count == pytest.approx(first.count, rel=1e-4)
+    assert dynamic.runner._static is None
+    assert again.count == pytest.approx(dynamic.predict(image[::-1].copy()).count, rel=1e-4)

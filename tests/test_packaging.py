@@ -44,3 +44,20 @@ def test_import_linter_contracts_hold():
     cmd = [str(lint)] if lint.exists() else ["lint-imports"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_requires_python_is_what_the_code_needs():
+    """The code uses 3.11's enum.StrEnum and tomllib: pip must refuse an older Python rather than
+    install a package that fails on import."""
+    uses_311 = [p for top in ("sasnet_core", "sasnet_gui", "tests") for p in (ROOT / top).rglob("*.py")
+                if "StrEnum" in p.read_text() or "import tomllib" in p.read_text()]
+    assert uses_311, "no 3.11-only feature is used any more: requires-python may go down again"
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.11"
+
+
+def test_the_test_extra_installs_the_download_and_int8_extras_by_reference():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "sasnet-studio[download,int8]" in extras["test"]
+    named_twice = {r.split(">")[0].split("=")[0] for r in extras["download"] + extras["int8"]} & {
+        r.split(">")[0].split("=")[0] for r in extras["test"]}
+    assert not named_twice, f"pinned in two extras: {named_twice}"

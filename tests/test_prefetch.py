@@ -256,7 +256,7 @@ def predictor():
 def test_images_of_one_size_after_downscaling_share_one_forward_pass(predictor, monkeypatch):
     passes, prepared_on = [], []
     forward, prepare = predictor._forward, predictor.prepare
-    monkeypatch.setattr(predictor, "_forward", lambda x: passes.append(x.shape[0]) or forward(x))
+    monkeypatch.setattr(predictor, "_forward", lambda x, **kw: passes.append(x.shape[0]) or forward(x, **kw))
     monkeypatch.setattr(predictor, "prepare",
                         lambda im: prepared_on.append(threading.current_thread().name) or prepare(im))
     rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ def small_model(tmp_path_factory):
     torch.manual_seed(0)
     model = fold_batchnorm(SASNet(SASNetConfig(width_mult=0.25)).eval(), inplace=False)
     cache = tmp_path_factory.mktemp("ov_cache")
-    return model, convert(model, cache)[0], cache
+    return model, convert(model, cache, lean=False)[0], cache  # int8 quantizes the plain graph
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +188,20 @@ def test_a_stop_request_ends_quantizing_and_caches_nothing(small_model, street_i
     with cancellable(token), pytest.raises(Cancelled):
         quantize.int8_runner(model, ov_model, [np.ascontiguousarray(street_images[1][::-1])], cache)
     assert sorted(cache.glob("int8/*")) == before
+
+
+def test_a_report_measured_on_copies_says_so_and_a_read_back_report_is_checked():
+    from sasnet_core.quantize import CALIBRATION_SIDE, Int8Report
+
+    text = Int8Report(images=1, mean_rel_diff=0.0108, max_rel_diff=0.0108, downscaled=1).describe()
+    assert text.startswith(f"int8 calibrated on {CALIBRATION_SIDE}-px copies of 1 of your images")
+    assert "at full size counts may differ more" in text
+    for bad in ({"images": -3, "mean_rel_diff": 0.1, "max_rel_diff": 0.2},
+                {"images": 2, "mean_rel_diff": -1.0, "max_rel_diff": 0.2},
+                {"images": 2, "mean_rel_diff": 0.3, "max_rel_diff": 0.2},
+                {"images": "8", "mean_rel_diff": 0.1, "max_rel_diff": 0.2},
+                {"images": 2, "mean_rel_diff": float("nan"), "max_rel_diff": 0.2},
+                {"images": 2, "mean_rel_diff": 0.1, "max_rel_diff": 0.2, "downscaled": 5}, [1, 2]):
+        with pytest.raises(ValueError):
+            Int8Report.from_dict(bad)
+    assert Int8Report.from_dict({"images": 2, "mean_rel_diff": 0.1, "max_rel_diff": 0.2}).downscaled == 0

@@ -264,3 +264,90 @@ def test_provenance_of_any_metadata_never_raises():
     origin = provenance(odd)
     assert (origin.steps, origin.mae_after, origin.mae_before, origin.parent) == (None, None, None, None)
     assert origin.describe() == "SASNet checkpoint (trained on 2 images (street))"
+
+
+def test_a_copy_never_replaces_the_file_of_a_model_whose_name_differs_in_case_only(tiny, tmp_path, capsys):
+    other = tmp_path / "other.pth"
+    torch.manual_seed(1)
+    save_checkpoint(other, SASNet(SASNetConfig(width_mult=0.125)), {"name": "other"})
+    reg = ModelRegistry()
+    reg.add("shha", tiny, copy=True)
+    first = reg.get("shha").path
+    before = first.read_bytes()
+    code, out, err = _cli(["models", "add", "SHHA", other, "--copy"], capsys)
+    assert code == 0, err
+    second = ModelRegistry().get("SHHA").path
+    # Two names, two files, whatever the file system does with case: the first is untouched.
+    assert second.name.lower() != first.name.lower() and first.read_bytes() == before
+    assert second.read_bytes() == other.read_bytes()
+    # A file lying in the models folder that no entry names is not replaced either.
+    stray = paths.models_dir() / "spare.pth"
+    stray.write_bytes(b"someone's file")
+    assert reg.add("spare", tiny, copy=True).path.name == "spare-2.pth"
+    assert stray.read_bytes() == b"someone's file"
+
+
+def test_replacing_a_copied_model_reuses_its_own_file(tiny, tmp_path):
+    reg = ModelRegistry()
+    first = reg.add("m", tiny, copy=True).path
+    again = reg.add("m", tiny, copy=True, replace=True).path
+    assert again == first and sorted(p.name for p in paths.models_dir().iterdir()
+                                      if not p.name.startswith(".")) == ["m.pth"]
+
+
+def _sasnet(*argv):
+    """A ``sasnet`` process (the installed entry point), started now, not waited for."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("sasnet")
+    command = [exe] if exe else [sys.executable, "-m", "sasnet_core"]
+    return subprocess.Popen(command + [str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_adds_removes_and_default_changes_lose_nothing(tiny, tmp_path):
+    """Processes changing the registry at once, as the app, the fine-tune service and a person in
+    a terminal do: every change lands, none crashes, the file stays a valid registry."""
+    reg = ModelRegistry()
+    for name in ("old1", "old2", "keep1", "keep2"):
+        reg.add(name, tiny)
+    runs = [_sasnet("models", "add", f"new{i}", tiny, "--no-progress") for i in range(3)]
+    runs += [_sasnet("models", "add", name, tiny, "--copy", "--no-progress") for name in ("dup", "DUP")]
+    runs += [_sasnet("models", "remove", "old1"), _sasnet("models", "remove", "old2")]
+    runs += [_sasnet("models", "default", "keep1"), _sasnet("models", "default", "keep2")]
+    results = [(p.args, *p.communicate(timeout=240), p.returncode) for p in runs]
+    for args, out, err, code in results:
+        assert code == 0 and "Traceback" not in err, f"{args}: exit {code}\n{out}\n{err}"
+    data = json.loads(reg.file.read_text())  # valid JSON, never half of two writes
+    assert set(data["models"]) == {"keep1", "keep2", "new0", "new1", "new2", "dup", "DUP"}
+    assert data["default"] in ("keep1", "keep2")
+    copies = [Path(data["models"][n]["path"]) for n in ("dup", "DUP")]
+    assert copies[0].name.lower() != copies[1].name.lower()
+    assert all(c.read_bytes() == tiny.read_bytes() for c in copies)
+    for args, out, _, _ in results:
+        if "add" in args:
+            assert "registered" in out
+
+
+def test_threads_of_one_process_changing_the_registry_lose_nothing(tiny):
+    """The fine-tune service registers its model from a thread while a person adds one."""
+    import threading
+
+    errors = []
+
+    def add(i):
+        try:
+            ModelRegistry().add(f"t{i}", tiny)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert {e.name for e in ModelRegistry().entries()} == {f"t{i}" for i in range(6)}

@@ -54,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if extras:
         _command_parser(commands[args.command], args).error(f"unrecognized arguments: {' '.join(extras)}")
+    from sasnet_core.cancel import interrupted_by, signals_interrupt
+
     with _warnings_to_stderr(args.command):
         try:
-            return int(args.func(args) or 0)
+            with signals_interrupt():
+                if args.command != "doctor":  # doctor reports a bad setting among the rest
+                    _check_settings()
+                return int(args.func(args) or 0)
         except SASNetError as exc:
             print(f"sasnet {args.command}: error: {exc}", file=sys.stderr)
             return 2
@@ -68,9 +73,20 @@ def main(argv: list[str] | None = None) -> int:
             reason = exc.strerror or type(exc).__name__
             print(f"sasnet {args.command}: error: {exc.filename}: {reason}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print(f"sasnet {args.command}: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:
+            # What was written is whole (atomic writes, whole printed lines); the rest was not.
+            stop = interrupted_by(exc)
+            print(f"sasnet {args.command}: stopped by {stop}; the files it wrote are complete, the work "
+                  "left was not done", file=sys.stderr)
+            return stop.exit_code
+
+
+def _check_settings() -> None:
+    """Refuse settings from the environment that cannot hold before any work starts, in one line
+    naming the variable (an image limit above the decoders' own, ...), not once per file."""
+    from sasnet_core.imageio import max_image_pixels
+
+    max_image_pixels()
 
 
 def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
+from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
 
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
@@ -20,7 +20,9 @@ scale, see 'sasnet rank'), and frame, time_s for video frames. An image, frame o
 cannot be counted is named on stderr and, with --json, gets a record {"path": ..., "count": null,
 "error": ..., "skipped": true}; the exit status is then 1. Hidden files and folders are skipped.
 Images declaring more than 100 megapixels are refused before decoding (environment variable
-SASNET_MAX_MEGAPIXELS sets another limit). A progress bar goes to stderr.
+SASNET_MAX_MEGAPIXELS sets another limit). A progress bar goes to stderr; an image counted in
+tiles gets its own (tiles done / all, ETA; on a pipe or in a log, a line every 15 s), and one above
+20 megapixels a note of how --max-side makes it faster.
 
 examples:
   sasnet count crowd.jpg --weights SHHA.pth
@@ -72,7 +74,9 @@ def run(args) -> int:
     predictor = predictor_from_args(args, "count", keep_levels=False, calibration=images)
     failures = len(problems)
     bar = Progress(total=len(images), desc="images", enabled=False if args.no_progress else None, unit="img")
-    for path, result in zip(images, count_stream(predictor, images, **_what_to_keep(args))):
+    tiles = TileBars("count", enabled=False if args.no_progress else None)
+    for path, result in zip(images, count_stream(predictor, images, on_tile=tiles, **_what_to_keep(args, predictor))):
+        tiles.close()
         if result.skipped:
             failures += 1
             out.error(path, result.error)
@@ -83,6 +87,40 @@ def run(args) -> int:
     for video in videos:
         failures += _count_video(video, predictor, args, out)
     return 1 if failures or out.skipped else 0
+
+
+class TileBars:
+    """``on_tile`` for ``count_stream``: a bar for each image counted in tiles, gone from a
+    terminal once the image is counted; off a terminal a line every ``HEARTBEAT_S``, so a long
+    image never leaves a log silent for minutes. An image above a few tens of megapixels first
+    gets a note of how ``--max-side`` makes it faster (also with --no-progress: it is advice)."""
+
+    HEARTBEAT_S = 15.0
+
+    def __init__(self, command: str, enabled: bool | None = None, stream=None):
+        self.command, self.enabled = command, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar = None
+
+    def __call__(self, path: str, event) -> None:
+        from sasnet_core.inference import large_image_hint
+        from sasnet_core.progress import Progress
+
+        if event.done == 0:
+            self.close()
+            hint = large_image_hint(event.size, "--max-side")
+            if hint:
+                clear = "\r\x1b[K" if getattr(self.stream, "isatty", lambda: False)() else ""
+                print(f"{clear}sasnet {self.command}: note: {path or 'image'}: {hint}", file=self.stream, flush=True)
+            self.bar = Progress(event.total, desc=f"{Path(path).name or 'image'} tiles", stream=self.stream,
+                                enabled=self.enabled, unit="tile", heartbeat_s=self.HEARTBEAT_S, leave=False)
+        elif self.bar is not None:
+            self.bar.update(event.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def report_nothing_to_do(command: str, problems: list, verb: str | None = None) -> int:
@@ -99,9 +137,9 @@ def report_nothing_to_do(command: str, problems: list, verb: str | None = None) 
     return 2
 
 
-def _what_to_keep(args) -> dict:
+def _what_to_keep(args, predictor) -> dict:
     """Engine options: batch size, and only the maps the output files need."""
-    return dict(batch_size=max(1, args.batch_size), display_side=None,
+    return dict(batch_size=batch_size_from_args(args, predictor), display_side=None,
                 maps=bool(args.save_density or args.json), heads=bool(args.save_points))
 
 
@@ -120,7 +158,9 @@ def _count_video(path: Path, predictor, args, out: "_Output") -> int:
     bar = Progress(total=total or None, desc=path.name, enabled=False if args.no_progress else None, unit="frame")
     failures = 0
     frames = video_frames(path, every_n=args.every, time_step=args.time_step)
-    for result in count_stream(predictor, frames, **_what_to_keep(args)):
+    tiles = TileBars("count", enabled=False if args.no_progress else None)
+    for result in count_stream(predictor, frames, on_tile=tiles, **_what_to_keep(args, predictor)):
+        tiles.close()
         if result.skipped:
             failures += 1
             out.error(path, result.error, frame=result.frame, time_s=result.time_s)

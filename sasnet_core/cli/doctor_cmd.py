@@ -6,6 +6,7 @@ registered model whose file is unchanged since it was registered, so it stays qu
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from importlib import metadata
@@ -113,9 +114,10 @@ def _registry() -> dict:
     from sasnet_core.errors import SASNetError
     from sasnet_core.registry import ModelRegistry
 
-    reg = ModelRegistry()
-    out = {"file": str(reg.file), "exists": reg.file.exists(), "default": None, "models": [], "problems": []}
+    out = {"file": None, "exists": False, "default": None, "models": [], "problems": []}
     try:
+        reg = ModelRegistry()
+        out.update(file=str(reg.file), exists=reg.file.exists())
         entries = reg.entries()
     except SASNetError as exc:
         out["problems"].append(str(exc))
@@ -130,6 +132,52 @@ def _registry() -> dict:
         if e.is_default:
             out["default"] = e.name
     return out
+
+
+# The user folders (platformdirs, or SASNET_STUDIO_HOME): what each holds, for the sentence
+# that says what stops working when it cannot be written.
+_FOLDERS = (("data", "data_dir", "the model registry: 'sasnet models add' and 'download' fail"),
+            ("models", "models_dir", "copied, downloaded and fine-tuned models: they cannot be kept"),
+            ("settings", "config_dir", "the app's settings: they are not kept"),
+            ("cache", "cache_dir", "converted models: every start converts again, int8 quantizes again"),
+            ("log", "log_dir", "log files: nothing is logged for a problem report"))
+
+
+def _folders() -> dict:
+    """Each user folder with why it cannot be written (None when it can); "error" when the
+    studio home itself is unusable (SASNET_STUDIO_HOME names a file)."""
+    from sasnet_core import paths
+    from sasnet_core.errors import SettingsError
+
+    out = {}
+    for key, getter, _ in _FOLDERS:
+        try:
+            folder = getattr(paths, getter)()
+        except SettingsError as exc:
+            return {"error": str(exc)}
+        out[key] = {"path": str(folder), "problem": _unwritable(folder)}
+    return out
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why new files cannot be made in ``folder`` (or, where it does not exist yet, in the
+    nearest folder above it, where it would be created), or None. A probe file, not
+    ``os.access``: that says yes to root on a read-only mount."""
+    import os
+    import tempfile
+
+    there = folder
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        return f"{there} is a file, not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sasnet-doctor-", dir=there)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{exc.strerror or exc} in {there}"
+    return None
 
 
 def collect() -> dict:
@@ -147,14 +195,24 @@ def collect() -> dict:
         "devices": _devices(),
         "cpu_flags": _cpu_flags(),
         "registry": _registry(),
-        "log_file": str(log_file()),
-        "log_folder": str(paths.log_dir()),
-        "settings_folder": str(paths.config_dir()),
-        "models_folder": str(paths.models_dir()),
+        "folders": (folders := _folders()),
+        "log_file": _or_error(log_file),
+        "log_folder": _or_error(paths.log_dir),
+        "settings_folder": _or_error(paths.config_dir),
+        "models_folder": _or_error(paths.models_dir),
         "missing_qt_libraries": [{"library": lib, "package": pkg} for lib, pkg in missing_qt_libraries(environ={})],
     }
     report["missing"] = _missing(report)
     return report
+
+
+def _or_error(get) -> str:
+    from sasnet_core.errors import SASNetError
+
+    try:
+        return str(get())
+    except SASNetError as exc:
+        return f"unusable: {exc}"
 
 
 def _missing(report: dict) -> list[str]:
@@ -181,6 +239,21 @@ def _missing(report: dict) -> list[str]:
     if report["missing_qt_libraries"]:
         pairs = [(m["library"], m["package"]) for m in report["missing_qt_libraries"]]
         out.append("sasnet-gui cannot open a window: " + missing_qt_libraries_message(pairs))
+    folders = report["folders"]
+    if "error" in folders:
+        out.append(f"the studio home cannot be used: {folders['error']}; nothing can be saved "
+                   "(models, settings, logs)")
+    else:
+        fix = "set SASNET_STUDIO_HOME to a folder you may write to, or fix its permissions"
+        bad = [(key, what) for key, _, what in _FOLDERS if folders[key]["problem"]]
+        if len(bad) == len(_FOLDERS):  # one cause, one line: the home itself
+            home = os.environ.get("SASNET_STUDIO_HOME") or folders["data"]["path"]
+            out.append(f"the studio home {home} cannot be written ({folders['data']['problem']}): "
+                       "'sasnet models add' and 'download' fail, and settings, logs and converted "
+                       f"models are not kept; {fix}")
+        else:
+            out += [f"the {key} folder {folders[key]['path']} cannot be written "
+                    f"({folders[key]['problem']}); it keeps {what}; {fix}" for key, what in bad]
     reg = report["registry"]
     usable = [m for m in reg["models"] if m["file_present"]]
     if not reg["models"]:

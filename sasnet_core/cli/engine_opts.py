@@ -8,6 +8,7 @@ import sys
 from sasnet_core import vocab
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
+from sasnet_core.engine_choice import batch_size_help, default_batch_size
 
 BACKEND_HELP = ("auto (default): OpenVINO on the CPU when it is installed, else torch; torch on GPUs. "
                 "torch; openvino (CPU only)")
@@ -30,8 +31,10 @@ def add_engine_options(p, *, batching: bool = True) -> None:
                    help=f"split images into N x N tiles, N >= {MIN_SIDE} "
                         "(default: only when memory requires; 0 = never)")
     if batching:
-        p.add_argument("--batch-size", type=argtypes.positive_int, default=4, metavar="B",
-                       help="images/frames of one size per forward pass")
+        p.add_argument("--batch-size", type=argtypes.positive_int, default=None, metavar="B",
+                       help="images/frames of one size per forward pass (default, by device: "
+                            f"{batch_size_help()}; on a CPU a larger batch is no faster and "
+                            "multiplies the memory)")
 
 
 def predictor_from_args(args, command: str, **kwargs):
@@ -51,3 +54,8 @@ def predictor_from_args(args, command: str, **kwargs):
     if predictor.int8_report is not None:
         print(f"sasnet {command}: {predictor.int8_report.describe()}", file=sys.stderr)
     return predictor
+
+
+def batch_size_from_args(args, predictor) -> int:
+    """--batch-size, or the default for the device the predictor counts on."""
+    return args.batch_size or default_batch_size(predictor.device)

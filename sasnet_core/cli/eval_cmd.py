@@ -14,8 +14,10 @@ def register(subparsers) -> None:
         description="Predict every image of a data set and compare with its ground truth: MAE, "
         "MSE (root mean square error, as crowd-counting papers report it), NAE and GAME(L) for "
         "L = 0..3. The layout is detected: ShanghaiTech (train_data/test_data), UCF_CC_50, "
-        "UCF-QNRF (long side limited to 1920 as in the paper), NWPU-Crowd, JHU-Crowd++, or a "
-        "folder of images with our *.sasnet.json annotations (ROIs restrict both counts). "
+        "UCF-QNRF (long side limited to 1920 as in the paper), NWPU-Crowd, JHU-Crowd++, LabelMe "
+        "files beside their images, one COCO, CVAT or VIA file beside its images, or a "
+        "folder of images with our *.sasnet.json annotations (ROIs restrict both counts). An image "
+        "corrected in SASNet Studio counts with its corrections (--original-ground-truth: not). "
         "An image that cannot be read is named on stderr and left out of the figures; the exit "
         "status is then 1.",
         epilog="Example: sasnet eval data/shanghaitech_a --weights SHHA.pth --csv per_image.csv",
@@ -35,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
     add_engine_options(p, batching=False)
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
+    p.add_argument("--original-ground-truth", action="store_true",
+                   help="count against the data set's own files only; by default an image corrected "
+                   "in SASNet Studio counts with its corrected points")
     p.add_argument("--limit", type=argtypes.positive_int, default=None, metavar="N",
                    help="evaluate only the first N images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -50,7 +55,8 @@ def run(args) -> int:
     if args.csv:
         check_output_file(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     options = {"fold": args.fold} if args.fold is not None else {}
-    ds = open_dataset(args.dataset, None, layout=args.layout, **options)
+    ds = open_dataset(args.dataset, None, layout=args.layout,
+                      corrections=not args.original_ground_truth, **options)
     split = args.split or ("test" if "test" in ds.splits else None)
     ds = ds.select(split)
     samples = list(ds)[: args.limit] if args.limit else list(ds)

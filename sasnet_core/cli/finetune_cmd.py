@@ -48,7 +48,7 @@ def run(args) -> int:
     import time
 
     started_at = args.budget_from if args.budget_from is not None else time.time()
-    from sasnet_core.cli.train_cmd import config_from_args
+    from sasnet_core.cli.train_cmd import config_from_args, stopped_by_signal
     from sasnet_core.training.finetune import FINETUNE_DEFAULTS, finetune
     from sasnet_core.training.jsonlog import JsonLog
 
@@ -66,4 +66,9 @@ def run(args) -> int:
                "elapsed_s": round(time.time() - started_at, 1)}
     if cfg.log_json != "-" and os.environ.get("RANK", "0") == "0":
         print(json.dumps(summary))
+    stopped = stopped_by_signal(result)
+    if stopped is not None:
+        print(f"sasnet finetune: stopped by {stopped.args[0]} after step {result.step}; {result.checkpoint} "
+              "holds the model as trained so far", file=sys.stderr)
+        return stopped.exit_code
     return 0

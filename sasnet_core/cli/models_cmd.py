@@ -7,12 +7,16 @@ import sys
 
 from sasnet_core.cli.argtypes import output_dir
 from sasnet_core.provenance import provenance
+from sasnet_core.released import kind_label
 
 # Files smaller than this are hashed without a progress bar: it would flash for a split second.
 _BAR_FROM_BYTES = 16 << 20
 
 
 def register(subparsers) -> None:
+    from sasnet_core.cli.argtypes import positive_float
+    from sasnet_core.download_guard import STALL_MIN_BYTES, STALL_WINDOW_S, TIMEOUT_S
+
     p = subparsers.add_parser(
         "models", help="list, add, remove registered models and choose the default",
         description="Give checkpoint files short names that --weights and the GUI accept. "
@@ -60,6 +64,11 @@ def register(subparsers) -> None:
                     "even when there is none")
     dl.add_argument("--url", help="download from this address instead (a mirror; also "
                     "SASNET_RELEASED_URL_SHHA / _SHHB)")
+    dl.add_argument("--timeout", type=positive_float, default=TIMEOUT_S, metavar="S",
+                    help="seconds to wait for a connection, or for the next bytes (default: %(default)g)")
+    dl.add_argument("--stall-after", type=positive_float, default=STALL_WINDOW_S, metavar="S",
+                    help=f"give up when under {STALL_MIN_BYTES // 1024} KiB arrived in the last S seconds "
+                    "(default: %(default)g); the part kept resumes on the next run")
     _add_no_progress(dl)
     p.set_defaults(func=run)
 
@@ -80,7 +89,9 @@ def run(args) -> int:
         if args.json:
             for e in entries:
                 ident = None if e.missing else _identity(reg, e, args.no_progress)
-                print(json.dumps({"name": e.name, "path": str(e.path), "kind": e.kind, "default": e.is_default,
+                print(json.dumps({"name": e.name, "path": str(e.path), "kind": e.kind,
+                                  "kind_label": kind_label(e.kind, e.metadata, ident.status if ident else None),
+                                  "default": e.is_default,
                                   "added": e.added, "missing": e.missing, "metadata": e.metadata,
                                   "identity": ident.to_dict() if ident else None}))
             return 0
@@ -93,7 +104,10 @@ def run(args) -> int:
             # The identity line describes the file (its provenance included); without the file,
             # what the registry recorded of it is all there is.
             extra = "; ".join(provenance(e.metadata).parts()) if ident is None else ""
-            print(f"{'*' if e.is_default else ' '} {e.name:<16} {e.kind:<8} {e.path}{gone}"
+            # "released" only for a file whose content is a released one (never for the layout)
+            kind = kind_label(e.kind, e.metadata, ident.status if ident is not None
+                              else (e.identity or {}).get("status"))
+            print(f"{'*' if e.is_default else ' '} {e.name:<16} {kind:<8} {e.path}{gone}"
                   + (f"  ({extra})" if extra else ""))
             if ident is not None:
                 print(f"    {_identity_line(ident)}")
@@ -107,10 +121,13 @@ def run(args) -> int:
         from sasnet_core.download import download_released
 
         shown = not args.no_progress
-        with _byte_bar(f"downloading {args.model.upper()}.pth", enabled=shown) as bar, \
+        # The bar appears before the connection is made and, off a terminal, writes a line every
+        # 10 s: a slow download never looks like a hang.
+        with _byte_bar(f"downloading {args.model.upper()}.pth", enabled=shown, heartbeat_s=10.0) as bar, \
                 _byte_bar("checking its sha256", min_bytes=_BAR_FROM_BYTES, enabled=shown) as check:
             e = download_released(args.model, to=args.to, name=args.name, default_if_none=not args.no_default,
-                                  url=args.url, progress=bar, hash_progress=check)
+                                  url=args.url, progress=bar, hash_progress=check, timeout=args.timeout,
+                                  stall_window_s=args.stall_after)
         _report_registered(e)
     elif cmd == "remove":
         if args.outside_models_folder and not args.delete_file:
@@ -160,9 +177,9 @@ class _byte_bar:
     """A progress callback ``(done, total)`` in bytes drawn as a bar in MB; the bar appears only
     once a file of at least ``min_bytes`` is being read, so small files print nothing."""
 
-    def __init__(self, desc: str, min_bytes: int = 0, enabled: bool = True):
+    def __init__(self, desc: str, min_bytes: int = 0, enabled: bool = True, heartbeat_s: float | None = None):
         self.desc, self.min_bytes, self.bar, self.shown = desc, min_bytes, None, 0
-        self.enabled = enabled
+        self.enabled, self.heartbeat_s = enabled, heartbeat_s
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self.enabled:
@@ -175,7 +192,10 @@ class _byte_bar:
                 return
             from sasnet_core.progress import Progress
 
-            self.bar = Progress(None if total is None else max(1, round(total / 1e6)), self.desc, unit="MB")
+            self.bar = Progress(None if total is None else max(1, round(total / 1e6)), self.desc, unit="MB",
+                                heartbeat_s=self.heartbeat_s, min_interval=0.0)
+            self.bar.update(0)  # drawn at once, before the first megabyte
+            self.bar.min_interval = 0.1
         mb = round(done / 1e6)
         if mb > self.shown:
             self.bar.update(mb - self.shown)

@@ -12,7 +12,7 @@ from pathlib import Path
 from sasnet_core.atomic import check_output_file
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.count_cmd import report_nothing_to_do
-from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
+from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
 
 DESCRIPTION = """\
 Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
@@ -20,7 +20,8 @@ Rank images by the model's uncertainty, highest first, so a person corrects the 
 The uncertainty of an image is the sum over its 32 x 32 patches of (people counted in the patch) x
 (how flat the patch's five level weights are, 0 = one level dominates, 1 = all equal): the people
 counted where the model could not choose a scale. Where an image has an annotation (found as the
-app finds it), its annotated count and |model count - annotated count| are shown too (both inside
+app finds it: a person's annotation, else the ground truth of the data set the image belongs to,
+such as ShanghaiTech's ground-truth/GT_IMG_3.mat or UCF's 3_ann.mat), its annotated count and |model count - annotated count| are shown too (both inside
 the annotation's regions of interest, when it has some); --by annotated-error ranks by that error,
 images without an annotation last.
 
@@ -28,8 +29,11 @@ Prints a table: a header line (path, count, uncertainty, annotated, error), then
 per image ("-" where there is no annotation). For scripts, --json prints one JSON object per line
 (path, count, uncertainty, annotated_count, annotated_error) and --csv FILE writes those columns
 to FILE. An image that cannot be counted,
-or whose annotation is damaged, is named on stderr (with --json also as a record with "skipped":
-true) and the exit status is 1.
+or whose annotation or ground-truth file is damaged, or whose annotation does not fit it (another
+image's file, made on another size, points off the image, a region with no area), is named on stderr (with --json also as a record with "skipped":
+true) and the exit status is 1. A data set's own ground truth that does not fit its image (points
+off it, made on another size where the format records one) is ranked with its published points, as
+eval counts them, and named the same way (its --json record carries "error").
 
 examples:
   sasnet rank photos/ --weights shha
@@ -92,7 +96,7 @@ def run(args) -> int:
     predictor = predictor_from_args(args, "rank", keep_levels=False, calibration=found.images)
     rows = [Row(p.path, error=p.message) for p in problems]
     bar = Progress(total=len(found.images), desc="images", enabled=False if args.no_progress else None, unit="img")
-    stream = count_stream(predictor, found.images, batch_size=args.batch_size, display_side=None, maps=True)
+    stream = count_stream(predictor, found.images, batch_size=batch_size_from_args(args, predictor), display_side=None, maps=True)
     for path, result in zip(found.images, stream):
         rows.append(_row(path, result))
         bar.update(1)
@@ -107,18 +111,31 @@ def run(args) -> int:
 
 
 def _row(path: Path, result) -> Row:
-    from sasnet_core.annotation_store import read_annotation
+    from sasnet_core.datasets.ground_truth import truth_of
     from sasnet_core.errors import SASNetError
     from sasnet_core.uncertainty import image_score
 
     if result.skipped:
         return Row(path, error=result.error)
     row = Row(path, result.count, image_score(result))
-    try:
-        ann = read_annotation(path)
+    try:  # a person's annotation, else the ground truth of the image's data set
+        truth = truth_of(path)
     except SASNetError as exc:
         row.error = f"its annotation was not used: {exc}"
         return row
+    ann = truth.annotation
+    if ann is not None:
+        from sasnet_core.annotation_store import fit_problems
+
+        problems = fit_problems(path, ann, truth.kept)
+        # Another image's points would rank this one as nearly perfect, or worst.
+        if problems and truth.kept is not None:
+            row.error = f"its annotation {truth.kept} was not used: it does not fit the image: {'; '.join(problems)}"
+            return row
+        if problems:  # the data set's published points count, as in `sasnet eval`, and are flagged
+            row.error = f"its ground truth {truth.dataset.file} does not fit the image: {'; '.join(problems)}"
+    if truth.dataset_error is not None and truth.dataset.file.exists():
+        row.error = f"its ground truth was not used: {truth.dataset_error}"
     if ann is not None:
         row.annotated_count = ann.count_in_roi()
         model = result.count if not ann.rois else result.count_in_mask(_roi_mask(ann))

@@ -183,4 +183,21 @@ def run(args) -> int:
                           "checkpoint": str(result.checkpoint),
                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
                           **{f"val_{k}": v for k, v in result.figures.items()}}))
+    stopped = stopped_by_signal(result)
+    if stopped is not None:
+        print(f"sasnet train: stopped by {stopped.args[0]} after step {result.step}; {result.checkpoint} is a "
+              "complete checkpoint (continue with --resume)", file=sys.stderr)
+        return stopped.exit_code
     return 0 if result.status in vocab.RUN_KEPT else 1
+
+
+def stopped_by_signal(result):
+    """The :class:`~sasnet_core.cancel.Interrupted` that stopped ``result``'s run after a step, or
+    None when it ended otherwise (its steps, its time, a stop file)."""
+    import signal
+
+    from sasnet_core.cancel import Interrupted
+
+    if result.status == vocab.RunStatus.STOPPED and result.stop_reason in ("SIGINT", "SIGTERM"):
+        return Interrupted(getattr(signal, result.stop_reason))
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from sasnet_core.datasets import layouts
+from sasnet_core.datasets import layouts, tool_files
 from sasnet_core.errors import DatasetLayoutError
 
 # name: (what we look for, test, reader). Checked in this order; the first match wins.
@@ -22,6 +22,10 @@ LAYOUTS = {
              lambda r: (r / "images").is_dir() and (r / "jsons").is_dir(), layouts.nwpu),
     "jhu": ("train/, val/ or test/ with images/ + gt/*.txt",
             lambda r: any((r / s / "gt").is_dir() for s in ("train", "val", "test")), layouts.jhu),
+    "labelme": ("images with a LabelMe a.json beside each a.jpg", tool_files.has_labelme,
+                tool_files.labelme),
+    "annotation_file": ("images with one COCO, CVAT or VIA file beside them that names them",
+                        tool_files.has_collection, tool_files.collection),
     "annotated_folder": ("images with our IMAGE.jpg.sasnet.json annotations (beside them, in "
                          "annotations/, or kept by the app for a read-only folder)",
                          layouts.has_annotation_files, layouts.annotated_folder),
@@ -44,12 +48,18 @@ OPTION_HELP = {"fold": "--fold (UCF_CC_50's five-fold protocol only)", "max_side
                "project_dir": "a project folder", "reviewed_only": "reviewed images only"}
 
 
-def open_dataset(root, split: str | None = None, layout: str | None = None, **options):
+def open_dataset(root, split: str | None = None, layout: str | None = None, *,
+                 corrections: bool = True, **options):
     """Read a data set folder. ``split``: "train", "test", "fold3", ... or None/"all".
 
     Options by layout: ``fold`` (UCF_CC_50: that fold becomes "test", the others "train"),
     ``max_side`` (UCF-QNRF: 1920 as in the paper; NWPU, JHU: None), ``project_dir`` and
     ``reviewed_only`` (annotated folder). Returns a ``layouts.Dataset``.
+
+    ``corrections`` (default True): an image a person corrected in the app (its annotation kept
+    by the annotation store) counts with the corrected points instead of the data set's file, as
+    ``ground_truth.truth_of`` decides for one image; the report says how many. False: the data
+    set's own files alone (a published figure to compare with).
     """
     root = Path(root)
     name = layout or detect_layout(root)
@@ -63,6 +73,10 @@ def open_dataset(root, split: str | None = None, layout: str | None = None, **op
                                  + ", ".join(OPTION_HELP.get(k, k) for k in stray), root)
     report: list[str] = []
     samples = reader(root, report, **options)
+    if corrections and name != "annotated_folder":  # that layout is the annotation store already
+        from sasnet_core.datasets.ground_truth import apply_corrections
+
+        apply_corrections(samples, report)
     if not samples:
         raise DatasetLayoutError(f"{name} layout but no annotated images found", root)
     return layouts.Dataset(name, root, samples, report).select(split)

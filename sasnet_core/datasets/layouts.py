@@ -124,16 +124,41 @@ def _gt(path: Path, fmt: str, report: list) -> np.ndarray:
     return read_points(path, fmt, report=report).points
 
 
+# -- where each layout keeps the ground truth of one image ------------------------------------------
+# The readers below and ``ground_truth.locate`` (one image opened in the app, ranked, or counted)
+# both name an image's file with these rules, so a folder and a single image never disagree.
+def shanghaitech_gt_file(img: Path) -> Path:
+    """``<split>/images/IMG_3.jpg`` -> ``<split>/ground-truth/GT_IMG_3.mat``."""
+    return img.parent.parent / "ground-truth" / f"GT_{img.stem}.mat"
+
+
+def ucf_gt_file(img: Path) -> Path:
+    """UCF_CC_50 and UCF-QNRF: ``3.jpg`` -> ``3_ann.mat`` beside it."""
+    return img.with_name(f"{img.stem}_ann.mat")
+
+
+def nwpu_gt_file(img: Path) -> Path:
+    """``images/0001.jpg`` -> ``jsons/0001.json``."""
+    return img.parent.parent / "jsons" / f"{img.stem}.json"
+
+
+def jhu_gt_file(img: Path) -> Path:
+    """``<split>/images/0001.jpg`` -> ``<split>/gt/0001.txt``."""
+    return img.parent.parent / "gt" / f"{img.stem}.txt"
+
+
 # -- ShanghaiTech A/B (and anything exported in that layout) ------------------------------------
 MAX_NAMED = 10  # files named in one error message; the rest are counted
 SHANGHAITECH_SPLITS = {"train_data": "train", "test_data": "test"}
+JHU_SPLITS = ("train", "val", "test")
+UCF_QNRF_SPLITS = {"Train": "train", "Test": "test"}
 
 
 def shanghaitech(root: Path, report: list, **_) -> list[Sample]:
     out, missing = [], []
     for folder, split in SHANGHAITECH_SPLITS.items():
         for img in _images(root / folder / "images"):
-            gt = root / folder / "ground-truth" / f"GT_{img.stem}.mat"
+            gt = shanghaitech_gt_file(img)
             if not gt.is_file():
                 missing.append(f"{folder}/images/{img.name} (no ground-truth/{gt.name})")
             else:
@@ -185,9 +210,9 @@ def _limit(sample: Sample, max_side: int | None) -> Sample:
 
 def ucf_qnrf(root: Path, report: list, max_side: int | None = 1920, **_) -> list[Sample]:
     out = []
-    for folder, split in (("Train", "train"), ("Test", "test")):
+    for folder, split in UCF_QNRF_SPLITS.items():
         for img in _images(root / folder):
-            ann = img.with_name(f"{img.stem}_ann.mat")
+            ann = ucf_gt_file(img)
             if ann.is_file():
                 out.append(_limit(Sample(str(img), _gt(ann, "ucf", report), split), max_side))
     return out
@@ -204,7 +229,7 @@ def nwpu(root: Path, report: list, max_side: int | None = None, **_) -> list[Sam
                     split_of[line.split()[0]] = split
     out = []
     for img in _images(root / "images"):
-        js = root / "jsons" / f"{img.stem}.json"
+        js = nwpu_gt_file(img)
         if js.is_file():  # the test split's annotations are not public
             s = Sample(str(img), _gt(js, "nwpu", report), split_of.get(img.stem, "all"))
             out.append(_limit(s, max_side))
@@ -214,9 +239,9 @@ def nwpu(root: Path, report: list, max_side: int | None = None, **_) -> list[Sam
 # -- JHU-Crowd++ ----------------------------------------------------------------------------------
 def jhu(root: Path, report: list, max_side: int | None = None, **_) -> list[Sample]:
     out = []
-    for split in ("train", "val", "test"):
+    for split in JHU_SPLITS:
         for img in _images(root / split / "images"):
-            gt = root / split / "gt" / f"{img.stem}.txt"
+            gt = jhu_gt_file(img)
             if gt.is_file():
                 out.append(_limit(Sample(str(img), _gt(gt, "jhu", report), split), max_side))
     return out

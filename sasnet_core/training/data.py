@@ -14,6 +14,7 @@ Built on the data set readers (``sasnet_core.datasets``): samples are their ``Sa
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -28,10 +29,19 @@ __all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "Ful
            "TensorCropDataset", "crop_dataset", "collate_crops"]
 
 
-def _has_annotations(folder: Path) -> bool:
+def _is_annotated_folder(folder: Path) -> bool:
+    """A folder of our annotation files and no public data set: a data set whose images a person
+    corrected in the app has annotation files too, and trains on the whole set, each image with
+    its corrections (``ground_truth.apply_corrections``), not on the corrected images alone."""
     from sasnet_core.annotation_store import has_annotations
+    from sasnet_core.datasets import detect_layout
 
-    return has_annotations(folder)
+    if not folder.is_dir() or not has_annotations(folder):
+        return False
+    try:
+        return detect_layout(folder) == "annotated_folder"
+    except DatasetLayoutError:
+        return True
 
 
 def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[Sample]:
@@ -87,12 +97,16 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
     folder = Path(path).expanduser()
     if not folder.exists():
         raise DatasetLayoutError("no such data folder", folder)
-    if folder.is_dir() and _has_annotations(folder):
+    if _is_annotated_folder(folder):
         samples = samples_from_annotations(folder, all_annotated)
         if split and any(s.split == split for s in samples):
             samples = [s for s in samples if s.split == split]
         return samples
     ds = _open(folder, fold)
+    # What the data set's reader noticed (corrections used, or set aside because they do not fit
+    # their image) is said once, as `sasnet eval` says it: a run must not learn from it unseen.
+    for line in ds.report:
+        logging.getLogger(__name__).warning(line)
     splits = set(ds.splits)
     if split is None or split == "all":
         return list(ds)
@@ -111,7 +125,7 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
 def validation_samples(path: str | os.PathLike, fold: int | None = None) -> list[Sample] | None:
     """The test split of a data set that also has a train split, else None."""
     folder = Path(path).expanduser()
-    if folder.is_dir() and _has_annotations(folder):
+    if _is_annotated_folder(folder):
         return None
     try:
         ds = _open(folder, fold)
@@ -120,6 +134,14 @@ def validation_samples(path: str | os.PathLike, fold: int | None = None) -> list
     if {"train", "test"} <= set(ds.splits):
         return list(ds.select("test"))
     return None
+
+
+def holdout_count(n_images: int, share: float) -> int:
+    """How many of ``n_images`` are held out for ``share``: at least one on each side (none for
+    fewer than two images). The fine-tune budget's minimum counts the same ones."""
+    if share <= 0 or n_images < 2:
+        return 0
+    return min(max(1, int(round(share * n_images))), n_images - 1)
 
 
 def split_holdout(samples: list[Sample], share: float, seed: int = 0
@@ -132,7 +154,7 @@ def split_holdout(samples: list[Sample], share: float, seed: int = 0
                                  f"{len(samples)}; use --holdout 0")
     order = list(range(len(samples)))
     random.Random(seed).shuffle(order)
-    n_val = min(max(1, int(round(share * len(samples)))), len(samples) - 1)
+    n_val = holdout_count(len(samples), share)
     return ([samples[i] for i in sorted(order[n_val:])], [samples[i] for i in sorted(order[:n_val])])
 
 

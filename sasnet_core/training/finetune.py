@@ -99,9 +99,13 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
                 "parent_kind": info.kind, "kind": "finetuned", "name": name or out.stem,
                 "data": data_folder, "data_folder": data_folder,
                 "finetune_images": len(train_samples), "holdout_images": len(held_out),
-                # which images were held out, so "after" figures can be checked (capped: metadata
-                # is copied into the model registry)
-                "holdout_files": [os.path.basename(s.image_path) for s in held_out][:200],
+                # which images were held out, so "after" figures can be checked, named below the
+                # data folder as the person knows them (capped: metadata is copied into the model
+                # registry)
+                "holdout_files": [_below(s.image_path, data_folder) for s in held_out][:200],
+                # where the images are: a reviewed set may span folders below its common one
+                "image_folders": sorted({_below(os.path.dirname(s.image_path), data_folder)
+                                         for s in train_samples + held_out})[:20],
             }
         except SASNetError as exc:  # nothing trained yet: still end the JSON stream properly
             log.fail(exc, (cfg or finetune_config()).to_dict())
@@ -138,6 +142,16 @@ def _step_per_eval(cfg: TrainConfig, held_out) -> float:
             return 0.0
         pixels += int(w) * int(h)
     return step_work_ratio(cfg.images_per_step, cfg.crops_per_image, cfg.crop_size, pixels)
+
+
+def _below(path: str, folder: str) -> str:
+    """``path`` relative to ``folder`` ("." for the folder itself), or as it is where it lies
+    elsewhere."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def _size(path: Path) -> int:

@@ -46,7 +46,7 @@ from sasnet_core.training.data import (
 )
 from sasnet_core.training.jsonlog import JsonLog
 from sasnet_core.training.progressbar import ProgressBar
-from sasnet_core.training.signals import StopRequest
+from sasnet_core.training.signals import StopRequest, ignore_stop_signals
 
 LAST, BEST, LOG = "last.pth", "best.pth", "log.jsonl"
 
@@ -290,6 +290,7 @@ class TrainResult:
     best: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # step records (rank 0)
     before: dict = field(default_factory=dict)  # validation figures before the first step
+    stop_reason: str | None = None  # what stopped a "stopped" run: SIGINT, SIGTERM, stop file, ...
 
 
 def _data_folder(cfg: TrainConfig) -> str | None:
@@ -530,7 +531,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     drop_last = len(base) >= cfg.images_per_step  # a tiny set still gives one (smaller) batch
     loader = DataLoader(crops, batch_size=cfg.images_per_step, sampler=sampler,
                         num_workers=cfg.workers, collate_fn=collate_crops, drop_last=drop_last,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+                        pin_memory=device.type == "cuda", persistent_workers=False,
+                        worker_init_fn=ignore_stop_signals if cfg.workers else None)
     steps_per_epoch = len(base) // cfg.images_per_step if drop_last else 1
     val_set = FullImageDataset(val_samples) if val_samples else None
 
@@ -681,7 +683,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         log.write("checkpoint", kind="final", path=str(out_path), step=step)
     best_ck = best_path if best.get("step") is not None and save_run else None
     result = TrainResult(status, step, Path(out_path) if out_path else None, best_ck, figures,
-                         {k: v for k, v in best.items()}, history, dict(before))
+                         {k: v for k, v in best.items()}, history, dict(before), stopper.reason)
     log.write("end", status=status, step=step, checkpoint=str(out_path) if out_path else None,
               best_checkpoint=str(best_ck) if best_ck else None,
               mae=figures.get("mae"), mse=figures.get("mse"),

@@ -12,7 +12,9 @@ One :class:`FineTuneRun` is one run a person asked for::
 It owns what used to be spread over the app's panel: which images (``staging``), the name and
 file of the new model, its provenance (parent model name and file, the data's real folder) and
 its registration; every step may run off the GUI thread. The time budget covers the whole run,
-from the moment it was asked for (``budget``).
+from the moment it was asked for (``budget``); a minutes budget below what this model needs on this
+machine is refused before anything is staged (``estimate_minimum``). A new model nobody chose to
+keep is removed (``discard``), so a rejected run leaves no 156 MB file behind.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from sasnet_core import paths
 from sasnet_core.atomic import remove_stale_temp_files
 from sasnet_core.errors import ModelRegistryError, SASNetError
+from sasnet_core.training.budget import BudgetTooSmallError, MinimumBudget, measure_speed, minimum_budget
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
 from sasnet_core.training.staging import (
@@ -67,6 +70,35 @@ def new_model_path(parent_name: str, registry=None, folder: Path | None = None) 
     return folder / f"{name}.pth"
 
 
+def estimate_minimum(weights: str | os.PathLike, reviewed: ReviewedSet, cfg: TrainConfig,
+                     registry=None) -> MinimumBudget:
+    """The least minutes budget a run of ``weights`` on ``reviewed`` needs here (see
+    ``budget.minimum_budget``): it loads the model and times a forward pass the first time."""
+    from sasnet_core.errors import ImageReadError
+    from sasnet_core.imageio import image_size
+    from sasnet_core.training.data import holdout_count
+
+    from sasnet_core.registry import ModelRegistry
+
+    path = (registry or ModelRegistry()).resolve(weights)  # a file, or a registered name
+    speed = measure_speed(path, cfg.device, training_precision(cfg.precision))
+    sizes = []
+    for image, ann in reviewed.items:
+        try:
+            w, h = ann.image_size or image_size(image)
+        except ImageReadError:
+            continue  # the run itself names the file; the estimate only needs sizes
+        sizes.append(int(w) * int(h))
+    held = holdout_count(len(reviewed), cfg.holdout)
+    eval_pixels = sum(sorted(sizes, reverse=True)[:held])  # the largest: a budget above never runs out
+    try:
+        save_bytes = path.stat().st_size
+    except OSError:
+        save_bytes = 0
+    return minimum_budget(speed, images_per_step=cfg.images_per_step, crops_per_image=cfg.crops_per_image,
+                          crop_size=cfg.crop_size, eval_pixels=eval_pixels, save_bytes=save_bytes)
+
+
 @dataclass
 class FineTuneRequest:
     """What a person asked for. ``images``: the images to choose from (the reviewed ones are
@@ -77,6 +109,7 @@ class FineTuneRequest:
     cfg: TrainConfig = field(default_factory=finetune_config)
     out: str | os.PathLike | None = None
     name: str | None = None
+    minimum: MinimumBudget | None = None  # measured already (the app shows it before the start)
     started_at: float | None = None  # Unix time the budget counts from (default: the request)
     extra_args: list[str] = field(default_factory=list)  # more `sasnet finetune` options
 
@@ -95,6 +128,7 @@ class FineTuneRun:
         self.parent: tuple[str, Path] | None = None  # (name, file) of the starting model
         self.cfg: TrainConfig = request.cfg
         self.model_path: Path | None = None  # the new model, once a run kept one
+        self.minimum: MinimumBudget | None = request.minimum
 
     # -- before ----------------------------------------------------------------------------
     def prepare(self) -> ReviewedSet:
@@ -103,6 +137,12 @@ class FineTuneRun:
 
         self.reviewed = read_reviewed_set(self.request.images)
         parent_path = self.registry.resolve(self.request.weights)
+        minutes = self.request.cfg.max_minutes
+        if minutes is not None and len(self.reviewed):  # refused before anything is staged
+            if self.minimum is None:
+                self.minimum = estimate_minimum(parent_path, self.reviewed, self.request.cfg)
+            if not self.minimum.allows(minutes):
+                raise BudgetTooSmallError(minutes, self.minimum)
         self.parent = (parent_name_of(self.request.weights, parent_path), parent_path)
         self.out = Path(self.request.out) if self.request.out else new_model_path(
             self.parent[0], self.registry)
@@ -178,6 +218,22 @@ class FineTuneRun:
             return path
         finally:
             self.cleanup()
+
+    def discard(self) -> bool:
+        """Remove the new model unless it was registered (kept or used); True if a file went.
+        A run nobody chose to keep (not better on the held-out images, or declined) ends here."""
+        path, self.model_path = self.model_path, None
+        if path is None:
+            return False
+        try:
+            kept = any(e.path.resolve() == path.resolve() for e in self.registry.entries())
+        except SASNetError:
+            kept = True  # a damaged registry: never delete what it may list
+        if kept:
+            self.model_path = path
+            return False
+        path.unlink(missing_ok=True)
+        return True
 
     def cleanup(self) -> None:
         remove_staging(self.staging)

@@ -4,6 +4,11 @@ The loop then saves its last checkpoint and ends normally, so a cancelled run le
 A second SIGINT while stopping raises KeyboardInterrupt as usual (for a run that hangs). The stop
 file exists for platforms where SIGTERM cannot be caught (Windows) and for callers that would
 rather touch a file than send a signal.
+
+Data-loader processes ignore both signals (``ignore_stop_signals``): ``timeout``, systemd, job
+schedulers and Ctrl-C signal the whole process group, and a loader process that died of it made
+torch raise "DataLoader worker ... killed by signal" in the middle of a step, before any
+checkpoint. The training process stops them itself when its loader is closed.
 """
 from __future__ import annotations
 
@@ -47,3 +52,10 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """A DataLoader ``worker_init_fn``: SIGINT and SIGTERM are the training process's to handle
+    (it stops after the step, then ends its loader processes)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)

@@ -14,33 +14,18 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QPainter
 
 from sasnet_core.annotation import SOURCE_MODEL
+from sasnet_core.display import marker_size_for
 
 from sasnet_gui.canvas.colors import LEVEL_COLOURS, SELECTED_COLOUR, UNKNOWN_COLOUR
+from sasnet_gui.canvas.markers import MODEL_SHARE, MarkerStyle, render_selection, render_symbol
 
-SYMBOL_PX = 9  # diameter on screen
 HIT_PX = 7  # a click this close (screen pixels) to a point's centre hits it
-
-
-def _symbol(fill: str, outline: str, size: int, ring: bool = False) -> QPixmap:
-    pad = 3
-    pm = QPixmap(size + 2 * pad, size + 2 * pad)
-    pm.fill(Qt.transparent)
-    p = QPainter(pm)
-    p.setRenderHint(QPainter.Antialiasing)
-    rect = QRectF(pad, pad, size, size)
-    if ring:
-        p.setPen(QPen(QColor(fill), 2.5))
-        p.setBrush(Qt.NoBrush)
-        p.drawEllipse(rect.adjusted(-2, -2, 2, 2))
-    else:
-        p.setPen(QPen(QColor(outline), 1.3))
-        p.setBrush(QColor(fill))
-        p.drawEllipse(rect)
-    p.end()
-    return pm
+# The automatic marker size follows the head spacing, but is worked out again only when the number
+# of points changed by this share: a marker that changed size at every click would be unsettling.
+RESIZE_SHARE = 0.2
 
 
 class PointsItem(pg.GraphicsObject):
@@ -55,12 +40,10 @@ class PointsItem(pg.GraphicsObject):
         self.selection = np.zeros(0, np.int64)
         self._bounds = QRectF()
         self._frag = PrimitiveArray(QPainter.PixmapFragment, 10)
-        # style index = level (0..5) * 2 + source (person 0 / model 1)
-        self._pixmaps = []
-        for colour in (UNKNOWN_COLOUR,) + LEVEL_COLOURS:
-            self._pixmaps.append(_symbol(colour, "#ffffff", SYMBOL_PX))  # person: white rim
-            self._pixmaps.append(_symbol(colour, "#202020", SYMBOL_PX - 2))  # model: dark, smaller
-        self._selected_pixmap = _symbol(SELECTED_COLOUR, "", SYMBOL_PX, ring=True)
+        self.style = MarkerStyle()
+        self.auto_image_px: float | None = None  # the automatic diameter for these points (image px)
+        self._auto_for_n = -1  # how many points that automatic size was worked out for
+        self._symbols: dict = {}  # screen diameter -> (12 styled pixmaps, selection ring)
         self._drag = None
         self.setAcceptHoverEvents(False)
 
@@ -70,7 +53,41 @@ class PointsItem(pg.GraphicsObject):
         n = len(self.points)
         self.levels = np.zeros(n, np.uint8) if levels is None else np.asarray(levels, np.uint8)
         self.sources = np.zeros(n, np.uint8) if sources is None else np.asarray(sources, np.uint8)
+        last = self._auto_for_n
+        if last < 2 or n < 2 or abs(n - last) > RESIZE_SHARE * last:
+            self.auto_image_px = marker_size_for(self.points)
+            self._auto_for_n = n
         self._update_bounds()
+
+    def new_image(self) -> None:
+        """Another image: its points set the automatic size afresh."""
+        self._auto_for_n = -1
+
+    def set_style(self, style: MarkerStyle) -> None:
+        if style.shape != self.style.shape:
+            self._symbols.clear()
+        self.style = style
+        self.update()
+
+    def screen_diameter(self, scale: float | None = None) -> float:
+        """Diameter of a person's marker on screen, at ``scale`` screen pixels per image pixel
+        (the view's scale when not given)."""
+        if scale is None:
+            scale = 1.0 / self.pixelLength_xy()[0]
+        return self.style.screen_diameter(self.auto_image_px, scale)
+
+    def _symbols_for(self, diameter: float):
+        key = int(round(diameter))
+        if key not in self._symbols:
+            # style index = level (0..5) * 2 + source (person 0 / model 1)
+            pixmaps = []
+            for colour in (UNKNOWN_COLOUR,) + LEVEL_COLOURS:
+                pixmaps.append(render_symbol(self.style.shape, colour, "#ffffff", key))  # person: white rim
+                pixmaps.append(render_symbol(self.style.shape, colour, "#202020", max(2.0, key * MODEL_SHARE)))
+            if len(self._symbols) > 64:  # zooming through many sizes: keep the cache small
+                self._symbols.clear()
+            self._symbols[key] = (pixmaps, render_selection(SELECTED_COLOUR, key))
+        return self._symbols[key]
 
     def set_selection(self, indices) -> None:
         self.selection = np.asarray(indices, np.int64)
@@ -105,19 +122,22 @@ class PointsItem(pg.GraphicsObject):
         x = self.points[:, 0] * tr.m11() + self.points[:, 1] * tr.m21() + tr.m31()
         y = self.points[:, 0] * tr.m12() + self.points[:, 1] * tr.m22() + tr.m32()
         style = self.levels.astype(np.intp) * 2 + (self.sources == SOURCE_MODEL)
+        scale = float(np.hypot(tr.m11(), tr.m12()))
+        diameter = self.screen_diameter(scale)
+        pixmaps, selected_pixmap = self._symbols_for(diameter)
         # Only what is on screen (plus a margin) is blitted.
         vis = painter.viewport() if painter.device() is not None else None
         if vis is not None:
-            m = SYMBOL_PX
+            m = diameter + 6
             on = (x > vis.left() - m) & (x < vis.right() + m) & (y > vis.top() - m) & (y < vis.bottom() + m)
         else:
             on = np.ones(n, bool)
         for s in np.unique(style[on]):
             sel = on & (style == s)
-            self._blit(painter, x[sel], y[sel], self._pixmaps[s])
+            self._blit(painter, x[sel], y[sel], pixmaps[s])
         if len(self.selection):
             idx = self.selection[self.selection < n]
-            self._blit(painter, x[idx], y[idx], self._selected_pixmap)
+            self._blit(painter, x[idx], y[idx], selected_pixmap)
         painter.setTransform(tr)
 
     def _blit(self, painter, x, y, pixmap) -> None:

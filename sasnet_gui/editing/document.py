@@ -1,4 +1,4 @@
-"""The annotation being edited: points, ROIs, review state, its undo stack and its autosave.
+"""The annotation being edited: points, ROIs, review state, its undo history and its autosave.
 
 Views never change the data themselves: gestures become commands pushed on ``undo_stack``; the
 commands call the private mutators below, which emit ``pointsChanged`` / ``roisChanged`` /
@@ -7,24 +7,49 @@ single-shot timer saves it ``autosave_ms`` after the first unsaved change (a thr
 debounce, so steady editing still saves at least every ``autosave_ms``). Saving goes through
 ``save_annotation`` (temp file + fsync + os.replace): a crash never leaves half a file. Which file
 that is, and where an existing annotation is read from, the annotation store decides.
+
+Each image keeps its own undo stack while the app runs (all in ``undo_group``; the open image's is
+the active one), so Edit > Undo still works after another image was shown in between: the last
+``HISTORY_LIMIT`` images opened, while they are in the file list. Each image also keeps its baseline: the annotation as first opened (a saved file, a data set's points, or
+nothing). Edits that come back to the baseline leave no file of ours behind: when the baseline
+had no file of ours, the file our saves created is removed again, so an image whose points were
+all undone is not listed, exported or ranked as "annotated, 0 people".
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoGroup, QUndoStack
 
 from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, save_annotation
 from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emit() refcount guard)
 from sasnet_core.errors import AnnotationVersionError, OutputWriteError, SASNetError
 
 from sasnet_gui.editing import commands as cmd
-from sasnet_core.annotation_store import annotation_file_for, read_annotation
-from sasnet_core.atomic import keep_aside
+from sasnet_core.annotation_store import annotation_file_for
+from sasnet_core.datasets.ground_truth import Truth, truth_of
+from sasnet_core.datasets.ground_truth import misfit as ground_truth_misfit
+from sasnet_core.atomic import file_identity, keep_aside, remove_written_file
 
 AUTOSAVE_MS = 400
+# Images whose undo history is kept, the most recently opened ones: each holds a stack and two
+# copies of its annotation, so a long session through a large data set does not grow without end.
+HISTORY_LIMIT = 100
+
+
+@dataclass
+class _History:
+    """What an image keeps while the app runs, shown or not."""
+
+    stack: QUndoStack
+    baseline: Annotation  # as first opened: a reverted edit compares with this
+    baseline_annotated: bool  # the baseline was an annotation (ours or a data set's), not a blank
+    file_existed: bool  # our annotation file was there when the image was first opened
+    written: tuple | None = None  # file_identity of the file our last save wrote
+    left: Annotation | None = None  # as it was when another image was opened
 
 
 class AnnotationDocument(QObject):
@@ -38,13 +63,25 @@ class AnnotationDocument(QObject):
     saveFailed = Signal(object)  # the exception
     loadFailed = Signal(object)
     misfit = Signal(str, list)  # image path, what of its saved points does not fit it any more
+    edited = Signal()  # a command was pushed, undone or redone on the open image
+    reverted = Signal(str)  # image path: back at its baseline, and no file of ours left for it
+    changedOnDisk = Signal(str)  # image path: its file was written by someone else and is left as it is
 
     def __init__(self, parent=None, autosave_ms: int = AUTOSAVE_MS):
         super().__init__(parent)
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.indexChanged.connect(self._on_stack_changed)
+        self.undo_group = QUndoGroup(self)
+        self.undo_group.indexChanged.connect(self._on_stack_changed)
+        self._closed_stack = QUndoStack(self)  # active while no image is open: nothing to undo
+        self.undo_group.addStack(self._closed_stack)
+        self._histories: dict[str, _History] = {}
+        self._history: _History | None = None
+        self._switching = False  # activating another image's stack is not an edit
+        self._activate(self._closed_stack)
         self.image_path: str | None = None
         self.file: Path | None = None
+        # Where the open image's points came from: the annotation store (a person's), or the
+        # ground truth of its data set, which is only ever read (``sasnet_core.datasets.ground_truth``).
+        self.truth: Truth | None = None
         self.kept_aside: Path | None = None  # where the last unreadable annotation was copied
         # Why the annotation file on disk must not be written over ("newer": a newer version's;
         # "uncopied": unreadable and no copy of it could be kept), or None.
@@ -95,6 +132,25 @@ class AnnotationDocument(QObject):
     def dirty(self) -> bool:
         return self._dirty
 
+    @property
+    def undo_stack(self) -> QUndoStack:
+        """The open image's undo stack (an empty one while none is open)."""
+        return self._stack
+
+    @property
+    def baseline(self) -> Annotation | None:
+        """A copy of the open image's annotation as it was first opened while the app runs."""
+        return self._history.baseline.copy() if self._history is not None else None
+
+    def at_baseline(self) -> bool:
+        return self._history is not None and self._ann.same_marks(self._history.baseline)
+
+    @property
+    def is_annotated(self) -> bool:
+        """Whether the open image has an annotation to list, export or learn from: it opened with
+        one, or it has been changed since."""
+        return self._history is not None and (self._history.baseline_annotated or not self.at_baseline())
+
     def annotation(self) -> Annotation:
         """A copy of the current annotation (for export)."""
         return self._ann.copy()
@@ -102,18 +158,33 @@ class AnnotationDocument(QObject):
     def count_in_roi(self) -> int | None:
         return self._ann.count_in_roi() if self._ann.rois else None
 
+    def source_text(self) -> str:
+        """Where the points on screen come from, for a person: "ground truth: ground-truth/
+        GT_IMG_3.mat" until they are edited, then "your correction of ground-truth/GT_IMG_3.mat";
+        "your annotation" for an image of no data set; "" when there is nothing."""
+        if self.truth is None:
+            return ""
+        edited = self._dirty or (self.file is not None and self.file.is_file())
+        if self.truth.kept is not None or not edited:
+            return self.truth.describe()
+        return Truth(self.truth.image, self._ann, self.file, self.truth.dataset).describe()
+
     # -- open / close ---------------------------------------------------------------------------
     def open(self, image_path, image_size: tuple[int, int] | None = None) -> None:
         """Save the current image's work, then load ``image_path``'s annotation (or start empty)."""
         self.flush()
+        self._leave()
         image_path = str(Path(image_path).absolute())
-        self.undo_stack.clear()
         self._dirty = False
         self.file = annotation_file_for(image_path)
         ann = None
         self.kept_aside, self.left_alone, self._left_alone_said = None, None, False
+        self.truth = Truth(Path(image_path), None)
         try:
-            ann = read_annotation(image_path)
+            # A person's annotation, else the ground truth of the image's data set (read only:
+            # edits are saved to ``self.file`` in the annotation store, never to the data set).
+            self.truth = truth_of(image_path)
+            ann = self.truth.annotation
         except AnnotationVersionError as exc:
             # Nothing here may replace it: edits are shown but not saved (``save`` says so).
             self.left_alone = "newer"
@@ -127,8 +198,17 @@ class AnnotationDocument(QObject):
                 self.left_alone = "uncopied"
             self.loadFailed.emit(exc)
         problems: list[str] = []
+        annotated = ann is not None
+        gt_error = self.truth.dataset_error
+        if gt_error is not None and self.truth.dataset.file.exists():
+            self.loadFailed.emit(gt_error)  # damaged: said; missing: the source line says so
         if ann is None:
             ann = Annotation(image_path, image_size)
+        elif self.truth.from_dataset:
+            # A data set's points that do not fit its image are pointed out before anyone builds
+            # on them, and kept: its published count stays until a person decides.
+            problems = ground_truth_misfit(self.truth, image_size)
+            ann.image_size = image_size or ann.image_size
         elif image_size is not None:
             # The image changed on disk since it was annotated (resized, replaced): the points are
             # kept as they are, and the person is told before building on them. Points a person
@@ -137,6 +217,7 @@ class AnnotationDocument(QObject):
                 problems = ann.misfit(image_size)[0]
             ann.image_size = image_size
         self._ann = ann
+        self._take_history(image_path, annotated)
         self.image_path = image_path
         self.selection = np.zeros(0, np.int64)
         self._emit_all()
@@ -144,11 +225,62 @@ class AnnotationDocument(QObject):
         if problems:
             self.misfit.emit(image_path, problems)
 
+    def _take_history(self, image_path: str, annotated: bool) -> None:
+        """Make ``image_path``'s own undo stack the active one. Its history from an earlier visit
+        is kept only when the annotation read now is the one that visit left: then every command
+        on the stack still fits the data (a file changed by someone else since, or edits that
+        could not be saved, start a new history)."""
+        h = self._histories.pop(image_path, None)  # put back last: the most recently opened
+        if h is not None and (h.left is None or self.left_alone or not h.left.same_marks(self._ann)):
+            self._release(h)
+            h = None
+        if h is None:
+            stack = QUndoStack(self)
+            self.undo_group.addStack(stack)
+            h = _History(stack, self._ann.copy(), annotated, self.file is not None and self.file.exists())
+        self._histories[image_path] = h
+        h.left = None
+        self._history = h
+        self._activate(h.stack)
+        # The least recently opened go first; an image opened again after that starts a new history
+        # from what is on disk then.
+        older = [p for p, o in self._histories.items() if o is not h]
+        for path in older[:max(0, len(self._histories) - HISTORY_LIMIT)]:
+            self._release(self._histories.pop(path))
+
+    def forget(self, image_paths) -> None:
+        """Drop the undo history of images no longer in the file list (the open image keeps its own
+        while it is on screen)."""
+        for path in image_paths:
+            path = str(Path(path).absolute())
+            if path != self.image_path and path in self._histories:
+                self._release(self._histories.pop(path))
+
+    def _release(self, h: _History) -> None:
+        self.undo_group.removeStack(h.stack)
+        h.stack.deleteLater()
+
+    def _activate(self, stack: QUndoStack) -> None:
+        self._switching = True
+        try:
+            self._stack = stack
+            self.undo_group.setActiveStack(stack)
+        finally:
+            self._switching = False
+
+    def _leave(self) -> None:
+        """The open image's work is saved; keep what it looks like beside its history."""
+        if self._history is not None:
+            self._history.left = self._ann.copy()
+            self._history = None
+        self._activate(self._closed_stack)
+
     def close(self) -> None:
         self.flush()
-        self.undo_stack.clear()
+        self._leave()
         self.image_path = None
         self.file = None
+        self.truth = None
         self._ann = Annotation("", None)
         self.selection = np.zeros(0, np.int64)
         self._emit_all()
@@ -166,11 +298,12 @@ class AnnotationDocument(QObject):
 
     # -- saving ---------------------------------------------------------------------------------
     def _on_stack_changed(self, _index: int) -> None:
-        if self.image_path is None:
+        if self._switching or self.image_path is None:
             return
         self._dirty = True
         if not self._timer.isActive():
             self._timer.start()
+        self.edited.emit()
 
     def save(self) -> bool:
         """Write now if anything changed. Returns False when the write failed."""
@@ -186,11 +319,30 @@ class AnnotationDocument(QObject):
                 self.saveFailed.emit(OutputWriteError(
                     f"{why}; it is left as it is and edits of this image are not saved", self.file))
             return False
+        h = self._history
+        if h is not None and not h.file_existed and self.at_baseline():
+            # Back where it started: the file our saves made goes again (only that very file).
+            try:
+                gone = not self.file.exists() or remove_written_file(self.file, h.written)
+            except OSError as exc:
+                self.saveFailed.emit(OutputWriteError(f"could not be removed: {exc.strerror or exc}", self.file))
+                return False
+            h.written = None
+            self._dirty = False
+            if gone:
+                self.reverted.emit(self.image_path)
+            else:
+                # Someone else wrote the file since our last save: it is theirs now, and the blank
+                # (or data set's points) this image started from must not be written over it.
+                self.changedOnDisk.emit(self.image_path)
+            return True
         try:
             save_annotation(self._ann, self.file)
         except (SASNetError, OSError) as exc:
             self.saveFailed.emit(exc)
             return False
+        if h is not None:
+            h.written = file_identity(self.file)
         self._dirty = False
         self.saved.emit(str(self.file))
         return True
@@ -202,10 +354,11 @@ class AnnotationDocument(QObject):
         n = self.count
         self.undo_stack.push(cmd.InsertPointsCommand(self, [n], [[x, y]], [SOURCE_PERSON]))
 
-    def delete_points(self, indices) -> None:
+    def delete_points(self, indices, text: str | None = None) -> None:
         indices = np.unique(np.asarray(indices, np.int64))
         if len(indices):
-            text = "Delete point" if len(indices) == 1 else f"Delete {len(indices)} points"
+            if text is None:
+                text = "Delete point" if len(indices) == 1 else f"Delete {len(indices)} points"
             self.undo_stack.push(cmd.RemovePointsCommand(self, indices, text))
 
     def delete_selection(self) -> None:

@@ -3,13 +3,19 @@
 A review cell is ``uncertainty.REVIEW_CELL`` x ``REVIEW_CELL`` patches (128 x 128 pixels). The
 order is the cells' summed patch scores, highest first (``uncertainty.patch_scores`` of the shown
 result, computed once per result: a jump only looks the next unreviewed cell up); without a result
-the cells go in reading order. Moving on from a cell marks it reviewed in the annotation (one
-undo step each), so the checked cells are saved by the document's autosave and survive a restart.
+the cells go in reading order.
+
+Fine-tuning takes a reviewed cell as checked truth, so only a person's confirmation marks one:
+``confirm_and_next`` (N) marks the outlined cell and shows the next unreviewed one, ``mark_current``
+(M) marks it in place, each one undo step. Going ``back`` (Shift+N), opening another image or
+moving the view marks nothing. The marks are saved by the document's autosave and survive a
+restart.
 """
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QRectF, Signal
+from PySide6.QtCore import QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QKeySequence
 
 from sasnet_core import uncertainty
 
@@ -25,6 +31,7 @@ class ReviewNavigator(QObject):
         self.document = document
         self.canvas = canvas
         self.current: tuple[int, int] | None = None
+        self._last: tuple[int, int] | None = None  # the cell shown before the outline went away
         self._order_for = None  # (result, image shape) the cached order belongs to
         self._order: np.ndarray = np.zeros((0, 2), np.int64)  # (n, 2) cells, most unsure first
         self._rank: dict = {}
@@ -69,19 +76,19 @@ class ReviewNavigator(QObject):
         return uncertainty.review_order(result, (gh, gw), self.cell_px // PATCH)
 
     # -- moving -----------------------------------------------------------------------------------
-    def step(self, delta: int) -> tuple[int, int] | None:
-        """Mark the shown cell reviewed and show the next (delta 1) or previous (-1) unreviewed cell
-        in order of uncertainty, wrapping around; None when every cell is reviewed."""
-        if not self.document.is_open or self.canvas.image_shape is None:
+    def confirm_and_next(self) -> tuple[int, int] | None:
+        """Mark the outlined cell reviewed (a person confirmed it) and show the next unreviewed
+        cell in order of uncertainty, wrapping around; None when every cell is reviewed."""
+        if not self._ready():
             return None
         order = self.order()
         if self.current is not None:
             self.document.mark_cells_reviewed([self.current])
         done = self.document.reviewed_cells
         n = len(order)
-        start = self._rank.get(self.current, -1 if delta > 0 else n)
+        start = self._rank.get(self.current, -1)
         for k in range(1, n + 1):
-            i = (start + delta * k) % n
+            i = (start + k) % n
             cell = (int(order[i, 0]), int(order[i, 1]))
             if cell not in done:
                 self._show(cell)
@@ -89,12 +96,40 @@ class ReviewNavigator(QObject):
         self._show(None)
         return None
 
-    def mark_current(self) -> None:
-        """Mark the shown cell reviewed without moving on."""
-        if self.current is not None:
-            self.document.mark_cells_reviewed([self.current])
+    def back(self) -> tuple[int, int] | None:
+        """Show the cell before the outlined one in order of uncertainty, reviewed or not, marking
+        nothing: a look back at what was just confirmed. With no outline, the cell last shown
+        comes back (else the least unsure cell)."""
+        if not self._ready():
+            return None
+        order = self.order()
+        n = len(order)
+        if n == 0:
+            return None
+        if self.current is None and self._last in self._rank:
+            cell = self._last
+        else:
+            i = (self._rank.get(self.current, n) - 1) % n
+            cell = (int(order[i, 0]), int(order[i, 1]))
+        self._show(cell)
+        return cell
+
+    def is_reviewed(self, cell) -> bool:
+        return cell is not None and tuple(cell) in self.document.reviewed_cells
+
+    def _ready(self) -> bool:
+        return self.document.is_open and self.canvas.image_shape is not None
+
+    def mark_current(self) -> bool:
+        """Mark the outlined cell reviewed without moving on; False when no cell is outlined."""
+        if self.current is None:
+            return False
+        self.document.mark_cells_reviewed([self.current])
+        return True
 
     def _show(self, cell) -> None:
+        if cell is None and self.current is not None:
+            self._last = self.current
         self.current = cell
         if cell is not None:
             # The cell plus a quarter-cell margin fills the view: heads are big enough to click, and
@@ -119,7 +154,7 @@ class ReviewNavigator(QObject):
 
     # -- document ---------------------------------------------------------------------------------
     def _on_loaded(self, _path: str) -> None:
-        self.current = None
+        self.current = self._last = None
         self.canvas.review_layer.set_current(None)
         self._on_cells_changed()
 
@@ -138,3 +173,37 @@ class ReviewNavigator(QObject):
     def refresh(self) -> None:
         """The shown image changed size (it was just decoded): redraw the reviewed cells."""
         self._on_cells_changed()
+
+
+# -- images -----------------------------------------------------------------------------------------
+def needs_review(entry) -> bool:
+    """Whether a file-list entry still has review cells no person confirmed: not marked Reviewed
+    as a whole, readable, and not every one of its cells checked (unknown counts as unchecked)."""
+    if entry is None or entry.error or entry.annotation_error or entry.reviewed:
+        return False
+    return entry.cells_reviewed is None or entry.cells_reviewed[0] < entry.cells_reviewed[1]
+
+
+def next_image_to_review(dock, files, current: str | None) -> str | None:
+    """The next image after ``current`` in the file list's shown order (wrapping around) that
+    ``needs_review``; None when there is none besides the open one."""
+    proxy = dock.proxy
+    rows = proxy.rowCount()
+    here = dock.table.currentIndex().row() if dock.table.currentIndex().isValid() else -1
+    for k in range(1, rows + 1):
+        path = proxy.data(proxy.index((here + k) % rows, 0), Qt.UserRole)
+        if path != current and needs_review(files.entry(path)):
+            return path
+    return None
+
+
+def keys_text(confirm, back, mark, next_image, previous_image, next_to_review) -> str:
+    """What the review keys do, read from the actions that carry them (the text follows the keys).
+    Rich text; a narrow panel wraps it between items, never inside one."""
+    def k(action) -> str:
+        return f"<b>{action.shortcut().toString(QKeySequence.NativeText)}</b>"
+
+    items = [(k(confirm), "confirm cell, next"), (k(mark), "confirm cell"), (k(back), "back, marks nothing"),
+             (f"{k(next_image)} / {k(previous_image)}", "next / previous image"),
+             (k(next_to_review), "next image to review")]
+    return " \u00b7 ".join(f"{keys} {words}".replace(" ", "&nbsp;") for keys, words in items)

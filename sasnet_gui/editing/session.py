@@ -34,6 +34,7 @@ class ImageSession(QObject):
         self.counter = counter
         self.results: dict = {}
         self.current: str | None = None
+        self.failed: str | None = None  # the image asked for last, when it could not be opened
         self._generation = 0
         self._workers = []
         self.auto_count = True
@@ -45,6 +46,12 @@ class ImageSession(QObject):
         document.roisChanged.connect(self.countsChanged)
         document.reviewedChanged.connect(self.countsChanged)
         document.saved.connect(self._on_saved)
+        document.reverted.connect(self._on_reverted)
+        document.changedOnDisk.connect(self._on_changed_on_disk)
+        # An image that leaves the list takes its undo history along.
+        files.modelAboutToBeReset.connect(lambda: document.forget(files.paths()))
+        files.rowsAboutToBeRemoved.connect(
+            lambda _parent, first, last: document.forget(files.paths()[first:last + 1]))
 
     # -- showing an image -------------------------------------------------------------------------
     def show(self, path) -> None:
@@ -66,6 +73,7 @@ class ImageSession(QObject):
         if gen != self._generation:
             return  # a newer request won
         self.current = path
+        self.failed = None
         h, w = rgb.shape[:2]
         self.canvas.set_image(rgb)
         self.document.open(path, (w, h))
@@ -78,6 +86,7 @@ class ImageSession(QObject):
     def _on_load_failed(self, path: str, gen: int, exc) -> None:
         self.files.set_error(path, getattr(exc, "detail", str(exc)))
         if gen == self._generation:
+            self.failed = path
             self.imageFailed.emit(path, exc)
 
     def close_image(self, message: str | None = None) -> None:
@@ -87,6 +96,10 @@ class ImageSession(QObject):
         self.current = None
         self.canvas.set_image(None, message)
         self.countsChanged.emit()
+
+    def on_screen(self) -> str | None:
+        """The image the window is about: the one shown, or the one that could not be opened."""
+        return self.current or self.failed
 
     def busy(self) -> bool:
         return bool(self._workers)
@@ -102,6 +115,8 @@ class ImageSession(QObject):
 
     def _on_failed(self, path: str, message: str) -> None:
         self.files.set_error(path, message)
+        if path == self.current:  # the counts panel says why there is no count
+            self.countsChanged.emit()
 
     def forget_results(self) -> None:
         """A new model: old counts no longer describe it."""
@@ -141,4 +156,32 @@ class ImageSession(QObject):
 
     def _on_saved(self, _file: str) -> None:
         if self.document.image_path:
-            self.files.set_annotation(self.document.image_path, self.document.count, self.document.reviewed)
+            self.files.set_annotation(self.document.image_path, self.document.count, self.document.reviewed,
+                                      self.document.source_text())
+            self.countsChanged.emit()  # the counts panel's source line: now the person's annotation
+
+    def _on_reverted(self, path: str) -> None:
+        """Edits came back to where the image started and our file of it is gone: the list shows
+        it as it was (not annotated, or its data set's points), and nothing exports or ranks it."""
+        doc = self.document
+        base = doc.baseline
+        if base is None or path != doc.image_path:
+            return
+        count = base.count if doc.is_annotated else None
+        self.files.set_annotation(path, count, base.reviewed, doc.source_text(),
+                                  from_dataset=bool(doc.truth is not None and doc.truth.from_dataset))
+        self.countsChanged.emit()
+
+    def _on_changed_on_disk(self, path: str) -> None:
+        """Another program wrote the image's annotation file since our last save, and it is left as
+        it is: the list shows what that file holds, not what our last save held."""
+        from sasnet_core.annotation_store import read_annotation
+        from sasnet_core.errors import SASNetError
+
+        try:
+            ann = read_annotation(path)
+        except SASNetError as exc:
+            self.files.set_annotation_error(path, getattr(exc, "detail", str(exc)))
+            return
+        if ann is not None:
+            self.files.set_annotation(path, ann.count, ann.reviewed)

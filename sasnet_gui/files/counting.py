@@ -5,7 +5,8 @@ The worker keeps only what the window shows (a density map at most ``DISPLAY_SID
 long side, the patch grid and the estimated heads), so the GUI thread receives small arrays.
 Stop and quit take effect within a second, also in the middle of a large image: the engine checks
 the queue's cancel token before every convolution. Results cross to the GUI thread as queued
-signals; once the window is gone, a late result is dropped instead of raising.
+signals; once the window is gone, a late result is dropped instead of raising. An image counted in
+tiles reports each tile (``tileProgress``), so a photo that takes minutes says how far it is.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class CountingQueue(QObject):
     stopped = Signal()  # a stop (``cancel``) took effect: the worker has ended; ``idle`` follows
     idle = Signal()  # the queue ran dry or was stopped
     progress = Signal(int, int)  # done, total since the queue was last idle
+    tileProgress = Signal(str, object)  # path, sasnet_core.progress.TileProgress of the image being counted
     _report = Signal(object, str, str, object)  # from the worker: token, kind, path, payload
 
     def __init__(self, parent=None):
@@ -148,7 +150,8 @@ class CountingQueue(QObject):
                     # so one the person opens meanwhile still goes first, and "started" names the
                     # image being counted (``_in_flight``).
                     for r in count_stream(predictor, pull(), batch_size=1, cancel=token, read_ahead=0,
-                                          display_side=DISPLAY_SIDE, heads=True, spare_core=True):
+                                          display_side=DISPLAY_SIDE, heads=True, spare_core=True,
+                                          on_tile=lambda path, event: self._send(token, "tiles", path, event)):
                         self._send(token, "failed" if r.skipped else "done", r.path, r.error if r.skipped else r)
                     break  # the queue ran dry, or a stop ended the stream
                 except Exception as exc:  # noqa: BLE001 - reported for the image being counted; the rest go on
@@ -175,6 +178,8 @@ class CountingQueue(QObject):
             return  # stopped, or counted with a model that was replaced since: not shown
         elif kind == "started":
             self.started.emit(path)
+        elif kind == "tiles":
+            self.tileProgress.emit(path, payload)
         else:
             with self._lock:
                 self._counted.add(path)

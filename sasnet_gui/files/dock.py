@@ -5,7 +5,7 @@ with thousands of points each would otherwise stall the window when it is droppe
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QLineEdit, QTableView,
                                QVBoxLayout, QWidget)
 
@@ -13,23 +13,39 @@ from sasnet_gui.files.model import FileListModel
 
 
 def _scan_annotations(paths):
+    """(path, count, reviewed, error, cells, source, from_dataset) of each image: a person's
+    annotation, else the ground truth of the data set it belongs to (read, never written)."""
+    from sasnet_core.datasets.ground_truth import truth_of
     from sasnet_core.errors import SASNetError
-
-    from sasnet_core.annotation_store import read_annotation
 
     for p in paths:
         try:
-            ann = read_annotation(p)
+            truth = truth_of(p)
         except SASNetError as exc:
-            yield p, None, False, exc.detail, None
+            yield p, None, False, exc.detail, None, "", False
             continue
-        if ann is not None:
+        ann = truth.annotation
+        if truth.dataset_error is not None and truth.dataset.file.exists():
+            yield p, None, False, str(truth.dataset_error), None, truth.describe(), False
+        elif ann is not None:
             cells = None
             if ann.reviewed_cells and ann.image_size:
                 c = ann.review_cell_px
                 gh, gw = -(-ann.image_size[1] // c), -(-ann.image_size[0] // c)
                 cells = (sum(1 for r, k in ann.reviewed_cells if r < gh and k < gw), gh * gw)
-            yield p, ann.count, ann.reviewed, None, cells
+            yield p, ann.count, ann.reviewed, None, cells, truth.describe(), truth.from_dataset
+        elif truth.dataset is not None:  # a layout's image whose file is missing: said, not an error
+            yield p, None, False, None, None, truth.describe(), False
+
+
+# Below this many average characters a middle ellipsis leaves "IMG…jpg", the same on every row of
+# a data set: rather than that, a narrow list hides the columns it can spare (OPTIONAL_COLUMNS, the
+# first first; they come back when it is widened). It opens with room for NAME_WANT_CHARS.
+NAME_MIN_CHARS = 16
+NAME_WANT_CHARS = 30
+# Model first (the counts panel shows the open image's), then reviewed; Unsure last: sorting by it
+# is how a person finds the images most worth correcting.
+OPTIONAL_COLUMNS = (2, 4, 5)
 
 
 class FileListDock(QDockWidget):
@@ -57,7 +73,7 @@ class FileListDock(QDockWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setAlternatingRowColors(True)
         # The name takes the room that is left and is elided in the middle (the end of a name,
-        # often a number, tells files apart); status and counts always stay in view.
+        # often a number, tells files apart); status and people always stay in view.
         self.table.setTextElideMode(Qt.ElideMiddle)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         hh = self.table.horizontalHeader()
@@ -69,6 +85,12 @@ class FileListDock(QDockWidget):
         # No sort arrow: its room would push the last columns out of a narrow dock.
         hh.setSectionsClickable(True)
         hh.sectionClicked.connect(self.sort_by)
+        # Status and counts are sized to their contents, which grow as images are counted: which
+        # columns fit beside a readable name is decided again (once per burst of changes).
+        self._refit = QTimer(self, singleShot=True, interval=0)
+        self._refit.timeout.connect(self._fit_columns)
+        hh.sectionResized.connect(lambda c, _old, _new: c != 0 and self._refit.start())
+        self.table.viewport().installEventFilter(self)
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._selecting = False
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
@@ -81,6 +103,40 @@ class FileListDock(QDockWidget):
         self.setWidget(body)
         model.entriesAdded.connect(self._scan)
         self._scans = []
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
+        if obj is self.table.viewport() and ev.type() == QEvent.Resize:
+            self._refit.start()
+        return super().eventFilter(obj, ev)
+
+    def _name_px(self, chars: int) -> int:
+        # the item's text margins (the style's focus-frame margin, each side) come on top
+        return self.table.fontMetrics().averageCharWidth() * chars + 8
+
+    def _content_px(self, column: int) -> int:
+        return max(self.table.horizontalHeader().sectionSizeHint(column), self.table.sizeHintForColumn(column))
+
+    def _fit_columns(self) -> None:
+        """Show every column that fits beside a name of NAME_MIN_CHARS; hide the spare ones that
+        do not, the least needed first."""
+        hh = self.table.horizontalHeader()
+        room = self.table.viewport().width() - self._name_px(NAME_MIN_CHARS)
+        shown = list(range(1, self.model.columnCount()))
+        widths = {c: self._content_px(c) for c in shown}
+        for c in OPTIONAL_COLUMNS:
+            if sum(widths[k] for k in shown) <= room:
+                break
+            shown.remove(c)
+        for c in widths:
+            if hh.isSectionHidden(c) != (c not in shown):
+                hh.setSectionHidden(c, c not in shown)
+
+    def preferred_width(self) -> int:
+        """The dock's width with every column and room for names of NAME_WANT_CHARS characters."""
+        t = self.table
+        margins = self.widget().layout().contentsMargins()
+        chrome = 2 * t.frameWidth() + t.verticalScrollBar().sizeHint().width() + margins.left() + margins.right()
+        return self._name_px(NAME_WANT_CHARS) + sum(map(self._content_px, range(1, self.model.columnCount()))) + chrome
 
     def _on_current(self, current, _previous) -> None:
         if current.isValid() and not self._selecting:
@@ -122,11 +178,12 @@ class FileListDock(QDockWidget):
         worker.start()
 
     def _on_scanned(self, item) -> None:
-        path, count, reviewed, error, cells = item
+        path, count, reviewed, error, cells, source, from_dataset = item
         if error:
             self.model.set_annotation_error(path, error)
+            self.model.update(path, source=source)
         else:
-            self.model.set_annotation(path, count, reviewed)
+            self.model.set_annotation(path, count, reviewed, source, from_dataset)
             if cells is not None:
                 self.model.update(path, cells_reviewed=cells)
 

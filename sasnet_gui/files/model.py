@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 
+from sasnet_core.progress import TileProgress
 from sasnet_core.vocab import FileStatus as Status
 
 
@@ -30,10 +31,29 @@ class FileEntry:
     annotation_error: str | None = None  # its saved annotation could not be read
     unsure: float | None = None  # uncertainty.image_score of the model's result
     cells_reviewed: tuple[int, int] | None = None  # (checked, all) review cells, once known
+    # Where the annotated count comes from ("ground truth: ground-truth/GT_IMG_3.mat", "your
+    # annotation"); ``from_dataset``: a data set's points no one has edited yet.
+    source: str = ""
+    from_dataset: bool = False
+    tiles: TileProgress | None = None  # while an image counted in tiles is being counted
+
+    @property
+    def counting_text(self) -> str:
+        """How far counting this image is, in words ("tile 12/768 \u00b7 3 min 20 s left"); "" when
+        it is not being counted in tiles."""
+        return self.tiles.text() if self.counting and self.tiles is not None else ""
 
     @property
     def name(self) -> str:
         return Path(self.path).name
+
+    def problem(self) -> str | None:
+        """Why the status is "error", in words for the counts panel and the tooltip."""
+        if self.error:
+            return self.error
+        if self.annotation_error:
+            return f"its annotation cannot be read: {self.annotation_error}"
+        return None
 
     @property
     def status(self) -> Status:
@@ -114,19 +134,30 @@ class FileListModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
 
     def set_counting(self, path) -> None:
-        self.update(path, counting=True, error=None)
+        self.update(path, counting=True, error=None, tiles=None)
+
+    def set_tiles(self, path, progress: TileProgress) -> None:
+        """The image being counted in tiles has done ``progress.done`` of them."""
+        self.update(path, tiles=progress)
 
     def set_counted(self, path, count: float) -> None:
-        self.update(path, counting=False, model_count=float(count), error=None)
+        self.update(path, counting=False, model_count=float(count), error=None, tiles=None)
 
     def set_error(self, path, message: str) -> None:
-        self.update(path, counting=False, error=message)
+        self.update(path, counting=False, error=message, tiles=None)
 
     def set_unsure(self, path, score: float | None) -> None:
         self.update(path, unsure=None if score is None else float(score))
 
-    def set_annotation(self, path, count: int | None, reviewed: bool) -> None:
-        self.update(path, annotated_count=count, reviewed=bool(reviewed), annotation_error=None)
+    def set_annotation(self, path, count: int | None, reviewed: bool, source: str | None = None,
+                       from_dataset: bool = False) -> None:
+        """The annotated count and review state; ``source`` (when given) says where they come
+        from, ``from_dataset`` that they are a data set's points, unedited."""
+        fields = dict(annotated_count=count, reviewed=bool(reviewed), annotation_error=None,
+                      from_dataset=bool(from_dataset))
+        if source is not None:
+            fields["source"] = source
+        self.update(path, **fields)
 
     def set_annotation_error(self, path, message: str) -> None:
         """The saved annotation cannot be read: the row says so until a new one is saved
@@ -137,7 +168,7 @@ class FileListModel(QAbstractTableModel):
         """After a cancel: rows still marked counting go back to what they were."""
         for e in self._entries:
             if e.counting:
-                self.update(e.path, counting=False)
+                self.update(e.path, counting=False, tiles=None)
 
     # -- Qt model ---------------------------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()):
@@ -150,7 +181,8 @@ class FileListModel(QAbstractTableModel):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return self.HEADERS[section]
         if orientation == Qt.Horizontal and role == Qt.ToolTipRole:
-            return {2: "Model count", 3: "Annotated count (people placed or confirmed)",
+            return {2: "Model count", 3: "Annotated count (people placed or confirmed; in italics: "
+                                         "a data set's ground truth, not edited yet)",
                     4: "Reviewed: fine-tuning learns from this image",
                     5: "Expected error: people the model counted where it could not choose a scale; "
                        "sorts highest first"}.get(section, self.COLUMNS[section])
@@ -165,6 +197,8 @@ class FileListModel(QAbstractTableModel):
             if col == 0:
                 return e.name
             if col == 1:
+                if e.counting_text:  # a large image: how far, in the room of the status
+                    return f"{e.status.value} {int(100 * e.tiles.fraction)}%"
                 return e.status.value
             if col == 2:
                 return "" if e.model_count is None else f"{e.model_count:.1f}"
@@ -184,11 +218,19 @@ class FileListModel(QAbstractTableModel):
             return self._sort_key(e, col)
         elif role == Qt.ToolTipRole:
             tip = f"{e.path}\n{e.error}" if e.error else e.path
+            if e.counting_text:
+                tip += f"\ncounting: {e.counting_text}"
             if e.annotation_error:
                 tip += f"\nannotation cannot be read: {e.annotation_error}"
             if e.cells_reviewed:
                 tip += f"\ncells reviewed {e.cells_reviewed[0]} / {e.cells_reviewed[1]}"
+            if e.source:
+                tip += f"\npoints: {e.source}"
             return tip
+        elif role == Qt.FontRole and col == 3 and e.from_dataset:
+            font = QFont()  # a data set's points no one has edited yet: told apart at a glance
+            font.setItalic(True)
+            return font
         elif role == Qt.ForegroundRole and col == 1:
             return QBrush(QColor(_STATUS_COLOURS[e.status]))
         elif role == Qt.TextAlignmentRole and col >= 2:

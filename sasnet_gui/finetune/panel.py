@@ -1,16 +1,20 @@
 """One-click fine-tuning: train the current model on the images a person has reviewed.
 
-    Model: shhb (released) · Data: 12 reviewed images (480 head points)
-    Budget (•) 300 steps ( ) 10 minutes   [ ] freeze encoder   hold out [20 %]
+    Model: shhb (released, verified) · Data: 12 reviewed images (480 head points)
+    Budget (•) 300 steps ( ) 10 minutes (at least 2.5 min here)  [ ] freeze encoder  hold out [20 %]
     [Start] [Cancel]  [=======progress=======]  step 120 / 300 · 3.2 img/s · ETA 2 min 10 s
     [loss over steps plot                                                               ]
-    Held-out MAE (3 images): 14.20 → 9.85          [Use new model] [x] make it the default
+    Finished after 300 steps. Held-out MAE (3 images): 14.20 → 9.85 (better).
+    [Use new model] [x] make it the default                    [Keep anyway] [Discard]
 
 This widget only displays and asks. The fine-tune service (``sasnet_core.training.service``)
 reads the reviewed set when Fine-tune is clicked, names and stages the run, cleans up after it and
 registers the new model, each step in a worker thread; the training itself is ``sasnet finetune``
 in a child process (``process.FineTuneProcess``), whose JSON lines become the progress bar, ETA and
-plot. The new model is registered only when the person asks for it.
+plot. The new model is registered only when the person asks for it; one nobody keeps (Use new
+model, or Keep anyway for one that is not better on the held-out images) is removed when the next
+run starts, when it is discarded and when the app quits. A minutes budget below the minimum for
+this model on this machine (measured when the panel shows) is refused at the click.
 """
 from __future__ import annotations
 
@@ -39,8 +43,10 @@ from PySide6.QtWidgets import (
 from superqt.utils import create_worker
 
 from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.progress import human_duration as fmt_duration
+from sasnet_core.training.budget import BudgetTooSmallError
 from sasnet_core.training.finetune import SUGGESTED_MINUTES, finetune_config
-from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+from sasnet_core.training.service import FineTuneRequest, FineTuneRun, estimate_minimum, training_precision
 from sasnet_core.training.staging import ReviewedSet, read_reviewed_set
 from sasnet_gui import errors
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
@@ -51,26 +57,45 @@ from sasnet_gui.widgets import themed_plot_init
 QUIT_GRACE_MS = 1000  # how long quitting lets the trainer stop by itself before it is killed
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    m, s = divmod(seconds, 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min"
-
-
 RAW_LOSS_NAME = "loss per step"
 SMOOTH_LOSS_NAME = "running mean"
+
+
+class LossAxis(pg.AxisItem):
+    """Tick labels with as many digits as the tick spacing needs, scaled by one SI prefix for the
+    whole axis: losses of 1,711,180 and 1,711,190 read "1.71118M" and "1.71119M", where
+    pyqtgraph's own labels give "1.71118e+06" at every tick."""
+
+    PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if self.logMode or not len(values):
+            return super().tickStrings(values, scale, spacing)
+        return tick_labels([v * scale for v in values], spacing * scale)
+
+
+def tick_labels(values, spacing: float) -> list[str]:
+    """Distinct labels for ticks ``spacing`` apart (see ``LossAxis``)."""
+    import math
+
+    top = max(abs(v) for v in values)
+    factor, prefix = next(((f, p) for f, p in LossAxis.PREFIXES if top >= f), (1.0, ""))
+    step = spacing / factor if spacing > 0 else 1.0
+    places = max(0, math.ceil(-math.log10(step) - 1e-9)) if step < 1 else 0
+    return [f"{v / factor:.{places}f}{prefix}" for v in values]
 
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         themed_plot_init(self, parent, "training loss", "step", min_height=140)
+        item = self.getPlotItem()
+        old = item.getAxis("left")
+        axis = LossAxis("left")
+        axis.setPen(old.pen())
+        axis.setTextPen(old.textPen())
+        item.setAxisItems({"left": axis})
+        item.setLabel("left", "training loss")
+        item.showGrid(x=True, y=True, alpha=0.3)
         # Per-step losses of a few crops are noisy: the raw values thin in the text colour, the
         # running mean thick in the theme's accent, so the two read apart in a light or dark theme.
         pal = QApplication.palette()
@@ -126,6 +151,8 @@ class FineTunePanel(QWidget):
         self._val_n: int | None = None
         self._end: dict | None = None
         self.result: dict | None = None
+        self.rejected = False  # the last run's model is not better on the held-out images
+        self._summary_base = ""  # the last run's summary, before what became of its model
         self.last_error: str | None = None
         self._quitting = False
         self._build()
@@ -135,7 +162,7 @@ class FineTunePanel(QWidget):
         self.process.message.connect(lambda text: self.phase_label.setText(html.escape(text[:200])))
         self.process.ended.connect(self._on_end)
         self.process.failed.connect(self._on_failed)
-        controller.predictorChanged.connect(lambda _p: self._update_state())
+        controller.predictorChanged.connect(lambda _p: (self._update_state(), self._estimate_minimum()))
         controller.busyChanged.connect(lambda _b: self._update_state())
         app = QApplication.instance()
         if app is not None:  # quitting mid-run: the trainer still saves its last step
@@ -161,10 +188,16 @@ class FineTunePanel(QWidget):
         self.steps_spin.setValue(defaults.steps)
         self.steps_spin.setToolTip("Optimiser steps (8 images x 4 crops each, as in the paper)")
         self.minutes_spin = QDoubleSpinBox()
-        self.minutes_spin.setRange(0.5, 24 * 60)
+        self.minutes_spin.setRange(0.1, 24 * 60)
         self.minutes_spin.setDecimals(1)
         self.minutes_spin.setValue(SUGGESTED_MINUTES)
         self.minutes_spin.setSuffix(" min")
+        # The least a minutes budget may be for this model here, said before the start.
+        self.minimum_label = QLabel("")
+        self.minimum_label.setEnabled(False)  # dimmed: a note beside the field
+        self.minimum = None  # training.budget.MinimumBudget, once measured
+        self._minimum_key = None
+        self._minimum_worker = None
         self.freeze_check = QCheckBox("Freeze encoder")
         self.freeze_check.setToolTip("Train only the decoder and heads: faster, and safer with "
                                      "few images")
@@ -176,16 +209,21 @@ class FineTunePanel(QWidget):
                                      "and after (MAE)")
         for w in (self.steps_radio, self.minutes_radio):
             w.toggled.connect(self._update_state)
+        self.holdout_spin.valueChanged.connect(lambda _v: self._estimate_minimum())
+        # One choice per row: the panel often sits in a narrow side dock, where a row of five
+        # fields was cut off ("Minu", "Freeze encode").
+        self.minimum_label.setWordWrap(True)
         options = QGridLayout()
         options.addWidget(QLabel("Budget:"), 0, 0)
         options.addWidget(self.steps_radio, 0, 1)
         options.addWidget(self.steps_spin, 0, 2)
-        options.addWidget(self.minutes_radio, 0, 3)
-        options.addWidget(self.minutes_spin, 0, 4)
-        options.addWidget(self.freeze_check, 1, 1, 1, 2)
-        options.addWidget(QLabel("Hold out:"), 1, 3)
-        options.addWidget(self.holdout_spin, 1, 4)
-        options.setColumnStretch(5, 1)
+        options.addWidget(self.minutes_radio, 1, 1)
+        options.addWidget(self.minutes_spin, 1, 2)
+        options.addWidget(self.minimum_label, 2, 1, 1, 3)
+        options.addWidget(QLabel("Hold out:"), 3, 0)
+        options.addWidget(self.holdout_spin, 3, 2)
+        options.addWidget(self.freeze_check, 4, 1, 1, 3)
+        options.setColumnStretch(3, 1)
 
         self.start_button = QPushButton("Fine-tune")
         self.start_button.setToolTip("Train the current model on the reviewed images")
@@ -202,13 +240,11 @@ class FineTunePanel(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.start_button)
         run_row.addWidget(self.cancel_button)
-        run_row.addWidget(self.progress, 1)
+        run_row.addStretch(1)
         self.phase_label = QLabel("")
         self.phase_label.setEnabled(False)  # the palette's dimmed text: a status line
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.eta_label)
-        status_row.addStretch(1)
-        status_row.addWidget(self.phase_label)
+        self.phase_label.setWordWrap(True)
+        self.eta_label.setWordWrap(True)
 
         self.plot = LossPlot()
 
@@ -219,19 +255,36 @@ class FineTunePanel(QWidget):
         self.use_button.clicked.connect(lambda: self.use_new_model())
         self.default_check = QCheckBox("make it the default")
         self.default_check.setChecked(True)
+        self.keep_button = QPushButton("Keep anyway")
+        self.keep_button.setToolTip("Register the new model although it is not better on the held-out "
+                                    "images (it is not used or made the default)")
+        self.keep_button.clicked.connect(lambda: self.keep_new_model())
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.setToolTip("Delete the new model's file now")
+        self.discard_button.clicked.connect(lambda: self.discard_new_model())
+        # The summary wraps on a row of its own, the buttons below it: beside the buttons a long
+        # summary needed more height than the row had and was drawn over the plot and buttons.
         result_row = QHBoxLayout()
-        result_row.addWidget(self.summary_label, 1)
         result_row.addWidget(self.use_button)
         result_row.addWidget(self.default_check)
+        result_row.addStretch(1)
+        decide_row = QHBoxLayout()
+        decide_row.addWidget(self.keep_button)
+        decide_row.addWidget(self.discard_button)
+        decide_row.addStretch(1)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
         layout.addWidget(self.data_label)
         layout.addLayout(options)
         layout.addLayout(run_row)
-        layout.addLayout(status_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta_label)
+        layout.addWidget(self.phase_label)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.summary_label)
         layout.addLayout(result_row)
+        layout.addLayout(decide_row)
 
         self._tick = QTimer(self)  # elapsed time and progress under a minutes budget
         self._tick.setInterval(500)
@@ -254,10 +307,61 @@ class FineTunePanel(QWidget):
         """Read the reviewed set for display (a run reads it again when it starts)."""
         self.training_set = read_reviewed_set(self._source())
         self._update_state()
+        self._estimate_minimum()
         return self.training_set
 
     def is_running(self) -> bool:
         return self.process.is_running() or self._chore in ("preparing", "finishing")
+
+    def _minimum_inputs(self):
+        """What the minimum budget depends on: the model file, the reviewed set's size, the
+        hold-out and the device (None without a model)."""
+        weights = self.controller.current_weights_path()
+        if weights is None:
+            return None
+        cfg = finetune_config(holdout=self.holdout_spin.value() / 100.0, device=str(self.controller.device),
+                              precision=training_precision(str(self.controller.precision)))
+        key = (str(weights), len(self.training_set), cfg.holdout, cfg.device, cfg.precision)
+        return key, weights, cfg
+
+    def _estimate_minimum(self) -> None:
+        """Measure the minimum budget in a worker thread (loading the model and timing one forward
+        pass the first time, free after) and show it beside the minutes field."""
+        inputs = self._minimum_inputs()
+        if inputs is None or not len(self.training_set):
+            self.minimum, self._minimum_key = None, None
+            self._update_state()
+            return
+        key, weights, cfg = inputs
+        if key == self._minimum_key and (self.minimum is not None or self._minimum_worker is not None):
+            return
+        self._minimum_key, self.minimum = key, None
+        reviewed = self.training_set
+        worker = create_worker(lambda: (key, estimate_minimum(weights, reviewed, cfg)), _start_thread=False,
+                               _ignore_errors=True)
+        # Bound methods: a panel closed before the measure ends is not called back.
+        worker.returned.connect(self._minimum_known)
+        worker.errored.connect(self._minimum_failed)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        self._workers.add(worker)
+        self._minimum_worker = worker
+        self._update_state()
+        worker.start()
+
+    def _minimum_known(self, measured) -> None:
+        key, minimum = measured
+        self._minimum_worker = None
+        if key != self._minimum_key:  # the model or the set changed meanwhile: measure again
+            self._estimate_minimum()
+            return
+        self.minimum = minimum
+        self._update_state()
+
+    def _minimum_failed(self, exc: BaseException) -> None:
+        """Not measured (the model file went, say): the run measures again when it starts, and
+        refuses a budget below the minimum then."""
+        self._minimum_worker = None
+        self._update_state()
 
     def _budget(self) -> tuple[int, float | None]:
         if self.minutes_radio.isChecked():
@@ -283,15 +387,23 @@ class FineTunePanel(QWidget):
             self._update_state()
             return False
         steps, minutes = self._budget()
+        if minutes is not None and self.minimum is not None and not self.minimum.allows(minutes):
+            self._refuse_budget(BudgetTooSmallError(minutes, self.minimum))
+            return False
+        if self.run is not None and self.run.discard():  # the last run's model, never kept
+            self.summary_label.setText("")
         n_hint = len(self.training_set)
         cfg = finetune_config(
             steps=steps, max_minutes=minutes, freeze_encoder=self.freeze_check.isChecked(),
             holdout=self.holdout_spin.value() / 100.0, device=str(self.controller.device),
             precision=training_precision(str(self.controller.precision)))
+        inputs = self._minimum_inputs()
+        known = self.minimum if inputs is not None and inputs[0] == self._minimum_key else None
         request = FineTuneRequest(weights=str(weights), images=list(self._source()), cfg=cfg,
-                                  started_at=time.time(), extra_args=list(self.extra_args))
+                                  started_at=time.time(), extra_args=list(self.extra_args), minimum=known)
         self.run = FineTuneRun(request, registry=self.controller.registry)
         self.result, self._last_step, self._val_n, self._end = None, None, None, None
+        self.rejected = False
         self._t0 = time.monotonic()
         self.plot.clear_points()
         self.progress.setValue(0)
@@ -325,12 +437,23 @@ class FineTunePanel(QWidget):
         self.progress.setFormat("")
         self.phase_label.setText("")
         self._update_state()
-        if len(self.training_set) or not isinstance(exc, DatasetLayoutError):
+        if isinstance(exc, BudgetTooSmallError):  # measured only now: refused as at the click
+            self.minimum = exc.minimum
+            self._refuse_budget(exc)
+        elif len(self.training_set) or not isinstance(exc, DatasetLayoutError):
             self._error("Cannot start fine-tuning", exc)
         else:  # nothing is reviewed: the data line says how to change that; the click is answered
             self.summary_label.setText("<b>Not started:</b> no image is marked reviewed yet "
                                        "(Edit \u25b8 Mark as Reviewed, Ctrl+R).")
         self.runFinished.emit("failed")
+
+    def _refuse_budget(self, exc: BudgetTooSmallError) -> None:
+        """A minutes budget below the minimum: said in the panel, with the minimum, and the field
+        raised to it, so the next click starts."""
+        self.summary_label.setText(f"<b>Not started:</b> {html.escape(exc.detail)}.")
+        self.minutes_spin.setValue(max(self.minutes_spin.value(), exc.minimum.minutes))
+        self.last_error = exc.detail
+        self._update_state()
 
     def cancel(self) -> None:
         if self.process.is_running():
@@ -425,18 +548,24 @@ class FineTunePanel(QWidget):
             before, after = end.get("mae_before"), end.get("mae")
             measured = isinstance(before, (int, float)) and isinstance(after, (int, float))
             better = measured and after < before
+            self.rejected = measured and not better
             if measured:
                 n = f" ({self._val_n} image{'s' if self._val_n != 1 else ''})" if self._val_n else ""
                 arrow = "better" if better else "not better"
-                parts.append(f"Held-out MAE{n}: <b>{before:.2f} → {after:.2f}</b> ({arrow}).")
+                places = 2 if f"{before:.2f}" != f"{after:.2f}" else 4  # "5.84 → 5.84 (better)" read as a typo
+                parts.append(f"Held-out MAE{n}: <b>{before:.{places}f} → {after:.{places}f}</b> ({arrow}).")
             else:
                 parts.append("No held-out images, so no MAE before/after.")
-            # Offered as the default only when it measurably counts better; the person may still
-            # choose it, knowingly.
+            # Offered as the default only when it measurably counts better; one that is not is
+            # removed unless the person keeps it, knowingly.
             self.default_check.setChecked(better)
-            if not better:
-                parts.append("Not proposed as the default model.")
-        self.summary_label.setText(" ".join(parts))
+        self._summary_base = " ".join(parts)
+        if path is None:
+            self._show_decision("")
+        elif self.rejected:
+            self._show_decision("It will be removed unless you keep it.")
+        else:
+            self._show_decision("Use it, or it is removed when the next run starts or the app closes.")
         self.eta_label.setText(f"took {fmt_duration(time.monotonic() - self._t0)}")
         self.phase_label.setText("")
         self._update_state()
@@ -458,6 +587,34 @@ class FineTunePanel(QWidget):
         path = self.run.model_path if self.run is not None else None
         return path if path is not None and path.is_file() else None
 
+    def _show_decision(self, note: str) -> None:
+        """The run's summary and what becomes (or became) of its new model."""
+        self.summary_label.setText(f"{self._summary_base} {note}".strip())
+
+    def keep_new_model(self) -> bool:
+        """Register a rejected new model after all (not used, not the default)."""
+        if self.new_model_path() is None or self._chore is not None:
+            return False
+        self._in_thread("registering", lambda: self.run.register(make_default=False),
+                        self._kept, self._register_failed)
+        self._update_state()
+        return True
+
+    def _kept(self, entry) -> None:
+        self._chore = None
+        self.controller.registryChanged.emit()
+        self._show_decision(f"Kept as <b>{html.escape(entry.name)}</b> (choose it in Model \u25b8 Models\u2026).")
+        self._update_state()
+        self.modelRegistered.emit(entry.name)
+
+    def discard_new_model(self) -> bool:
+        """Delete the new model's file now (nothing of it was registered)."""
+        if self.run is None or self._chore is not None or not self.run.discard():
+            return False
+        self._show_decision("The new model was removed.")
+        self._update_state()
+        return True
+
     # -- the new model ---------------------------------------------------------------------
     def use_new_model(self) -> bool:
         """Register the new model (its file carries parent, data and MAE) in a worker thread,
@@ -474,8 +631,7 @@ class FineTunePanel(QWidget):
         self._chore = None
         self.controller.registryChanged.emit()
         self.controller.load(entry.name)
-        self.summary_label.setText(self.summary_label.text()
-                                   + f" Now using <b>{html.escape(entry.name)}</b>.")
+        self._show_decision(f"Now using <b>{html.escape(entry.name)}</b>.")
         self._update_state()
         self.modelRegistered.emit(entry.name)
 
@@ -489,8 +645,7 @@ class FineTunePanel(QWidget):
         running = self.is_running()
         c = self.controller
         if c.has_model():
-            info = c.current_info()
-            kind = getattr(info, "kind", "") if info is not None else ""
+            kind = c.current_kind() or ""  # "released" only for the verified released files
             self.model_label.setText(f"Start from: <b>{html.escape(str(c.current_name()))}</b>"
                                      + (f" ({kind})" if kind else ""))
         elif c.is_busy():
@@ -521,7 +676,21 @@ class FineTunePanel(QWidget):
         registered = has_new and self.controller.registry.get(self.run.name) is not None
         self.use_button.setEnabled(has_new and not registered and self._chore is None)
         self.use_button.setVisible(has_new)
-        self.default_check.setVisible(has_new)
+        self.default_check.setVisible(has_new and not registered)
+        undecided = has_new and not registered
+        self.keep_button.setVisible(undecided and self.rejected)
+        self.discard_button.setVisible(undecided)
+        for b in (self.keep_button, self.discard_button):
+            b.setEnabled(self._chore is None)
+        self.minutes_spin.setToolTip("The whole run, from the click to the new model"
+                                     + (f"; at least {self.minimum.describe()} for this model here"
+                                        if self.minimum is not None else ""))
+        if self.minimum is not None:
+            self.minimum_label.setText(f"at least {self.minimum.minutes:g} min here")
+        elif self._minimum_worker is not None:
+            self.minimum_label.setText("measuring the minimum\u2026")
+        else:
+            self.minimum_label.setText("")
 
     def progress_text(self) -> str:
         """Where the run is, in words: "step 12 of 300" (or the time under a minutes budget)."""
@@ -551,6 +720,8 @@ class FineTunePanel(QWidget):
             self._end = self.process.end_record()
         if self.run is not None and self.run.staging is not None and self._chore != "preparing":
             self.run.finish(self._end)
+        if self.run is not None and self._chore is None:
+            self.run.discard()  # a new model nobody chose to keep
 
     def _error(self, title: str, message) -> None:
         self.last_error = str(message)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,10 @@ class FineTuneProcess(QObject):
             self._stdout = b""
         end, error = self._record("end"), self._record("error")
         crashed = exit_status == QProcess.ExitStatus.CrashExit
-        if end is not None and end.get("status") in RUN_KEPT and exit_code == 0 and not crashed:
+        # A run stopped by SIGTERM/SIGINT after its step exits 143/130 (128 + the signal), its
+        # model complete.
+        kept_codes = (0, 128 + signal.SIGINT, 128 + signal.SIGTERM)
+        if end is not None and end.get("status") in RUN_KEPT and exit_code in kept_codes and not crashed:
             self.ended.emit(end)
         elif self._cancelled:  # killed, or stopped before training began: nothing to keep
             self.ended.emit({"event": "end", "status": "cancelled", "step": self._last_step(),

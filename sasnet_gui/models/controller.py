@@ -39,6 +39,10 @@ from sasnet_gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
 _DEVICE_KEY, _PRECISION_KEY, _BACKEND_KEY = "models/device", "models/precision", "models/backend"
+_MAX_SIDE_KEY = "models/max_side"
+# The app's name of ``--max-side`` (downscale images whose long side exceeds it), as the hint for a
+# very large image names it.
+MAX_SIDE_SETTING = "Maximum side in Model \u25b8 Models\u2026 set to"
 
 LOADING = "Loading model\u2026"
 PREPARING = "Preparing the model for this CPU\u2026"
@@ -62,7 +66,7 @@ def _resolved_engine(device: str, precision: str, backend: str):
     return choose_engine(select_device(device), precision, backend)
 
 
-def _load_predictor(weights, device: str, precision: str, backend: str, calibration):
+def _load_predictor(weights, device: str, precision: str, backend: str, calibration, max_side=None):
     """Worker body (runs off the GUI thread): resolve, load and prepare the model. Yields what it
     is doing when that takes long: OpenVINO converts a checkpoint on its first use, int8 also
     quantizes it on the calibration images."""
@@ -72,7 +76,25 @@ def _load_predictor(weights, device: str, precision: str, backend: str, calibrat
     if engine.backend == Backend.OPENVINO:
         yield QUANTIZING if engine.precision == Precision.INT8 else PREPARING
     return Predictor.from_weights(weights, device=device, precision=precision, backend=backend,
-                                  calibration=calibration)
+                                  calibration=calibration, max_side=max_side)
+
+
+def _valid_max_side(value, strict: bool = False) -> int | None:
+    """A maximum side from a setting or a person: None for off (0, empty); a stored value that is
+    not a usable side is off, a person's is refused (``strict``)."""
+    from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE
+
+    try:
+        side = int(value or 0)
+    except (TypeError, ValueError):
+        side = -1
+    if side == 0:
+        return None
+    if side >= MIN_IMAGE_SIDE:
+        return side
+    if strict:
+        raise ValueError(f"the maximum side must be 0 (off) or at least {MIN_IMAGE_SIDE} pixels, got {value!r}")
+    return None
 
 
 def _error_text(exc: BaseException) -> str:
@@ -98,6 +120,7 @@ class ModelController(QObject):
         self._device = self._read_setting(_DEVICE_KEY, DEVICES, DEFAULT_DEVICE)
         self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, DEFAULT_INFERENCE_PRECISION)
         self._backend = self._read_setting(_BACKEND_KEY, BACKENDS, DEFAULT_BACKEND)
+        self._max_side = _valid_max_side(self._settings.value(_MAX_SIDE_KEY, 0))
         self._calibration_source = lambda: []
         # The newest load counts with auto until images are opened, and what it loads.
         self._int8_waits = False
@@ -145,6 +168,25 @@ class ModelController(QObject):
     @backend.setter
     def backend(self, value: str) -> None:
         self._change_setting("backend", BACKENDS, _BACKEND_KEY, value)
+
+    @property
+    def max_side(self) -> int | None:
+        """Images whose long side exceeds this are downscaled before counting (None: never)."""
+        return self._max_side
+
+    @max_side.setter
+    def max_side(self, value: int | None) -> None:
+        """A new maximum side (0 or None: off): the model in use counts with it at once, and as a
+        new model would, every open image is counted again."""
+        side = _valid_max_side(value, strict=True)
+        if side == self._max_side:
+            return
+        self._max_side = side
+        self._settings.set_value(_MAX_SIDE_KEY, int(side or 0))
+        self._settings.sync()
+        if self._predictor is not None:
+            self._predictor.max_side = side
+            self.predictorChanged.emit(self._predictor)
 
     def _change_setting(self, what: str, allowed: tuple, key: str, value: str) -> None:
         """Remember a new device / backend / precision and reload the model in use with it; raises
@@ -214,6 +256,29 @@ class ModelController(QObject):
     def current_info(self):
         """The CheckpointInfo of the model in use (kind, metadata), or None."""
         return getattr(self._predictor, "info", None)
+
+    def current_kind(self) -> str | None:
+        """What kind of model is in use, in the words every listing uses
+        (``sasnet_core.released.kind_label``): "released" only when the registry hashed this very
+        file (same size and time) as a released one; None without a model."""
+        from sasnet_core.released import Identity, kind_label
+
+        info = self.current_info()
+        if info is None:
+            return None
+        status = None
+        try:
+            path = Path(info.path).resolve()
+            stat = path.stat()
+            for entry in self.registry.entries():
+                known = Identity.from_dict(entry.identity) if entry.identity else None
+                if (known is not None and entry.path.resolve() == path and known.size == stat.st_size
+                        and known.mtime == stat.st_mtime):
+                    status = known.status
+                    break
+        except (OSError, SASNetError):  # a damaged registry or a vanished file: not called released
+            status = None
+        return kind_label(info.kind, info.metadata, status)
 
     def is_busy(self) -> bool:
         return self._pending > 0 or self._default_scheduled
@@ -285,7 +350,7 @@ class ModelController(QObject):
                 precision, int8_waits = str(DEFAULT_INFERENCE_PRECISION), True
         self._int8_waits, self._target = int8_waits, (weights, name)
         worker = create_worker(_load_predictor, weights, self._device, precision, self._backend, calibration,
-                               _start_thread=False, _ignore_errors=True)
+                               self._max_side, _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(lambda stage: self._set_stage(generation, stage))
         worker.returned.connect(lambda p: self._loaded(generation, weights, name, p))
         worker.errored.connect(lambda exc: self._failed(generation, exc))

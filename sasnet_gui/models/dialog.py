@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -34,6 +35,7 @@ from superqt.utils import create_worker
 from sasnet_core import paths
 from sasnet_core.errors import SASNetError
 from sasnet_core.provenance import provenance
+from sasnet_core.released import kind_label
 from sasnet_core.registry import ModelEntry
 from sasnet_gui import errors
 from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
@@ -72,15 +74,9 @@ def _fmt_mae(value) -> str:
 def describe(entry: ModelEntry) -> dict[str, str]:
     """The table cells of one registry entry (from the metadata its checkpoint carries)."""
     m = entry.metadata or {}
-    kind = m.get("kind") or entry.kind  # "finetuned" says more than "ours"
     # What the file is comes from its content (the registry hashed it), never from its name.
     identity = getattr(entry, "identity", None) or {}
-    if identity.get("status") == "verified":
-        kind = "released (authors', verified)"
-    elif identity.get("status") == "modified":
-        kind = "modified released model"
-    elif entry.kind == "released":
-        kind = "authors' layout"
+    kind = kind_label(entry.kind, m, identity.get("status"))
     origin = provenance(m)
     return {
         "Name": entry.name + ("  ★ default" if entry.is_default else ""),
@@ -188,10 +184,23 @@ class ModelsDialog(QDialog):
         for combo, what in ((self.device_combo, "device"), (self.backend_combo, "backend"),
                             (self.precision_combo, "precision")):
             combo.currentTextChanged.connect(lambda value, c=combo, w=what: self._set_engine(c, w, value))
-        # Side by side: three short combos in a row keep the table tall.
+        # The app's --max-side: a photo of tens of megapixels counts in minutes at full size.
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setRange(0, 100_000)
+        self.max_side_spin.setSingleStep(512)
+        self.max_side_spin.setSpecialValueText("off")
+        self.max_side_spin.setSuffix(" px")
+        self.max_side_spin.setValue(controller.max_side or 0)
+        self.max_side_spin.setKeyboardTracking(False)  # applied on Enter, not at every digit
+        self.max_side_spin.setToolTip(
+            "Downscale images whose long side exceeds this before counting (off: count at full "
+            "size). Much faster for very large photos, but heads shrink with the image and the "
+            "count can change a lot; points and maps stay in the image's own pixels.")
+        self.max_side_spin.valueChanged.connect(self._set_max_side)
+        # Side by side: short fields in a row keep the table tall.
         engine_row = QHBoxLayout()
         for label, combo in (("Device:", self.device_combo), ("Backend:", self.backend_combo),
-                             ("Precision:", self.precision_combo)):
+                             ("Precision:", self.precision_combo), ("Maximum side:", self.max_side_spin)):
             engine_row.addWidget(QLabel(label))
             engine_row.addWidget(combo)
             engine_row.addSpacing(12)
@@ -429,6 +438,22 @@ class ModelsDialog(QDialog):
             self._reverting = True
             try:
                 combo.setCurrentText(getattr(self.controller, what))
+            finally:
+                self._reverting = False
+
+    def _set_max_side(self, value: int) -> None:
+        if self._reverting:
+            return
+        try:
+            self.controller.max_side = value
+            self.status_label.setText(f"Maximum side: {value} px; the open images are counted again."
+                                      if value else "Maximum side: off (images are counted at full size).")
+        except ValueError as exc:
+            self.status_label.setText(f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>")
+            self.last_error = str(exc)
+            self._reverting = True
+            try:
+                self.max_side_spin.setValue(self.controller.max_side or 0)
             finally:
                 self._reverting = False
 

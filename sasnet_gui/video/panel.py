@@ -36,6 +36,7 @@ from superqt.utils import create_worker
 
 from sasnet_core.cancel import CancelToken
 from sasnet_core.counting import CountResult
+from sasnet_core.engine_choice import default_batch_size
 from sasnet_core.errors import SASNetError
 from sasnet_core.imageio import VIDEO_SUFFIXES
 from sasnet_core.video import VideoInfo, open_video
@@ -72,6 +73,8 @@ def _breakable_name(name: str) -> str:
 
 
 NOT_COUNTED = "not counted yet"
+HEAD_COLOUR = "#00e5ff"
+HEAD_MARKER_PX = 7  # on screen, for one head (no spacing to scale by)
 NOT_COUNTED_PLOT = "Press Count to plot the count over time"
 
 
@@ -148,6 +151,7 @@ class VideoPanel(QWidget):
         self._need_fit = True
         self.last_error: str | None = None
         self._build()
+        self._redraw_plot()  # the empty plot's axes span 0 to 1, its hint in the middle
         controller.predictorChanged.connect(lambda _p: self._update_enabled())
         controller.busyChanged.connect(lambda _b: self._update_enabled())
         app = QApplication.instance()
@@ -175,7 +179,7 @@ class VideoPanel(QWidget):
         self.viewbox = self.view.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image)
-        self.heads = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#00e5ff", width=1.5), brush=None)
+        self.heads = pg.ScatterPlotItem(size=HEAD_MARKER_PX, pen=pg.mkPen(HEAD_COLOUR, width=1.5), brush=None)
         self.viewbox.addItem(self.heads)
         self.view.setMinimumHeight(120)  # small enough that the dock fits under the canvas
 
@@ -423,7 +427,7 @@ class VideoPanel(QWidget):
         n = self.every_spin.value()
         self._records = {}
         self._redraw_plot()
-        batch = 1 if predictor.device.type == "cpu" else 4  # on the CPU the plot grows frame by frame
+        batch = default_batch_size(predictor.device)  # the CLI's default: 1 on the CPU, frame by frame
         token = CancelToken()  # a stop takes effect inside a frame, not only between batches
         worker = create_worker(count_video, predictor, self.info.path, n, batch, cancel=token,
                                _start_thread=False, _ignore_errors=True)
@@ -577,17 +581,39 @@ class VideoPanel(QWidget):
         if stored.created:
             self.status.setText(f"Stored frame {index} with {stored.points} model points: "
                                 f"{_breakable_path(stored.image)}")
-            if self._shown and self._shown[0] == index:
-                from sasnet_core.annotation import load_annotation
-
-                pts = load_annotation(stored.annotation).points
-                # annotation points and ImageItem share one frame: pixel (0, 0) spans [0, 1]
-                self.heads.setData(pts[:, 0], pts[:, 1])
-                self._overlay_index = index
         else:
             self.status.setText(f"Frame {index} was stored before; its annotation is kept as it is: "
                                 f"{_breakable_path(stored.image)}")
+        if self._shown and self._shown[0] == index:
+            self._show_heads(stored.annotation)
+            self._overlay_index = index
         self.frameStored.emit(str(stored.image))
+
+    def _show_heads(self, annotation_file) -> None:
+        """The stored frame's points over the preview (the kept ones when it was stored before).
+
+        Sized in image pixels by the heads' spacing (``display.marker_size_for``), so they shrink
+        with the preview: at a fixed screen size, the thousands of heads of a dense frame on a
+        small preview merged into one block. One head keeps a fixed screen size."""
+        from sasnet_core.annotation import load_annotation
+        from sasnet_core.display import marker_size_for
+
+        try:
+            pts = load_annotation(annotation_file).points
+        except SASNetError as exc:  # the kept annotation is damaged: the canvas says so when opened
+            self.status.setText(html.escape(str(exc)))
+            pts = np.zeros((0, 2))
+        size = marker_size_for(pts)
+        if size is None:
+            self.heads.setPxMode(True)
+            self.heads.setPen(pg.mkPen(HEAD_COLOUR, width=1.5))
+            size = HEAD_MARKER_PX
+        else:
+            self.heads.setPxMode(False)
+            # The ring scales with the marker (a screen-pixel pen would fill a small one).
+            self.heads.setPen(pg.mkPen(HEAD_COLOUR, width=size / 5, cosmetic=False))
+        # annotation points and ImageItem share one frame: pixel (0, 0) spans [0, 1]
+        self.heads.setData(pts[:, 0], pts[:, 1], size=size)
 
     # -- state -----------------------------------------------------------------------------
     def _update_enabled(self) -> None:

@@ -52,6 +52,9 @@ class Case:
     needs_data: bool = False
     timeout: float = 60.0
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # How to run it instead of in-process: ``run(ctx, argv) -> Result`` (a subprocess that is sent
+    # a signal, see ``hostile.interrupt``).
+    run: Callable[[Ctx, list], "Result"] | None = None
 
 
 def run_cli(argv: list[str]) -> Result:

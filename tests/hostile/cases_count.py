@@ -148,6 +148,22 @@ def _saved(ctx: Ctx, result) -> None:
     assert density.shape == (40, 48) and density.dtype == np.float32
 
 
+def _tiled_around_a_damaged_one(ctx: Ctx):
+    """Tiles are reported per image of a batch by its place in it: a damaged image among tiled
+    ones must neither break that nor lose a record."""
+    good = [_image(ctx.tmp / "a.png", 96, 128), _image(ctx.tmp / "c.png", 80, 96, seed=1)]
+    broken = write_input(ctx.tmp / "b.png", b"\x89PNG\r\n\x1a\n not really")
+    return _count(ctx, good[0], broken, good[1], "--tile", "64", "--batch-size", "3", "--json",
+                  "--backend", "torch"), ["b.png"]
+
+
+def _each_tiled_image_counted(ctx: Ctx, result) -> None:
+    rows = records(result)
+    assert [Path(r["path"]).name for r in rows] == ["a.png", "b.png", "c.png"]
+    assert [r["count"] is None for r in rows] == [False, True, False]
+    assert [(r.get("width"), r.get("height")) for r in (rows[0], rows[2])] == [(128, 96), (96, 80)]
+
+
 CASES = [
     *(bad_option(o, v) for o, v in [
         ("--batch-size", "0"), ("--batch-size", "-1"), ("--batch-size", "1.5"), ("--batch-size", "many"),
@@ -177,6 +193,7 @@ CASES = [
     accepted("smallest-max-side", "--max-side", "64"),
     accepted("tile-0-means-never", "--tile", "0"),
     accepted("smallest-tile", "--tile", "64"),
+    Case("tiled-images-around-a-damaged-one", _tiled_around_a_damaged_one, SKIPPED, _each_tiled_image_counted),
     accepted("batch-of-one", "--batch-size", "1"),
     accepted("device-cpu", "--device", "CPU"),
 ]
