@@ -126,13 +126,14 @@ def measure(pairs, weights: Path, cache: Path) -> list[dict]:
 
 
 def make_folder(root: Path, width: int, height: int) -> Path:
-    """8 images of width x height in ShanghaiTech layout (images/ + ground-truth/) for eval: the
+    """8 images of width x height in ShanghaiTech layout (test_data/images/ + ground-truth/) for eval: the
     street test set resized (its points scaled), or generated scenes where the data is not here."""
     import numpy as np
 
     from sasnet_core.imageio import read_image, write_image
 
-    folder = root / f"{width}x{height}"
+    dataset = root / f"{width}x{height}"
+    folder = dataset / "test_data"
     (folder / "images").mkdir(parents=True)
     (folder / "ground-truth").mkdir()
     sources = sorted((STREET / "images").glob("IMG_*.jpg"))[:FOLDER_IMAGES]
@@ -153,7 +154,7 @@ def make_folder(root: Path, width: int, height: int) -> Path:
         points = np.random.default_rng(i).uniform([0, 0], [width, height], (20, 2))
         write_points(Annotation(name, (width, height), points),
                      folder / "ground-truth" / f"GT_IMG_{i + 1}.mat", "shanghaitech")
-    return folder
+    return dataset
 
 
 def _command_child(argv: list[str]) -> None:
@@ -188,16 +189,18 @@ def run_command(argv: list[str]) -> dict:
     return result
 
 
-def measure_folders(weights: Path, root: Path, batch_sizes: list[int]) -> list[dict]:
+def measure_folders(weights: Path, root: Path, batch_sizes: list[int], sizes, commands) -> list[dict]:
     run_command(["count", str(STREET / "images" / "IMG_1.jpg"), "--weights", str(weights), "--no-progress"])
     rows = []
-    for width, height in FOLDER_SIZES:
-        folder = make_folder(root, width, height)
-        images = str(folder / "images")
+    for width, height in sizes:
+        dataset = make_folder(root, width, height)
+        images = str(dataset / "test_data" / "images")
         runs = [("count", "default", ["count", images])]
         runs += [("count", f"--batch-size {b}", ["count", images, "--batch-size", str(b)]) for b in batch_sizes]
-        runs += [("rank", "default", ["rank", images]), ("eval", "default", ["eval", str(folder)])]
+        runs += [("rank", "default", ["rank", images]), ("eval", "default", ["eval", str(dataset)])]
         for command, setting, argv in runs:
+            if command not in commands:
+                continue
             argv = argv + ["--weights", str(weights)] + (["--no-progress"] if command != "eval" else [])
             r = run_command(argv)
             rows.append({"size": f"{width}x{height}", "command": command, "setting": setting,
@@ -207,7 +210,9 @@ def measure_folders(weights: Path, root: Path, batch_sizes: list[int]) -> list[d
                   f"{r['seconds']:6.1f} s wall  {r['cpu_seconds']:6.1f} s CPU  for {FOLDER_IMAGES} images",
                   flush=True)
     for size in {r["size"] for r in rows}:
-        base = next(r for r in rows if r["size"] == size and r["command"] == "count" and r["setting"] == "default")
+        base = next((r for r in rows if r["size"] == size and r["command"] == "count" and r["setting"] == "default"), None)
+        if base is None:
+            continue
         for r in rows:
             if r["size"] == size and r["command"] == "count" and r["setting"] != "default":
                 print(f"{size}: default against {r['setting']}: memory x{base['peak_mb'] / r['peak_mb']:.2f}, "
@@ -221,6 +226,10 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="a checkpoint (default: random weights, released layout)")
     ap.add_argument("--per-pixel", action="store_true", help="bytes per pixel of each backend and precision")
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS, metavar="BACKEND:PRECISION")
+    ap.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in FOLDER_SIZES], metavar="WxH",
+                    help="folders: image sizes (default: 1024x768 1920x1080)")
+    ap.add_argument("--commands", nargs="+", default=["count", "rank", "eval"], choices=["count", "rank", "eval"],
+                    help="folders: which commands to run (default: all three)")
     ap.add_argument("--batch-sizes", nargs="*", type=int, default=[4], metavar="B",
                     help="folders: also run count with these --batch-size values (default: 4, the old default)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
@@ -240,7 +249,8 @@ def main() -> None:
         if args.per_pixel:
             rows = measure(args.pairs, weights, Path(tmp) / "openvino")
         else:
-            rows = measure_folders(weights, Path(tmp), args.batch_sizes)
+            sizes = [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes]
+            rows = measure_folders(weights, Path(tmp), args.batch_sizes, sizes, args.commands)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from sasnet_core.annotation import SOURCE_PERSON
 from sasnet_core.errors import GroundTruthError
 from sasnet_core.inputs import collect_inputs
-from sasnet_core.vocab import FileStatus
 
 from sasnet_gui import errors
 from sasnet_gui.canvas.appearance import AppearanceActions, AppearanceControls
@@ -31,13 +30,17 @@ from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL, MAX_SIDE_SETTING
+from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
+from sasnet_gui.counts_controller import CountsController
 from sasnet_gui.last_session import LastSession
+from sasnet_gui.misfit_notice import STATUS_MS as MISFIT_STATUS_MS
+from sasnet_gui.misfit_notice import misfit_texts, open_misfit_box
+from sasnet_gui.recent_menu import RecentMenu
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.status_bar import ImageStatusBar
 from sasnet_gui.transfer import AnnotationTransfer
-from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, bullet_list, icon
+from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
 
 
 
@@ -185,8 +188,16 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
+        self._build_file_actions()
+        self._build_edit_actions()
+        self._build_view_actions()
+        self._build_review_actions()
+        self._build_image_and_model_actions()
+        self._build_menus()
+        self._build_toolbar()
+
+    def _build_file_actions(self) -> None:
         A, K = self._act, QKeySequence
-        doc, canvas = self.document, self.canvas
         self.act_open = A("&Open\u2026", self.open_dialog, K.Open, "open", tip="Open images or videos")
         self.act_open_folder = A("Open &Folder\u2026", self.open_folder_dialog, "Ctrl+Shift+O", "folder")
         self.act_import = A("&Import Annotation\u2026", self.transfer.import_dialog, "Ctrl+I")
@@ -198,6 +209,12 @@ class MainWindow(QMainWindow):
         self.act_export_levels = A("Export &Level Overlay as PNG\u2026",
                                    lambda: self.transfer.export_overlay_dialog("levels"))
         self.act_quit = A("&Quit", self.close, K.Quit)
+        self.act_reopen = A("Reopen Last Session at Start", self.last_session.set_reopen_at_start, checkable=True,
+                            tip="Open the folders and files of the last session, its image and zoom, at start")
+
+    def _build_edit_actions(self) -> None:
+        A, K = self._act, QKeySequence
+        doc, canvas = self.document, self.canvas
         self.act_undo = doc.undo_group.createUndoAction(self, "&Undo")  # the open image's own history
         self.act_undo.setShortcuts(K.Undo)
         self.act_undo.setIcon(icon("undo"))
@@ -224,6 +241,14 @@ class MainWindow(QMainWindow):
         for a in (self.act_tool_edit, self.act_tool_roi, self.act_tool_pan):
             tools.addAction(a)
         self.act_tool_edit.setChecked(True)
+        self.act_select_duplicates = A("Select D&uplicate Points",
+                                       tip="Select the points that sit on top of another one")
+        self.act_remove_duplicates = A("Remove Duplicate Points",
+                                       tip="Remove one point of each pair on top of each other (one undo step)")
+        self.duplicates.bind_actions(self.act_select_duplicates, self.act_remove_duplicates)
+
+    def _build_view_actions(self) -> None:
+        A, K, canvas = self._act, QKeySequence, self.canvas
         self.act_fit = A("&Fit to Window", canvas.fit, "Ctrl+0", "fit")
         self.act_zoom_in = A("Zoom &In", lambda: canvas.zoom(1.25), K.ZoomIn)
         self.act_zoom_out = A("Zoom &Out", lambda: canvas.zoom(0.8), K.ZoomOut)
@@ -233,31 +258,32 @@ class MainWindow(QMainWindow):
                                tip="Another image of the same size opens at this zoom and pan instead of fitted")
         self.appearance_actions = AppearanceActions(A, self.appearance, self)
         self.act_shortcuts = A("&Keyboard Shortcuts…", self.show_shortcuts, "F1")
-        self.act_reopen = A("Reopen Last Session at Start", self.last_session.set_reopen_at_start, checkable=True,
-                            tip="Open the folders and files of the last session, its image and zoom, at start")
         self.act_show_density = self._toggle_for(self.overlays.density, "Show &Density", "D")
         self.act_show_levels = self._toggle_for(self.overlays.levels, "Show &Levels", "L")
         self.act_show_points = self._toggle_for(self.overlays.points, "Show &Points", "P")
         self.act_show_unsure = self._toggle_for(self.overlays.unsure, "Show &Uncertainty", "U")
+
+    def _build_review_actions(self) -> None:
+        A, K = self._act, QKeySequence
         self.act_next_cell = A("Confirm Cell and Go to Next &Unsure Cell", self.review.confirm_and_next, "N",
                                tip="Mark the outlined review cell checked and zoom to the most unsure unchecked one")
         self.act_prev_cell = A("Back to Previous Cell (Marks Nothing)", self.review.back, "Shift+N",
                                tip="Look again at the cell before this one in the review order; nothing is marked")
         self.act_mark_cell = A("&Mark Cell Reviewed", self._mark_cell, "M",
                                tip="Mark the outlined review cell checked without moving on")
+        self.act_next = A("&Next Image", lambda: self._step(1), [K(Qt.Key_PageDown), K("]")])
+        self.act_prev = A("&Previous Image", lambda: self._step(-1), [K(Qt.Key_PageUp), K("[")])
         self.act_next_to_review = A("Next Image to Re&view", self._next_image_to_review, "Ctrl+N",
                                     tip="Open the next image in the list with review cells nobody confirmed yet")
-        self.act_select_duplicates = A("Select D&uplicate Points",
-                                       tip="Select the points that sit on top of another one")
-        self.act_remove_duplicates = A("Remove Duplicate Points",
-                                       tip="Remove one point of each pair on top of each other (one undo step)")
-        self.duplicates.bind_actions(self.act_select_duplicates, self.act_remove_duplicates)
+        self.counts.set_review_keys(keys_text(self.act_next_cell, self.act_prev_cell, self.act_mark_cell,
+                                              self.act_next, self.act_prev, self.act_next_to_review))
+
+    def _build_image_and_model_actions(self) -> None:
+        A = self._act
         self.act_count = A("&Count This Image", self.count_current, "F5", "count")
         self.act_count_all = A("Count &All Images", self.count_all, "Shift+F5")
         self.act_stop = A("&Stop Counting", self.stop_counting, "Ctrl+.", "stop")
         self.act_stop.setEnabled(False)
-        self.act_next = A("&Next Image", lambda: self._step(1), [K(Qt.Key_PageDown), K("]")])
-        self.act_prev = A("&Previous Image", lambda: self._step(-1), [K(Qt.Key_PageUp), K("[")])
         self.act_models = A("&Models\u2026", self.show_models_dialog, None, "model")
         self.act_get_released = A("Get the &Released Model\u2026", self.get_released_model,
                                   tip="Download SHHA (dense crowds) or SHHB (sparse street scenes) from the SASNet authors")
@@ -270,50 +296,39 @@ class MainWindow(QMainWindow):
         self.act_log_folder = A("Open &Log Folder", self.open_log_folder,
                                 tip="The log files say what happened; send them with a problem report")
 
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_folder])
-        self.recent_menu = m.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addActions([self.act_import, self.act_export, self.act_export_csv, self.act_export_density,
-                      self.act_export_levels])
-        m.addSeparator()
-        m.addAction(self.act_reopen)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&Edit")
-        m.addActions([self.act_undo, self.act_redo])
-        m.addSeparator()
-        m.addActions([self.act_delete, self.act_select_all, self.act_escape])
-        m.addActions([self.act_select_duplicates, self.act_remove_duplicates])
-        m.addSeparator()
-        m.addActions([self.act_from_model, self.act_clear_points, self.act_reviewed])
-        m.addSeparator()
-        m.addActions([self.act_tool_edit, self.act_tool_roi, self.act_tool_pan, self.act_finish_roi,
-                      self.act_remove_roi])
-        m = mb.addMenu("&View")
-        m.addActions([self.act_fit, self.act_actual_size, self.act_zoom_in, self.act_zoom_out, self.act_keep_zoom])
-        m.addSeparator()
-        self.appearance_actions.add_to(m)
-        m.addSeparator()
-        m.addActions([self.act_show_density, self.act_show_levels, self.act_show_unsure, self.act_show_points])
-        m.addSeparator()
-        m.addActions([self.file_dock.toggleViewAction(), self.view_dock.toggleViewAction(), self.act_video,
-                      self.act_finetune])
-        m = mb.addMenu("&Image")
-        m.addActions([self.act_count, self.act_count_all, self.act_stop])
-        m.addSeparator()
-        m.addActions([self.act_next, self.act_prev, self.act_next_to_review])
-        m.addSeparator()
-        m.addActions([self.act_next_cell, self.act_prev_cell, self.act_mark_cell])
-        self.counts.set_review_keys(keys_text(self.act_next_cell, self.act_prev_cell, self.act_mark_cell,
-                                              self.act_next, self.act_prev, self.act_next_to_review))
-        m = mb.addMenu("&Model")
-        m.addActions([self.act_models, self.act_get_released, self.act_add_model, self.act_finetune])
-        m = mb.addMenu("&Help")
-        m.addActions([self.act_shortcuts, self.act_log_folder, self.act_about])
+    def _build_menus(self) -> None:
+        sep, recent = "separator", "recent"  # places in the menus' table that are not actions
+        menus = {
+            "&File": [self.act_open, self.act_open_folder, recent, sep, self.act_import, self.act_export,
+                      self.act_export_csv, self.act_export_density, self.act_export_levels, sep, self.act_reopen,
+                      sep, self.act_quit],
+            "&Edit": [self.act_undo, self.act_redo, sep, self.act_delete, self.act_select_all, self.act_escape,
+                      self.act_select_duplicates, self.act_remove_duplicates, sep, self.act_from_model,
+                      self.act_clear_points, self.act_reviewed, sep, self.act_tool_edit, self.act_tool_roi,
+                      self.act_tool_pan, self.act_finish_roi, self.act_remove_roi],
+            "&View": [self.act_fit, self.act_actual_size, self.act_zoom_in, self.act_zoom_out, self.act_keep_zoom,
+                      sep, self.appearance_actions, sep, self.act_show_density, self.act_show_levels,
+                      self.act_show_unsure, self.act_show_points, sep, self.file_dock.toggleViewAction(),
+                      self.view_dock.toggleViewAction(), self.act_video, self.act_finetune],
+            "&Image": [self.act_count, self.act_count_all, self.act_stop, sep, self.act_next, self.act_prev,
+                       self.act_next_to_review, sep, self.act_next_cell, self.act_prev_cell, self.act_mark_cell],
+            "&Model": [self.act_models, self.act_get_released, self.act_add_model, self.act_finetune],
+            "&Help": [self.act_shortcuts, self.act_log_folder, self.act_about],
+        }
+        for title, items in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for item in items:
+                if item is sep:
+                    menu.addSeparator()
+                elif item is recent:
+                    self.recent_menu = menu.addMenu("Open &Recent")
+                    self.recent = RecentMenu(self.recent_menu, self.settings, lambda path: self.open_paths([path]))
+                elif isinstance(item, QAction):
+                    menu.addAction(item)
+                else:  # a group that adds its own actions and submenus (head markers, display)
+                    item.add_to(menu)
 
+    def _build_toolbar(self) -> None:
         short = {self.act_open: "Open", self.act_open_folder: "Folder", self.act_count_all: "Count all",
                  self.act_stop: "Stop", self.act_undo: "Undo", self.act_redo: "Redo", self.act_tool_edit: "Points",
                  self.act_tool_roi: "ROI", self.act_tool_pan: "Pan", self.act_from_model: "Model points",
@@ -324,17 +339,13 @@ class MainWindow(QMainWindow):
         tb = self.addToolBar("Main")
         tb.setObjectName("MainToolBar")
         tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        tb.addActions([self.act_open, self.act_open_folder])
-        tb.addSeparator()
-        tb.addActions([self.act_count_all, self.act_stop])
-        tb.addSeparator()
-        tb.addActions([self.act_undo, self.act_redo])
-        tb.addSeparator()
-        tb.addActions([self.act_tool_edit, self.act_tool_roi, self.act_tool_pan])
-        tb.addSeparator()
-        tb.addActions([self.act_from_model, self.act_reviewed])
-        tb.addSeparator()
-        tb.addActions([self.act_finetune])
+        groups = [[self.act_open, self.act_open_folder], [self.act_count_all, self.act_stop],
+                  [self.act_undo, self.act_redo], [self.act_tool_edit, self.act_tool_roi, self.act_tool_pan],
+                  [self.act_from_model, self.act_reviewed], [self.act_finetune]]
+        for i, group in enumerate(groups):
+            if i:
+                tb.addSeparator()
+            tb.addActions(group)
 
     def _set_keep_zoom(self, on: bool) -> None:
         self.canvas.keep_zoom = bool(on)
@@ -359,9 +370,10 @@ class MainWindow(QMainWindow):
         self.session.imageShown.connect(self.statusBar().image_shown)  # before a new message
         self.session.imageShown.connect(self._on_image_shown)
         self.session.imageFailed.connect(self._on_image_failed)
-        self.session.countsChanged.connect(self._update_counts)
+        self.counts_controller = CountsController(self.counts, self.session, self.files, self.document, self)
+        self.counts_controller.message.connect(self.statusBar().showMessage)
         self.document.reviewedChanged.connect(self._on_reviewed_changed)
-        self.review.progressChanged.connect(self._on_review_progress)
+        self.review.progressChanged.connect(self.counts_controller.review_progress)
         self.review.cellChanged.connect(self._on_review_cell)
         self.document.saveFailed.connect(lambda exc: errors.show_error(self, exc, what="Could not save the annotation"))
         self.document.loadFailed.connect(self._on_annotation_unreadable)
@@ -372,9 +384,8 @@ class MainWindow(QMainWindow):
         self.duplicates.appeared.connect(lambda n: self.statusBar().showMessage(
             f"{n} point{'s' if n != 1 else ''} now on top of another one: Ctrl+Z takes the edit back, "
             "Edit \u25b8 Remove Duplicate Points removes them", 10000))
-        self.files.dataChanged.connect(self._on_file_changed)
         self.counter.progress.connect(self._on_progress)
-        self.counter.tileProgress.connect(self._on_tiles)
+        self.counter.tileProgress.connect(self.counts_controller.tiles)
         self.counter.started.connect(lambda p: self._set_counting(True))
         self.counter.idle.connect(lambda: self._set_counting(False))
         self.counter.failed.connect(lambda p, msg: self.statusBar().showMessage(f"{Path(p).name}: {msg}", 8000))
@@ -447,21 +458,6 @@ class MainWindow(QMainWindow):
     def _last_folder(self) -> str:
         recent = self.settings.recent_folders()
         return recent[0] if recent else str(Path.home())
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        metrics = self.recent_menu.fontMetrics()
-        for path in self.settings.recent_paths():
-            # A long path keeps its start and its name; the whole path is in the tooltip.
-            text = metrics.elidedText(path, Qt.ElideMiddle, 60 * metrics.averageCharWidth())
-            action = self.recent_menu.addAction(text.replace("&", "&&"), lambda p=path: self.open_paths([p]))
-            action.setToolTip(path)
-        self.recent_menu.setToolTipsVisible(True)
-        if self.recent_menu.isEmpty():
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear List", self.settings.clear_recent)
 
     def open_video(self, path: str) -> None:
         panel = self._show_extra("video")
@@ -554,16 +550,6 @@ class MainWindow(QMainWindow):
     def _set_counting(self, on: bool) -> None:
         self.act_stop.setEnabled(on)
         self.progress.setVisible(on)
-
-    def _on_tiles(self, path: str, event) -> None:
-        """An image counted in tiles: its row and counts say how far; a very large one gets the
-        hint of the setting that makes it faster."""
-        from sasnet_core.inference import large_image_hint  # torch is loaded by then
-
-        self.files.set_tiles(path, event)
-        hint = large_image_hint(event.size, MAX_SIDE_SETTING) if event.done == 0 else None
-        if hint:
-            self.statusBar().showMessage(f"{Path(path).name}: {hint}", 30000)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -756,24 +742,10 @@ class MainWindow(QMainWindow):
 
     # -- status -----------------------------------------------------------------------------------
     def _on_annotation_misfit(self, image: str, problems: list) -> None:
-        """The image changed on disk since its points were saved: say so, without blocking."""
-        name = Path(image).name
-        truth = self.document.truth
-        if truth is not None and truth.from_dataset:  # the data set's own file does not fit its image
-            what = f"its ground truth {truth.dataset.label} does not fit it"
-            self.statusBar().showMessage(f"{name}: {what}", 15000)
-            box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image", f"{name}: {what}:",
-                              parent=self)
-        else:
-            self.statusBar().showMessage(f"{name}: its saved points may not fit it any more", 15000)
-            box = QMessageBox(QMessageBox.Icon.Warning, "Points may not fit the image",
-                              f"{name} has changed since it was annotated:", parent=self)
-        box.setObjectName("misfitBox")
-        box.setInformativeText(bullet_list(problems) + "\n\nThe points are kept as they were; check them before marking "
-                               "the image reviewed.")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.misfit_box = box
-        box.open()
+        """The points may not fit the image: say so, without blocking."""
+        status, heading = misfit_texts(image, self.document.truth)
+        self.statusBar().showMessage(status, MISFIT_STATUS_MS)
+        self.misfit_box = open_misfit_box(self, heading, problems)
 
     def _on_annotation_unreadable(self, exc) -> None:
         kept = self.document.kept_aside
@@ -809,35 +781,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Every review cell of this image is reviewed; mark the image Reviewed "
                                          "(Ctrl+R) when its points are right, Ctrl+N: next image to review", 8000)
 
-    def _on_review_progress(self, done: int, total: int) -> None:
-        self.counts.set_review_progress(done, total)
-        if self.session.current and total:
-            self.files.update(self.session.current, cells_reviewed=(done, total))
-
     def _on_image_shown(self, path: str) -> None:
         self.file_dock.select_path(path)
         self.review.refresh()
         w, h = self.canvas.image_shape[1], self.canvas.image_shape[0]
         self.setWindowTitle(f"{Path(path).name} ({w}\u00d7{h}) \u2013 SASNet Studio")
-
-    def _update_counts(self) -> None:
-        c = self.session.counts()
-        on_screen = self.session.on_screen()
-        entry = self.files.entry(on_screen) if on_screen else None
-        state = "counting\u2026" if entry is not None and entry.counting else ("" if c["model"] is not None else "not run")
-        if entry is not None and entry.counting_text:  # a large image: tiles done and time left
-            state = f"counting\u2026 {entry.counting_text}"
-        if entry is not None and entry.status is FileStatus.ERROR:
-            state = FileStatus.ERROR.value  # the word the file list shows, the reason below
-        self.counts.set_counts(c["model"], c["annotated"], c["roi_model"], c["roi_annotated"], state, c["reviewed"])
-        self.counts.set_problem(entry.problem() if entry is not None else None)
-        self.counts.set_source(self.document.source_text())
-
-    def _on_file_changed(self, top_left, bottom_right) -> None:
-        """The row of the image on screen changed (its status, an error found by the scan)."""
-        row = self.files.row_of(self.session.on_screen() or "")
-        if row >= 0 and top_left.row() <= row <= bottom_right.row():
-            self._update_counts()
 
     def _on_cursor(self, x: float, y: float, value) -> None:
         if value is None:  # off the image: its coordinates mean nothing to a person

@@ -43,7 +43,8 @@ class AppSettings:
     # -- recently opened ---------------------------------------------------------------------
     # Exactly what a person opened (a video, an image, a folder), newest first: Open Recent must
     # open that again, not the whole folder around one file. (Older settings kept folders only,
-    # under "recent/folders"; they are read until the first new entry is written.)
+    # under "recent/folders"; they are read until the first new entry is written or the list is
+    # cleared, and that key is removed then.)
     def recent_paths(self) -> list[str]:
         value = self.qs.value("recent/paths", None)
         if value is None:

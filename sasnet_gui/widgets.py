@@ -120,19 +120,25 @@ class NoModelBanner(QFrame):
         self.setObjectName("noModelBanner")
         self.setStyleSheet("#noModelBanner { background:#3a3220; border-bottom:1px solid #6b5a2a; }"
                            "QLabel { color:#f0e0b0; }")
-        self.label = QLabel(f"<b>No model loaded.</b> You can open images and annotate; to count, "
-                            f"load a model. {how_to}")
+        # Short enough for a few lines beside the buttons in a 1280 x 800 window (the canvas
+        # keeps its height); every way to get a model (``how_to``) is in the tooltips.
+        self.label = QLabel("<b>No model loaded.</b> You can open and annotate images; to count, "
+                            "get the released model or add a checkpoint (.pth) in Models.")
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.label.setToolTip(how_to)
         self.get_button = QPushButton("Get the Released Model\u2026")
+        self.get_button.setToolTip("Download SHHA (dense crowds) or SHHB (sparse street scenes) "
+                                   "from the SASNet authors")
         self.get_button.clicked.connect(self.getReleased)
         button = QPushButton("Models\u2026")
+        button.setToolTip("Add a checkpoint (.pth) with Add file, or drag one onto the window")
         button.clicked.connect(self.openModels)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(10, 6, 10, 6)
         lay.addWidget(self.label, 1)
-        lay.addWidget(self.get_button, 0, Qt.AlignTop)
-        lay.addWidget(button, 0, Qt.AlignTop)
+        lay.addWidget(self.get_button, 0, Qt.AlignVCenter)
+        lay.addWidget(button, 0, Qt.AlignVCenter)
 
 
 class FitScrollArea(QScrollArea):

@@ -103,6 +103,7 @@ def fake_controller_class():
         stageChanged = Signal(str)
         engineNote = Signal(str)
         device, precision, backend = "cpu", "fp32", "auto"
+        max_side = None  # a real controller's default: images counted at their own size
 
         def __init__(self, name: str = "tiny"):
             super().__init__()

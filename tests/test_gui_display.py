@@ -226,6 +226,50 @@ def test_display_settings_out_of_range_are_refused_with_the_setting_named():
     assert np.array_equal(display_lut(), np.arange(256))
 
 
+def test_apply_lut_matches_a_table_lookup_for_every_channel_layout():
+    from sasnet_core.display import apply_lut, display_lut
+
+    lut = display_lut(brightness=20, contrast=-30, gamma=2.0)
+    rng = np.random.default_rng(3)
+    for shape in [(5, 7), (5, 7, 1), (5, 7, 3), (5, 7, 4), (5, 7, 6)]:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        before = image.copy()
+        assert np.array_equal(apply_lut(image, lut), lut[image]), shape
+        buffer = np.zeros_like(image)
+        assert apply_lut(image, lut, out=buffer) is buffer and np.array_equal(buffer, lut[image])
+        assert np.array_equal(apply_lut(image[:, ::2], lut), lut[image[:, ::2]])  # a strided view
+        assert np.array_equal(image, before)
+    with pytest.raises(ValueError, match="8-bit"):
+        apply_lut(np.zeros((2, 2), np.uint16), lut)
+
+
+def test_gamma_slider_steps_paint_the_adjusted_pixels_at_1_to_1(qtbot, main_window, tmp_path, gui):
+    """What reaches the screen is the adjusted image, pixel for pixel, at every step (one buffer
+    rewritten in place must not leave an earlier step or the raw image on screen)."""
+    from sasnet_core.display import display_lut
+    from sasnet_core.imageio import write_image
+
+    w = main_window
+    path = tmp_path / "gradient.png"
+    ramp = np.tile(np.linspace(0, 255, 96).astype(np.uint8), (64, 1))
+    write_image(path, np.dstack([ramp, ramp[:, ::-1], np.full_like(ramp, 90)]))
+    _open(qtbot, w, [path])
+    qtbot.keyClick(w, Qt.Key_1, Qt.ControlModifier)  # 1:1, so a screen pixel is an image pixel
+    w.act_show_points.setChecked(False)
+    original = w.canvas._rgb.copy()
+    w.appearance.gamma.setFocus()
+    for _ in range(2):
+        for _ in range(5):
+            qtbot.keyClick(w.appearance.gamma, Qt.Key_Right)
+        gamma = float(w.appearance.gamma_value.text())
+        painted = _image_area(w)
+        expected = display_lut(gamma=gamma)[original].astype(np.int16)
+        inner = expected[2:2 + painted.shape[0], 2:2 + painted.shape[1]]
+        assert painted.shape[0] > 40 and painted.shape[1] > 70
+        assert np.abs(painted - inner).max() <= 2, gamma
+    assert np.array_equal(w.canvas._rgb, original)
+
+
 # -- zoom readout, Fit, 1:1 and fitting each new image -------------------------------------------
 def test_zoom_readout_follows_wheel_fit_and_actual_size(qtbot, main_window, tmp_path, gui):
     w = main_window

@@ -232,6 +232,64 @@ def test_long_file_names_stay_readable_in_a_narrow_file_list(qtbot, main_window,
     qtbot.waitUntil(lambda: _shown_text(table, _row_index(w, paths[0])) == names[0])
 
 
+
+def test_images_that_share_a_name_are_told_apart_in_the_file_list(qtbot, main_window, monkeypatch):
+    """ShanghaiTech keeps train_data/images/IMG_4.jpg and test_data/images/IMG_4.jpg: each row
+    shows the folder that tells it apart (readable at 1280 x 800), a name only one image has
+    shows just the name, and the filter box finds what the rows show."""
+    from _data_paths import STREET_B, need
+
+    folder = need(STREET_B)
+    w = main_window
+    w.resize(1280, 800)
+    _open_folder_with_the_menu(qtbot, w, folder, monkeypatch)
+    qtbot.waitUntil(lambda: not w.file_dock.scanning(), timeout=20_000)
+    qtbot.wait(50)  # the dock refits its columns
+    test_4, train_4 = (str(folder / part / "images" / "IMG_4.jpg") for part in ("test_data", "train_data"))
+    table = w.file_dock.table
+    drawn = {p: _shown_text(table, _row_index(w, p)) for p in (test_4, train_4)}
+    assert drawn[test_4] != drawn[train_4], drawn
+    assert drawn[test_4].startswith("test") and drawn[train_4].startswith("train"), drawn
+    assert all(t.endswith("_4.jpg") for t in drawn.values()), drawn
+    assert not table.wordWrap()  # wrapped at a "/", a one-line row would show only the folders
+    assert _shown_text(table, _row_index(w, folder / "train_data" / "images" / "IMG_9.jpg")) == "IMG_9.jpg"
+    assert w.files.entry(test_4).annotated_count != w.files.entry(train_4).annotated_count  # two images
+
+    def listed():
+        proxy = w.file_dock.proxy
+        return sorted(proxy.data(proxy.index(r, 0), Qt.UserRole) for r in range(proxy.rowCount()))
+
+    qtbot.keyClicks(w.file_dock.filter, "test_data")
+    assert listed() == sorted(str(folder / "test_data" / "images" / f"IMG_{i}.jpg") for i in range(1, 9))
+    w.file_dock.filter.clear()
+    qtbot.keyClicks(w.file_dock.filter, "img_4.jpg")
+    assert listed() == sorted([test_4, train_4])
+
+
+def test_the_no_model_banner_takes_a_few_lines_at_1280_by_800(qtbot, main_window):
+    """Without a model the banner says what to do in at most three lines, all of it in view,
+    and leaves the canvas its height; every way to get a model is in its tooltips."""
+    from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
+
+    w = main_window
+    w.resize(1280, 800)
+    qtbot.wait(50)
+    banner, label = w.banner, w.banner.label
+    assert banner.isVisible()
+    line = label.fontMetrics().lineSpacing()
+    margins = banner.layout().contentsMargins()
+    assert banner.height() <= 3 * line + margins.top() + margins.bottom() + 4, banner.height()
+    assert label.heightForWidth(label.width()) <= label.height()  # no line cut off
+    assert banner.rect().contains(label.geometry())
+    buttons = banner.findChildren(QPushButton)
+    assert {b.text() for b in buttons} == {"Get the Released Model\u2026", "Models\u2026"}
+    for b in buttons:
+        assert banner.rect().contains(b.geometry()) and not b.geometry().intersects(label.geometry())
+    text = label.text()
+    assert "No model loaded" in text and "released model" in text and "Models" in text
+    assert label.toolTip() == HOW_TO_GET_A_MODEL
+
+
 def _error_dialogs(w):
     from PySide6.QtWidgets import QMessageBox
 

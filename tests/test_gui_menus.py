@@ -117,7 +117,13 @@ def _enter(state, qtbot, window, recorder, fake_controller, tiny_predictor, imag
         with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
             window.act_open.trigger()
         recorder.open_files = []
-        window.document.add_point(5, 5)  # a point a person placed
+        # A point a person placed on each image: File ▸ Open Recent lists each image, and the
+        # menu walk opens them, so whichever ends on screen has one.
+        for i in range(len(images)):
+            if i:
+                with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+                    window.act_next.trigger()
+            window.document.add_point(5, 5)
     if state == "model loaded":
         with qtbot.waitSignal(window.counter.idle, timeout=60_000):
             fake_controller.set(tiny_predictor)

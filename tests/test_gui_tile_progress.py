@@ -29,7 +29,8 @@ def test_a_large_image_shows_its_tiles_while_counted_and_the_max_side_hint(
     image = tmp_path / "plaza.png"
     write_image(image, np.random.default_rng(0).integers(0, 255, (96, 160, 3), dtype=np.uint8))
     window = main_window
-    window.open_paths([str(image)])
+    with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
+        window.open_paths([str(image)])  # the person looks at the photo; then the model arrives
     row = window.files.row_of(str(image))
     seen = []
 
@@ -49,6 +50,8 @@ def test_a_large_image_shows_its_tiles_while_counted_and_the_max_side_hint(
     assert note.startswith("counting\u2026 tile 2/6 \u00b7") and note.endswith("left")
     hint = seen[0][4]
     assert hint.startswith("plaza.png: 160 x 96 pixels") and f"{MAX_SIDE_SETTING} 4096" in hint
+    qtbot.wait(300)
+    assert [done for done, *_ in seen].count(0) == 1  # counted once, not again when the model came
     # counted: the row and the panel no longer speak of tiles
     qtbot.waitUntil(lambda: window.files.data(window.files.index(row, 1)) != "counting 100%", timeout=10_000)
     assert "tile" not in window.counts.texts()["model_note"]

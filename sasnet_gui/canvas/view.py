@@ -307,7 +307,10 @@ class CanvasView(pg.GraphicsLayoutWidget):
             shown = self._rgb
         else:
             shown = self._shown = apply_lut(self._rgb, self._lut, out=self._shown)
-        self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
+        # 8-bit pixels go to the screen as they are (a QImage over the array); levels of (0, 255)
+        # made pyqtgraph rescale a full copy at every repaint, a second per step on a large photo.
+        levels = None if shown.dtype == np.uint8 else (0, 255)
+        self.image_item.setImage(shown, autoLevels=False, levels=levels)
 
     def set_marker_style(self, style) -> None:
         self.points_item.set_style(style)

@@ -73,6 +73,9 @@ class CountingQueue(QObject):
     def enqueue(self, paths, front: bool = False) -> None:
         with self._lock:
             for p in [str(p) for p in paths]:
+                if p == self._in_flight and self._token is not None and not self._token.cancelled:
+                    continue  # being counted with this model: its result is coming (a large image
+                    # asked for again as it is shown would otherwise be counted twice, minutes each)
                 if p in self._pending:
                     if not front:
                         continue

@@ -75,6 +75,9 @@ class FileListDock(QDockWidget):
         # The name takes the room that is left and is elided in the middle (the end of a name,
         # often a number, tells files apart); status and people always stay in view.
         self.table.setTextElideMode(Qt.ElideMiddle)
+        # One line per row: a name that shows part of its path ("test_data/images/IMG_4.jpg")
+        # would otherwise wrap at a "/" and show only the folders in the row's height.
+        self.table.setWordWrap(False)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         hh = self.table.horizontalHeader()
         hh.setStretchLastSection(False)

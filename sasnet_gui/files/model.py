@@ -9,6 +9,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 
 from sasnet_core.progress import TileProgress
 from sasnet_core.vocab import FileStatus as Status
+from sasnet_gui.files.names import shown_names
 
 
 _STATUS_COLOURS = {
@@ -80,6 +81,10 @@ class FileListModel(QAbstractTableModel):
         super().__init__(parent)
         self._entries: list[FileEntry] = []
         self._rows: dict[str, int] = {}
+        # Paths by file name, and the text each row shows: the name, or for a name more than one
+        # row has, the end of the path that tells them apart (the filter matches this text).
+        self._by_name: dict[str, list[str]] = {}
+        self._shown: dict[str, str] = {}
 
     # -- queries ---------------------------------------------------------------------------------
     def entries(self) -> list[FileEntry]:
@@ -96,6 +101,10 @@ class FileListModel(QAbstractTableModel):
 
     def row_of(self, path) -> int:
         return self._rows.get(str(path), -1)
+
+    def shown_name(self, path) -> str:
+        """The text the list shows for ``path``."""
+        return self._shown.get(str(path), Path(path).name)
 
     def reviewed_paths(self) -> list[str]:
         return [e.path for e in self._entries if e.reviewed]
@@ -114,7 +123,10 @@ class FileListModel(QAbstractTableModel):
             for i, p in enumerate(new):
                 self._entries.append(FileEntry(p))
                 self._rows[p] = first + i
+            renamed = self._name_rows(new)
             self.endInsertRows()
+            for row in renamed:  # a listed row whose name a new one repeats: it now shows more
+                self.dataChanged.emit(self.index(row, 0), self.index(row, 0))
             self.entriesAdded.emit(new)
         return new
 
@@ -122,7 +134,25 @@ class FileListModel(QAbstractTableModel):
         self.beginResetModel()
         self._entries.clear()
         self._rows.clear()
+        self._by_name.clear()
+        self._shown.clear()
         self.endResetModel()
+
+    def _name_rows(self, new: list[str]) -> list[int]:
+        """Name the new rows and rename the listed rows whose name a new one repeats; returns
+        the rows renamed."""
+        names = set()
+        for p in new:
+            name = Path(p).name
+            self._by_name.setdefault(name, []).append(p)
+            names.add(name)
+        renamed = []
+        for name in names:
+            for p, text in shown_names(self._by_name[name]).items():
+                if p in self._shown and self._shown[p] != text:
+                    renamed.append(self._rows[p])
+                self._shown[p] = text
+        return renamed
 
     def update(self, path, **fields) -> None:
         row = self._rows.get(str(path))
@@ -195,7 +225,7 @@ class FileListModel(QAbstractTableModel):
         col = index.column()
         if role == Qt.DisplayRole:
             if col == 0:
-                return e.name
+                return self.shown_name(e.path)
             if col == 1:
                 if e.counting_text:  # a large image: how far, in the room of the status
                     return f"{e.status.value} {int(100 * e.tiles.fraction)}%"
@@ -239,13 +269,12 @@ class FileListModel(QAbstractTableModel):
             return e.path
         return None
 
-    @staticmethod
-    def _sort_key(e: FileEntry, col: int):
+    def _sort_key(self, e: FileEntry, col: int):
         """What a column sorts by, ascending. Missing values sort last; the unsure score is negated
         so the first click on its header puts the images most worth fixing on top."""
         inf = float("inf")
-        if col == 0:
-            return e.name.lower()
+        if col == 0:  # rows of one name together, told apart by what they show
+            return f"{e.name.lower()}\0{self.shown_name(e.path).lower()}"
         if col == 1:
             return e.status.value
         if col == 2:

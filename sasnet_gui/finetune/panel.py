@@ -209,6 +209,7 @@ class FineTunePanel(QWidget):
                                      "and after (MAE)")
         for w in (self.steps_radio, self.minutes_radio):
             w.toggled.connect(self._update_state)
+        self.minutes_radio.toggled.connect(lambda on: self._estimate_minimum() if on else None)
         self.holdout_spin.valueChanged.connect(lambda _v: self._estimate_minimum())
         # One choice per row: the panel often sits in a narrow side dock, where a row of five
         # fields was cut off ("Minu", "Freeze encode").
@@ -326,7 +327,10 @@ class FineTunePanel(QWidget):
 
     def _estimate_minimum(self) -> None:
         """Measure the minimum budget in a worker thread (loading the model and timing one forward
-        pass the first time, free after) and show it beside the minutes field."""
+        pass the first time, free after) and show it beside the minutes field; only once a time
+        budget is chosen, so a budget in steps costs the app nothing."""
+        if not self.minutes_radio.isChecked():
+            return
         inputs = self._minimum_inputs()
         if inputs is None or not len(self.training_set):
             self.minimum, self._minimum_key = None, None
