@@ -16,6 +16,7 @@ thread's tile listener (``sasnet_core.progress``), so a photo that takes minutes
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -300,6 +301,17 @@ class Predictor:
         predictor = cls(model, copy_model=False, **kwargs)
         predictor.info = info
         return predictor
+
+    def with_max_side(self, max_side: int | None) -> "Predictor":
+        """This predictor counting at another ``max_side``: a new object sharing the model (or the
+        compiled OpenVINO runner, which serialises its inferences with a lock), so a count already
+        running with this one keeps the side it started with, and a caller that compares
+        predictors sees the change."""
+        if max_side is not None and max_side < 32:
+            raise ValueError(f"max_side must be at least 32, got {max_side}")
+        other = copy.copy(self)
+        other.max_side = max_side
+        return other
 
     @property
     def int8_report(self):

@@ -249,10 +249,12 @@ class OpenVINORunner:
         self._largest = 0
         if self.source is not None and self.source.is_file():
             model = self.core.read_model(str(self.source))
+            self.model = None  # read back from the IR when needed: one copy of the weights less
         else:
             model = self.model.clone()  # the dynamic model stays as it is for tiles
         model.reshape({0: list(key[1])})
         compiled = self.core.compile_model(model, "CPU", self._properties(threads))
+        del model
         self._static = (key, compiled, compiled.create_infer_request())
         return compiled, self._static[2]
 

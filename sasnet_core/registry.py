@@ -193,6 +193,8 @@ class ModelRegistry:
         # time (copy2), so the identity stored describes the copy as well.
         identity = identify(src, kind=info.kind, metadata=summary, progress=progress, original_name=given_name)
         with self._changing() as (data, whole):
+            if not src.is_file():  # deleted while it was hashed (an unkept fine-tuned model)
+                raise ModelRegistryError("the checkpoint was deleted while it was being registered", src)
             if name in data["models"] and not replace:
                 raise ModelRegistryError(f"a model named {name!r} is registered already; add --replace to "
                                          "replace it, or choose another name")
@@ -248,6 +250,20 @@ class ModelRegistry:
         if target is not None and target.exists():
             target.unlink()
         return target
+
+    def delete_unless_registered(self, file: str | os.PathLike) -> bool:
+        """Delete ``file`` unless an entry names it (damaged entries too); True if it went. Checked
+        and deleted under the registry's lock, so a registration of that file cannot come in
+        between and be left naming nothing. A registry that is not whole keeps the file: it may
+        list it."""
+        target = Path(file).expanduser().resolve()
+        with self._changing() as (data, whole):
+            named = any(isinstance(e, dict) and isinstance(e.get("path"), str)
+                        and Path(e["path"]).expanduser().resolve() == target for e in data["models"].values())
+            if named or not whole:
+                return False
+            target.unlink(missing_ok=True)
+            return True
 
     def identity(self, entry: ModelEntry, progress: Callable[[int, int], None] | None = None):
         """What ``entry``'s file is (``released.Identity``), or None if the file is gone. The stored

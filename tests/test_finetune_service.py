@@ -275,3 +275,75 @@ def test_the_new_models_description_names_its_images_as_they_are(home, tmp_path)
     assert "; 1 step; held-out MAE" in provenance(meta).describe()  # not "1 steps"
     run.discard()  # nobody keeps it: the file goes, nothing is left in the models folder
     assert not list((home / "data" / "models").glob("*.pth"))
+
+
+def test_a_registration_racing_the_discard_of_an_unkept_model_never_names_a_missing_file(
+        home, tmp_path, monkeypatch):
+    """Discarding the new model while the same file is being registered (Keep clicked in another
+    window): the check and the deletion happen under the registry's lock, so the registration
+    either keeps its file or is refused in words, never left naming a deleted file."""
+    import threading
+
+    from sasnet_core.errors import ModelRegistryError
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    run = _run(str(parent), make_annotated_images(tmp_path / "street", n=2), holdout=0.5, steps=1)
+    run.run()
+    new_model = run.model_path
+    outcome = []
+
+    def register_elsewhere():
+        try:
+            outcome.append(ModelRegistry().add("street-kept", new_model))
+        except ModelRegistryError as exc:
+            outcome.append(exc)
+
+    real_read = ModelRegistry._read
+    racer = threading.Thread(target=register_elsewhere)
+
+    def read_then_race(self):  # the discard has read the registry: now the other registration runs
+        data = real_read(self)
+        if not racer.is_alive() and racer.ident is None:
+            racer.start()
+            racer.join(timeout=2)  # done, unless the registry is locked until the discard ends
+        return data
+
+    monkeypatch.setattr(ModelRegistry, "_read", read_then_race)
+    run.discard()
+    racer.join(timeout=30)
+    assert not racer.is_alive() and len(outcome) == 1
+    registered = ModelRegistry().get("street-kept")
+    if registered is not None:
+        assert registered.path.is_file() and run.model_path == new_model
+    else:
+        assert not new_model.exists()
+        assert "deleted while it was being registered" in str(outcome[0]) and str(new_model) in str(outcome[0])
+    for entry in ModelRegistry().entries():
+        assert entry.path.is_file(), entry
+
+
+def test_the_finetune_command_refuses_a_budget_below_the_minimum_before_writing_anything(home, tmp_path, capsys):
+    """``sasnet finetune --max-minutes`` keeps the app's rule: a budget below this model's minimum
+    here is refused in one line naming the minimum and --steps; no model, log or staging is made."""
+    import re
+
+    from sasnet_core.cli import main
+    from sasnet_core.training.budget import BudgetTooSmallError
+
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    images = make_annotated_images(tmp_path / "street", n=3)
+    out, log = tmp_path / "models" / "street.pth", tmp_path / "progress.jsonl"
+    code = main(["finetune", str(parent), str(tmp_path / "street"), "--out", str(out), "--max-minutes", "0.01",
+                 "--holdout", "0.34", "--device", "cpu", "--log-json", str(log), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("sasnet finetune: error: a budget of 0.01 min is too short for this model")
+    assert lines[0].endswith("or leave out --max-minutes and set the run's length with --steps")
+    minimum = float(re.search(r"give it at least ([\d.]+) minutes", lines[0]).group(1))
+    assert not out.exists() and not log.exists() and not _staging_left()
+    # the minimum the app's panel would have named for the same images and settings
+    app_run = FineTuneRun(FineTuneRequest(weights=str(parent), images=images,
+                                          cfg=finetune_config(max_minutes=0.01, holdout=0.34, device="cpu")))
+    with pytest.raises(BudgetTooSmallError) as refused:
+        app_run.prepare()
+    assert minimum == refused.value.minimum.minutes > 0.01

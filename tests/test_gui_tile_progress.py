@@ -95,3 +95,64 @@ def test_a_damaged_maximum_side_setting_counts_at_full_size(qtbot, stored):
     settings.set_value("models/max_side", stored)
     settings.sync()
     assert ModelController(load_default=False).max_side is None
+
+
+def test_changing_the_maximum_side_while_an_image_is_counted_shows_its_count_at_the_new_side(
+        qtbot, tmp_path, monkeypatch):
+    """The image on screen is being counted when the person sets Maximum side in Model ▸ Models…:
+    that count is not altered half way (it runs at the side it began with, and is dropped); the
+    image is counted again, and the count shown is the one at the new side."""
+    import threading
+
+    from _gui_helpers import open_main_window, register_tiny_model
+    from sasnet_core.inference import Predictor
+    from sasnet_gui.models.dialog import ModelsDialog
+    from sasnet_gui.settings import AppSettings
+
+    settings = AppSettings()
+    settings.set_value("models/backend", "torch")  # no OpenVINO conversion: the test stays short
+    settings.sync()
+    register_tiny_model(tmp_path, "tiny")
+    window = open_main_window(qtbot, load_default=True)
+    qtbot.waitUntil(window.controller.has_model, timeout=60_000)
+    image = tmp_path / "square.png"
+    write_image(image, np.random.default_rng(1).integers(0, 255, (120, 200, 3), dtype=np.uint8))
+
+    entered, release = threading.Event(), threading.Event()
+    runs = []  # (side the predictor had when a count began, and when it ended)
+    real = Predictor.predict_batch
+
+    def slow(self, images):  # the first count waits until the setting has been changed
+        begun = self.max_side
+        try:
+            if not entered.is_set():
+                entered.set()
+                release.wait(30)
+            return real(self, images)
+        finally:
+            runs.append((begun, self.max_side))
+
+    monkeypatch.setattr(Predictor, "predict_batch", slow)
+    try:
+        window.open_paths([str(image)])
+        qtbot.waitUntil(entered.is_set, timeout=10_000)
+        window.act_models.trigger()
+        dialog = window.findChild(ModelsDialog)
+        spin = dialog.max_side_spin
+        spin.lineEdit().selectAll()
+        qtbot.keyClicks(spin, "64")
+        qtbot.keyClick(spin, Qt.Key.Key_Enter)
+        assert window.controller.max_side == 64
+        with qtbot.waitSignal(window.counter.counted, timeout=60_000,
+                              check_params_cb=lambda path, _r: path == str(image)):
+            release.set()
+    finally:
+        release.set()
+    assert runs[0] == (None, None)  # the count under way kept the side it began with
+    shown = window.session.results[str(image)].count
+    at_64 = window.controller.predictor().predict(str(image)).count
+    full = window.controller.predictor().with_max_side(None).predict(str(image)).count
+    assert shown == pytest.approx(at_64, rel=1e-4) and at_64 != pytest.approx(full, rel=1e-3)
+    window.counter.cancel()
+    window.counter.wait_idle()
+    window.close()

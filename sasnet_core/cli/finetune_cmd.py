@@ -58,6 +58,12 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"sasnet finetune: error: {exc}", file=sys.stderr)
         return 2
+    if args.budget_from is None:
+        # The app's panel refused a budget below the minimum before it started this command, and
+        # measuring again would spend the budget; a person's command is refused here the same way.
+        from sasnet_core.training.service import check_data_budget
+
+        check_data_budget(args.weights, args.data, cfg)
     with JsonLog(cfg.log_json, enabled=os.environ.get("RANK", "0") == "0") as log:
         result = finetune(args.weights, args.data, args.out, cfg, overwrite=args.overwrite,
                           name=args.name, log=log, started_at=started_at)

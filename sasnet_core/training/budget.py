@@ -170,11 +170,12 @@ def minimum_budget(speed: MachineSpeed, *, images_per_step: int, crops_per_image
 class BudgetTooSmallError(SettingsError):
     """A minutes budget below the minimum of this model on this machine (``minimum``)."""
 
-    def __init__(self, minutes: float, minimum: MinimumBudget):
+    def __init__(self, minutes: float, minimum: MinimumBudget, shorter: str = "a number of steps"):
+        """``shorter``: how a person runs for less time, in the words of where they asked."""
         self.minutes, self.minimum = minutes, minimum
         super().__init__(f"a budget of {minutes:g} min is too short for this model on this machine: it "
                          f"needs at least {minimum.describe()}; give it at least {minimum.minutes:g} "
-                         "minutes, or a number of steps")
+                         f"minutes, or {shorter}")
 
 
 _speeds: dict[tuple, MachineSpeed] = {}

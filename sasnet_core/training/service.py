@@ -78,10 +78,6 @@ def estimate_minimum(weights: str | os.PathLike, reviewed: ReviewedSet, cfg: Tra
     from sasnet_core.imageio import image_size
     from sasnet_core.training.data import holdout_count
 
-    from sasnet_core.registry import ModelRegistry
-
-    path = (registry or ModelRegistry()).resolve(weights)  # a file, or a registered name
-    speed = measure_speed(path, cfg.device, training_precision(cfg.precision))
     sizes = []
     for image, ann in reviewed.items:
         try:
@@ -90,7 +86,43 @@ def estimate_minimum(weights: str | os.PathLike, reviewed: ReviewedSet, cfg: Tra
             continue  # the run itself names the file; the estimate only needs sizes
         sizes.append(int(w) * int(h))
     held = holdout_count(len(reviewed), cfg.holdout)
-    eval_pixels = sum(sorted(sizes, reverse=True)[:held])  # the largest: a budget above never runs out
+    # The largest: whichever images are held out, a budget above the minimum never runs out.
+    return _minimum(weights, sum(sorted(sizes, reverse=True)[:held]), cfg, registry)
+
+
+def check_data_budget(weights: str | os.PathLike, data: str | os.PathLike, cfg: TrainConfig) -> None:
+    """Refuse ``cfg.max_minutes`` below the minimum of a run of ``weights`` on ``data`` (any data
+    set layout, as ``sasnet finetune`` reads it) with a BudgetTooSmallError naming the minimum
+    and ``--steps``, before anything is written; the same rule the app's panel and ``FineTuneRun.prepare`` apply."""
+    from sasnet_core.errors import ImageReadError
+    from sasnet_core.imageio import image_size
+    from sasnet_core.training.data import load_samples, split_holdout
+
+    if cfg.max_minutes is None:
+        return
+    samples = load_samples(data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
+    try:
+        _train, held_out = split_holdout(samples, cfg.holdout, cfg.seed)  # the ones the run holds out
+    except SASNetError:
+        held_out = []  # the run itself says why it cannot hold images out
+    eval_pixels = 0
+    for s in held_out:
+        try:
+            w, h = s.resize or image_size(s.image_path)
+        except ImageReadError:
+            continue  # the run itself names the file
+        eval_pixels += int(w) * int(h)
+    minimum = _minimum(weights, eval_pixels, cfg)
+    if not minimum.allows(cfg.max_minutes):
+        raise BudgetTooSmallError(cfg.max_minutes, minimum,
+                                  shorter="leave out --max-minutes and set the run's length with --steps")
+
+
+def _minimum(weights, eval_pixels: int, cfg: TrainConfig, registry=None) -> MinimumBudget:
+    from sasnet_core.registry import ModelRegistry
+
+    path = (registry or ModelRegistry()).resolve(weights)  # a file, or a registered name
+    speed = measure_speed(path, cfg.device, training_precision(cfg.precision))
     try:
         save_bytes = path.stat().st_size
     except OSError:
@@ -226,14 +258,12 @@ class FineTuneRun:
         if path is None:
             return False
         try:
-            kept = any(e.path.resolve() == path.resolve() for e in self.registry.entries())
+            gone = self.registry.delete_unless_registered(path)
         except SASNetError:
-            kept = True  # a damaged registry: never delete what it may list
-        if kept:
+            gone = False  # an unreadable or busy registry: never delete what it may list
+        if not gone:
             self.model_path = path
-            return False
-        path.unlink(missing_ok=True)
-        return True
+        return gone
 
     def cleanup(self) -> None:
         remove_staging(self.staging)

@@ -185,7 +185,10 @@ class ModelController(QObject):
         self._settings.set_value(_MAX_SIDE_KEY, int(side or 0))
         self._settings.sync()
         if self._predictor is not None:
-            self._predictor.max_side = side
+            # A new predictor, not the one changed in place: the image (or video) being counted
+            # keeps one side throughout, and the file queue drops what the old one counts and
+            # counts the image again with this one.
+            self._predictor = self._predictor.with_max_side(side)
             self.predictorChanged.emit(self._predictor)
 
     def _change_setting(self, what: str, allowed: tuple, key: str, value: str) -> None:
