@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py                        # folders: the default path, by command
     python benchmarks/bench_memory.py --batch-sizes 1 4      # batch 1 against the old default of 4
+    python benchmarks/bench_memory.py --sizes 1920x1080 --commands count
     python benchmarks/bench_memory.py --per-pixel            # every backend and precision, B/pixel
     python benchmarks/bench_memory.py --per-pixel --pairs openvino:bf16
     python benchmarks/bench_memory.py --weights trained.pth --json memory.json

@@ -41,7 +41,7 @@ def _scan_annotations(paths):
 # Below this many average characters a middle ellipsis leaves "IMG…jpg", the same on every row of
 # a data set: rather than that, a narrow list hides the columns it can spare (OPTIONAL_COLUMNS, the
 # first first; they come back when it is widened). It opens with room for NAME_WANT_CHARS.
-NAME_MIN_CHARS = 16
+NAME_MIN_CHARS = 20
 NAME_WANT_CHARS = 30
 # Model first (the counts panel shows the open image's), then reviewed; Unsure last: sorting by it
 # is how a person finds the images most worth correcting.
