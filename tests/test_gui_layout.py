@@ -239,14 +239,20 @@ def test_images_that_share_a_name_are_told_apart_in_the_file_list(qtbot, main_wi
     shows just the name, and the filter box finds what the rows show."""
     from _data_paths import STREET_B, need
 
+    from sasnet_gui.files import dock as files_dock
+
     folder = need(STREET_B)
     w = main_window
     w.resize(1280, 800)
     _open_folder_with_the_menu(qtbot, w, folder, monkeypatch)
     qtbot.waitUntil(lambda: not w.file_dock.scanning(), timeout=20_000)
-    qtbot.wait(50)  # the dock refits its columns
     test_4, train_4 = (str(folder / part / "images" / "IMG_4.jpg") for part in ("test_data", "train_data"))
     table = w.file_dock.table
+
+    def name_column_fitted():  # the dock refits its columns on the next turn of the event loop
+        return table.columnWidth(0) >= w.file_dock._name_px(files_dock.NAME_MIN_CHARS)
+
+    qtbot.waitUntil(name_column_fitted, timeout=5000)
     drawn = {p: _shown_text(table, _row_index(w, p)) for p in (test_4, train_4)}
     assert drawn[test_4] != drawn[train_4], drawn
     assert drawn[test_4].startswith("test") and drawn[train_4].startswith("train"), drawn
