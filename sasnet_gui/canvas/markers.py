@@ -72,14 +72,20 @@ class MarkerStyle:
             return cls(shape, unit)
 
 
-def render_symbol(shape: str, fill: str, outline: str, diameter: float) -> QPixmap:
-    """One marker, centred in a square pixmap with room for its outline."""
-    pad = 3
-    side = int(round(diameter)) + 2 * pad
+def _blank(side: int) -> tuple[QPixmap, QPainter]:
+    """A transparent square pixmap and an antialiased painter on it (the caller ends the painter)."""
     pm = QPixmap(side, side)
     pm.fill(Qt.transparent)
     p = QPainter(pm)
     p.setRenderHint(QPainter.Antialiasing)
+    return pm, p
+
+
+def render_symbol(shape: str, fill: str, outline: str, diameter: float) -> QPixmap:
+    """One marker, centred in a square pixmap with room for its outline."""
+    pad = 3
+    side = int(round(diameter)) + 2 * pad
+    pm, p = _blank(side)
     c = side / 2.0
     r = diameter / 2.0
     rect = QRectF(c - r, c - r, 2 * r, 2 * r)
@@ -109,11 +115,7 @@ def render_selection(colour: str, diameter: float) -> QPixmap:
     """The ring drawn around a selected marker, a little wider than the marker."""
     d = diameter + 6
     pad = 3
-    side = int(round(d)) + 2 * pad
-    pm = QPixmap(side, side)
-    pm.fill(Qt.transparent)
-    p = QPainter(pm)
-    p.setRenderHint(QPainter.Antialiasing)
+    pm, p = _blank(int(round(d)) + 2 * pad)
     p.setPen(QPen(QColor(colour), 2.5))
     p.setBrush(Qt.NoBrush)
     p.drawEllipse(QRectF(pad + 1.25, pad + 1.25, d - 2.5, d - 2.5))
