@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def _hms(seconds: float) -> str:
-    if seconds != seconds or seconds == float("inf"):
+def clock_duration(seconds: float | None) -> str:
+    """A duration on a terminal bar: "04:05", "1:02:03"; "--:--" when unknown (None, NaN, inf)."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
         return "--:--"
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
@@ -136,8 +137,8 @@ class Progress:
             bar = "#" * int(frac * 20) + "-" * (20 - int(frac * 20))
             eta = eta_seconds(self.n, self.total, elapsed)
             return (f"{head}[{bar}] {self.n}/{self.total} {rate:.2f} {self.unit}/s "
-                    f"elapsed {_hms(elapsed)} ETA {_hms(eta)}")
-        return f"{head}{self.n} {self.unit} {rate:.2f} {self.unit}/s elapsed {_hms(elapsed)}"
+                    f"elapsed {clock_duration(elapsed)} ETA {clock_duration(eta)}")
+        return f"{head}{self.n} {self.unit} {rate:.2f} {self.unit}/s elapsed {clock_duration(elapsed)}"
 
     def update(self, n: int = 1, postfix: str = "") -> None:
         self.n += n

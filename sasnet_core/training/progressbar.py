@@ -5,14 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "--:--"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+from sasnet_core.progress import clock_duration
 
 
 class ProgressBar:
@@ -34,7 +27,7 @@ class ProgressBar:
         frac = min(max(done / self.total, 0.0), 1.0)
         fill = int(round(frac * self.width))
         line = (f"{self.desc} [{'#' * fill}{'.' * (self.width - fill)}] {done}/{self.total} "
-                f"{100 * frac:3.0f}% eta {_fmt_time(eta_s)} {text}")
+                f"{100 * frac:3.0f}% eta {clock_duration(eta_s)} {text}")
         if self.tty:
             self.stream.write("\r" + line[:200].ljust(80))
         else:
