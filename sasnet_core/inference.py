@@ -123,6 +123,11 @@ def _openvino_runner(model: SASNet, precision: str, cache, calibration):
     return OpenVINORunner(ov_model, precision, source=source)
 
 
+def _check_max_side(max_side: int | None) -> None:
+    if max_side is not None and max_side < 32:
+        raise ValueError(f"max_side must be at least 32, got {max_side}")
+
+
 def select_device(preference: str | torch.device = "auto") -> torch.device:
     if str(preference) != "auto":
         dev = torch.device(preference)
@@ -266,8 +271,7 @@ class Predictor:
             raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if max_side is not None and max_side < 32:
-            raise ValueError(f"max_side must be at least 32, got {max_side}")
+        _check_max_side(max_side)
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
         self.device = select_device(device)
@@ -310,8 +314,7 @@ class Predictor:
         compiled OpenVINO runner, which serialises its inferences with a lock), so a count already
         running with this one keeps the side it started with, and a caller that compares
         predictors sees the change."""
-        if max_side is not None and max_side < 32:
-            raise ValueError(f"max_side must be at least 32, got {max_side}")
+        _check_max_side(max_side)
         other = copy.copy(self)
         other.max_side = max_side
         return other
