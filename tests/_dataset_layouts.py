@@ -38,31 +38,27 @@ def _write(path: Path, image: Path, n: int, seed: int, fmt: str) -> None:
     write_annotations([Annotation(str(image), SIZE, heads(n, seed))], path, fmt)
 
 
+# Layouts with one ground-truth file per image: (image path, its file's path, format, (index,
+# heads) per image), paths relative to the data set's root.
+_ONE_FILE_EACH = {
+    "nwpu": ("images/{i:04d}.jpg", "jsons/{i:04d}.json", "nwpu", ((1, 3), (2, 5))),
+    "jhu": ("train/images/{i:04d}.jpg", "train/gt/{i:04d}.txt", "jhu", ((1, 4), (2, 2))),
+    "ucf_qnrf": ("Train/img_{i:04d}.jpg", "Train/img_{i:04d}_ann.mat", "ucf", ((1, 6), (2, 1))),
+    "labelme": ("photo_{i}.jpg", "photo_{i}.json", "labelme", ((1, 2), (2, 7))),
+}
+
+
 def make_layout(kind: str, root) -> dict[str, int]:
     from sasnet_core.annotation import Annotation
     from sasnet_core.formats import write_annotations
 
     root = Path(root)
     counts: dict[str, int] = {}
-    if kind == "nwpu":
-        for i, n in ((1, 3), (2, 5)):
-            p = _image(root / "images" / f"{i:04d}.jpg", i)
-            _write(root / "jsons" / f"{i:04d}.json", p, n, i, "nwpu")
-            counts[p.name] = n
-    elif kind == "jhu":
-        for i, n in ((1, 4), (2, 2)):
-            p = _image(root / "train" / "images" / f"{i:04d}.jpg", i)
-            _write(root / "train" / "gt" / f"{i:04d}.txt", p, n, i, "jhu")
-            counts[p.name] = n
-    elif kind == "ucf_qnrf":
-        for i, n in ((1, 6), (2, 1)):
-            p = _image(root / "Train" / f"img_{i:04d}.jpg", i)
-            _write(root / "Train" / f"img_{i:04d}_ann.mat", p, n, i, "ucf")
-            counts[p.name] = n
-    elif kind == "labelme":
-        for i, n in ((1, 2), (2, 7)):
-            p = _image(root / f"photo_{i}.jpg", i)
-            _write(root / f"photo_{i}.json", p, n, i, "labelme")
+    if kind in _ONE_FILE_EACH:
+        image_at, truth_at, fmt, heads_per_image = _ONE_FILE_EACH[kind]
+        for i, n in heads_per_image:
+            p = _image(root / image_at.format(i=i), i)
+            _write(root / truth_at.format(i=i), p, n, i, fmt)
             counts[p.name] = n
     elif kind in ("coco", "cvat", "via"):
         anns = []
