@@ -58,9 +58,9 @@ def main() -> int:
     if not (DATA / "1_ann.mat").is_file():
         print(f"UCF_CC_50 not found at {DATA}; nothing to benchmark")
         return 1
-    from sasnet_core.density import density_map
-    from sasnet_core.formats import read_points
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.density import density_map
+    from sasnet_core.annotations.formats import read_points
+    from sasnet_core.io.imageio import image_size
 
     ann = read_points(DATA / "1_ann.mat", report=[])
     w, h = image_size(DATA / "1.jpg")

@@ -54,7 +54,7 @@ def _image(folder: Path) -> Path:
     """A 1024 x 768 crowd photo (ShanghaiTech sample resized) or a synthetic one."""
     import cv2
 
-    from sasnet_core.imageio import read_image, write_image
+    from sasnet_core.io.imageio import read_image, write_image
 
     src = DATA / "shanghaitech_a_sample" / "test_data" / "images" / "IMG_1.jpg"
     rgb = read_image(src) if src.is_file() else np.random.default_rng(0).integers(0, 255, (768, 1024, 3), np.uint8)
@@ -126,8 +126,8 @@ def main(argv=None) -> int:
     # 2. event loop lateness while a full-size model counts in the background.
     import torch
 
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     width = 0.25 if opts.quick else 1.0
     torch.manual_seed(0)

@@ -108,9 +108,9 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from _gui_helpers import make_annotated_images, make_video
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.weights.registry import ModelRegistry
     from sasnet_gui.models.controller import ModelController
 
     app = QApplication.instance() or QApplication([])

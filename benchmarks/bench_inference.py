@@ -59,7 +59,7 @@ sys.exit(rc)
 """
 # The previous engine: torch fp32 with the previous memory budget and tile size.
 _PREVIOUS_BUDGET = """
-import sasnet_core.inference as inference
+import sasnet_core.engine.inference as inference
 inference.BYTES_PER_PIXEL[("torch", "fp32")] = 1400
 inference.default_budget_mb = lambda device: min(1024.0, 0.4 * inference._available_memory_mb(device))
 inference.TILE_BUDGET_MB = float("inf")
@@ -84,7 +84,7 @@ def bench_image(width: int, height: int) -> np.ndarray:
     """A real crowd (UCF_CC_50 image 10, resized) when the shared data is there, else noise."""
     import cv2
 
-    from sasnet_core.imageio import read_image
+    from sasnet_core.io.imageio import read_image
 
     path = UCF / "10.jpg"
     if path.is_file():
@@ -146,9 +146,9 @@ def cpu_peak_flops(precision: str, seconds: float = 3.0) -> float:
 def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) -> dict:
     import torch
 
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import IMAGENET_MEAN, IMAGENET_STD
-    from sasnet_core.registry import load_model
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import IMAGENET_MEAN, IMAGENET_STD
+    from sasnet_core.weights.registry import load_model
 
     image = bench_image(width, height)
     authors, _ = load_model(weights, device="cpu")
@@ -238,7 +238,7 @@ def ucf(weights: Path, rounds: int, limit: int | None, work: Path) -> dict:
 def rss4k(weights: Path, work: Path) -> dict:
     import cv2
 
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path = work / "crowd_3840x2160.png"
     write_image(path, cv2.resize(bench_image(1920, 1080), (3840, 2160), interpolation=cv2.INTER_LINEAR))
@@ -300,7 +300,7 @@ def main() -> None:
         work = Path(tmp)
         os.environ["SASNET_STUDIO_HOME"] = str(work / "home")  # no registry or cache of the user's
         weights = args.weights or random_weights(work / "random.pth")
-        from sasnet_core.quantize import nncf_missing_reason
+        from sasnet_core.engine.quantize import nncf_missing_reason
 
         with_int8 = (args.weights is not None or args.int8) and nncf_missing_reason() is None
         result = {"weights": str(args.weights or "random, released layout")}

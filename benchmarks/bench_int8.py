@@ -35,7 +35,7 @@ def open_set(path: Path, options: dict):
 
 
 def measure(weights: str, samples: list) -> dict:
-    from sasnet_core.inference import Predictor
+    from sasnet_core.engine.inference import Predictor
 
     images = [s.image_path for s in samples]
     truth = [float(s.count) for s in samples]
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", required=True, help="a trained checkpoint or registered name")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args(argv)
-    from sasnet_core.quantize import nncf_missing_reason
+    from sasnet_core.engine.quantize import nncf_missing_reason
 
     reason = nncf_missing_reason()
     if reason:

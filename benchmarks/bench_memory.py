@@ -18,7 +18,7 @@ Per pixel: a fresh process loads the model as ``sasnet count`` does (folded in p
 map alone kept), counts ONE image untiled, and reports its peak resident memory. Done at two
 sizes, the difference of the peaks divided by the difference of the pixels is the cost of one
 more pixel: the weights, the compiled model and the libraries cancel out. These are the figures
-behind ``sasnet_core.inference.BYTES_PER_PIXEL`` (the budget that decides tiling). Each run
+behind ``sasnet_core.engine.inference.BYTES_PER_PIXEL`` (the budget that decides tiling). Each run
 compiles its own shape, as a first count of a new size does.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ def random_weights(path: Path, seed: int = 0) -> Path:
     realistic BatchNorm statistics): speed and memory do not depend on the values."""
     import torch
 
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(seed)
     model = SASNet().eval()
@@ -72,7 +72,7 @@ def random_weights(path: Path, seed: int = 0) -> Path:
 def _child(backend: str, precision: str, width: int, height: int, weights: str, cache: str) -> None:
     import numpy as np
 
-    from sasnet_core.inference import Predictor
+    from sasnet_core.engine.inference import Predictor
 
     calibration = None
     if precision == "int8":  # the same few images in every run: quantized once, then read from the cache
@@ -98,7 +98,7 @@ def run_child(backend: str, precision: str, width: int, height: int, weights: Pa
 
 def quantize_available() -> bool:
     try:
-        import sasnet_core.quantize  # noqa: F401
+        import sasnet_core.engine.quantize  # noqa: F401
     except ImportError:
         return False
     return True
@@ -111,7 +111,7 @@ def measure(pairs, weights: Path, cache: Path) -> list[dict]:
     for pair in pairs:
         backend, precision = pair.split(":")
         if precision == "int8" and not quantize_available():
-            print(f"{pair}: skipped (sasnet_core.quantize is not there)", file=sys.stderr)
+            print(f"{pair}: skipped (sasnet_core.engine.quantize is not there)", file=sys.stderr)
             continue
         if precision == "int8":
             run_child(backend, precision, 64, 64, weights, cache)
@@ -131,7 +131,7 @@ def make_folder(root: Path, width: int, height: int) -> Path:
     street test set resized (its points scaled), or generated scenes where the data is not here."""
     import numpy as np
 
-    from sasnet_core.imageio import read_image, write_image
+    from sasnet_core.io.imageio import read_image, write_image
 
     dataset = root / f"{width}x{height}"
     folder = dataset / "test_data"
@@ -140,8 +140,8 @@ def make_folder(root: Path, width: int, height: int) -> Path:
     sources = sorted((STREET / "images").glob("IMG_*.jpg"))[:FOLDER_IMAGES]
     import cv2
 
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_points
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_points
 
     for i in range(FOLDER_IMAGES):
         if i < len(sources):

@@ -22,7 +22,7 @@ import torch
 
 
 def write_folder(folder: Path, n: int, width: int, height: int) -> list[Path]:
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     rng = np.random.default_rng(0)
     base = np.linspace(30, 220, width, dtype=np.float32)[None, :, None]
@@ -46,9 +46,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
-    from sasnet_core.counting import count_stream, default_read_ahead
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.engine.counting import count_stream, default_read_ahead
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     predictor = Predictor(SASNet(SASNetConfig(width_mult=args.width)), device="cpu", backend=args.backend,

@@ -55,7 +55,7 @@ def child_env() -> dict:
 def model_predictor(weights):
     """The model itself, in full precision on the CPU: the automatic engine choice may count in
     reduced precision, whose own error the speed benchmark measures, not this one."""
-    from sasnet_core.inference import Predictor
+    from sasnet_core.engine.inference import Predictor
 
     return Predictor.from_weights(weights, device="cpu", precision="fp32", backend="torch")
 
@@ -64,7 +64,7 @@ def figures_on_test_split(weights, data: Path) -> dict:
     """MAE and MSE (root mean square) of ``weights`` on the test split, by the evaluation
     ``sasnet eval`` runs."""
     from sasnet_core.datasets import open_dataset
-    from sasnet_core.evaluate import evaluate
+    from sasnet_core.evaluation.evaluate import evaluate
 
     report = evaluate(model_predictor(weights), open_dataset(data, split="test"))
     if report.skipped:
@@ -75,8 +75,8 @@ def figures_on_test_split(weights, data: Path) -> dict:
 def reviewed_cells(predictor, sample, share: float) -> set:
     """The first ``share`` of the image's review cells (at least one) in the model's order of
     uncertainty, as review mode visits them."""
-    from sasnet_core.annotation import DEFAULT_REVIEW_CELL_PX as CELL_PX
-    from sasnet_core.uncertainty import REVIEW_CELL, review_order
+    from sasnet_core.annotations.annotation import DEFAULT_REVIEW_CELL_PX as CELL_PX
+    from sasnet_core.engine.uncertainty import REVIEW_CELL, review_order
 
     image = sample.load_image()
     grid = (-(-image.shape[0] // CELL_PX), -(-image.shape[1] // CELL_PX))
@@ -87,9 +87,9 @@ def reviewed_cells(predictor, sample, share: float) -> set:
 def write_set(folder: Path, items) -> int:
     """Copies of the images with our annotation files beside them (the annotation store's way);
     ``items``: (sample, reviewed cells or None for the whole image). Returns the heads written."""
-    from sasnet_core.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
-    from sasnet_core.annotation_store import write_annotation
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
+    from sasnet_core.annotations.store import write_annotation
+    from sasnet_core.io.imageio import image_size
 
     folder.mkdir(parents=True)
     heads = 0
@@ -111,7 +111,7 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
     """One run as the Fine-tune panel starts it with its defaults, capped at ``minutes``
     (``steps``: instead of the panel's default). A run the budget stopped before its first step
     leaves no model (the app keeps the starting one): ``model`` is then None."""
-    from sasnet_core import vocab
+    from sasnet_core.util import vocab
     from sasnet_core.training.finetune import finetune_config
     from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
 
@@ -175,8 +175,8 @@ def main(argv=None) -> int:
         if weights is None:
             import torch
 
-            from sasnet_core.checkpoint import save_checkpoint
-            from sasnet_core.model import SASNet, SASNetConfig
+            from sasnet_core.weights.checkpoint import save_checkpoint
+            from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
             torch.manual_seed(0)
             weights = save_checkpoint(work / "random_tiny.pth", SASNet(SASNetConfig(width_mult=0.125)),
@@ -243,7 +243,7 @@ def report(before: dict, results: dict, args) -> None:
           f"{a['after']['mse']:.2f} / {c['after']['mse']:.2f}); {args.minutes:g} min budget per run; "
           f"target -{TARGET:.0%} {verdict}")
     if args.json:
-        from sasnet_core.atomic import atomic_write_text
+        from sasnet_core.io.atomic import atomic_write_text
 
         def clean(value):  # standard JSON: an undefined figure is null
             if isinstance(value, dict):

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from sasnet_core.losses import confidence_labels, pra_hard_mask, total_loss  # noqa: E402
-from sasnet_core.model import SASNetConfig, sasnet  # noqa: E402
+from sasnet_core.training.losses import confidence_labels, pra_hard_mask, total_loss  # noqa: E402
+from sasnet_core.model.sasnet import SASNetConfig, sasnet  # noqa: E402
 from sasnet_core.training.loop import (  # noqa: E402
     _configure_backends,
     make_optimizer,

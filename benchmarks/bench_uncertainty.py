@@ -5,7 +5,7 @@
 
 DATASET is a data set folder (any layout ``sasnet_core.datasets`` reads), SPLIT one of its splits
 (default: ../shared/data/ucf_cc_50:fold1 and ../shared/data/street_b_layout:test). For every
-candidate of ``sasnet_core.uncertainty.METHODS`` it prints, per data set:
+candidate of ``sasnet_core.engine.uncertainty.METHODS`` it prints, per data set:
 
 - spearman: the Spearman rank correlation, over all 32 x 32 patches of all images, between the
   patch's score and its absolute count error |model count - annotated heads in the patch|;
@@ -58,7 +58,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def measure(predictor, samples, methods, cell: int, seeds: int) -> dict:
-    from sasnet_core import uncertainty as unc
+    from sasnet_core.engine import uncertainty as unc
 
     patch_scores = {m: [] for m in methods}
     patch_errors = []
@@ -105,9 +105,9 @@ def main(argv=None) -> int:
     import torch
 
     from sasnet_core.datasets import open_dataset
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import SASNet, SASNetConfig
-    from sasnet_core.uncertainty import DEFAULT_METHOD, METHODS
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.engine.uncertainty import DEFAULT_METHOD, METHODS
 
     options = dict(device="cpu", max_side=args.max_side, keep_levels=True)  # "spread" needs the levels
     if args.weights:

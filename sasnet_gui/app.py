@@ -103,7 +103,7 @@ def missing_libraries_refusal() -> str | None:
     """The line to print when Qt's X11 plugin would abort for want of a system library (it kills
     the process with "could not load the Qt platform plugin xcb", beyond any ``try``); else None.
     Asked before the QApplication exists; other platforms (offscreen, wayland) are not checked."""
-    from sasnet_core import platform_check
+    from sasnet_core.util import platform_check
 
     missing = platform_check.missing_qt_libraries()
     if not missing:
@@ -113,8 +113,8 @@ def missing_libraries_refusal() -> str | None:
 
 def _user_folders_refusal() -> str | None:
     """One line when the folders for models, settings and logs cannot be used at all."""
-    from sasnet_core import paths
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util import paths
+    from sasnet_core.util.errors import SASNetError
 
     try:
         paths.data_dir()
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         return 1
     from PySide6.QtWidgets import QApplication
 
-    from sasnet_core.logs import setup_logging
+    from sasnet_core.util.logs import setup_logging
 
     log_path = setup_logging()
     log.info("SASNet Studio starting (log: %s)", log_path)

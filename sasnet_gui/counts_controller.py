@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from sasnet_core.vocab import FileStatus
+from sasnet_core.util.vocab import FileStatus
 
 from sasnet_gui.models.controller import MAX_SIDE_SETTING
 
@@ -63,7 +63,7 @@ class CountsController(QObject):
     def tiles(self, path: str, event) -> None:
         """An image counted in tiles: its row and counts say how far; a very large one gets the
         hint of the setting that makes it faster, once, as its first tile starts."""
-        from sasnet_core.inference import large_image_hint  # torch is loaded by then
+        from sasnet_core.engine.inference import large_image_hint  # torch is loaded by then
 
         self.files.set_tiles(path, event)
         hint = large_image_hint(event.size, MAX_SIDE_SETTING) if event.done == 0 else None

@@ -15,7 +15,7 @@ import traceback
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from sasnet_core.errors import SASNetError
+from sasnet_core.util.errors import SASNetError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Export: annotations in any format ``sasnet convert`` knows, counts as CSV, overlays as PNG.
 
-Annotations are written by ``sasnet_core.formats.export``, the same function behind
+Annotations are written by ``sasnet_core.annotations.formats.export``, the same function behind
 ``sasnet convert``: it refuses to replace what exists, to put two images in one file and to write
 half an export. The dialog only collects the choices, and asks the person before replacing files.
 """
@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QWidget)
 
-from sasnet_core.annotation import Annotation
-from sasnet_core.formats import DATASET, target_kind
+from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.formats import DATASET, target_kind
 
 from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
 
@@ -35,7 +35,7 @@ FORMAT_KEY, SCOPE_KEY = "export/format", "export/scope"
 
 def format_choices() -> list[tuple[str, str]]:
     """(key, label) of every export target: each registered format, then the data set layout."""
-    from sasnet_core.formats import FORMATS
+    from sasnet_core.annotations.formats import FORMATS
 
     out = [(name, f"{spec.description}") for name, spec in FORMATS.items()]
     out.append((DATASET, "ShanghaiTech data set folder (train_data/test_data, IMG_n + GT_IMG_n.mat)"))
@@ -56,7 +56,7 @@ def default_target(fmt: str, anns: list[Annotation], folder) -> Path:
         return root.parent / f"{root.name}-shanghaitech"
     if target_kind(fmt, len(anns)) == "folder":
         return folder / f"annotations_{fmt}"
-    from sasnet_core.formats import get_format
+    from sasnet_core.annotations.formats import get_format
 
     spec = get_format(fmt)
     if spec.multi:
@@ -86,7 +86,7 @@ def counts_csv_text(entries) -> str:
 
 
 def export_counts_csv(entries, path) -> Path:
-    from sasnet_core.atomic import atomic_write_text
+    from sasnet_core.io.atomic import atomic_write_text
 
     atomic_write_text(path, counts_csv_text(entries))
     return Path(path)
@@ -113,7 +113,7 @@ def overlay_image(rgb: np.ndarray, result, which: str, colormap: str = "inferno"
 
 
 def export_overlay_png(rgb: np.ndarray, result, which: str, path, **kw) -> Path:
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -220,8 +220,8 @@ class ExportAnnotationsDialog(QDialog):
 
     def export(self):
         """Write the export; the ``ExportResult``, or None when the person keeps existing files."""
-        from sasnet_core.errors import OutputExistsError
-        from sasnet_core.formats import export
+        from sasnet_core.util.errors import OutputExistsError
+        from sasnet_core.annotations.formats import export
 
         anns, fmt, target = self.annotations(), self.selected_format(), self.target.text().strip()
         if not target:

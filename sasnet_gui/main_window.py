@@ -13,9 +13,9 @@ from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
 
-from sasnet_core.annotation import SOURCE_PERSON
-from sasnet_core.errors import GroundTruthError
-from sasnet_core.inputs import collect_inputs
+from sasnet_core.annotations.annotation import SOURCE_PERSON
+from sasnet_core.util.errors import GroundTruthError
+from sasnet_core.engine.inputs import collect_inputs
 
 from sasnet_gui import errors
 from sasnet_gui.canvas.appearance import AppearanceActions, AppearanceControls
@@ -442,7 +442,7 @@ class MainWindow(QMainWindow):
         return added
 
     def open_dialog(self) -> None:
-        from sasnet_core.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+        from sasnet_core.io.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         paths, _ = QFileDialog.getOpenFileNames(self, "Open images or videos", self._last_folder(),
@@ -724,7 +724,7 @@ class MainWindow(QMainWindow):
         self.model_adder.add(paths)
 
     def open_log_folder(self) -> None:
-        from sasnet_core import paths
+        from sasnet_core.util import paths
 
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)

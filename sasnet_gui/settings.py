@@ -1,7 +1,7 @@
 """Settings remembered between runs: an INI file in the platformdirs config folder.
 
 ``QSettings(str(path), QSettings.IniFormat)`` rather than the native store, so the file lives where
-``sasnet_core.paths.config_dir()`` says (``SASNET_STUDIO_HOME`` moves it for tests).
+``sasnet_core.util.paths.config_dir()`` says (``SASNET_STUDIO_HOME`` moves it for tests).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from sasnet_core import paths
+from sasnet_core.util import paths
 
 MAX_RECENT = 10
 LEGACY_RECENT = "recent/folders"  # older settings: the folders only

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from sasnet_core.annotation_store import writable_folder
+from sasnet_core.annotations.store import writable_folder
 from sasnet_gui import errors
 from sasnet_gui.widgets import bullet_list
 
@@ -32,8 +32,8 @@ class AnnotationTransfer:
         """Read ``path`` onto the open image. When it does not fit the image (another image's
         name or size, points off it) the person is asked first, in ``import_box``; True when the
         points were taken or the question is open."""
-        from sasnet_core.errors import SASNetError
-        from sasnet_core.formats import read_for_image
+        from sasnet_core.util.errors import SASNetError
+        from sasnet_core.annotations.formats import read_for_image
 
         doc = self.w.document
         try:
@@ -87,7 +87,7 @@ class AnnotationTransfer:
         An annotation file that cannot be read is left out and named in the status bar, so an
         export never drops an image without a word."""
         from sasnet_core.datasets.ground_truth import truth_of
-        from sasnet_core.errors import SASNetError
+        from sasnet_core.util.errors import SASNetError
 
         doc = self.w.document
         doc.flush()

@@ -1,7 +1,7 @@
 """Small data set folders in every layout the core reads, made at test time, with their counts.
 
 ``make_layout(kind, root)`` writes two or three 64 x 48 images and their ground truth in the
-layout's own files (through ``sasnet_core.formats``, so each file is what that format's tools
+layout's own files (through ``sasnet_core.annotations.formats``, so each file is what that format's tools
 write) and returns {image file name: head count}.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ KINDS = ("nwpu", "jhu", "ucf_qnrf", "labelme", "coco", "cvat", "via")
 
 
 def _image(path: Path, seed: int) -> Path:
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,8 +31,8 @@ def heads(n: int, seed: int) -> np.ndarray:
 
 
 def _write(path: Path, image: Path, n: int, seed: int, fmt: str) -> None:
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_annotations([Annotation(str(image), SIZE, heads(n, seed))], path, fmt)
@@ -49,8 +49,8 @@ _ONE_FILE_EACH = {
 
 
 def make_layout(kind: str, root) -> dict[str, int]:
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = Path(root)
     counts: dict[str, int] = {}

@@ -28,8 +28,8 @@ def make_tiny_checkpoint(path: str | os.PathLike, seed: int = 0, name: str | Non
     """A SASNet with 1/8 of the channels (fast on CPU), in our checkpoint format."""
     import torch
 
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(seed)
     model = SASNet(SASNetConfig(width_mult=TINY_WIDTH))
@@ -68,7 +68,7 @@ def make_annotated_images(folder: str | os.PathLike, n: int = 3, size: tuple[int
 
 def register_tiny_model(home_tmp: Path, name: str = "tiny", make_default: bool = True) -> Path:
     """A tiny checkpoint registered under ``name`` in the (test) registry."""
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     path = make_tiny_checkpoint(home_tmp / f"{name}.pth", name=name)
     ModelRegistry().add(name, path, make_default=make_default)
@@ -77,7 +77,7 @@ def register_tiny_model(home_tmp: Path, name: str = "tiny", make_default: bool =
 
 def make_controller(qtbot, load_default: bool = True):
     """A ModelController on the test home; waits for the default model when one is registered."""
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
     from sasnet_gui.models.controller import ModelController
 
     has_default = ModelRegistry().default() is not None
@@ -93,7 +93,7 @@ def fake_controller_class():
     (Built on first use so importing this module does not import Qt before the tests set it up.)"""
     from PySide6.QtCore import QObject, Signal
 
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     class FakeController(QObject):
         predictorChanged = Signal(object)

@@ -18,8 +18,8 @@ def tiny_weights(tmp_path_factory):
     read-only by the tests that run commands end to end."""
     import torch
 
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny_weights") / "tiny.pth"
@@ -34,7 +34,7 @@ def _openvino_cache(tmp_path_factory):
     models through it (tests of the cache itself pass their own ``ov_cache`` folder). Set up for
     the session, with a session home, so module and session fixtures that build a Predictor stay
     out of the real user folders too."""
-    from sasnet_core import openvino_backend
+    from sasnet_core.engine import openvino_backend
 
     cache = tmp_path_factory.mktemp("openvino_cache")
     with pytest.MonkeyPatch.context() as mp:
@@ -70,7 +70,7 @@ class _GuiHelpers:
     def write_images(cls, folder, n: int = 3, h: int = 192, w: int = 256):
         from pathlib import Path
 
-        from sasnet_core.imageio import write_image
+        from sasnet_core.io.imageio import write_image
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -141,8 +141,8 @@ def tiny_predictor():
     """A SASNet with 1/8 of the channels on the CPU: untrained, fast, real code paths."""
     import torch
 
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32")

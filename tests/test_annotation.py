@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from sasnet_core.annotation import (
+from sasnet_core.annotations.annotation import (
     SOURCE_MODEL,
     SOURCE_PERSON,
     Annotation,
@@ -13,8 +13,8 @@ from sasnet_core.annotation import (
     points_in_polygon,
     save_annotation,
 )
-from sasnet_core.annotation_store import Project, find_annotation_file, read_annotation, write_annotation
-from sasnet_core.errors import AnnotationFormatError
+from sasnet_core.annotations.store import Project, find_annotation_file, read_annotation, write_annotation
+from sasnet_core.util.errors import AnnotationFormatError
 
 
 def _ann(tmp_path, n=3):
@@ -185,7 +185,7 @@ def test_save_refuses_an_unknown_key_that_json_cannot_hold(tmp_path):
 def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_path):
     import json
 
-    from sasnet_core.annotation import Annotation, load_annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, load_annotation, save_annotation
 
     path = tmp_path / "a.jpg.sasnet.json"
     ann = Annotation(str(tmp_path / "a.jpg"), (300, 200), [[1, 2]], reviewed_cells={(1, 2), (0, 0)},
@@ -202,7 +202,7 @@ def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_pat
 
 
 def test_duplicate_points_keep_one_per_head_and_a_persons_over_a_models():
-    from sasnet_core.annotation import DUPLICATE_PX, SOURCE_MODEL, SOURCE_PERSON, duplicate_points
+    from sasnet_core.annotations.annotation import DUPLICATE_PX, SOURCE_MODEL, SOURCE_PERSON, duplicate_points
 
     pts = [[10, 10], [10.8, 10.6], [11.3, 10.2], [40, 40], [40, 41.4], [80, 80], [80, 80 + DUPLICATE_PX + 0.01]]
     src = [SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON, SOURCE_MODEL, SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON]
@@ -218,7 +218,7 @@ def test_ucf_cc_50_ground_truth_has_few_points_this_close():
     import scipy.io
 
     from _data_paths import UCF_CC_50, need
-    from sasnet_core.annotation import duplicate_points
+    from sasnet_core.annotations.annotation import duplicate_points
 
     files = sorted(need(UCF_CC_50).glob("*_ann.mat"))
     found = sum(len(duplicate_points(scipy.io.loadmat(f)["annPoints"].astype(float))) for f in files)

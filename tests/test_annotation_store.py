@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from sasnet_core.annotation import SOURCE_PERSON, Annotation, save_annotation
-from sasnet_core.annotation_store import (
+from sasnet_core.annotations.annotation import SOURCE_PERSON, Annotation, save_annotation
+from sasnet_core.annotations.store import (
     Project,
     annotated_images,
     annotation_file_for,
@@ -19,7 +19,7 @@ from sasnet_core.annotation_store import (
     survey,
     write_annotation,
 )
-from sasnet_core.errors import AnnotationFormatError
+from sasnet_core.util.errors import AnnotationFormatError
 
 
 def _images(folder, *names):

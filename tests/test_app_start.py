@@ -17,7 +17,7 @@ def no_xcb_cursor(monkeypatch):
             raise OSError(f"{name}: cannot open shared object file: No such file or directory")
         return object()
 
-    monkeypatch.setattr("sasnet_core.platform_check.ctypes.CDLL", cdll)
+    monkeypatch.setattr("sasnet_core.util.platform_check.ctypes.CDLL", cdll)
 
 
 def _no_qt_application(monkeypatch):

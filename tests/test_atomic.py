@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from sasnet_core.atomic import atomic_path, atomic_write_text
+from sasnet_core.io.atomic import atomic_path, atomic_write_text
 
 
 def test_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -50,7 +50,7 @@ def _temp_name(target: str, host: str, pid: int, rand: str = "abcd1234") -> str:
 
 
 def test_the_next_write_removes_temp_files_of_dead_writers_of_that_target_only(tmp_path):
-    from sasnet_core.atomic import _HOST
+    from sasnet_core.io.atomic import _HOST
 
     dead, alive = _dead_pid(), os.getppid()
     left = tmp_path / _temp_name("a.json", _HOST, dead)
@@ -69,7 +69,7 @@ def test_the_next_write_removes_temp_files_of_dead_writers_of_that_target_only(t
 def test_temp_files_without_a_live_writer_on_this_machine_go_by_age(tmp_path):
     import time
 
-    from sasnet_core.atomic import STALE_AFTER_S, STALE_UNNAMED_AFTER_S, remove_stale_temp_files
+    from sasnet_core.io.atomic import STALE_AFTER_S, STALE_UNNAMED_AFTER_S, remove_stale_temp_files
 
     target = tmp_path / "m.pth"
     old_style_new = tmp_path / ".m.pth.k2j3h4g5.tmp"  # mkstemp name of an older version, just written
@@ -87,13 +87,13 @@ def test_temp_files_without_a_live_writer_on_this_machine_go_by_age(tmp_path):
 
 
 def _host() -> str:
-    from sasnet_core.atomic import _HOST
+    from sasnet_core.io.atomic import _HOST
 
     return _HOST
 
 
 def test_temp_names_carry_the_writer_so_a_later_write_can_tell(tmp_path):
-    from sasnet_core.atomic import _HOST
+    from sasnet_core.io.atomic import _HOST
 
     with atomic_path(tmp_path / "x.bin") as tmp:
         assert tmp.name.startswith(f".x.bin.{_HOST}-{os.getpid()}.") and tmp.name.endswith(".tmp")
@@ -109,7 +109,7 @@ def test_kill_9_during_saves_leaves_a_whole_file_and_the_next_save_cleans_up(tmp
 
     target = tmp_path / "big.bin"
     atomic_write_text(target, "A" * 1_000_000)
-    code = ("import sys\nfrom sasnet_core.atomic import atomic_path\n"
+    code = ("import sys\nfrom sasnet_core.io.atomic import atomic_path\n"
             "with atomic_path(sys.argv[1]) as tmp:\n"
             "    with open(tmp, 'w') as fh:\n"
             "        fh.write('B' * 500000); fh.flush(); print('half', flush=True); sys.stdin.readline()\n")
@@ -182,7 +182,7 @@ def test_errors_inside_the_write_name_the_target_not_the_temp_file(tmp_path):
 
 
 def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
-    import sasnet_core.atomic as atomic
+    import sasnet_core.io.atomic as atomic
 
     synced = []
     real = os.fsync
@@ -232,7 +232,7 @@ def test_bugs_keep_their_traceback(monkeypatch, exc):
 
 
 def test_dev_stdout_redirected_to_a_file_is_written_in_place_not_replaced(capfd):
-    from sasnet_core.atomic import check_output_file
+    from sasnet_core.io.atomic import check_output_file
 
     check_output_file("/dev/stdout")  # stdout is a file under capfd: not "already exists"
     atomic_write_text("/dev/stdout", "path,count\n")
@@ -243,7 +243,7 @@ def test_dev_stdout_redirected_to_a_file_is_written_in_place_not_replaced(capfd)
 def test_remove_written_file_removes_only_the_file_we_wrote(tmp_path):
     import time
 
-    from sasnet_core.atomic import atomic_write_text, file_identity, remove_written_file
+    from sasnet_core.io.atomic import atomic_write_text, file_identity, remove_written_file
 
     target = tmp_path / "a.jpg.sasnet.json"
     atomic_write_text(target, "ours")

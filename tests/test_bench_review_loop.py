@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sasnet_core.annotation import load_annotation
+from sasnet_core.annotations.annotation import load_annotation
 from sasnet_core.training.synthetic import make_blob_dataset
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_review_loop.py"

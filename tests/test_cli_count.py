@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
-from sasnet_core.model import SASNet, SASNetConfig
-from sasnet_core.registry import ModelRegistry
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.weights.registry import ModelRegistry
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture
 def images(tmp_path):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     rng = np.random.default_rng(0)
     (tmp_path / "a" / "b").mkdir(parents=True)
@@ -116,7 +116,7 @@ def test_count_real_grayscale_ucf_images(tiny_weights, capsys):
 
 # -- inputs and outputs a person gets wrong ---------------------------------------------------------
 def _write(path, h=40, w=48, seed=0):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
@@ -286,7 +286,7 @@ def test_every_command_with_a_progress_bar_takes_no_progress():
 
 
 def test_precision_choices_come_from_the_shared_vocabulary():
-    from sasnet_core import vocab
+    from sasnet_core.util import vocab
     from sasnet_core.cli import build_parser
 
     parser = build_parser()
@@ -314,7 +314,7 @@ def test_count_shows_the_tiles_of_an_image_on_stderr(tiny_weights, tmp_path):
     """The real entry point with forced tiles: the person sees tiles done / all and an ETA."""
     import os
 
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     image = tmp_path / "wide.png"
     write_image(image, np.random.default_rng(0).integers(0, 255, (96, 160, 3), dtype=np.uint8))
@@ -334,8 +334,8 @@ def test_count_shows_the_tiles_of_an_image_on_stderr(tiny_weights, tmp_path):
 
 def test_an_image_above_the_megapixel_threshold_gets_the_max_side_hint(tiny_weights, tmp_path, capsys,
                                                                         monkeypatch):
-    from sasnet_core import inference
-    from sasnet_core.imageio import write_image
+    from sasnet_core.engine import inference
+    from sasnet_core.io.imageio import write_image
 
     big, small = tmp_path / "big.png", tmp_path / "small.png"
     rng = np.random.default_rng(0)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.annotation import Annotation
-from sasnet_core.annotation_store import write_annotation
-from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.store import write_annotation
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
-from sasnet_core.inference import Predictor
-from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
 
-from sasnet_core.annotation import Annotation, save_annotation
+from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.datasets import detect_layout, open_dataset
-from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.util.errors import DatasetLayoutError
 
 
 def test_shanghaitech_sample_counts():
@@ -138,7 +138,7 @@ def test_annotated_folder_keys_images_by_their_full_name(tmp_path):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         _img(root / name, 40, 30)
     project = tmp_path / "proj"
-    from sasnet_core.annotation_store import Project, write_annotation
+    from sasnet_core.annotations.store import Project, write_annotation
 
     for i, name in enumerate(("a.jpg", "a.png", "x/img.jpg", "y/img.jpg")):
         write_annotation(Annotation(str(root / name), (40, 30), [[1, 1]] * (i + 1), reviewed=i != 1),
@@ -150,7 +150,7 @@ def test_annotated_folder_keys_images_by_their_full_name(tmp_path):
 
 
 def test_a_read_only_folder_annotated_in_the_app_is_an_annotated_data_set(tmp_path, read_only):
-    from sasnet_core.annotation_store import write_annotation
+    from sasnet_core.annotations.store import write_annotation
 
     root = tmp_path / "shared"
     root.mkdir()

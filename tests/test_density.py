@@ -5,12 +5,12 @@ import pytest
 from _data_paths import SHANGHAITECH_A, UCF_CC_50, need
 from _released_density import generate_density_map, matlab_style_gauss2D  # the oracle
 
-from sasnet_core.density import density_map, inside_image
+from sasnet_core.annotations.density import density_map, inside_image
 
 
 def _ucf(n):
-    from sasnet_core.formats import read_points
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.formats import read_points
+    from sasnet_core.io.imageio import image_size
 
     need(UCF_CC_50 / f"{n}_ann.mat")
     w, h = image_size(UCF_CC_50 / f"{n}.jpg")
@@ -69,8 +69,8 @@ def test_every_map_sums_to_count_on_real_data():
 
 
 def test_shanghaitech_map_sums_to_published_count():
-    from sasnet_core.formats import read_points
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.formats import read_points
+    from sasnet_core.io.imageio import image_size
 
     gt = need(SHANGHAITECH_A / "test_data" / "ground-truth" / "GT_IMG_4.mat")
     w, h = image_size(SHANGHAITECH_A / "test_data" / "images" / "IMG_4.jpg")

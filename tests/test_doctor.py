@@ -8,12 +8,13 @@ from importlib import metadata
 
 import torch
 
-from sasnet_core import paths, platform_check, released
-from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.util import paths, platform_check
+from sasnet_core.weights import released
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
-from sasnet_core.engine_choice import choose_engine
-from sasnet_core.model import SASNet, SASNetConfig
-from sasnet_core.registry import ModelRegistry
+from sasnet_core.engine.choice import choose_engine
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.weights.registry import ModelRegistry
 
 
 def _cli(argv, capsys):
@@ -38,7 +39,7 @@ def test_doctor_reports_versions_devices_folders_and_an_empty_registry_as_missin
     assert "no model is registered: run 'sasnet models download shha'" in out
 
     # the log file it names is the one the app writes
-    from sasnet_core import logs
+    from sasnet_core.util import logs
 
     try:
         app_log = logs.setup_logging()  # as sasnet-gui starts
@@ -77,7 +78,7 @@ def test_doctor_json_lists_each_model_with_its_file_and_identity_without_rehashi
 
 
 def test_doctor_says_counting_falls_back_to_torch_when_openvino_cannot_load(monkeypatch, capsys):
-    from sasnet_core import openvino_backend
+    from sasnet_core.engine import openvino_backend
 
     monkeypatch.setattr(openvino_backend, "unavailable_reason",
                         lambda: "OpenVINO is not installed (pip install openvino)")

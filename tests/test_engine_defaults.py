@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core import engine_choice, inference
+from sasnet_core.engine import choice as engine_choice, inference
 from sasnet_core.cli import main
-from sasnet_core.inference import Predictor
+from sasnet_core.engine.inference import Predictor
 
 
 @pytest.fixture
 def folder(tmp_path):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     rng = np.random.default_rng(0)
     for i in range(5):  # one size: a batch of any size could take them all

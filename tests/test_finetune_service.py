@@ -12,8 +12,8 @@ import pytest
 
 from _gui_helpers import make_annotated_images, make_tiny_checkpoint
 
-from sasnet_core.annotation_store import read_annotation, write_annotation
-from sasnet_core.registry import ModelRegistry
+from sasnet_core.annotations.store import read_annotation, write_annotation
+from sasnet_core.weights.registry import ModelRegistry
 from sasnet_core.training.finetune import finetune_config
 from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
 from sasnet_core.training.staging import staging_root
@@ -53,7 +53,7 @@ def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(home, t
     assert path is not None and path.parent == home / "data" / "models"
     assert path.name.startswith("tiny-ft-")
 
-    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.weights.checkpoint import read_metadata
 
     _kind, meta = read_metadata(path)
     assert meta["finetune_images"] + meta["holdout_images"] == 3
@@ -71,7 +71,7 @@ def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(home, tmp_
     images = make_annotated_images(tmp_path / "data", n=1)
     run = _run(str(parent), images)
     run.run()
-    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.weights.checkpoint import read_metadata
 
     assert read_metadata(run.model_path)[1]["parent_name"] == "street model"
     entry = run.register(make_default=False)
@@ -81,7 +81,7 @@ def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(home, tmp_
 
 
 def test_staging_is_removed_after_failure_and_after_a_cancel(home, tmp_path):
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util.errors import SASNetError
     from sasnet_core.training.signals import StopRequest
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
@@ -105,7 +105,7 @@ def test_staging_is_removed_after_failure_and_after_a_cancel(home, tmp_path):
 
 
 def test_nothing_reviewed_is_refused_before_anything_is_written(home, tmp_path):
-    from sasnet_core.errors import DatasetLayoutError
+    from sasnet_core.util.errors import DatasetLayoutError
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     images = make_annotated_images(tmp_path / "todo", n=2, reviewed=False)
@@ -121,7 +121,7 @@ def test_finish_removes_the_half_save_of_a_killed_trainer(home, tmp_path):
     run.prepare()
     killed = textwrap.dedent(f"""
         import os
-        from sasnet_core.atomic import atomic_path
+        from sasnet_core.io.atomic import atomic_path
         with atomic_path({str(run.out)!r}) as tmp:
             tmp.write_bytes(b"half a model")
             os._exit(0)  # killed in the middle of the save
@@ -258,8 +258,8 @@ def test_a_minutes_budget_below_the_minimum_is_refused_before_anything_is_staged
 
 
 def test_the_new_models_description_names_its_images_as_they_are(home, tmp_path):
-    from sasnet_core.checkpoint import read_metadata
-    from sasnet_core.provenance import provenance
+    from sasnet_core.weights.checkpoint import read_metadata
+    from sasnet_core.weights.provenance import provenance
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     day = make_annotated_images(tmp_path / "plaza" / "day", n=2)
@@ -284,7 +284,7 @@ def test_a_registration_racing_the_discard_of_an_unkept_model_never_names_a_miss
     either keeps its file or is refused in words, never left naming a deleted file."""
     import threading
 
-    from sasnet_core.errors import ModelRegistryError
+    from sasnet_core.util.errors import ModelRegistryError
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     run = _run(str(parent), make_annotated_images(tmp_path / "street", n=2), holdout=0.5, steps=1)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
 
-from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
-from sasnet_core.errors import AnnotationFormatError
-from sasnet_core.formats import (
+from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation, save_annotation
+from sasnet_core.util.errors import AnnotationFormatError
+from sasnet_core.annotations.formats import (
     FORMATS, detect_format, read_annotations, read_points, write_annotations, write_points)
-from sasnet_core.formats._common import clean_coordinates
+from sasnet_core.annotations.formats._common import clean_coordinates
 
 # What each format can carry besides points.
 KEEPS_SOURCES = {"sasnet", "csv", "coco", "cvat"}
@@ -310,7 +310,7 @@ REAL_SETS = {"ucf_cc_50": (UCF_CC_50, "*_ann.mat", "ucf"),
 
 @pytest.mark.parametrize("source", list(REAL_SETS))
 def test_real_data_round_trips_exactly_through_every_format(tmp_path, source):
-    from sasnet_core.formats import export
+    from sasnet_core.annotations.formats import export
 
     root, pattern, fmt = REAL_SETS[source]
     files = sorted(need(root).rglob(pattern))
@@ -455,8 +455,8 @@ def test_dataset_export_removes_staging_folders_an_interrupted_export_left(tmp_p
 
 
 def test_a_file_of_many_images_is_read_onto_the_open_image_by_its_name(tmp_path):
-    from sasnet_core.errors import AnnotationFormatError
-    from sasnet_core.formats import read_for_image, write_annotations
+    from sasnet_core.util.errors import AnnotationFormatError
+    from sasnet_core.annotations.formats import read_for_image, write_annotations
 
     anns = [Annotation(str(tmp_path / "a.jpg"), (100, 80), np.array([[10.0, 10.0], [99.5, 20.0]])),
             Annotation(str(tmp_path / "b.jpg"), (100, 80), np.array([[5.0, 6.0]]))]
@@ -489,7 +489,7 @@ def test_a_bad_image_size_names_the_field_as_the_file_spells_it(tmp_path, fmt, d
 
 
 def test_reading_onto_an_image_tells_same_named_images_apart_and_guesses_nothing(tmp_path):
-    from sasnet_core.formats import read_for_image
+    from sasnet_core.annotations.formats import read_for_image
 
     # a data set exported as one COCO file: train/.../IMG_1.jpg and test/.../IMG_1.jpg
     train, test = tmp_path / "train_data" / "images" / "IMG_1.jpg", tmp_path / "test_data" / "images" / "IMG_1.jpg"

@@ -31,7 +31,7 @@ class _FullDisk(io.FileIO):
 @pytest.fixture
 def full_disk(monkeypatch):
     """From now on checkpoints are saved onto a full disk."""
-    from sasnet_core import checkpoint
+    from sasnet_core.weights import checkpoint
 
     def open_on_full_disk(path, mode="r", *args, **kwargs):
         assert "b" in mode
@@ -75,7 +75,7 @@ def test_train_on_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(tm
 
 
 def test_finetune_on_a_full_disk_keeps_the_model_it_was_to_replace(tiny_weights, tmp_path, capsys, full_disk):
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     data, out = tmp_path / "mine", tmp_path / "ft.pth"
     make_blob_dataset(data, 3, layout="annotations")

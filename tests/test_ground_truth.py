@@ -49,8 +49,8 @@ def test_an_image_of_no_data_set_has_none(tmp_path, gui):
 
 
 def test_a_changed_collection_file_is_read_again(tmp_path):
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = tmp_path / "coco"
     make_layout("coco", root)
@@ -65,7 +65,7 @@ def test_a_changed_collection_file_is_read_again(tmp_path):
 def test_a_correction_that_does_not_fit_its_image_is_set_aside_in_eval_and_training(tmp_path, caplog):
     """A saved correction made on another size counts nowhere: eval's reader and training keep
     the data set's points and say which file and why, once; a fitting one beside it is used."""
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
     from sasnet_core.training.data import load_samples
 
     root = tmp_path / "qnrf"

@@ -9,8 +9,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
-from sasnet_core.annotation import SOURCE_MODEL, load_annotation
-from sasnet_core.annotation_store import annotation_file_for
+from sasnet_core.annotations.annotation import SOURCE_MODEL, load_annotation
+from sasnet_core.annotations.store import annotation_file_for
 from sasnet_gui.files.model import Status
 
 
@@ -140,8 +140,8 @@ def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
     pytest.importorskip("sasnet_gui.models.controller")
     import torch
 
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_gui.app import _parse, create_window
 
     torch.manual_seed(0)
@@ -259,7 +259,7 @@ def test_model_points_ask_before_replacing_placed_points(qtbot, main_window, fak
 def test_help_opens_the_log_folder(qtbot, main_window, monkeypatch):
     from PySide6.QtGui import QDesktopServices
 
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     opened = []
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
@@ -271,7 +271,7 @@ def test_help_opens_the_log_folder(qtbot, main_window, monkeypatch):
 def test_unexpected_errors_are_logged_with_their_traceback(qtbot, main_window, monkeypatch):
     import sys
 
-    from sasnet_core import logs
+    from sasnet_core.util import logs
     from sasnet_gui import errors
 
     def broken(*_args):
@@ -319,7 +319,7 @@ def test_quitting_while_the_model_loads_exits_at_once_and_leaves_a_clean_log(tin
     code = ("import sys\n"
             "from PySide6.QtCore import QTimer\n"
             "import time\n"
-            "import sasnet_core.openvino_backend as ob\n"
+            "import sasnet_core.engine.openvino_backend as ob\n"
             "import sasnet_gui.app as app\n"
             "convert = ob.convert\n"
             "ob.convert = lambda *a, **k: time.sleep(3) or convert(*a, **k)  # still loading at the close\n"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from sasnet_core.counting import summarize
+from sasnet_core.engine.counting import summarize
 from sasnet_gui.canvas.colors import LEVEL_RGBA
 from sasnet_gui.canvas.view import CanvasView
 from sasnet_gui.editing.document import AnnotationDocument

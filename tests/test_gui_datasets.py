@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QFileDialog
 
-from sasnet_core.annotation_store import fallback_project_dir, find_annotation_file
+from sasnet_core.annotations.store import fallback_project_dir, find_annotation_file
 from sasnet_core.datasets import open_dataset
-from sasnet_core.formats import DATASET, read_annotations, read_points
+from sasnet_core.annotations.formats import DATASET, read_annotations, read_points
 from sasnet_gui.export_dialogs import ExportAnnotationsDialog
 
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
@@ -260,8 +260,8 @@ def test_a_damaged_mat_is_named_and_its_image_still_opens(qtbot, main_window, mo
 
 
 def test_ground_truth_off_the_image_is_pointed_out_and_kept(qtbot, main_window, monkeypatch, tmp_path):
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = tmp_path / "labelme"
     make_layout("labelme", root)

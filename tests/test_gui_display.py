@@ -13,9 +13,9 @@ from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from _data_paths import UCF_CC_50, need
-from sasnet_core.annotation import Annotation, save_annotation
-from sasnet_core.annotation_store import annotation_file_for
-from sasnet_core.imageio import read_image
+from sasnet_core.annotations.annotation import Annotation, save_annotation
+from sasnet_core.annotations.store import annotation_file_for
+from sasnet_core.io.imageio import read_image
 
 
 def _open(qtbot, window, paths):
@@ -37,7 +37,7 @@ def _settle(qtbot, window) -> None:
 
 
 def _annotated_image(folder: Path, points, gui, h: int, w: int, name: str = "crowd.png") -> Path:
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -206,7 +206,7 @@ def test_brightness_contrast_gamma_change_the_screen_not_the_image(qtbot, main_w
     # Counting with the adjustment on counts the image as it is on disk.
     with qtbot.waitSignal(w.counter.idle, timeout=60_000):
         fake_controller.set(tiny_predictor)
-    from sasnet_core.counting import summarize
+    from sasnet_core.engine.counting import summarize
 
     expected = summarize(tiny_predictor.predict(read_image(path)), str(path)).count
     assert w.session.current_result().count == pytest.approx(expected, rel=1e-4)
@@ -217,7 +217,7 @@ def test_brightness_contrast_gamma_change_the_screen_not_the_image(qtbot, main_w
 
 
 def test_display_settings_out_of_range_are_refused_with_the_setting_named():
-    from sasnet_core.display import display_lut
+    from sasnet_core.annotations.display import display_lut
 
     with pytest.raises(ValueError, match="gamma"):
         display_lut(gamma=0.0)
@@ -227,7 +227,7 @@ def test_display_settings_out_of_range_are_refused_with_the_setting_named():
 
 
 def test_apply_lut_matches_a_table_lookup_for_every_channel_layout():
-    from sasnet_core.display import apply_lut, display_lut
+    from sasnet_core.annotations.display import apply_lut, display_lut
 
     lut = display_lut(brightness=20, contrast=-30, gamma=2.0)
     rng = np.random.default_rng(3)
@@ -246,8 +246,8 @@ def test_apply_lut_matches_a_table_lookup_for_every_channel_layout():
 def test_gamma_slider_steps_paint_the_adjusted_pixels_at_1_to_1(qtbot, main_window, tmp_path, gui):
     """What reaches the screen is the adjusted image, pixel for pixel, at every step (one buffer
     rewritten in place must not leave an earlier step or the raw image on screen)."""
-    from sasnet_core.display import display_lut
-    from sasnet_core.imageio import write_image
+    from sasnet_core.annotations.display import display_lut
+    from sasnet_core.io.imageio import write_image
 
     w = main_window
     path = tmp_path / "gradient.png"

@@ -11,9 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from sasnet_core.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
+from sasnet_core.annotations.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
 from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_core.annotation_store import annotation_file_for, read_annotation
+from sasnet_core.annotations.store import annotation_file_for, read_annotation
 
 from _data_paths import SHANGHAITECH_A, need
 
@@ -198,7 +198,7 @@ def test_read_only_image_folder_saves_in_the_project_folder(qtbot, tmp_path, gui
 
 def test_same_stem_images_in_a_read_only_folder_keep_their_own_points(
         qtbot, main_window, fake_controller, tmp_path, gui, read_only):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     folder = tmp_path / "shared"
     folder.mkdir()
@@ -349,7 +349,7 @@ def test_import_brings_the_regions_of_interest_too(qtbot, main_window, tmp_path,
 
 
 def test_an_image_changed_since_it_was_annotated_is_said_and_its_points_kept(qtbot, main_window, tmp_path, gui):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     (image,) = gui.write_images(tmp_path, n=1)  # 256 x 192
     save_annotation(Annotation(str(image), (256, 192), np.array([[200.0, 150.0], [20.0, 10.0]])),
@@ -491,8 +491,8 @@ def test_only_the_most_recent_histories_are_kept_and_a_cleared_list_takes_them_a
 def test_undoing_to_nothing_leaves_no_file_and_the_list_no_longer_says_annotated(qtbot, main_window, tmp_path, gui):
     from PySide6.QtCore import Qt
 
-    from sasnet_core.annotation_store import annotated_images
-    from sasnet_core.vocab import FileStatus
+    from sasnet_core.annotations.store import annotated_images
+    from sasnet_core.util.vocab import FileStatus
 
     w = main_window
     image, other = (str(p) for p in gui.write_images(tmp_path, n=2))

@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
-from sasnet_core.counting import summarize
-from sasnet_core.formats import DATASET, FORMATS, read_annotations
-from sasnet_core.imageio import read_image
+from sasnet_core.engine.counting import summarize
+from sasnet_core.annotations.formats import DATASET, FORMATS, read_annotations
+from sasnet_core.io.imageio import read_image
 from sasnet_gui.export_dialogs import (ExportAnnotationsDialog, export_counts_csv,
                                        export_overlay_png, overlay_image)
 
@@ -119,7 +119,7 @@ def test_same_file_name_in_three_folders_gives_three_files(qtbot, main_window, t
 
 
 def test_two_images_that_would_share_a_file_are_named_and_nothing_is_written(qtbot, main_window, tmp_path, gui):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -191,7 +191,7 @@ def _press_export(dlg, qtbot):
 
 
 def test_data_set_is_suggested_beside_the_images_and_refused_inside_them(annotated, qtbot, tmp_path):
-    from sasnet_core.inputs import collect_inputs
+    from sasnet_core.engine.inputs import collect_inputs
 
     window, paths = annotated
     before = collect_inputs([str(tmp_path / "imgs")])
@@ -209,7 +209,7 @@ def test_data_set_is_suggested_beside_the_images_and_refused_inside_them(annotat
 
 
 def test_sasnet_export_never_targets_the_apps_own_annotation_file(annotated, qtbot, tmp_path, monkeypatch):
-    from sasnet_core.annotation import annotation_path_for
+    from sasnet_core.annotations.annotation import annotation_path_for
 
     window, paths = annotated
     own = annotation_path_for(paths[1])
@@ -247,7 +247,7 @@ def test_dialog_remembers_the_last_format_and_scope(annotated, qtbot, tmp_path):
 
 
 def test_export_all_names_an_image_whose_annotation_cannot_be_read(annotated, qtbot, tmp_path):
-    from sasnet_core.annotation_store import annotation_file_for
+    from sasnet_core.annotations.store import annotation_file_for
 
     window, paths = annotated
     assert window.session.current == paths[1]  # the open image is exported from the editor

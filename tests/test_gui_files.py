@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from sasnet_core.annotation import Annotation, save_annotation
-from sasnet_core.annotation_store import annotation_file_for
-from sasnet_core.counting import summarize
-from sasnet_core.inputs import collect_inputs
+from sasnet_core.annotations.annotation import Annotation, save_annotation
+from sasnet_core.annotations.store import annotation_file_for
+from sasnet_core.engine.counting import summarize
+from sasnet_core.engine.inputs import collect_inputs
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel, Status

@@ -15,9 +15,9 @@ import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from sasnet_core import paths  # noqa: E402
+from sasnet_core.util import paths  # noqa: E402
 from sasnet_core.training.finetune import SUGGESTED_MINUTES  # noqa: E402
-from sasnet_core.registry import ModelRegistry  # noqa: E402
+from sasnet_core.weights.registry import ModelRegistry  # noqa: E402
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
 # A fast schedule for a tiny model on 64 x 64 images (the options reach `sasnet finetune` as is).
@@ -131,7 +131,7 @@ def test_finetune_runs_reports_mae_and_switches_model(qtbot, studio_home, tmp_pa
 
 
 def test_cancel_midway_leaves_no_half_written_model(qtbot, studio_home, tmp_path):
-    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.weights.checkpoint import read_metadata
 
     register_tiny_model(tmp_path, "tiny")
     controller = make_controller(qtbot)
@@ -254,7 +254,7 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     # the device and precision chosen in the app reach the trainer
     assert (start["config"]["device"], start["config"]["precision"]) == ("cpu", "bf16")
     assert "3 reviewed images" in panel.data_label.text()
-    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.weights.checkpoint import read_metadata
 
     _kind, meta = read_metadata(panel.new_model_path())
     assert meta["finetune_images"] == 3 and meta["data_folder"] == str(images[0].parent)

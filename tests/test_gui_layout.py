@@ -137,7 +137,7 @@ def test_readouts_follow_the_image_after_page_down(qtbot, main_window, fake_cont
 
 
 def test_open_log_folder_without_a_desktop_launcher(qtbot, main_window, tmp_path, monkeypatch, qtlog):
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no xdg-open here
     monkeypatch.delenv("XDG_CURRENT_DESKTOP", raising=False)
@@ -149,7 +149,7 @@ def test_open_log_folder_without_a_desktop_launcher(qtbot, main_window, tmp_path
 
 # -- a clean window at 1280 x 800: names, status messages, error images, Open Recent ------------------
 def _write_named_images(folder, names, gui):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):

@@ -6,9 +6,9 @@ from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_mo
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
-from sasnet_core import paths  # noqa: E402
-from sasnet_core.checkpoint import save_checkpoint  # noqa: E402
-from sasnet_core.registry import ModelRegistry  # noqa: E402
+from sasnet_core.util import paths  # noqa: E402
+from sasnet_core.weights.checkpoint import save_checkpoint  # noqa: E402
+from sasnet_core.weights.registry import ModelRegistry  # noqa: E402
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def test_add_file_through_the_dialog_then_use_it(qtbot, studio_home, tmp_path, m
 
 
 def test_metadata_columns_set_default_use_and_remove(qtbot, studio_home, tmp_path, monkeypatch):
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     register_tiny_model(tmp_path, "base")
     ft = save_checkpoint(tmp_path / "ft.pth", SASNet(SASNetConfig(width_mult=0.125)), {
@@ -224,7 +224,7 @@ def test_adding_a_name_in_use_asks_before_replacing(qtbot, studio_home, tmp_path
 
 # -- the engine that counts: backend and precision, as the app shows them ---------------------------
 def _auto_precision() -> str:
-    from sasnet_core.engine_choice import cpu_has_native_bf16
+    from sasnet_core.engine.choice import cpu_has_native_bf16
 
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
@@ -318,7 +318,7 @@ def test_status_bar_shows_the_resolved_engine_and_the_models_dialog_changes_it(q
 
 def test_without_openvino_the_app_counts_with_torch_and_says_why_once(qtbot, studio_home, tmp_path,
                                                                       monkeypatch, gui):
-    from sasnet_core import openvino_backend
+    from sasnet_core.engine import openvino_backend
 
     reason = "OpenVINO is not installed (pip install openvino)"
     monkeypatch.setattr(openvino_backend, "unavailable_reason", lambda: reason)

@@ -15,9 +15,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
-from sasnet_core import paths
-from sasnet_core.registry import ModelRegistry
-from sasnet_core.released import DRIVE_FOLDER_URL, RELEASED
+from sasnet_core.util import paths
+from sasnet_core.weights.registry import ModelRegistry
+from sasnet_core.weights.released import DRIVE_FOLDER_URL, RELEASED
 
 CHUNK = 1 << 20
 

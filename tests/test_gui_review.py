@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
 
-from sasnet_core import uncertainty
-from sasnet_core.annotation_store import annotation_file_for, read_annotation
+from sasnet_core.engine import uncertainty
+from sasnet_core.annotations.store import annotation_file_for, read_annotation
 
 # Cell (row, col) scores of a 256 x 384 image (2 x 3 cells of 128 px): the visiting order is
 # (1,0) 6, (0,1) 5, (1,2) 4, (0,2) 3, (1,1) 2, (0,0) 1.
@@ -166,7 +166,7 @@ def test_uncertainty_overlay_toggles_with_its_colour_bar(qtbot, main_window, fak
 
 def test_file_list_sorts_by_expected_error_highest_first(qtbot, main_window, fake_controller, tiny_predictor,
                                                         tmp_path, monkeypatch):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     w = main_window
     paths = []

@@ -7,13 +7,13 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from sasnet_core.imageio import write_image
+from sasnet_core.io.imageio import write_image
 
 
 @pytest.fixture
 def tiled_predictor():
-    from sasnet_core.inference import Predictor
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32",
@@ -22,7 +22,7 @@ def tiled_predictor():
 
 def test_a_large_image_shows_its_tiles_while_counted_and_the_max_side_hint(
         qtbot, main_window, fake_controller, tiled_predictor, tmp_path, monkeypatch):
-    from sasnet_core import inference
+    from sasnet_core.engine import inference
     from sasnet_gui.models.controller import MAX_SIDE_SETTING
 
     monkeypatch.setattr(inference, "LARGE_IMAGE_MEGAPIXELS", 0.01)  # 160 x 96 stands for 8000 x 6000
@@ -105,7 +105,7 @@ def test_changing_the_maximum_side_while_an_image_is_counted_shows_its_count_at_
     import threading
 
     from _gui_helpers import open_main_window, register_tiny_model
-    from sasnet_core.inference import Predictor
+    from sasnet_core.engine.inference import Predictor
     from sasnet_gui.models.dialog import ModelsDialog
     from sasnet_gui.settings import AppSettings
 

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from sasnet_core.annotation import (  # noqa: E402
+from sasnet_core.annotations.annotation import (  # noqa: E402
     SOURCE_MODEL,
     annotation_path_for,
     load_annotation,
@@ -181,7 +181,7 @@ def test_annotate_this_frame_stores_image_and_model_points(qtbot, studio_home, t
     assert np.allclose(ann.points, FakePredictor().heads)
     assert (ann.sources == SOURCE_MODEL).all()
     assert ann.extra["video_source"]["frame"] == 5 and ann.extra["video_source"]["model"] == "fake"
-    from sasnet_core.imageio import read_image
+    from sasnet_core.io.imageio import read_image
 
     assert _bar_width(read_image(image)) == 20  # the frame on screen, losslessly
     assert len(panel.heads.data) == 3  # the model's points drawn on the frame

@@ -7,7 +7,7 @@ from _gui_helpers import make_tiny_checkpoint, open_main_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from sasnet_core.registry import ModelRegistry
+from sasnet_core.weights.registry import ModelRegistry
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from PIL import Image
 
 from hostile import media, write_input
 from hostile.media import make_video  # noqa: F401 - also used by test_cli_count
-from sasnet_core.errors import ImageReadError, VideoReadError
-from sasnet_core.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
-from sasnet_core.video import count_frames, frame_indices, iter_frames, open_video, read_frame
+from sasnet_core.util.errors import ImageReadError, VideoReadError
+from sasnet_core.io.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
+from sasnet_core.io.video import count_frames, frame_indices, iter_frames, open_video, read_frame
 
 
 def _rgb(h=24, w=40):
@@ -161,7 +161,7 @@ def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "nan"])
 def test_a_pixel_limit_that_is_not_a_number_is_said_once(tmp_path, monkeypatch, caplog, value):
-    from sasnet_core.imageio import DEFAULT_MAX_MEGAPIXELS
+    from sasnet_core.io.imageio import DEFAULT_MAX_MEGAPIXELS
 
     path = tmp_path / "a.png"
     write_image(path, media.rgb(40, 50))

@@ -9,11 +9,11 @@ import torch
 
 from _data_paths import UCF_CC_50, need
 
-from sasnet_core.imageio import read_image
-from sasnet_core.fast_forward import fold_batchnorm, lean_forward
-from sasnet_core.inference import Predictor
-from sasnet_core.model import SASNet, SASNetConfig
-from sasnet_core.tiling import core_for_budget, plan_tiles
+from sasnet_core.io.imageio import read_image
+from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.engine.tiling import core_for_budget, plan_tiles
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -147,8 +147,8 @@ def test_heads_number_equals_rounded_count(model, crowd):
 
 
 def test_heads_find_separate_blobs():
-    from sasnet_core.density import density_map
-    from sasnet_core.heads import estimate_heads
+    from sasnet_core.annotations.density import density_map
+    from sasnet_core.engine.heads import estimate_heads
 
     pts = np.array([[20.5, 30.5], [60.5, 30.5], [40.5, 70.5]])
     dens = density_map(pts, (100, 100))
@@ -168,9 +168,9 @@ def test_heads_of_the_densest_real_crowd_are_never_on_adjacent_pixels():
     from scipy.spatial import cKDTree
 
     from sasnet_core.datasets import open_dataset
-    from sasnet_core.density import density_map
-    from sasnet_core.heads import estimate_heads
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.density import density_map
+    from sasnet_core.engine.heads import estimate_heads
+    from sasnet_core.io.imageio import image_size
 
     sample = open_dataset(need(UCF_CC_50))[0]
     w, h = image_size(sample.image_path)
@@ -194,8 +194,8 @@ def test_bad_settings_are_explained(model, kwargs, match):
 
 
 def test_heads_of_a_merged_crowd_stay_in_the_crowd_not_on_faint_background():
-    from sasnet_core.density import density_map
-    from sasnet_core.heads import estimate_heads
+    from sasnet_core.annotations.density import density_map
+    from sasnet_core.engine.heads import estimate_heads
 
     rng = np.random.default_rng(2)
     crowd = rng.uniform([60, 60], [120, 100], (150, 2))  # 150 heads merged into one dense blob
@@ -210,7 +210,7 @@ def test_heads_of_a_merged_crowd_stay_in_the_crowd_not_on_faint_background():
     ("torch", "fp32"), ("torch", "bf16"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"),
 ])
 def test_full_hd_is_counted_in_one_pass_with_8_gb_free(model, backend, precision, monkeypatch, tmp_path):
-    import sasnet_core.inference as inference
+    import sasnet_core.engine.inference as inference
 
     if precision == "int8":
         pytest.importorskip("nncf")

@@ -17,10 +17,10 @@ pytest.importorskip("nncf")
 
 
 def test_a_finetune_child_after_int8_ends_normally_and_this_process_lives_on(qtbot, tiny_weights, tmp_path):
-    from sasnet_core import quantize
-    from sasnet_core.checkpoint import load_model
-    from sasnet_core.fast_forward import fold_batchnorm
-    from sasnet_core.openvino_backend import convert
+    from sasnet_core.engine import quantize
+    from sasnet_core.weights.checkpoint import load_model
+    from sasnet_core.model.fast_forward import fold_batchnorm
+    from sasnet_core.engine.openvino_backend import convert
     from sasnet_core.training.synthetic import make_blob_dataset
     from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
 
@@ -47,7 +47,7 @@ def test_a_finetune_child_after_int8_ends_normally_and_this_process_lives_on(qtb
     assert ended.args[0]["status"] == "completed" and ended.args[0]["step"] == 2
     load_model(out)
     # and counting with int8 still works in this process afterwards
-    from sasnet_core.inference import model_input
+    from sasnet_core.engine.inference import model_input
 
     x = model_input(images[0][None], 32).numpy()
     assert np.isfinite(runner.forward(x)[0]).all()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from sasnet_core import logs, paths
+from sasnet_core.util import logs, paths
 
 
 def _ours():

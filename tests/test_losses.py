@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sasnet_core.losses import (
+from sasnet_core.training.losses import (
     IGNORE,
     conf_loss,
     confidence_labels,
@@ -272,7 +272,7 @@ def test_total_loss_rejects_mismatched_patch_grid():
 
 
 def test_total_loss_with_tiny_model_backward():
-    model_mod = pytest.importorskip("sasnet_core.model")
+    model_mod = pytest.importorskip("sasnet_core.model.sasnet")
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # shared CPU: avoid OpenMP threads spinning against other processes

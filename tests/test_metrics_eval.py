@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
 
-from sasnet_core import metrics
-from sasnet_core.annotation import Annotation, save_annotation
+from sasnet_core.evaluation import metrics
+from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.datasets import open_dataset
-from sasnet_core.evaluate import evaluate
+from sasnet_core.evaluation.evaluate import evaluate
 
 
 def test_mae_rmse_nae_by_hand():
@@ -92,8 +92,8 @@ def test_evaluate_perfect_predictor_scores_zero_on_real_data():
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    from sasnet_core.checkpoint import save_checkpoint
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.weights.checkpoint import save_checkpoint
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.pth"
@@ -143,7 +143,7 @@ def test_cli_eval_ucf_fold(tmp_path, tiny_weights, capsys):
 def test_progress_is_quiet_off_a_terminal_but_prints_a_final_line(monkeypatch):
     import io
 
-    from sasnet_core.progress import Progress
+    from sasnet_core.util.progress import Progress
 
     monkeypatch.delenv("SASNET_PROGRESS", raising=False)
     log = io.StringIO()  # not a TTY
@@ -168,7 +168,7 @@ def test_progress_is_quiet_off_a_terminal_but_prints_a_final_line(monkeypatch):
 
 
 def test_report_json_is_standard_when_a_figure_is_undefined():
-    from sasnet_core.evaluate import EvalReport
+    from sasnet_core.evaluation.evaluate import EvalReport
 
     row = {"image": "a.jpg", "split": "test", "gt_count": 0.0, "pred_count": 1.5, "abs_error": 1.5,
            **{f"game{L}": 1.5 for L in range(4)}}
@@ -181,7 +181,7 @@ def test_report_json_is_standard_when_a_figure_is_undefined():
 @pytest.fixture
 def annotated(tmp_path):
     """A folder of three annotated images (two, one and no heads)."""
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     root = tmp_path / "set"
     root.mkdir()
@@ -239,7 +239,7 @@ def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_cou
     import errno
     import tempfile
 
-    from sasnet_core import evaluate as evaluate_module
+    from sasnet_core.evaluation import evaluate as evaluate_module
     from sasnet_core.cli import main
 
     kept = tmp_path / "per_image.csv"

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sasnet_core.checkpoint import load_model, save_checkpoint
-from sasnet_core.errors import CheckpointError
-from sasnet_core.inference import Predictor
-from sasnet_core.model import SASNet, SASNetConfig, sasnet
+from sasnet_core.weights.checkpoint import load_model, save_checkpoint
+from sasnet_core.util.errors import CheckpointError
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.sasnet import SASNet, SASNetConfig, sasnet
 
 KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_sasnet_keys.json"
 
@@ -341,14 +341,14 @@ def test_a_checkpoint_cannot_run_code_by_any_route(tmp_path, capsys):
     torch.save({"format": "sasnet-studio-checkpoint", "version": 1, "state_dict": state,
                 "metadata": {"x": Evil()}}, tmp_path / "evil.pth")
     from sasnet_core.cli import main
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     with pytest.raises(CheckpointError, match="evil.pth.*safely"):
         load_model(tmp_path / "evil.pth")
     with pytest.raises(CheckpointError):
         ModelRegistry().add("evil", tmp_path / "evil.pth")
     image = tmp_path / "img.png"
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     write_image(image, np.zeros((64, 64, 3), np.uint8))
     assert main(["count", str(image), "--weights", str(tmp_path / "evil.pth")]) == 2
@@ -360,9 +360,9 @@ def test_a_checkpoint_cannot_run_code_by_any_route(tmp_path, capsys):
 def test_model_module_does_no_file_io_and_imports_no_checkpoint_or_registry():
     import ast
 
-    import sasnet_core.model as model_module
+    import sasnet_core.model.sasnet as model_module
 
     tree = ast.parse(Path(model_module.__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not {"sasnet_core.checkpoint", "sasnet_core.registry"} & imported
+    assert not {"sasnet_core.weights.checkpoint", "sasnet_core.weights.registry"} & imported

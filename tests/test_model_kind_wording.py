@@ -1,13 +1,13 @@
 """"released" only for the verified released files: a checkpoint merely in the authors' key layout
 (here random weights) is "authors' layout" in `sasnet models list`, the Models dialog and the
-Fine-tune panel alike (one wording, ``sasnet_core.released.kind_label``)."""
+Fine-tune panel alike (one wording, ``sasnet_core.weights.released.kind_label``)."""
 from __future__ import annotations
 
 import pytest
 
 from sasnet_core.cli import main
-from sasnet_core.registry import ModelRegistry
-from sasnet_core.released import MODIFIED, VERIFIED, kind_label
+from sasnet_core.weights.registry import ModelRegistry
+from sasnet_core.weights.released import MODIFIED, VERIFIED, kind_label
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def lookalike(tmp_path_factory):
     """Random full-size SASNet weights saved as the authors save theirs: a bare state dict."""
     import torch
 
-    from sasnet_core.model import SASNet
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("lookalike") / "crowd_weights.pth"

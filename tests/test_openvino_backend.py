@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core import openvino_backend
-from sasnet_core.cancel import CancelToken, Cancelled, cancellable
+from sasnet_core.engine import openvino_backend
+from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
 from sasnet_core.cli import main
-from sasnet_core.fast_forward import fold_batchnorm
-from sasnet_core.imageio import read_image, write_image
-from sasnet_core.inference import Predictor
-from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.model.fast_forward import fold_batchnorm
+from sasnet_core.io.imageio import read_image, write_image
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from test_model import released_layout_state
 from _data_paths import SHANGHAITECH_A, UCF_CC_50, need
 
@@ -288,7 +288,7 @@ def test_without_openvino_sasnet_count_prints_one_note_line(tiny_weights, tmp_pa
 
 
 def test_fp16_on_the_cpu_says_why_it_is_slow_and_what_is_fast(tiny_weights, tmp_path, capsys):
-    from sasnet_core.engine_choice import native_precision
+    from sasnet_core.engine.choice import native_precision
 
     image = tmp_path / "crowd.png"
     write_image(image, _image())
@@ -352,7 +352,7 @@ def test_a_large_whole_image_runs_on_a_model_compiled_for_its_shape(tiny, conver
     """Whole images above STATIC_MIN_PIXELS run on a model of their exact shape (its buffers
     planned for it: about 0.8 GB less at 1024 x 768 fp32), compiled once per size and replaced by
     the next size's; the count is the dynamic model's."""
-    from sasnet_core import openvino_backend
+    from sasnet_core.engine import openvino_backend
 
     monkeypatch.setattr(openvino_backend, "STATIC_MIN_PIXELS", 128 * 128)
     predictor = Predictor(tiny, device="cpu", backend="openvino", precision="fp32", ov_cache=converted[0])

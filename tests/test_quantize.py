@@ -15,9 +15,9 @@ import torch
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from sasnet_core import quantize  # noqa: E402
+from sasnet_core.engine import quantize  # noqa: E402
 from sasnet_core.cli import main  # noqa: E402
-from sasnet_core.errors import EngineUnavailableError  # noqa: E402
+from sasnet_core.util.errors import EngineUnavailableError  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STREET = DATA / "street_b_layout" / "test_data" / "images"
@@ -32,7 +32,7 @@ def street_images():
     """Three real scenes at 256 x 192, as RGB arrays."""
     import cv2
 
-    from sasnet_core.imageio import read_image
+    from sasnet_core.io.imageio import read_image
 
     if not STREET.is_dir():
         pytest.skip(f"real images not found at {STREET}")
@@ -43,9 +43,9 @@ def street_images():
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """(BatchNorm-folded small model, its OpenVINO model, the cache folder they live in)."""
-    from sasnet_core.fast_forward import fold_batchnorm
-    from sasnet_core.model import SASNet, SASNetConfig
-    from sasnet_core.openvino_backend import convert
+    from sasnet_core.model.fast_forward import fold_batchnorm
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.engine.openvino_backend import convert
 
     torch.manual_seed(0)
     model = fold_batchnorm(SASNet(SASNetConfig(width_mult=0.25)).eval(), inplace=False)
@@ -60,13 +60,13 @@ def int8(small_model, street_images):
 
 
 def _inputs(images):
-    from sasnet_core.inference import model_input
+    from sasnet_core.engine.inference import model_input
 
     return [model_input(im[None], 32).numpy() for im in images]
 
 
 def test_int8_gives_every_output_and_counts_near_fp32(small_model, street_images, int8):
-    from sasnet_core.openvino_backend import OpenVINORunner
+    from sasnet_core.engine.openvino_backend import OpenVINORunner
 
     model, ov_model, cache = small_model
     fp32 = OpenVINORunner(ov_model, "fp32")
@@ -105,7 +105,7 @@ def test_quantized_model_is_reused_for_the_same_images(small_model, street_image
 
 
 def test_calibration_takes_images_spread_over_the_list_and_passes_over_unreadable_ones(tmp_path, street_images):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     paths = []
     for i in range(12):
@@ -123,7 +123,7 @@ def test_calibration_takes_images_spread_over_the_list_and_passes_over_unreadabl
 
 
 def test_the_report_says_when_int8_moves_counts_more_than_it_aims_for():
-    from sasnet_core.quantize import Int8Report
+    from sasnet_core.engine.quantize import Int8Report
 
     close = Int8Report(images=8, mean_rel_diff=0.004, max_rel_diff=0.009).describe()
     assert close == "int8 calibrated on 8 of your images: counts within 0.40 % of fp32 (max 0.90 %)"
@@ -152,7 +152,7 @@ def test_without_nncf_the_error_says_how_to_install_it(small_model, street_image
 
 def test_count_int8_end_to_end_reports_the_difference_and_keeps_stdout_clean(tiny_weights, street_images,
                                                                               tmp_path, capsys):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     for i, im in enumerate(street_images[:2]):
         write_image(tmp_path / f"street_{i}.png", im)
@@ -169,7 +169,7 @@ def test_count_int8_end_to_end_reports_the_difference_and_keeps_stdout_clean(tin
 
 
 def test_int8_with_the_torch_backend_is_refused_in_one_line(tiny_weights, street_images, tmp_path, capsys):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     write_image(tmp_path / "street.png", street_images[0])
     rc = main(["count", str(tmp_path), "--weights", str(tiny_weights), "--precision", "int8", "--backend", "torch"])
@@ -179,7 +179,7 @@ def test_int8_with_the_torch_backend_is_refused_in_one_line(tiny_weights, street
 
 
 def test_a_stop_request_ends_quantizing_and_caches_nothing(small_model, street_images):
-    from sasnet_core.cancel import CancelToken, Cancelled, cancellable
+    from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
 
     model, ov_model, cache = small_model
     before = sorted(cache.glob("int8/*"))
@@ -191,7 +191,7 @@ def test_a_stop_request_ends_quantizing_and_caches_nothing(small_model, street_i
 
 
 def test_a_report_measured_on_copies_says_so_and_a_read_back_report_is_checked():
-    from sasnet_core.quantize import CALIBRATION_SIDE, Int8Report
+    from sasnet_core.engine.quantize import CALIBRATION_SIDE, Int8Report
 
     text = Int8Report(images=1, mean_rel_diff=0.0108, max_rel_diff=0.0108, downscaled=1).describe()
     assert text.startswith(f"int8 calibrated on {CALIBRATION_SIDE}-px copies of 1 of your images")

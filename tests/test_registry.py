@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sasnet_core import paths
-from sasnet_core.checkpoint import save_checkpoint
+from sasnet_core.util import paths
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
-from sasnet_core.errors import CheckpointError, ModelRegistryError
-from sasnet_core.model import SASNet, SASNetConfig
-from sasnet_core.registry import ModelRegistry, load_model
+from sasnet_core.util.errors import CheckpointError, ModelRegistryError
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.weights.registry import ModelRegistry, load_model
 
 
 @pytest.fixture
@@ -257,7 +257,7 @@ def test_list_and_add_take_no_progress_like_the_other_commands(tiny, capsys):
 
 
 def test_provenance_of_any_metadata_never_raises():
-    from sasnet_core.provenance import provenance
+    from sasnet_core.weights.provenance import provenance
 
     odd = {"steps": float("inf"), "val_mae": float("nan"), "val_mae_before": "12", "trained_on": 5,
            "finetune_images": ["a.jpg", "b.jpg"], "data_folder": "/x/street", "parent": 7}

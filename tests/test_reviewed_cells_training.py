@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.annotation import Annotation
-from sasnet_core.annotation_store import write_annotation
+from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.store import write_annotation
 from sasnet_core.datasets.training import TrainCrops
-from sasnet_core.errors import DatasetLayoutError
-from sasnet_core.imageio import write_image
-from sasnet_core.losses import UNKNOWN, total_loss
+from sasnet_core.util.errors import DatasetLayoutError
+from sasnet_core.io.imageio import write_image
+from sasnet_core.training.losses import UNKNOWN, total_loss
 from sasnet_core.training.data import FullImageDataset, load_samples
 from sasnet_core.training.staging import read_reviewed_set
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.counting import count_stream
-from sasnet_core.imageio import read_image, write_image
-from sasnet_core.inference import LARGE_IMAGE_MEGAPIXELS, Predictor, large_image_hint
-from sasnet_core.model import SASNet, SASNetConfig
-from sasnet_core.progress import Progress, TileProgress, human_duration
-from sasnet_core.tiling import plan_tiles
+from sasnet_core.engine.counting import count_stream
+from sasnet_core.io.imageio import read_image, write_image
+from sasnet_core.engine.inference import LARGE_IMAGE_MEGAPIXELS, Predictor, large_image_hint
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.util.progress import Progress, TileProgress, human_duration
+from sasnet_core.engine.tiling import plan_tiles
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_off_a_terminal_a_long_bar_writes_a_line_now_and_then(monkeypatch):
     """In a log or a pipe, minutes of silence look like a hang: a line every heartbeat."""
     monkeypatch.delenv("SASNET_PROGRESS", raising=False)
     clock = _Clock()
-    monkeypatch.setattr("sasnet_core.progress.time.monotonic", clock)
+    monkeypatch.setattr("sasnet_core.util.progress.time.monotonic", clock)
     out = io.StringIO()
     bar = Progress(100, desc="big.jpg tiles", stream=out, unit="tile", heartbeat_s=10.0, leave=False)
     clock.now += 5

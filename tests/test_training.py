@@ -25,7 +25,7 @@ TINY = ["--width-mult", "0.125", "--encoder-weights", "none", "--crop-size", "64
 
 
 def _tiny_model(seed=0, selection="soft"):
-    from sasnet_core.model import SASNetConfig, sasnet
+    from sasnet_core.model.sasnet import SASNetConfig, sasnet
 
     torch.manual_seed(seed)
     return sasnet(config=SASNetConfig(width_mult=0.125, selection=selection))
@@ -65,7 +65,7 @@ def blob_set(tmp_path_factory):
 
 def _blob_crops(n=6, size=64, seed=0):
     from sasnet_core.datasets.training import normalise
-    from sasnet_core.density import density_map
+    from sasnet_core.annotations.density import density_map
 
     rng = np.random.default_rng(seed)
     images, targets = [], []
@@ -106,7 +106,7 @@ def test_overfits_tiny_blob_set():
 def test_short_run_on_street_b_lowers_loss():
     from sasnet_core.training.data import collate_crops as collate
     from sasnet_core.training.data import crop_dataset, load_samples
-    from sasnet_core.losses import total_loss
+    from sasnet_core.training.losses import total_loss
 
     folder = DATA / "street_b_layout" / "train_data"
     if not folder.is_dir():
@@ -174,7 +174,7 @@ def test_freeze_encoder_keeps_encoder_and_its_bn_stats(blob_set, tmp_path):
 # sasnet train: logs, checkpoints, resume
 # ---------------------------------------------------------------------------------------------
 def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     run = tmp_path / "run"
     log = tmp_path / "progress.jsonl"
@@ -232,7 +232,7 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     assert "is at step 9 already, --steps is 5: nothing left to train" in capsys.readouterr().err
 
     # what `sasnet models` and the app say of a trained model: its data, steps and figures
-    from sasnet_core.released import describe_metadata
+    from sasnet_core.weights.released import describe_metadata
 
     assert binfo.metadata["status"] == "best"
     text = describe_metadata("ours", binfo.metadata)
@@ -258,7 +258,7 @@ def test_train_refuses_test_only_data(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.weights.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("w") / "tiny.pth"
     save_checkpoint(path, _tiny_model(), {"name": "tiny"})
@@ -266,8 +266,8 @@ def tiny_weights(tmp_path_factory):
 
 
 def test_finetune_provenance_before_after_and_registry(tiny_weights, tmp_path):
-    from sasnet_core.checkpoint import load_model
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.checkpoint import load_model
+    from sasnet_core.weights.registry import ModelRegistry
 
     data = tmp_path / "mine"
     make_blob_dataset(data, 5, layout="annotations", reviewed=[True, True, False, True, True])
@@ -297,7 +297,7 @@ def test_finetune_keeps_batchnorm_statistics_unless_asked(tiny_weights, tmp_path
     """Fine-tuning on a few images keeps the starting model's BatchNorm statistics (re-estimated
     on them, they shift every count) while the weights learn; ``--bn-stats update`` re-estimates
     them as full training does."""
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     data = tmp_path / "mine"
     make_blob_dataset(data, 4, layout="annotations", reviewed=True)
@@ -365,7 +365,7 @@ def test_finetune_bad_input_exits_nonzero_with_message(tiny_weights, tmp_path, c
 
 @pytest.mark.slow
 def test_sigterm_stops_after_step_with_valid_output(tiny_weights, tmp_path):
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     data = tmp_path / "mine"
     make_blob_dataset(data, 4, layout="annotations")
@@ -399,7 +399,7 @@ def test_sigterm_stops_after_step_with_valid_output(tiny_weights, tmp_path):
 
 
 def test_stop_file_and_time_limit_end_cleanly(blob_set, tmp_path):
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     stop = tmp_path / "STOP"
     stop.write_text("")
@@ -420,7 +420,7 @@ def test_stop_file_and_time_limit_end_cleanly(blob_set, tmp_path):
 def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
     from _data_paths import UCF_CC_50, need
 
-    from sasnet_core.errors import DatasetLayoutError
+    from sasnet_core.util.errors import DatasetLayoutError
     from sasnet_core.training.data import load_samples, validation_samples
 
     root = need(UCF_CC_50)
@@ -436,8 +436,8 @@ def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
 def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
     from sasnet_core.datasets.layouts import Sample
     from sasnet_core.datasets.training import normalise
-    from sasnet_core.imageio import read_image, write_image
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.io.imageio import read_image, write_image
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_core.training.data import FullImageDataset
     from sasnet_core.training.loop import evaluate
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core import uncertainty as unc
-from sasnet_core.counting import summarize
-from sasnet_core.inference import Prediction, Predictor, _patch_edges
-from sasnet_core.model import SASNet, SASNetConfig
+from sasnet_core.engine import uncertainty as unc
+from sasnet_core.engine.counting import summarize
+from sasnet_core.engine.inference import Prediction, Predictor, _patch_edges
+from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
 K = 32
 
@@ -157,7 +157,7 @@ def test_prediction_exposes_the_score_only_when_asked(monkeypatch):
 def test_count_json_carries_the_image_score(tmp_path, capsys):
     import cv2
 
-    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.weights.checkpoint import save_checkpoint
     from sasnet_core.cli import main
 
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sasnet_core import vocab
+from sasnet_core.util import vocab
 from sasnet_core.cli import build_parser, main
 
 

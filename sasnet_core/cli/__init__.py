@@ -41,7 +41,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util.errors import SASNetError
 
     parser, commands = _build()
     # parse_args would report an unknown option with the top-level usage; the subcommand's own
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if extras:
         _command_parser(commands[args.command], args).error(f"unrecognized arguments: {' '.join(extras)}")
-    from sasnet_core.cancel import interrupted_by, signals_interrupt
+    from sasnet_core.util.cancel import interrupted_by, signals_interrupt
 
     with _warnings_to_stderr(args.command):
         try:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 def _check_settings() -> None:
     """Refuse settings from the environment that cannot hold before any work starts, in one line
     naming the variable (an image limit above the decoders' own, ...), not once per file."""
-    from sasnet_core.imageio import max_image_pixels
+    from sasnet_core.io.imageio import max_image_pixels
 
     max_image_pixels()
 

@@ -7,8 +7,8 @@ from sasnet_core.cli.argtypes import fraction, non_negative_int
 
 
 def register(subparsers) -> None:
-    from sasnet_core.formats import DATASET as DATASET_TARGET
-    from sasnet_core.formats import FORMATS
+    from sasnet_core.annotations.formats import DATASET as DATASET_TARGET
+    from sasnet_core.annotations.formats import FORMATS
 
     names = ", ".join(f"{n} ({s.description})" for n, s in FORMATS.items())
     p = subparsers.add_parser(
@@ -51,8 +51,8 @@ def _gather(src, src_format, outside, report):
     """(annotations, split names or None) from a file or a folder."""
     from pathlib import Path
 
-    from sasnet_core.errors import DatasetLayoutError
-    from sasnet_core.formats import ANNOTATION_SUFFIXES, FORMATS, read_annotations
+    from sasnet_core.util.errors import DatasetLayoutError
+    from sasnet_core.annotations.formats import ANNOTATION_SUFFIXES, FORMATS, read_annotations
 
     src = Path(src)
     if src.is_file():
@@ -85,8 +85,8 @@ def _gather(src, src_format, outside, report):
 def run(args) -> int:
     from pathlib import Path
 
-    from sasnet_core.errors import OutputExistsError
-    from sasnet_core.formats import DATASET, export
+    from sasnet_core.util.errors import OutputExistsError
+    from sasnet_core.annotations.formats import DATASET, export
 
     outside = "error" if args.strict else ("drop" if args.drop_outside else "keep")
     report: list[str] = []

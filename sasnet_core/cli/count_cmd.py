@@ -60,9 +60,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.counting import count_stream
-    from sasnet_core.inputs import collect_inputs
-    from sasnet_core.progress import Progress
+    from sasnet_core.engine.counting import count_stream
+    from sasnet_core.engine.inputs import collect_inputs
+    from sasnet_core.util.progress import Progress
 
     found = collect_inputs(args.paths)
     images, videos, problems = found.images, found.videos, found.problems
@@ -103,8 +103,8 @@ class TileBars:
         self.bar = None
 
     def __call__(self, path: str, event) -> None:
-        from sasnet_core.inference import large_image_hint
-        from sasnet_core.progress import Progress
+        from sasnet_core.engine.inference import large_image_hint
+        from sasnet_core.util.progress import Progress
 
         if event.done == 0:
             self.close()
@@ -144,10 +144,10 @@ def _what_to_keep(args, predictor) -> dict:
 
 
 def _count_video(path: Path, predictor, args, out: "_Output") -> int:
-    from sasnet_core.counting import count_stream, video_frames
-    from sasnet_core.errors import SASNetError
-    from sasnet_core.progress import Progress
-    from sasnet_core.video import frame_indices, open_video
+    from sasnet_core.engine.counting import count_stream, video_frames
+    from sasnet_core.util.errors import SASNetError
+    from sasnet_core.util.progress import Progress
+    from sasnet_core.io.video import frame_indices, open_video
 
     try:
         info = open_video(path)
@@ -192,7 +192,7 @@ class _Output:
                 self._refuse_existing()
 
     def _refuse_collisions(self) -> None:
-        from sasnet_core.errors import OutputExistsError
+        from sasnet_core.util.errors import OutputExistsError
 
         owner: dict[tuple[Path, str], Path] = {}
         for kind, paths in (("image", self.inputs.images), ("video", self.inputs.videos)):
@@ -209,7 +209,7 @@ class _Output:
     def _refuse_existing(self) -> None:
         """Files an earlier run saved are replaced only with --overwrite, as ``convert`` and
         ``rank --csv`` do; checked before counting, so a refusal costs nothing."""
-        from sasnet_core.errors import OutputExistsError
+        from sasnet_core.util.errors import OutputExistsError
 
         for folder, suffix in ((self.density_dir, ".npy"), (self.points_dir, ".txt")):
             if folder is None or not folder.is_dir():
@@ -238,7 +238,7 @@ class _Output:
 
         import numpy as np
 
-        from sasnet_core.atomic import atomic_path
+        from sasnet_core.io.atomic import atomic_path
 
         if not math.isfinite(pred.count):
             self.error(path, "the model gave no finite count (NaN or infinity): its weights are damaged",
@@ -254,7 +254,7 @@ class _Output:
                 np.savetxt(tmp, pred.heads, fmt="%.2f")
         w, h = pred.image_size
         if self.json:
-            from sasnet_core.uncertainty import image_score
+            from sasnet_core.engine.uncertainty import image_score
 
             rec = {"path": str(path), "count": round(pred.count, 4), "width": w, "height": h,
                    "uncertainty": round(image_score(pred), 4)}

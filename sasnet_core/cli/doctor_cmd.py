@@ -89,9 +89,9 @@ def _devices() -> dict:
 def _counting_engine(device) -> dict:
     """What ``sasnet count`` with its default options runs on ``device``: the resolved backend and
     precision (the same answer the count's first line gives), not the option's value "auto"."""
-    from sasnet_core.engine_choice import choose_engine
-    from sasnet_core.errors import SASNetError
-    from sasnet_core.vocab import DEFAULT_BACKEND, DEFAULT_INFERENCE_PRECISION
+    from sasnet_core.engine.choice import choose_engine
+    from sasnet_core.util.errors import SASNetError
+    from sasnet_core.util.vocab import DEFAULT_BACKEND, DEFAULT_INFERENCE_PRECISION
 
     try:
         engine = choose_engine(device, str(DEFAULT_INFERENCE_PRECISION), str(DEFAULT_BACKEND))
@@ -103,7 +103,7 @@ def _counting_engine(device) -> dict:
 
 def _openvino() -> dict:
     """Whether the CPU backend can run here (importable, not only installed), and which version."""
-    from sasnet_core.openvino_backend import unavailable_reason
+    from sasnet_core.engine.openvino_backend import unavailable_reason
 
     reason = unavailable_reason()
     return {"installed": _version(("openvino",)) is not None, "version": _version(("openvino",)),
@@ -111,8 +111,8 @@ def _openvino() -> dict:
 
 
 def _registry() -> dict:
-    from sasnet_core.errors import SASNetError
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.util.errors import SASNetError
+    from sasnet_core.weights.registry import ModelRegistry
 
     out = {"file": None, "exists": False, "default": None, "models": [], "problems": []}
     try:
@@ -146,8 +146,8 @@ _FOLDERS = (("data", "data_dir", "the model registry: 'sasnet models add' and 'd
 def _folders() -> dict:
     """Each user folder with why it cannot be written (None when it can); "error" when the
     studio home itself is unusable (SASNET_STUDIO_HOME names a file)."""
-    from sasnet_core import paths
-    from sasnet_core.errors import SettingsError
+    from sasnet_core.util import paths
+    from sasnet_core.util.errors import SettingsError
 
     out = {}
     for key, getter, _ in _FOLDERS:
@@ -182,9 +182,10 @@ def _unwritable(folder: Path) -> str | None:
 
 def collect() -> dict:
     """Everything the report shows, as plain JSON-able data."""
-    from sasnet_core import __version__, paths
-    from sasnet_core.logs import log_file
-    from sasnet_core.platform_check import missing_qt_libraries
+    from sasnet_core import __version__
+    from sasnet_core.util import paths
+    from sasnet_core.util.logs import log_file
+    from sasnet_core.util.platform_check import missing_qt_libraries
 
     versions = {label: _version(names) for label, names in _PACKAGES}
     versions["sasnet"] = __version__
@@ -207,7 +208,7 @@ def collect() -> dict:
 
 
 def _or_error(get) -> str:
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util.errors import SASNetError
 
     try:
         return str(get())
@@ -217,7 +218,7 @@ def _or_error(get) -> str:
 
 def _missing(report: dict) -> list[str]:
     """What is missing, each with how to get it."""
-    from sasnet_core.platform_check import missing_qt_libraries_message
+    from sasnet_core.util.platform_check import missing_qt_libraries_message
 
     out = []
     v = report["versions"]
@@ -228,7 +229,7 @@ def _missing(report: dict) -> list[str]:
     if ov is not None and not ov["usable"]:
         out.append(f"{ov['problem']}: counting on the CPU falls back to torch, which is several times slower")
     elif ov is not None:
-        from sasnet_core.quantize import nncf_missing_reason
+        from sasnet_core.engine.quantize import nncf_missing_reason
 
         reason = nncf_missing_reason()
         if reason is not None:

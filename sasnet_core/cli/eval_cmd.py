@@ -47,10 +47,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.atomic import check_output_file
+    from sasnet_core.io.atomic import check_output_file
     from sasnet_core.datasets import open_dataset
-    from sasnet_core.evaluate import evaluate
-    from sasnet_core.progress import Progress
+    from sasnet_core.evaluation.evaluate import evaluate
+    from sasnet_core.util.progress import Progress
 
     if args.csv:
         check_output_file(args.csv, args.overwrite)  # before counting: a refusal costs nothing

@@ -6,8 +6,8 @@ import json
 import sys
 
 from sasnet_core.cli.argtypes import output_dir
-from sasnet_core.provenance import provenance
-from sasnet_core.released import kind_label
+from sasnet_core.weights.provenance import provenance
+from sasnet_core.weights.released import kind_label
 
 # Files smaller than this are hashed without a progress bar: it would flash for a split second.
 _BAR_FROM_BYTES = 16 << 20
@@ -15,7 +15,7 @@ _BAR_FROM_BYTES = 16 << 20
 
 def register(subparsers) -> None:
     from sasnet_core.cli.argtypes import positive_float
-    from sasnet_core.download_guard import STALL_MIN_BYTES, STALL_WINDOW_S, TIMEOUT_S
+    from sasnet_core.weights.download_guard import STALL_MIN_BYTES, STALL_WINDOW_S, TIMEOUT_S
 
     p = subparsers.add_parser(
         "models", help="list, add, remove registered models and choose the default",
@@ -79,8 +79,8 @@ def _add_no_progress(p) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.errors import SettingsError
-    from sasnet_core.registry import HOW_TO_GET_A_MODEL, ModelRegistry
+    from sasnet_core.util.errors import SettingsError
+    from sasnet_core.weights.registry import HOW_TO_GET_A_MODEL, ModelRegistry
 
     reg = ModelRegistry()
     cmd = args.models_command
@@ -118,7 +118,7 @@ def run(args) -> int:
                         replace=args.replace, progress=bar)
         _report_registered(e)
     elif cmd == "download":
-        from sasnet_core.download import download_released
+        from sasnet_core.weights.download import download_released
 
         shown = not args.no_progress
         # The bar appears before the connection is made and, off a terminal, writes a line every
@@ -155,7 +155,7 @@ def _identity(reg, entry, no_progress: bool = False):
 
 
 def _identity_line(ident) -> str:
-    from sasnet_core.released import VERIFIED
+    from sasnet_core.weights.released import VERIFIED
 
     if ident.status == VERIFIED:
         return f"{ident.description}; {ident.released.figures()}"
@@ -163,7 +163,7 @@ def _identity_line(ident) -> str:
 
 
 def _report_registered(e) -> None:
-    from sasnet_core.released import MODIFIED, Identity
+    from sasnet_core.weights.released import MODIFIED, Identity
 
     print(f"registered {e.name} -> {e.path}" + (" (default)" if e.is_default else ""))
     ident = Identity.from_dict(e.identity)
@@ -190,7 +190,7 @@ class _byte_bar:
         if self.bar is None:
             if (total or done) < self.min_bytes:
                 return
-            from sasnet_core.progress import Progress
+            from sasnet_core.util.progress import Progress
 
             self.bar = Progress(None if total is None else max(1, round(total / 1e6)), self.desc, unit="MB",
                                 heartbeat_s=self.heartbeat_s, min_interval=0.0)

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sasnet_core.atomic import check_output_file
+from sasnet_core.io.atomic import check_output_file
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.count_cmd import report_nothing_to_do
 from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
@@ -82,9 +82,9 @@ class Row:
 
 
 def run(args) -> int:
-    from sasnet_core.counting import count_stream
-    from sasnet_core.inputs import Problem, collect_inputs
-    from sasnet_core.progress import Progress
+    from sasnet_core.engine.counting import count_stream
+    from sasnet_core.engine.inputs import Problem, collect_inputs
+    from sasnet_core.util.progress import Progress
 
     found = collect_inputs(args.paths)
     problems = list(found.problems) + [
@@ -112,8 +112,8 @@ def run(args) -> int:
 
 def _row(path: Path, result) -> Row:
     from sasnet_core.datasets.ground_truth import truth_of
-    from sasnet_core.errors import SASNetError
-    from sasnet_core.uncertainty import image_score
+    from sasnet_core.util.errors import SASNetError
+    from sasnet_core.engine.uncertainty import image_score
 
     if result.skipped:
         return Row(path, error=result.error)
@@ -125,7 +125,7 @@ def _row(path: Path, result) -> Row:
         return row
     ann = truth.annotation
     if ann is not None:
-        from sasnet_core.annotation_store import fit_problems
+        from sasnet_core.annotations.store import fit_problems
 
         problems = fit_problems(path, ann, truth.kept)
         # Another image's points would rank this one as nearly perfect, or worst.
@@ -147,7 +147,7 @@ def _roi_mask(ann):
     """The annotation's regions of interest on the density grid (which may be scaled)."""
     import numpy as np
 
-    from sasnet_core.annotation import polygon_mask
+    from sasnet_core.annotations.annotation import polygon_mask
 
     def mask(shape, sx, sy):
         m = np.zeros(shape, bool)
@@ -168,7 +168,7 @@ def _ranked(rows: list[Row], by: str) -> list[Row]:
 
 def _write(rows: list[Row], args) -> None:
     if args.csv is not None:
-        from sasnet_core.atomic import atomic_write_text
+        from sasnet_core.io.atomic import atomic_write_text
 
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from sasnet_core import vocab
+from sasnet_core.util import vocab
 
 HELP = "train SASNet on a data set (paper schedule; DDP under torchrun)"
 
@@ -44,8 +44,8 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
         positive_int,
         share,
     )
-    from sasnet_core.model import SELECTIONS
-    from sasnet_core.vocab import TRAINING_PRECISIONS, choices, device_arg
+    from sasnet_core.model.sasnet import SELECTIONS
+    from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
 
     def default(name: str) -> FromConfig:
         return FromConfig(name, finetune)
@@ -192,11 +192,11 @@ def run(args) -> int:
 
 
 def stopped_by_signal(result):
-    """The :class:`~sasnet_core.cancel.Interrupted` that stopped ``result``'s run after a step, or
+    """The :class:`~sasnet_core.util.cancel.Interrupted` that stopped ``result``'s run after a step, or
     None when it ended otherwise (its steps, its time, a stop file)."""
     import signal
 
-    from sasnet_core.cancel import Interrupted
+    from sasnet_core.util.cancel import Interrupted
 
     if result.status == vocab.RunStatus.STOPPED and result.stop_reason in ("SIGINT", "SIGTERM"):
         return Interrupted(getattr(signal, result.stop_reason))

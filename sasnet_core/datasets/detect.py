@@ -5,7 +5,7 @@ import inspect
 from pathlib import Path
 
 from sasnet_core.datasets import layouts, tool_files
-from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.util.errors import DatasetLayoutError
 
 # name: (what we look for, test, reader). Checked in this order; the first match wins.
 LAYOUTS = {

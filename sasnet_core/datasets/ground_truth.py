@@ -21,9 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sasnet_core.annotation import Annotation
+from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.datasets import layouts, tool_files
-from sasnet_core.errors import GroundTruthError, SASNetError
+from sasnet_core.util.errors import GroundTruthError, SASNetError
 
 # The format each layout's files are written in: Export offers it first, so a corrected set goes
 # back in its data set's own format (ShanghaiTech as the whole train_data/test_data layout).
@@ -58,7 +58,7 @@ class DatasetFile:
     def read(self) -> Annotation:
         """The data set's annotation of the image. A file that is missing or cannot be read
         raises ``GroundTruthError`` naming it."""
-        from sasnet_core.formats import read_points
+        from sasnet_core.annotations.formats import read_points
 
         if not self.file.is_file():
             raise GroundTruthError(f"the ground truth of {self.image.name} is missing", self.file)
@@ -134,7 +134,7 @@ def truth_of(image, project=None, *, baseline: bool = False) -> Truth:
     data set's. A damaged file of the store raises its error (the editor keeps such a file
     aside); a data set file that is missing or damaged is in ``Truth.dataset_error`` and the image
     has no annotation. ``baseline``: also read the data set's annotation under a person's one."""
-    from sasnet_core.annotation_store import find_annotation_file, read_annotation
+    from sasnet_core.annotations.store import find_annotation_file, read_annotation
 
     image = Path(os.path.abspath(image))
     own = read_annotation(image, project)
@@ -170,8 +170,8 @@ def apply_corrections(samples: list, report: list) -> int:
     ``report`` in one line and the data set's points are kept."""
     import numpy as np
 
-    from sasnet_core.annotation_store import find_annotation_file, fit_problems, read_annotation
-    from sasnet_core.imageio import image_size
+    from sasnet_core.annotations.store import find_annotation_file, fit_problems, read_annotation
+    from sasnet_core.io.imageio import image_size
 
     n = 0
     for s in samples:

@@ -2,7 +2,7 @@
 
 Every reader turns a root folder into ``Sample``s: image path, head points (N, 2) float64 x, y
 in the pixels of the image *as loaded* (after any ``max_side`` downscale), ROI polygons and a
-split name. Ground truth comes through ``sasnet_core.formats`` so a malformed file gets the same
+split name. Ground truth comes through ``sasnet_core.annotations.formats`` so a malformed file gets the same
 error, naming file and field, as on import; points off the image are kept (published counts stay
 exact) and collected in ``Dataset.report``.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
-from sasnet_core.errors import DatasetLayoutError
-from sasnet_core.formats import read_points
+from sasnet_core.annotations.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
+from sasnet_core.util.errors import DatasetLayoutError
+from sasnet_core.annotations.formats import read_points
 
 
 
@@ -54,7 +54,7 @@ class Sample:
 
     def load_image(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB, resized as the points are (``resize``)."""
-        from sasnet_core.imageio import read_image
+        from sasnet_core.io.imageio import read_image
 
         image = read_image(self.image_path)
         if self.resize is not None and (image.shape[1], image.shape[0]) != tuple(self.resize):
@@ -107,7 +107,7 @@ class Dataset:
 
 def _images(folder: Path) -> list[Path]:
     """The images of one folder, listed as everywhere else (natural order, hidden files skipped)."""
-    from sasnet_core.inputs import collect_inputs
+    from sasnet_core.engine.inputs import collect_inputs
 
     if not folder.is_dir():
         return []
@@ -115,7 +115,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _natural(p: Path):
-    from sasnet_core.inputs import natural_key
+    from sasnet_core.engine.inputs import natural_key
 
     return natural_key(p.name)
 
@@ -196,7 +196,7 @@ def _limit(sample: Sample, max_side: int | None) -> Sample:
     """Downscale so the long side is at most max_side, points with it (the paper: 1920)."""
     if not max_side:
         return sample
-    from sasnet_core.imageio import image_size
+    from sasnet_core.io.imageio import image_size
 
     w, h = image_size(sample.image_path)
     scale = max_side / max(w, h)
@@ -254,7 +254,7 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
     in ``project_dir``, in annotation files under ``root``); unannotated images are left out and a
     damaged annotation file is an error naming it. Split from an annotation's ``"split"`` key,
     else "all"."""
-    from sasnet_core.annotation_store import Project, annotated_images
+    from sasnet_core.annotations.store import Project, annotated_images
 
     project = Project(Path(project_dir), Path(root)) if project_dir is not None else None
     out = []
@@ -267,6 +267,6 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
 
 
 def has_annotation_files(root: Path) -> bool:
-    from sasnet_core.annotation_store import has_annotations
+    from sasnet_core.annotations.store import has_annotations
 
     return has_annotations(root)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from sasnet_core.density import density_map
-from sasnet_core.losses import UNKNOWN
+from sasnet_core.annotations.density import density_map
+from sasnet_core.training.losses import UNKNOWN
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sasnet_core.errors import SettingsError
-from sasnet_core.progress import human_duration
+from sasnet_core.util.errors import SettingsError
+from sasnet_core.util.progress import human_duration
 from sasnet_core.training.signals import StopRequest
 
 TIME_LIMIT = "time_limit"  # the stop reason, and the run's status, when the budget ends a run
@@ -187,8 +187,8 @@ def measure_speed(weights: str | os.PathLike, device: str = "auto", precision: s
     it; remembered per file (size and time) and device in this process, so asking again is free."""
     import torch
 
-    from sasnet_core.inference import select_device
-    from sasnet_core.registry import ModelRegistry, load_model
+    from sasnet_core.engine.inference import select_device
+    from sasnet_core.weights.registry import ModelRegistry, load_model
     from sasnet_core.training.loop import precision_for
 
     path = ModelRegistry().resolve(weights)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from sasnet_core.vocab import BN_STATS, DEFAULT_TRAINING_PRECISION, TRAINING_PRECISIONS
+from sasnet_core.util.vocab import BN_STATS, DEFAULT_TRAINING_PRECISION, TRAINING_PRECISIONS
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sasnet_core.datasets.layouts import Sample
-from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.util.errors import DatasetLayoutError
 
 __all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "FullImageDataset",
            "TensorCropDataset", "crop_dataset", "collate_crops"]
@@ -33,7 +33,7 @@ def _is_annotated_folder(folder: Path) -> bool:
     """A folder of our annotation files and no public data set: a data set whose images a person
     corrected in the app has annotation files too, and trains on the whole set, each image with
     its corrections (``ground_truth.apply_corrections``), not on the corrected images alone."""
-    from sasnet_core.annotation_store import has_annotations
+    from sasnet_core.annotations.store import has_annotations
     from sasnet_core.datasets import detect_layout
 
     if not folder.is_dir() or not has_annotations(folder):
@@ -47,7 +47,7 @@ def _is_annotated_folder(folder: Path) -> bool:
 def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[Sample]:
     """The annotated images under ``folder`` as the annotation store lists them: beside the
     images, in a project, or in annotation files whose images live elsewhere (a staging folder)."""
-    from sasnet_core.annotation_store import annotated_images
+    from sasnet_core.annotations.store import annotated_images
 
     pairs = annotated_images([folder])  # a damaged file, or one naming a missing image, is named
     chosen = [(image, a) for image, a in pairs if all_annotated or a.reviewed or a.reviewed_cells]
@@ -70,7 +70,7 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
 def _cells_on_image(image: Path, ann) -> frozenset:
     """The reviewed cells of a partly reviewed image that cover some of it; none at all would
     leave nothing to learn from, which a damaged or mismatched file must not do silently."""
-    from sasnet_core.imageio import image_size
+    from sasnet_core.io.imageio import image_size
 
     w, h = ann.image_size or image_size(image)
     c = ann.review_cell_px

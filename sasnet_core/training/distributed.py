@@ -36,7 +36,7 @@ class DistInfo:
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    from sasnet_core.errors import DeviceUnavailableError
+    from sasnet_core.util.errors import DeviceUnavailableError
 
     try:
         dev = torch.device(name)

@@ -13,8 +13,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from sasnet_core.atomic import check_output_file
-from sasnet_core.errors import CheckpointError, DatasetLayoutError, SASNetError, SettingsError
+from sasnet_core.io.atomic import check_output_file
+from sasnet_core.util.errors import CheckpointError, DatasetLayoutError, SASNetError, SettingsError
 from sasnet_core.training.budget import ObservedLog, TimeBudget
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.jsonlog import JsonLog
@@ -31,7 +31,7 @@ def finetune_config(**overrides) -> TrainConfig:
 
 def parent_name_of(weights: str | os.PathLike, path: Path) -> str:
     """The name a person knows the starting model by: its registry name, else its file stem."""
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     try:
         entries = ModelRegistry().entries()
@@ -59,8 +59,8 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
     """
     import time
 
-    from sasnet_core.model import SASNetConfig
-    from sasnet_core.registry import load_model
+    from sasnet_core.model.sasnet import SASNetConfig
+    from sasnet_core.weights.registry import load_model
     from sasnet_core.training.data import load_samples, split_holdout
     from sasnet_core.training.staging import staged_origin
 
@@ -128,8 +128,8 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
 
 def _step_per_eval(cfg: TrainConfig, held_out) -> float:
     """For the budget's guess of the first step: its work over the held-out evaluation's."""
-    from sasnet_core.errors import ImageReadError
-    from sasnet_core.imageio import image_size
+    from sasnet_core.util.errors import ImageReadError
+    from sasnet_core.io.imageio import image_size
     from sasnet_core.training.budget import step_work_ratio
 
     if cfg.max_minutes is None or not held_out:

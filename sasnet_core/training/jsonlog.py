@@ -15,7 +15,7 @@ import sys
 import time
 from typing import IO, Any
 
-from sasnet_core.atomic import ensure_folder
+from sasnet_core.io.atomic import ensure_folder
 
 
 def _clean(value: Any) -> Any:

@@ -31,8 +31,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from sasnet_core.errors import CheckpointError, DatasetLayoutError, OutputExistsError
-from sasnet_core.losses import total_loss
+from sasnet_core.util.errors import CheckpointError, DatasetLayoutError, OutputExistsError
+from sasnet_core.training.losses import total_loss
 from sasnet_core.training import distributed as D
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.data import (
@@ -235,7 +235,7 @@ def save_training_checkpoint(path: str | os.PathLike, model: nn.Module, metadata
                              train_state: dict | None = None) -> Path:
     """Our checkpoint format (loadable by ``load_model``), plus the optimiser state for resuming
     when ``train_state`` is given. Atomic: a crash leaves the previous file."""
-    from sasnet_core.checkpoint import save_checkpoint
+    from sasnet_core.weights.checkpoint import save_checkpoint
 
     extra = {"train_state": train_state} if train_state is not None else None
     return save_checkpoint(path, _unwrap(model), metadata, extra=extra)
@@ -243,7 +243,7 @@ def save_training_checkpoint(path: str | os.PathLike, model: nn.Module, metadata
 
 def load_train_state(path: str | os.PathLike) -> dict:
     """The optimiser state and position a run folder's last.pth carries for ``--resume``."""
-    from sasnet_core.checkpoint import read_checkpoint_file
+    from sasnet_core.weights.checkpoint import read_checkpoint_file
 
     try:
         obj = read_checkpoint_file(path)
@@ -314,12 +314,12 @@ def _changed_since_start(metadata: dict, cfg: TrainConfig) -> list[str]:
 
 def build_model(cfg: TrainConfig):
     """(model, provenance dict) from ``cfg.init`` or from scratch (+ ImageNet encoder)."""
-    from sasnet_core.model import SASNetConfig, sasnet
+    from sasnet_core.model.sasnet import SASNetConfig, sasnet
 
     arch = SASNetConfig(block_size=cfg.block_size, selection=cfg.selection,
                         width_mult=cfg.width_mult)
     if cfg.init:
-        from sasnet_core.registry import load_model
+        from sasnet_core.weights.registry import load_model
 
         model, info = load_model(cfg.init, device="cpu", config=arch)
         return model, {"parent": str(info.path), "parent_name": info.name,
@@ -400,7 +400,7 @@ def _worker_errors_named(loader: Iterable) -> Iterator:
     """Batches of ``loader``; a person's error raised in a loader process (a damaged image) comes
     back from torch as the same type wrapped around the worker's whole traceback: raise it again
     with its own one-sentence message, which is the traceback's last line."""
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util.errors import SASNetError
 
     try:
         yield from loader
@@ -448,8 +448,8 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     # -- model, optimiser, resume --------------------------------------------------------
     resume_state = None
     if cfg.resume and save_run and last_path.is_file():
-        from sasnet_core.registry import load_model
-        from sasnet_core.model import SASNetConfig
+        from sasnet_core.weights.registry import load_model
+        from sasnet_core.model.sasnet import SASNetConfig
 
         model, ck = load_model(last_path, device="cpu",
                                config=SASNetConfig(selection=cfg.selection))
@@ -457,7 +457,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
             # Its weights fix the width. Not asked for: the run goes on at its own width, and that
             # is what its records say. Asked for another: refused, not recorded and ignored.
             if cfg.width_mult != TrainConfig.width_mult:
-                from sasnet_core.errors import SettingsError
+                from sasnet_core.util.errors import SettingsError
 
                 raise SettingsError(f"cannot resume {last_path}: it holds a model of width "
                                     f"{model.config.width_mult:g}, this run asks for {cfg.width_mult:g}; "
@@ -466,7 +466,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
             cfg = replace(cfg, width_mult=model.config.width_mult)
         changed = _changed_since_start(ck.metadata, cfg)
         if changed:
-            from sasnet_core.errors import SettingsError
+            from sasnet_core.util.errors import SettingsError
 
             # One run learns from one data set with one scale selection: its best checkpoint is
             # the best on one validation set, and its record describes every step.
@@ -493,7 +493,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     k = model.config.block_size
     if cfg.crop_size % k:
-        from sasnet_core.errors import SettingsError
+        from sasnet_core.util.errors import SettingsError
 
         raise SettingsError(f"--crop-size {cfg.crop_size} is not a multiple of the model's patch size k = {k}")
 
@@ -503,7 +503,7 @@ def _run(cfg, info, log, stopper, model, provenance, train_samples, val_samples,
         try:
             optimizer.load_state_dict(resume_state["optimizer"])
         except (ValueError, KeyError) as exc:
-            from sasnet_core.errors import SettingsError
+            from sasnet_core.util.errors import SettingsError
 
             raise SettingsError("cannot resume: the optimiser state does not fit this run's trainable "
                                 f"parameters (was --freeze-encoder changed?) ({exc})", cfg.out) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from sasnet_core.progress import clock_duration
+from sasnet_core.util.progress import clock_duration
 
 
 class ProgressBar:

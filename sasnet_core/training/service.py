@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core import paths
-from sasnet_core.atomic import remove_stale_temp_files
-from sasnet_core.errors import ModelRegistryError, SASNetError
+from sasnet_core.util import paths
+from sasnet_core.io.atomic import remove_stale_temp_files
+from sasnet_core.util.errors import ModelRegistryError, SASNetError
 from sasnet_core.training.budget import BudgetTooSmallError, MinimumBudget, measure_speed, minimum_budget
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
@@ -38,7 +38,7 @@ from sasnet_core.training.staging import (
     remove_staging,
     stage,
 )
-from sasnet_core.vocab import DEFAULT_TRAINING_PRECISION, RUN_KEPT, TRAINING_PRECISIONS
+from sasnet_core.util.vocab import DEFAULT_TRAINING_PRECISION, RUN_KEPT, TRAINING_PRECISIONS
 
 
 
@@ -74,8 +74,8 @@ def estimate_minimum(weights: str | os.PathLike, reviewed: ReviewedSet, cfg: Tra
                      registry=None) -> MinimumBudget:
     """The least minutes budget a run of ``weights`` on ``reviewed`` needs here (see
     ``budget.minimum_budget``): it loads the model and times a forward pass the first time."""
-    from sasnet_core.errors import ImageReadError
-    from sasnet_core.imageio import image_size
+    from sasnet_core.util.errors import ImageReadError
+    from sasnet_core.io.imageio import image_size
     from sasnet_core.training.data import holdout_count
 
     sizes = []
@@ -94,8 +94,8 @@ def check_data_budget(weights: str | os.PathLike, data: str | os.PathLike, cfg: 
     """Refuse ``cfg.max_minutes`` below the minimum of a run of ``weights`` on ``data`` (any data
     set layout, as ``sasnet finetune`` reads it) with a BudgetTooSmallError naming the minimum
     and ``--steps``, before anything is written; the same rule the app's panel and ``FineTuneRun.prepare`` apply."""
-    from sasnet_core.errors import ImageReadError
-    from sasnet_core.imageio import image_size
+    from sasnet_core.util.errors import ImageReadError
+    from sasnet_core.io.imageio import image_size
     from sasnet_core.training.data import load_samples, split_holdout
 
     if cfg.max_minutes is None:
@@ -119,7 +119,7 @@ def check_data_budget(weights: str | os.PathLike, data: str | os.PathLike, cfg: 
 
 
 def _minimum(weights, eval_pixels: int, cfg: TrainConfig, registry=None) -> MinimumBudget:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     path = (registry or ModelRegistry()).resolve(weights)  # a file, or a registered name
     speed = measure_speed(path, cfg.device, training_precision(cfg.precision))
@@ -148,7 +148,7 @@ class FineTuneRequest:
 
 class FineTuneRun:
     def __init__(self, request: FineTuneRequest, registry=None):
-        from sasnet_core.registry import ModelRegistry
+        from sasnet_core.weights.registry import ModelRegistry
 
         self.request = request
         self.registry = registry or ModelRegistry()

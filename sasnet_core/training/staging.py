@@ -17,10 +17,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core import paths
-from sasnet_core.annotation import SUFFIX, Annotation, save_annotation
-from sasnet_core.atomic import atomic_write_text, process_running
-from sasnet_core.errors import DatasetLayoutError
+from sasnet_core.util import paths
+from sasnet_core.annotations.annotation import SUFFIX, Annotation, save_annotation
+from sasnet_core.io.atomic import atomic_write_text, process_running
+from sasnet_core.util.errors import DatasetLayoutError
 
 STAGING_INFO = "staging.json"  # {"origin": real data folder, "pid": the stager, "images": [...]}
 UNCLAIMED_AFTER_S = 3600.0  # a staging folder still without its staging.json after this is debris
@@ -75,7 +75,7 @@ def read_reviewed_set(images) -> ReviewedSet:
     The one place a run asks the annotation store what it may learn from; nothing is cached, so
     a run started a moment after an image was marked reviewed learns from it.
     """
-    from sasnet_core.annotation_store import survey
+    from sasnet_core.annotations.store import survey
 
     out = ReviewedSet()
     for entry in survey(images):

@@ -53,8 +53,8 @@ def make_blob_dataset(folder: str | Path, n_images: int = 6, size: tuple[int, in
             cv2.imwrite(str(path), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
             _write_shanghaitech_mat(gt_dir / f"GT_IMG_{i}.mat", pts + 1.0)
         elif layout == "annotations":
-            from sasnet_core.annotation import Annotation
-            from sasnet_core.annotation_store import write_annotation
+            from sasnet_core.annotations.annotation import Annotation
+            from sasnet_core.annotations.store import write_annotation
 
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"IMG_{i}.png"

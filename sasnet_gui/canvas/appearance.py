@@ -12,7 +12,7 @@ from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSlider, QVBoxLayout, QWidget)
 
-from sasnet_core.display import GAMMA_RANGE, display_lut, is_identity
+from sasnet_core.annotations.display import GAMMA_RANGE, display_lut, is_identity
 
 from sasnet_gui.canvas.markers import SHAPE_NAMES, SHAPES, SIZE_RANGE, UNIT_NAMES, UNITS, MarkerStyle
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LEVELS = ("P1", "P2", "P3", "P4", "P5")  # = sasnet_core.model.LEVELS, without importing torch at start-up
+LEVELS = ("P1", "P2", "P3", "P4", "P5")  # = sasnet_core.model.sasnet.LEVELS, without importing torch at start-up
 
 # P1 (finest, small far-away heads) ... P5 (coarsest, big near heads): five hues far apart.
 LEVEL_COLOURS = ("#e6194b", "#f58231", "#ffe119", "#3cb44b", "#4363d8")

@@ -1,7 +1,7 @@
 """How head markers look: shape (dot, circle, cross) and size, in screen or image pixels.
 
 Sizes:
-- ``auto`` (the default): image pixels, from the spacing of the heads (``sasnet_core.display.
+- ``auto`` (the default): image pixels, from the spacing of the heads (``sasnet_core.annotations.display.
   marker_size_for``), so a dense crowd zoomed out to fit shows separate small dots and a sparse
   street scene shows head-sized ones; with fewer than two heads it falls back to ``FALLBACK_PX``
   on screen.

@@ -16,8 +16,8 @@ from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QPainter
 
-from sasnet_core.annotation import SOURCE_MODEL
-from sasnet_core.display import marker_size_for
+from sasnet_core.annotations.annotation import SOURCE_MODEL
+from sasnet_core.annotations.display import marker_size_for
 
 from sasnet_gui.canvas.colors import LEVEL_COLOURS, SELECTED_COLOUR, UNKNOWN_COLOUR
 from sasnet_gui.canvas.markers import MODEL_SHARE, MarkerStyle, render_selection, render_symbol

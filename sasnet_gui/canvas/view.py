@@ -16,8 +16,8 @@ from PySide6.QtGui import QColor, QCursor, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
-from sasnet_core import uncertainty
-from sasnet_core.display import apply_lut
+from sasnet_core.engine import uncertainty
+from sasnet_core.annotations.display import apply_lut
 from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, UncertaintyOverlay
 from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.review import ReviewLayer

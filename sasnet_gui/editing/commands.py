@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
-from sasnet_core.annotation import SOURCE_PERSON
+from sasnet_core.annotations.annotation import SOURCE_PERSON
 
 # Command ids for QUndoCommand.mergeWith; only the reviewed toggle merges (nothing else should).
 _ID_REVIEWED = 1001

@@ -1,7 +1,7 @@
 """Points on top of each other, pointed out as soon as an edit makes them.
 
 Two points closer than ``DUPLICATE_PX`` mark one head twice (the geometry is the core's:
-``sasnet_core.annotation.duplicate_points``). The watcher looks again after every edit of the
+``sasnet_core.annotations.annotation.duplicate_points``). The watcher looks again after every edit of the
 open image (each undo step, never during a drag), keeps the points that would go, and says so when
 an edit made more of them; the warning under the counts shows how many there are, with buttons to
 select or remove them (one undo step), for as long as there are any. Autosave keeps them as they
@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-from sasnet_core.annotation import DUPLICATE_PX, duplicate_points
+from sasnet_core.annotations.annotation import DUPLICATE_PX, duplicate_points
 
 
 def plural(n: int, word: str) -> str:

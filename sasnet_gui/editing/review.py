@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QKeySequence
 
-from sasnet_core import uncertainty
+from sasnet_core.engine import uncertainty
 
 PATCH = 32  # pixels per patch side
 

@@ -1,5 +1,5 @@
 """Background counting of the file list: a queue of image paths that one worker thread feeds to
-the counting engine (``sasnet_core.counting.count_stream``).
+the counting engine (``sasnet_core.engine.counting.count_stream``).
 
 The worker keeps only what the window shows (a density map at most ``DISPLAY_SIDE`` pixels on its
 long side, the patch grid and the estimated heads), so the GUI thread receives small arrays.
@@ -15,8 +15,8 @@ from collections import deque
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
-from sasnet_core.cancel import CancelToken
-from sasnet_core.counting import DISPLAY_SIDE, count_stream, describe_failure
+from sasnet_core.util.cancel import CancelToken
+from sasnet_core.engine.counting import DISPLAY_SIDE, count_stream, describe_failure
 
 QUIT_WAIT_S = 1.0  # how long closing the window waits for the worker to reach a checkpoint
 
@@ -30,7 +30,7 @@ class CountingQueue(QObject):
     stopped = Signal()  # a stop (``cancel``) took effect: the worker has ended; ``idle`` follows
     idle = Signal()  # the queue ran dry or was stopped
     progress = Signal(int, int)  # done, total since the queue was last idle
-    tileProgress = Signal(str, object)  # path, sasnet_core.progress.TileProgress of the image being counted
+    tileProgress = Signal(str, object)  # path, sasnet_core.util.progress.TileProgress of the image being counted
     _report = Signal(object, str, str, object)  # from the worker: token, kind, path, payload
 
     def __init__(self, parent=None):

@@ -16,7 +16,7 @@ def _scan_annotations(paths):
     """(path, count, reviewed, error, cells, source, from_dataset) of each image: a person's
     annotation, else the ground truth of the data set it belongs to (read, never written)."""
     from sasnet_core.datasets.ground_truth import truth_of
-    from sasnet_core.errors import SASNetError
+    from sasnet_core.util.errors import SASNetError
 
     for p in paths:
         try:

@@ -7,8 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from sasnet_core.progress import TileProgress
-from sasnet_core.vocab import FileStatus as Status
+from sasnet_core.util.progress import TileProgress
+from sasnet_core.util.vocab import FileStatus as Status
 from sasnet_gui.files.names import shown_names
 
 

@@ -42,8 +42,8 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core.errors import DatasetLayoutError
-from sasnet_core.progress import human_duration as fmt_duration
+from sasnet_core.util.errors import DatasetLayoutError
+from sasnet_core.util.progress import human_duration as fmt_duration
 from sasnet_core.training.budget import BudgetTooSmallError
 from sasnet_core.training.finetune import SUGGESTED_MINUTES, finetune_config
 from sasnet_core.training.service import FineTuneRequest, FineTuneRun, estimate_minimum, training_precision

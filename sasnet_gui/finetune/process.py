@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from sasnet_core.vocab import RUN_KEPT
+from sasnet_core.util.vocab import RUN_KEPT
 
 STDERR_KEEP = 16000  # characters of the trainer's stderr kept for the error dialog
 

@@ -1,6 +1,6 @@
 """How the app gets a model file into the registry: download a released checkpoint, or add a file
-a person dropped or chose. The only place the app calls the core for these (``sasnet_core.released``,
-``sasnet_core.download``, ``ModelRegistry.add``), so the dialogs hold no copy of that logic.
+a person dropped or chose. The only place the app calls the core for these (``sasnet_core.weights.released``,
+``sasnet_core.weights.download``, ``ModelRegistry.add``), so the dialogs hold no copy of that logic.
 
 The worker bodies here run off the GUI thread. Each takes ``progress(done, total)`` (bytes; total
 may be None) and a ``CancelToken``: a cancel raises ``Cancelled`` at the next progress report, and
@@ -12,14 +12,14 @@ import html
 from pathlib import Path
 from typing import Callable
 
-from sasnet_core.cancel import CancelToken
+from sasnet_core.util.cancel import CancelToken
 
 Progress = Callable[[int, "int | None"], None]
 
 
 def released_models() -> dict:
     """key -> ReleasedModel (file name, what it is good for, size, the paper's MAE/MSE)."""
-    from sasnet_core.released import RELEASED
+    from sasnet_core.weights.released import RELEASED
 
     return dict(RELEASED)
 
@@ -34,9 +34,9 @@ def _reporter(progress: Progress, token: CancelToken) -> Progress:
 
 def download_released(key: str, progress: Progress, token: CancelToken, registry=None):
     """Download, verify and register the released model ``key``; the new ModelEntry."""
-    from sasnet_core import paths
-    from sasnet_core.download import download_released as download
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.util import paths
+    from sasnet_core.weights.download import download_released as download
+    from sasnet_core.weights.registry import ModelRegistry
     from sasnet_gui.models.dialog import suggest_name
 
     registry = registry or ModelRegistry()
@@ -70,7 +70,7 @@ def is_verified_release(entry) -> bool:
 def manual_steps_html(key: str | None = None) -> str:
     """What to do by hand when the download cannot run here, in the app's words (menus and
     dragging, not commands), with the authors' folder as a link."""
-    from sasnet_core.released import DRIVE_FOLDER_URL
+    from sasnet_core.weights.released import DRIVE_FOLDER_URL
 
     models = released_models()
     file = models[key].file_name if key in models else "SHHA.pth or SHHB.pth"

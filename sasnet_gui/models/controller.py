@@ -15,9 +15,9 @@ so it runs in a superqt worker thread; views only listen to the signals:
 
 Device, backend and precision are remembered in the app's settings (``AppSettings``) and apply to
 the next load; changing them reloads the current model. ``auto`` is resolved by
-``sasnet_core.engine_choice``; ``engine_text()`` says what it resolved to.
+``sasnet_core.engine.choice``; ``engine_text()`` says what it resolved to.
 
-int8 is calibrated on the user's own images (``sasnet_core.quantize``): the views hand the
+int8 is calibrated on the user's own images (``sasnet_core.engine.quantize``): the views hand the
 controller their image list (``set_calibration_images``). Choosing int8 with no image open is
 refused; int8 remembered from an earlier session counts with ``auto`` until images are opened
 (``images_opened``), then the model is quantized on them.
@@ -31,9 +31,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
-from sasnet_core.errors import EngineUnavailableError, SASNetError
-from sasnet_core.registry import ModelRegistry
-from sasnet_core.vocab import (BACKENDS, DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
+from sasnet_core.util.errors import EngineUnavailableError, SASNetError
+from sasnet_core.weights.registry import ModelRegistry
+from sasnet_core.util.vocab import (BACKENDS, DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
                                INFERENCE_PRECISIONS as PRECISIONS, Backend, Precision)
 from sasnet_gui.settings import AppSettings
 
@@ -52,7 +52,7 @@ INT8_WAITS = ("int8 calibrates on your images: open some and the model is quanti
               "until then it counts with the automatic precision")
 
 # How a person gets a model, in the app's words (menus, not shell commands); the command line
-# has its own text in sasnet_core.registry.
+# has its own text in sasnet_core.weights.registry.
 HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download SHHA (dense crowds) or "
                       "SHHB (sparse street scenes) from the SASNet authors, drag a checkpoint (.pth) "
                       "onto the window, or add one with Add file in Model \u25b8 Models.")
@@ -60,8 +60,8 @@ HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download
 
 def _resolved_engine(device: str, precision: str, backend: str):
     """What ``auto`` means here (EngineChoice); raises a SASNetError for a pair that cannot run."""
-    from sasnet_core.engine_choice import choose_engine
-    from sasnet_core.inference import select_device
+    from sasnet_core.engine.choice import choose_engine
+    from sasnet_core.engine.inference import select_device
 
     return choose_engine(select_device(device), precision, backend)
 
@@ -70,7 +70,7 @@ def _load_predictor(weights, device: str, precision: str, backend: str, calibrat
     """Worker body (runs off the GUI thread): resolve, load and prepare the model. Yields what it
     is doing when that takes long: OpenVINO converts a checkpoint on its first use, int8 also
     quantizes it on the calibration images."""
-    from sasnet_core.inference import Predictor
+    from sasnet_core.engine.inference import Predictor
 
     engine = _resolved_engine(device, precision, backend)
     if engine.backend == Backend.OPENVINO:
@@ -214,7 +214,7 @@ class ModelController(QObject):
         int8 with no image open to calibrate on)."""
         engine = _resolved_engine(device, precision, backend)
         if engine.precision == Precision.INT8:
-            from sasnet_core.quantize import nncf_missing_reason
+            from sasnet_core.engine.quantize import nncf_missing_reason
 
             reason = nncf_missing_reason()
             if reason is not None:
@@ -262,9 +262,9 @@ class ModelController(QObject):
 
     def current_kind(self) -> str | None:
         """What kind of model is in use, in the words every listing uses
-        (``sasnet_core.released.kind_label``): "released" only when the registry hashed this very
+        (``sasnet_core.weights.released.kind_label``): "released" only when the registry hashed this very
         file (same size and time) as a released one; None without a model."""
-        from sasnet_core.released import Identity, kind_label
+        from sasnet_core.weights.released import Identity, kind_label
 
         info = self.current_info()
         if info is None:

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core import paths
-from sasnet_core.errors import SASNetError
-from sasnet_core.provenance import provenance
-from sasnet_core.released import kind_label
-from sasnet_core.registry import ModelEntry
+from sasnet_core.util import paths
+from sasnet_core.util.errors import SASNetError
+from sasnet_core.weights.provenance import provenance
+from sasnet_core.weights.released import kind_label
+from sasnet_core.weights.registry import ModelEntry
 from sasnet_gui import errors
 from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
 

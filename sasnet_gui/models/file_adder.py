@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 from superqt.utils import create_worker
 
-from sasnet_core.cancel import Cancelled, CancelToken
+from sasnet_core.util.cancel import Cancelled, CancelToken
 from sasnet_gui import errors
 from sasnet_gui.models import acquire
 

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (QButtonGroup, QDialog, QHBoxLayout, QLabel, QProg
                                QRadioButton, QVBoxLayout, QWidget)
 from superqt.utils import create_worker
 
-from sasnet_core.cancel import Cancelled, CancelToken
-from sasnet_core.errors import SASNetError
+from sasnet_core.util.cancel import Cancelled, CancelToken
+from sasnet_core.util.errors import SASNetError
 from sasnet_gui.models import acquire
 
 log = logging.getLogger(__name__)

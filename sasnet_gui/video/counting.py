@@ -15,14 +15,14 @@ from typing import Iterator
 
 import numpy as np
 
-from sasnet_core.annotation import SOURCE_MODEL, Annotation, save_annotation
-from sasnet_core.annotation_store import annotation_file_for, find_annotation_file
-from sasnet_core.atomic import atomic_write_text
-from sasnet_core.cancel import CancelToken
-from sasnet_core.counting import CountResult, count_stream, describe_failure, video_frames
-from sasnet_core.errors import SASNetError
-from sasnet_core.imageio import write_image
-from sasnet_core.video import frame_indices, open_video
+from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation, save_annotation
+from sasnet_core.annotations.store import annotation_file_for, find_annotation_file
+from sasnet_core.io.atomic import atomic_write_text
+from sasnet_core.util.cancel import CancelToken
+from sasnet_core.engine.counting import CountResult, count_stream, describe_failure, video_frames
+from sasnet_core.util.errors import SASNetError
+from sasnet_core.io.imageio import write_image
+from sasnet_core.io.video import frame_indices, open_video
 
 CSV_COLUMNS = ("frame", "time_s", "count", "error")
 

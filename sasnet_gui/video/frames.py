@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from sasnet_core.video import capture
+from sasnet_core.io.video import capture
 
 
 class FrameReader(QObject):

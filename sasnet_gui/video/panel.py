@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core.cancel import CancelToken
-from sasnet_core.counting import CountResult
-from sasnet_core.engine_choice import default_batch_size
-from sasnet_core.errors import SASNetError
-from sasnet_core.imageio import VIDEO_SUFFIXES
-from sasnet_core.video import VideoInfo, open_video
+from sasnet_core.util.cancel import CancelToken
+from sasnet_core.engine.counting import CountResult
+from sasnet_core.engine.choice import default_batch_size
+from sasnet_core.util.errors import SASNetError
+from sasnet_core.io.imageio import VIDEO_SUFFIXES
+from sasnet_core.io.video import VideoInfo, open_video
 from sasnet_gui import errors
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_gui.video.counting import (
@@ -595,8 +595,8 @@ class VideoPanel(QWidget):
         Sized in image pixels by the heads' spacing (``display.marker_size_for``), so they shrink
         with the preview: at a fixed screen size, the thousands of heads of a dense frame on a
         small preview merged into one block. One head keeps a fixed screen size."""
-        from sasnet_core.annotation import load_annotation
-        from sasnet_core.display import marker_size_for
+        from sasnet_core.annotations.annotation import load_annotation
+        from sasnet_core.annotations.display import marker_size_for
 
         try:
             pts = load_annotation(annotation_file).points

@@ -98,7 +98,7 @@ def bad_option_case(command, option: str, value: str, name: str) -> Case:
     return Case(name, make, REFUSED)
 
 
-# Engine choices that cannot run (``sasnet_core.engine_choice``), each with the words its refusal
+# Engine choices that cannot run (``sasnet_core.engine.choice``), each with the words its refusal
 # must contain: refused before any image is read, in one line.
 IMPOSSIBLE_ENGINES = {
     "openvino-fp16": (["--backend", "openvino", "--precision", "fp16"], ["OpenVINO", "fp16"]),

@@ -29,7 +29,7 @@ _DROP = object()
 def _image(path: Path, w: int = 64, h: int = 48) -> Path:
     import numpy as np
 
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))

@@ -21,7 +21,7 @@ def _count(ctx: Ctx, *extra) -> list:
 
 def _entry(ctx: Ctx, kind: str, *extra) -> Path:
     """Count once (the cache entry is made or found), keep the count, return the entry's folder."""
-    from sasnet_core import openvino_backend
+    from sasnet_core.engine import openvino_backend
 
     media.write_png(ctx.tmp / "a.png", 48, 64, seed=3)
     res = run_cli(_count(ctx, *extra))
@@ -29,8 +29,8 @@ def _entry(ctx: Ctx, kind: str, *extra) -> Path:
     _REFERENCE[ctx.tmp] = records(res)[0]["count"]
     # The entry of these weights (an int8 one adds its calibration's key): the session's cache
     # holds other tests' entries too, some of them written after this one was.
-    from sasnet_core.fast_forward import fold_batchnorm
-    from sasnet_core.registry import load_model
+    from sasnet_core.model.fast_forward import fold_batchnorm
+    from sasnet_core.weights.registry import load_model
 
     key = openvino_backend.model_key(fold_batchnorm(load_model(ctx.weights)[0]))
     entries = [p for p in (openvino_backend.default_cache_dir() / kind).iterdir()
@@ -96,12 +96,12 @@ def _digest_of_other_content(folder: Path) -> None:
 
 def _rebuilt(what: str):
     def check(ctx: Ctx, result) -> None:
-        from sasnet_core.cache_digest import damage
+        from sasnet_core.io.cache_digest import damage
 
         said = [line for line in result.err.splitlines() if what in line]
         assert len(said) == 1, result.err  # one line says it, naming the cache folder
         assert records(result)[0]["count"] == _REFERENCE.pop(ctx.tmp)  # the model's count, not the damage's
-        from sasnet_core import openvino_backend
+        from sasnet_core.engine import openvino_backend
 
         kind = "int8" if "int8" in what else "ir"
         for entry in (openvino_backend.default_cache_dir() / kind).iterdir():
@@ -117,7 +117,7 @@ _INT8 = "quantizing the model again"
 def _report_changed(report: dict, reseal: bool):
     """The int8 entry's report replaced by ``report``; resealed: as a writer with a bug would leave it."""
     def make(ctx: Ctx):
-        from sasnet_core.cache_digest import seal
+        from sasnet_core.io.cache_digest import seal
 
         folder = _entry(ctx, "int8", "--precision", "int8")
         (folder / "int8_report.json").write_text(json.dumps(report))

@@ -38,7 +38,7 @@ def _through(route: str, build, *fields: str):
 
 
 def _nothing_registered(ctx: Ctx, result) -> None:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     assert ModelRegistry().get("bad") is None, "a damaged checkpoint was registered"
 
@@ -108,7 +108,7 @@ def _folder(ctx, path):
 
 
 def _registered(ctx: Ctx, result) -> None:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     entry = ModelRegistry().get("bad")
     assert entry is not None and entry.kind == "ours" and entry.is_default

@@ -14,7 +14,7 @@ MINE = "a file a person made"
 
 
 def _image(path: Path, w: int = 40, h: int = 30) -> Path:
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.full((h, w, 3), 90, np.uint8))
@@ -23,7 +23,7 @@ def _image(path: Path, w: int = 40, h: int = 30) -> Path:
 
 def _annotated(path: Path, n: int = 2) -> Path:
     """An image with a ``.sasnet.json`` of ``n`` points beside it."""
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
 
     _image(path)
     save_annotation(Annotation(str(path), (40, 30), [[5 + i, 6] for i in range(n)]),
@@ -97,7 +97,7 @@ def _symlink_out_of_root(ctx: Ctx):
     secret = _image(ctx.tmp / "outside" / "s.jpg")
     (ctx.tmp / "src").mkdir()
     (ctx.tmp / "src" / "link.jpg").symlink_to(secret)
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
 
     save_annotation(Annotation(str(ctx.tmp / "src" / "link.jpg"), (40, 30), [[1, 2]]),
                     ctx.tmp / "src" / "link.jpg.sasnet.json")
@@ -151,7 +151,7 @@ def _onto_image(fmt: str, name: str):
 
 def _image_kept(rel: str):
     def check(ctx: Ctx, result) -> None:
-        from sasnet_core.imageio import read_image
+        from sasnet_core.io.imageio import read_image
 
         assert read_image(ctx.tmp / rel).shape == (30, 40, 3), f"{rel} was replaced"
 
@@ -177,7 +177,7 @@ def _onto_own_annotation(ctx: Ctx):
 
 
 def _check_own_kept(ctx: Ctx, result) -> None:
-    from sasnet_core.formats import read_points
+    from sasnet_core.annotations.formats import read_points
 
     assert read_points(ctx.tmp / "src" / "a.jpg.sasnet.json").count == 3
 
@@ -189,7 +189,7 @@ def _dataset_into_images(ctx: Ctx):
 
 
 def _check_images_unchanged(ctx: Ctx, result) -> None:
-    from sasnet_core.inputs import collect_inputs
+    from sasnet_core.engine.inputs import collect_inputs
 
     assert not (ctx.tmp / "imgs" / "export").exists()
     assert len(collect_inputs([str(ctx.tmp / "imgs")]).images) == 1
@@ -252,7 +252,7 @@ def _overwrite_single(ctx: Ctx):
 
 
 def _check_overwritten(ctx: Ctx, result) -> None:
-    from sasnet_core.formats import read_points
+    from sasnet_core.annotations.formats import read_points
 
     assert read_points(ctx.tmp / "out.csv").points.tolist() == [[1, 2], [3.5, 4]]
 
@@ -264,7 +264,7 @@ def _same_names(ctx: Ctx):
 
 
 def _check_same_names(ctx: Ctx, result) -> None:
-    from sasnet_core.formats import read_points
+    from sasnet_core.annotations.formats import read_points
 
     for sub, n in (("a", 1), ("b", 2), ("c", 3)):
         assert read_points(ctx.tmp / "out" / sub / "img.txt").count == n
@@ -316,7 +316,7 @@ def _export_reads_back(ctx: Ctx):
 
 
 def _check_reads_back(ctx: Ctx, result) -> None:
-    from sasnet_core.formats import read_points
+    from sasnet_core.annotations.formats import read_points
 
     assert read_points(ctx.tmp / "nwpu" / "train" / "IMG_1.json").count == 2
     assert read_points(ctx.tmp / "nwpu" / "test" / "IMG_1.json").count == 3
@@ -342,7 +342,7 @@ def _gt_beside_images(ctx: Ctx):
 
 def _check_gt_beside_images(ctx: Ctx, result) -> None:
     (gt,) = (ctx.tmp / "export").rglob("GT_IMG_1.mat")
-    from sasnet_core.formats import read_points
+    from sasnet_core.annotations.formats import read_points
 
     assert read_points(gt).points.tolist() == [[3, 4]]
 

@@ -17,8 +17,8 @@ def _download(url: str) -> list:
 
 
 def _nothing_kept(ctx: Ctx, result) -> None:
-    from sasnet_core import paths
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.util import paths
+    from sasnet_core.weights.registry import ModelRegistry
 
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert ModelRegistry().entries() == []

@@ -15,7 +15,7 @@ HEADS = {"img_1.png": [[3.0, 4.0], [20.0, 10.0]], "img_2.png": [[8.0, 8.0]], "im
 
 def _annotated(ctx: Ctx) -> Path:
     """Three images with annotation files beside them: 2, 1 and 0 heads."""
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
 
     root = ctx.tmp / "set"
     for i, (name, heads) in enumerate(HEADS.items()):
@@ -79,7 +79,7 @@ def _no_model_anywhere(ctx: Ctx):
 
 
 def _default_model(ctx: Ctx):
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     ModelRegistry().add("tiny", ctx.weights, make_default=True)
     return ["eval", _annotated(ctx), "--device", "cpu", "--json"], []

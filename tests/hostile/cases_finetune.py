@@ -44,7 +44,7 @@ def _none_reviewed(ctx: Ctx):
 
 
 def _reviewed_cells_off_the_image(ctx: Ctx):
-    from sasnet_core.annotation import load_annotation, save_annotation
+    from sasnet_core.annotations.annotation import load_annotation, save_annotation
 
     folder = ctx.tmp / "cells"
     image = _images(folder, n=1, reviewed=False)[0]
@@ -157,7 +157,7 @@ def _valid_run(ctx: Ctx):
 
 
 def _valid_run_check(ctx, result) -> None:
-    from sasnet_core.checkpoint import read_metadata
+    from sasnet_core.weights.checkpoint import read_metadata
 
     summary = json.loads(result.out.strip().splitlines()[-1])
     assert summary["status"] == "completed" and summary["step"] == 1

@@ -221,7 +221,7 @@ def accepted(name: str, file: str, content, expect_points, **kw) -> Case:
         return ["convert", src, "--to", "csv", "--out", ctx.tmp / "out.csv"], []
 
     def check(ctx: Ctx, result) -> None:
-        from sasnet_core.formats import read_points
+        from sasnet_core.annotations.formats import read_points
 
         got = read_points(ctx.tmp / "out.csv", report=[]).points
         assert got.tolist() == expect_points, got.tolist()

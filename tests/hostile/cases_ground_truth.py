@@ -55,13 +55,13 @@ def _other_ranked_with_its_truth(ctx: Ctx, result) -> None:
 
 
 def _missing_gt(ctx: Ctx):
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     root = ctx.tmp / "sha"
     for i in (1, 2, 3):
         write_image(root / "test_data" / "images" / f"IMG_{i}.jpg", np.full((48, 64, 3), 90, np.uint8))
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     write_annotations([Annotation(str(root / "test_data/images/IMG_1.jpg"), (64, 48), [[3, 4]])],
                       root / "test_data" / "ground-truth" / "GT_IMG_1.mat", "shanghaitech")
@@ -69,8 +69,8 @@ def _missing_gt(ctx: Ctx):
 
 
 def _off_the_image(ctx: Ctx):
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = ctx.tmp / "labelme"
     make_layout("labelme", root)
@@ -87,7 +87,7 @@ def _off_kept(ctx: Ctx, result) -> None:
 
 
 def _corrected(ctx: Ctx, *extra):
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
 
     root = _qnrf(ctx)
     image = root / "Train" / "img_0001.jpg"
@@ -134,8 +134,8 @@ def _coco_counts(ctx: Ctx, result) -> None:
 
 def _collection_for_other_images(ctx: Ctx):
     """A COCO file beside the images that names none of them: not their ground truth."""
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = ctx.tmp / "set"
     make_layout("labelme", root)
@@ -165,7 +165,7 @@ def _misfit_correction(kind: str):
     """``img_0001.jpg`` (64 x 48, 6 heads in the data set) with a saved correction that belongs
     elsewhere: ``annotation_store.fit_problems`` finds it, as it does for ``rank`` and imports."""
     def build(ctx: Ctx) -> Path:
-        from sasnet_core.annotation import Annotation, save_annotation
+        from sasnet_core.annotations.annotation import Annotation, save_annotation
 
         root = _qnrf(ctx)
         image, other = root / "Train" / "img_0001.jpg", root / "Train" / "img_0002.jpg"
@@ -221,8 +221,8 @@ def _flagged_and_counted(ctx: Ctx, result) -> None:
 
 
 def _rank_mat_off_the_image(ctx: Ctx):
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.formats import write_annotations
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.formats import write_annotations
 
     root = _qnrf(ctx)
     image = root / "Train" / "img_0002.jpg"

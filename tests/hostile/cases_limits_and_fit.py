@@ -90,7 +90,7 @@ def _wide_strip_counted_beside(ctx: Ctx, result) -> None:
 
 # -- annotations that do not fit their image -------------------------------------------------------
 def _annotated(ctx: Ctx, name: str = "a.png", h: int = 150, w: int = 200, **fields) -> Path:
-    from sasnet_core.annotation import Annotation, save_annotation
+    from sasnet_core.annotations.annotation import Annotation, save_annotation
 
     image = media.write_png(ctx.tmp / name, h, w)
     pts = fields.pop("points", np.array([[20.0, 30.0], [50.0, 60.0]]))

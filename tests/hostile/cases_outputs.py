@@ -57,7 +57,7 @@ def _last_unchanged(ctx, result) -> None:
 
 
 def _last_replaced(ctx, result) -> None:
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     assert (ctx.tmp / "run" / "last.pth").read_bytes() != (ctx.tmp / "last.before").read_bytes()
     assert load_model(ctx.tmp / "run" / "last.pth")[1].metadata["steps"] == 2
@@ -72,7 +72,7 @@ def _over_run(*extra, expect_names=True):
 
 def _dead_writer_temp(ctx: Ctx):
     """A temp file of the registry as a writer killed mid-save leaves it."""
-    from sasnet_core.atomic import _HOST
+    from sasnet_core.io.atomic import _HOST
 
     pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                          text=True, check=True).stdout.strip()
@@ -84,7 +84,7 @@ def _dead_writer_temp(ctx: Ctx):
 
 
 def _no_temp_left(ctx, result) -> None:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     folder = W.registry_file().parent
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")], list(folder.iterdir())

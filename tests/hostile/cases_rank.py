@@ -114,8 +114,8 @@ def _damaged_weights(ctx: Ctx):
 
 
 def _annotated(ctx: Ctx):
-    from sasnet_core.annotation import Annotation
-    from sasnet_core.annotation_store import write_annotation
+    from sasnet_core.annotations.annotation import Annotation
+    from sasnet_core.annotations.store import write_annotation
 
     image = _image(ctx.tmp / "in" / "a.png")
     write_annotation(Annotation(str(image), None, [[5.0, 5.0], [20.0, 30.0], [60.0, 40.0]]), image)

@@ -51,7 +51,7 @@ def _listed(content, extra_check=None):
 def _kept_aside(ctx, result) -> None:
     aside = list(W.registry_file().parent.glob("models.json.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"[1, 2, 3]"
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     assert [e.name for e in ModelRegistry().entries()] == ["m"]
 

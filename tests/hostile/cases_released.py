@@ -47,8 +47,8 @@ def _closed_port() -> str:
 
 
 def _nothing_registered_or_left(ctx: Ctx, result) -> None:
-    from sasnet_core import paths
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.util import paths
+    from sasnet_core.weights.registry import ModelRegistry
 
     assert ModelRegistry().entries() == [], result.err
     folder = paths.models_dir()
@@ -70,7 +70,7 @@ def _with_url(route_or_url, *names):
 
 def _identity_is(name: str, status: str, forbidden: str | None = None):
     def check(ctx: Ctx, result) -> None:
-        from sasnet_core.registry import ModelRegistry
+        from sasnet_core.weights.registry import ModelRegistry
 
         entry = ModelRegistry().get(name)
         assert entry is not None and entry.identity["status"] == status, result.out
@@ -99,7 +99,7 @@ def _untouched(ctx, result):
 
 
 def _name_taken(ctx):
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     ModelRegistry().add("shha", ctx.weights)
     return ["models", "download", "shha", "--url", _closed_port()], ["'shha'", "registered already"]

@@ -49,7 +49,7 @@ def _names_are(*names):
 
 
 def _register(ctx: Ctx, *names) -> None:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     for name in names:
         ModelRegistry().add(name, ctx.weights)
@@ -92,7 +92,7 @@ def _two_files(ctx: Ctx, result) -> None:
 
 
 def _copy_over_case_twin(ctx: Ctx):
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     ModelRegistry().add("shha", ctx.weights, copy=True)
     other = ctx.tmp / "other.pth"
@@ -108,42 +108,42 @@ def _first_copy_untouched(ctx: Ctx, result) -> None:
 
 
 def _copy_over_stray_file(ctx: Ctx):
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     write_input(paths.models_dir() / "spare.pth", b"a file no entry names")
     return ["models", "add", "spare", ctx.weights, "--copy", "--no-progress"], []
 
 
 def _stray_kept(ctx: Ctx, result) -> None:
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     assert (paths.models_dir() / "spare.pth").read_bytes() == b"a file no entry names"
     assert Path(_registry()["models"]["spare"]["path"]).name == "spare-2.pth"
 
 
 def _copy_over_upper_stray(ctx: Ctx):
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     write_input(paths.models_dir() / "NET.PTH", b"someone's")
     return ["models", "add", "net", ctx.weights, "--copy", "--no-progress"], []
 
 
 def _upper_stray_kept(ctx: Ctx, result) -> None:
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     assert (paths.models_dir() / "NET.PTH").read_bytes() == b"someone's"
     assert Path(_registry()["models"]["net"]["path"]).name.lower() != "net.pth"
 
 
 def _replace_own_copy(ctx: Ctx):
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     ModelRegistry().add("m", ctx.weights, copy=True)
     return ["models", "add", "m", ctx.weights, "--copy", "--replace", "--no-progress"], []
 
 
 def _one_file(ctx: Ctx, result) -> None:
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     assert sorted(p.name for p in paths.models_dir().iterdir() if not p.name.startswith(".")) == ["m.pth"]
 
@@ -165,7 +165,7 @@ def _lock_is_a_folder(ctx: Ctx):
 
 
 def _threads_beside_the_command(ctx: Ctx):
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     _register(ctx, "gone")
 
@@ -201,7 +201,7 @@ def _remove_and_default_same_model(ctx: Ctx):
 
 
 def _models_folder_is_a_file(ctx: Ctx):
-    from sasnet_core import paths
+    from sasnet_core.util import paths
 
     write_input(paths.models_dir(), "a file where the models folder goes")
     return ["models", "add", "c", ctx.weights, "--copy", "--no-progress"], ["models"]

@@ -80,7 +80,7 @@ def _finetune(ctx: Ctx) -> list:
 
 def _stopped_model(name: str):
     def check(ctx: Ctx, result) -> None:
-        from sasnet_core.checkpoint import load_model
+        from sasnet_core.weights.checkpoint import load_model
 
         _, info = load_model(ctx.tmp / name)
         end = [r for r in _json_lines(result.out) if r.get("event") == "end"][-1]

@@ -58,7 +58,7 @@ def _damaged_image_in_loader(ctx: Ctx):
 
 
 def _completed(ctx, result) -> None:
-    from sasnet_core.checkpoint import load_model
+    from sasnet_core.weights.checkpoint import load_model
 
     _, info = load_model(ctx.tmp / "run" / "last.pth")
     assert info.metadata["steps"] == 1 and '"status": "completed"' in result.out

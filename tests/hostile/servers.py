@@ -20,7 +20,7 @@ import socketserver
 import threading
 import time
 
-from sasnet_core.released import RELEASED
+from sasnet_core.weights.released import RELEASED
 
 DRIP_S = 0.2
 _server = None

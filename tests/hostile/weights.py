@@ -17,7 +17,7 @@ FORMAT = "sasnet-studio-checkpoint"
 
 def payload(seed: int = 0) -> dict:
     """Our checkpoint format as a dict, to damage before ``torch.save``."""
-    from sasnet_core.model import SASNet, SASNetConfig
+    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(seed)
     model = SASNet(SASNetConfig(width_mult=0.125))
@@ -91,7 +91,7 @@ def bit_flipped(path: Path, source: Path) -> Path:
 
 
 def registry_file() -> Path:
-    from sasnet_core.registry import ModelRegistry
+    from sasnet_core.weights.registry import ModelRegistry
 
     return ModelRegistry().file
 
@@ -117,7 +117,7 @@ def registry_with(weights: Path, default: str = "good", **damaged) -> Path:
 def image(path: Path, h: int = 64, w: int = 64) -> Path:
     import numpy as np
 
-    from sasnet_core.imageio import write_image
+    from sasnet_core.io.imageio import write_image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8))

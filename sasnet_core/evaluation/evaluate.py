@@ -1,0 +1,139 @@
+"""Evaluate a predictor on a data set: per-image rows and MAE, MSE (RMSE), NAE, GAME(0..3).
+
+Where a sample has ROI polygons, both counts are restricted to it: heads inside the polygons,
+and the predicted density masked to the pixels whose centres are inside. An image that cannot be
+read (or gives no finite count) is left out of the figures and listed in ``EvalReport.skipped``,
+so one damaged file neither stops an evaluation nor silently changes its result.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sasnet_core.evaluation import metrics
+
+GAME_LEVELS = (0, 1, 2, 3)
+
+
+@dataclass
+class EvalReport:
+    rows: list[dict] = field(default_factory=list)  # image, gt_count, pred_count, abs_error, game0..3
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why it was left out)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.rows)
+
+    def _col(self, key) -> np.ndarray:
+        return np.array([r[key] for r in self.rows], np.float64)
+
+    @property
+    def mae(self) -> float:
+        return metrics.mae(self._col("gt_count"), self._col("pred_count"))
+
+    @property
+    def mse(self) -> float:
+        return metrics.mse(self._col("gt_count"), self._col("pred_count"))
+
+    @property
+    def nae(self) -> float:
+        return metrics.nae(self._col("gt_count"), self._col("pred_count"))
+
+    @property
+    def game(self) -> dict[int, float]:
+        return {L: float(np.mean(self._col(f"game{L}"))) if self.rows else math.nan
+                for L in GAME_LEVELS}
+
+    def summary(self) -> dict:
+        return {"images": self.n_images, "mae": self.mae, "mse": self.mse, "nae": self.nae,
+                **{f"game{L}": v for L, v in self.game.items()}}
+
+    def to_json(self) -> str:
+        """Standard JSON: an undefined figure (NAE with no person in any image, anything on no
+        image) is null, not Python's non-standard NaN that other JSON readers reject."""
+        def clean(d: dict) -> dict:
+            return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                    for k, v in d.items()}
+
+        skipped = [{"image": image, "error": error, "skipped": True} for image, error in self.skipped]
+        return json.dumps({"summary": clean(self.summary()), "images": [clean(r) for r in self.rows],
+                           "skipped": skipped}, indent=1, allow_nan=False)
+
+    def write_csv(self, path) -> None:
+        from sasnet_core.io.atomic import atomic_path
+
+        keys = ["image", "split", "gt_count", "pred_count", "abs_error"] + [f"game{L}" for L in GAME_LEVELS]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def format_table(self) -> str:
+        s = self.summary()
+        lines = [f"images  {s['images']}", f"MAE     {s['mae']:.2f}", f"MSE     {s['mse']:.2f}  (root mean square)",
+                 f"NAE     {s['nae']:.4f}"]
+        lines += [f"GAME({L}) {s[f'game{L}']:.2f}" for L in GAME_LEVELS]
+        return "\n".join(lines)
+
+
+def _fit_density(density: np.ndarray, shape) -> np.ndarray:
+    """The density on the image's pixel grid, mass preserved (predictors should already match)."""
+    if density.shape == tuple(shape[:2]):
+        return density
+    import cv2
+
+    total = float(density.sum())
+    out = cv2.resize(density.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    s = float(out.sum())
+    return out * (total / s) if s > 0 else out
+
+
+def evaluate_sample(prediction_density: np.ndarray, sample, shape, roi: bool = True) -> dict:
+    ann = sample.annotation()
+    density = _fit_density(np.asarray(prediction_density, np.float64), shape)
+    points = sample.points
+    if roi and ann.rois:
+        points = points[ann.inside_roi()]
+        density = density * ann.roi_mask(shape[:2])
+    gt, pred = float(len(points)), float(density.sum())
+    row = {"image": str(sample.image_path), "split": getattr(sample, "split", ""),
+           "gt_count": gt, "pred_count": pred, "abs_error": abs(pred - gt)}
+    for L in GAME_LEVELS:
+        row[f"game{L}"] = metrics.game(density, points, L)
+    return row
+
+
+def evaluate(predictor, dataset, roi: bool = True, progress=None) -> EvalReport:
+    """Run ``predictor.predict(image) -> .density`` on every sample; ``progress``: an object with
+    ``update()`` (e.g. ``sasnet_core.util.progress.Progress``) or a callable ``f(done, total)``."""
+    from sasnet_core.util.errors import SASNetError
+
+    samples = list(dataset)
+    report = EvalReport()
+    for i, sample in enumerate(samples):
+        try:
+            image = sample.load_image()
+            pred = predictor.predict(image)
+        except SASNetError as exc:
+            report.skipped.append((str(sample.image_path), exc.detail))
+        else:
+            if math.isfinite(float(pred.count)):
+                report.rows.append(evaluate_sample(pred.density, sample, image.shape, roi))
+            else:
+                report.skipped.append((str(sample.image_path), "the model gave no finite count "
+                                       "(NaN or infinity): its weights are damaged"))
+        if hasattr(progress, "update"):
+            progress.update()
+        elif progress is not None:
+            progress(i + 1, len(samples))
+    return report
+
+
+def load_csv(path) -> list[dict]:
+    with open(Path(path), newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes and process checks, image and video reading, sealed cache folders."""
