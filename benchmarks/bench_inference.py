@@ -147,14 +147,13 @@ def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) 
     import torch
 
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import IMAGENET_MEAN, IMAGENET_STD
+    from sasnet_core.model.preprocess import model_input
     from sasnet_core.weights.registry import load_model
 
     image = bench_image(width, height)
     authors, _ = load_model(weights, device="cpu")
     authors.eval()
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    x = ((torch.from_numpy(image).permute(2, 0, 1).float() / 255 - mean) / std)[None].contiguous()
+    x = model_input(image[None], authors.config.block_size).contiguous()
 
     def authors_forward() -> float:
         with torch.no_grad():

@@ -111,12 +111,12 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
     """One run as the Fine-tune panel starts it with its defaults, capped at ``minutes``
     (``steps``: instead of the panel's default). A run the budget stopped before its first step
     leaves no model (the app keeps the starting one): ``model`` is then None."""
-    from sasnet_core.util import vocab
+    from sasnet_core.engine import choice
     from sasnet_core.training.finetune import finetune_config
     from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
 
-    cfg = finetune_config(max_minutes=minutes, device=str(vocab.DEFAULT_DEVICE),
-                          precision=training_precision(str(vocab.DEFAULT_INFERENCE_PRECISION)),
+    cfg = finetune_config(max_minutes=minutes, device=str(choice.DEFAULT_DEVICE),
+                          precision=training_precision(str(choice.DEFAULT_PRECISION)),
                           **({} if steps is None else {"steps": steps}))
     run = FineTuneRun(FineTuneRequest(weights=str(weights), images=[folder], cfg=cfg, out=out))
     run.prepare()

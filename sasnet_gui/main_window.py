@@ -445,17 +445,18 @@ class MainWindow(QMainWindow):
         from sasnet_core.io.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open images or videos", self._last_folder(),
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images or videos", self.last_folder(),
                                                 f"Images and videos ({pattern});;All files (*)")
         if paths:
             self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder())
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self.last_folder())
         if folder:
             self.open_paths([folder])
 
-    def _last_folder(self) -> str:
+    def last_folder(self) -> str:
+        """Where a file dialog starts: the most recently opened folder, else the home folder."""
         recent = self.settings.recent_folders()
         return recent[0] if recent else str(Path.home())
 
@@ -711,7 +712,7 @@ class MainWindow(QMainWindow):
         return dlg
 
     def add_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add a SASNet checkpoint", self._last_folder(),
+        path, _ = QFileDialog.getOpenFileName(self, "Add a SASNet checkpoint", self.last_folder(),
                                               "PyTorch checkpoints (*.pth *.pt);;All files (*)")
         if path:
             self.add_model_files([path])

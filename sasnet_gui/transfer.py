@@ -153,7 +153,7 @@ class AnnotationTransfer:
         from sasnet_gui.export_dialogs import export_counts_csv
 
         path, _ = QFileDialog.getSaveFileName(self.w, "Export counts",
-                                              str(Path(self.w._last_folder()) / "counts.csv"), "CSV (*.csv)")
+                                              str(Path(self.w.last_folder()) / "counts.csv"), "CSV (*.csv)")
         if path:
             try:
                 export_counts_csv(self.w.files.entries(), path)
@@ -164,7 +164,7 @@ class AnnotationTransfer:
         from sasnet_gui.export_dialogs import export_overlay_png
 
         w = self.w
-        result, rgb = w.session.current_result(), w.canvas._rgb
+        result, rgb = w.session.current_result(), w.canvas.image
         if result is None or rgb is None:
             w.statusBar().showMessage("Count this image first: there is no overlay to export.", 6000)
             return

@@ -1,7 +1,6 @@
-"""Shared pieces of the GUI tests for models, video and fine-tuning (import before any Qt widget).
+"""Shared helpers of the GUI tests for models, video and fine-tuning (import before any Qt widget).
 
-Every test that uses ``studio_home`` gets its own ``SASNET_STUDIO_HOME``, so the model registry,
-settings (gui.ini) and fine-tuned models live under tmp_path, never in the real user folders.
+Plain functions only: fixtures, ``studio_home`` among them, are in ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -12,16 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 TINY_WIDTH = 0.125
-
-
-@pytest.fixture
-def studio_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "studio-home"
-    monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
-    return home
 
 
 def make_tiny_checkpoint(path: str | os.PathLike, seed: int = 0, name: str | None = None) -> Path:

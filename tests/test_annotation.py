@@ -7,6 +7,7 @@ import pytest
 from sasnet_core.annotations.annotation import (
     SOURCE_MODEL,
     SOURCE_PERSON,
+    SUFFIX,
     Annotation,
     annotation_path_for,
     load_annotation,
@@ -236,3 +237,40 @@ def test_same_marks_ignores_where_the_image_is_but_not_what_a_person_marked():
         c = a.copy()
         change(c)
         assert not a.same_marks(c)
+
+
+# -- what fine-tuning learns from (Annotation.teaches) --------------------------------------------
+_TEACHES = {
+    "reviewed": (dict(points=[[10, 10], [40, 20]], reviewed=True), True),
+    "empty-reviewed": (dict(points=[], reviewed=True), True),  # teaches "nobody here"
+    "partly-reviewed": (dict(points=[[10, 10]], reviewed_cells={(0, 0)}), True),
+    "partly-reviewed-empty-cells": (dict(points=[], reviewed_cells={(0, 0)}), True),
+    "unreviewed-prediction": (dict(points=[[10, 10]], sources=[SOURCE_MODEL]), False),
+    "unreviewed-by-hand": (dict(points=[[10, 10]]), False),
+    "unreviewed-empty": (dict(points=[]), False),
+}
+
+
+@pytest.mark.parametrize("case", list(_TEACHES))
+def test_teaches_is_what_a_person_confirmed(case):
+    fields, expected = _TEACHES[case]
+    assert Annotation("a.jpg", (64, 48), **fields).teaches is expected
+
+
+def test_every_reader_of_the_training_set_takes_what_teaches(tmp_path):
+    """The fine-tuning panel's set, the trainer's samples and the store's list agree, partly
+    reviewed images included."""
+    import cv2
+
+    from sasnet_core.annotations.store import reviewed_annotations
+    from sasnet_core.training.data import samples_from_annotations
+    from sasnet_core.training.staging import read_reviewed_set
+
+    for case, (fields, _) in _TEACHES.items():
+        image = tmp_path / f"{case}.png"
+        cv2.imwrite(str(image), np.full((48, 64, 3), 128, np.uint8))
+        save_annotation(Annotation(str(image), (64, 48), **fields), image.with_name(image.name + SUFFIX))
+    teaching = sorted(f"{case}.png" for case, (_, expected) in _TEACHES.items() if expected)
+    assert sorted(p.name for p, _ in read_reviewed_set([tmp_path]).items) == teaching
+    assert sorted(p.name for p, _ in reviewed_annotations([tmp_path])) == teaching
+    assert sorted(os.path.basename(s.image_path) for s in samples_from_annotations(tmp_path)) == teaching

@@ -22,12 +22,6 @@ TINY_RUN = dict(steps=2, images_per_step=2, crops_per_image=1, crop_size=32, wor
                 device="cpu", progress=False)
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("SASNET_STUDIO_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _staging_left() -> list[Path]:
     return list(staging_root().iterdir()) if staging_root().exists() else []
 
@@ -37,7 +31,7 @@ def _run(weights, images, **cfg) -> FineTuneRun:
                                        cfg=finetune_config(**{**TINY_RUN, **cfg})))
 
 
-def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(home, tmp_path):
+def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(studio_home, tmp_path):
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     ModelRegistry().add("tiny", parent)
     images = make_annotated_images(tmp_path / "street", n=3, reviewed=[True, True, False])
@@ -50,7 +44,7 @@ def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(home, t
     assert result.status == "completed" and result.step == 2
     assert len(run.reviewed) == 3 and not _staging_left()
     path = run.model_path
-    assert path is not None and path.parent == home / "data" / "models"
+    assert path is not None and path.parent == studio_home / "data" / "models"
     assert path.name.startswith("tiny-ft-")
 
     from sasnet_core.weights.checkpoint import read_metadata
@@ -66,7 +60,7 @@ def test_reviewed_set_is_read_when_the_run_starts_and_provenance_is_true(home, t
     assert [e.name for e in ModelRegistry().entries()] == sorted(["tiny", entry.name])
 
 
-def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(home, tmp_path):
+def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(studio_home, tmp_path):
     parent = make_tiny_checkpoint(tmp_path / "street model.pth")
     images = make_annotated_images(tmp_path / "data", n=1)
     run = _run(str(parent), images)
@@ -80,7 +74,7 @@ def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(home, tmp_
     assert names["street-model"].path == parent.resolve()
 
 
-def test_staging_is_removed_after_failure_and_after_a_cancel(home, tmp_path):
+def test_staging_is_removed_after_failure_and_after_a_cancel(studio_home, tmp_path):
     from sasnet_core.util.errors import SASNetError
     from sasnet_core.training.signals import StopRequest
 
@@ -104,7 +98,7 @@ def test_staging_is_removed_after_failure_and_after_a_cancel(home, tmp_path):
     assert not list(cancelled.out.parent.glob(".*.tmp"))
 
 
-def test_nothing_reviewed_is_refused_before_anything_is_written(home, tmp_path):
+def test_nothing_reviewed_is_refused_before_anything_is_written(studio_home, tmp_path):
     from sasnet_core.util.errors import DatasetLayoutError
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
@@ -115,7 +109,7 @@ def test_nothing_reviewed_is_refused_before_anything_is_written(home, tmp_path):
     assert len(run.reviewed.not_reviewed) == 2 and not _staging_left()
 
 
-def test_finish_removes_the_half_save_of_a_killed_trainer(home, tmp_path):
+def test_finish_removes_the_half_save_of_a_killed_trainer(studio_home, tmp_path):
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     run = _run(str(parent), make_annotated_images(tmp_path / "data", n=1))
     run.prepare()
@@ -132,7 +126,7 @@ def test_finish_removes_the_half_save_of_a_killed_trainer(home, tmp_path):
     assert not list(run.out.parent.glob(".*.tmp")) and not _staging_left()
 
 
-def test_the_service_runs_without_qt(home, tmp_path):
+def test_the_service_runs_without_qt(studio_home, tmp_path):
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     images = make_annotated_images(tmp_path / "data", n=2)
     script = textwrap.dedent(f"""
@@ -147,13 +141,13 @@ def test_the_service_runs_without_qt(home, tmp_path):
         assert not any(m.split(".")[0] in ("PySide6", "pyqtgraph", "sasnet_gui") for m in sys.modules)
         print("ok")
     """)
-    env = {**os.environ, "SASNET_STUDIO_HOME": str(home)}
+    env = {**os.environ, "SASNET_STUDIO_HOME": str(studio_home)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
-def test_command_passes_device_precision_and_budget_to_the_child(home, tmp_path):
+def test_command_passes_device_precision_and_budget_to_the_child(studio_home, tmp_path):
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     run = FineTuneRun(FineTuneRequest(
         weights=str(parent), images=make_annotated_images(tmp_path / "data", n=2),
@@ -220,23 +214,25 @@ def test_time_budget_guesses_the_first_step_from_the_evaluation(monkeypatch):
     assert tb.requested  # 1015 + 40 + 12 + 1 > 1060: not even one step fits, so none starts
 
 
-def test_staging_of_a_killed_app_is_removed_by_the_next_run(home, tmp_path):
-    import json
+def test_staging_of_a_killed_app_is_removed_by_the_next_run(studio_home, tmp_path):
+    import os
 
-    from sasnet_core.training.staging import STAGING_INFO, read_reviewed_set, stage
+    from sasnet_core.training.staging import read_reviewed_set, stage
 
     images = make_annotated_images(tmp_path / "data", n=1)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    left = stage(read_reviewed_set(images))  # as a killed app would have left it
-    info = json.loads((left / STAGING_INFO).read_text())
-    (left / STAGING_INFO).write_text(json.dumps({**info, "pid": int(dead.stdout)}))
+    staged = stage(read_reviewed_set(images))
+    # as a killed app would have left it: the stage names its stager, a process that is gone
+    left = staged.with_name(staged.name.replace(f"-{os.getpid()}-", f"-{int(dead.stdout)}-"))
+    assert left != staged
+    staged.rename(left)
     mine = stage(read_reviewed_set(images))
     assert not left.exists() and mine.exists()
     assert stage(read_reviewed_set(images)).exists() and mine.exists()  # a live run's is kept
 
 
-def test_a_minutes_budget_below_the_minimum_is_refused_before_anything_is_staged(home, tmp_path):
+def test_a_minutes_budget_below_the_minimum_is_refused_before_anything_is_staged(studio_home, tmp_path):
     from sasnet_core.training.budget import BudgetTooSmallError
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
@@ -250,14 +246,14 @@ def test_a_minutes_budget_below_the_minimum_is_refused_before_anything_is_staged
     assert minimum.minutes > 0.01 and not minimum.allows(0.01) and minimum.allows(minimum.minutes)
     assert f"at least {minimum.minutes:g} minutes" in str(refused.value)
     assert "held-out MAE before and after" in str(refused.value)
-    assert run.staging is None and not _staging_left() and not (home / "data" / "models").exists()
+    assert run.staging is None and not _staging_left() and not (studio_home / "data" / "models").exists()
     # the same measure once more costs nothing: it is remembered for this model and device
     from sasnet_core.training.service import estimate_minimum
 
     assert estimate_minimum(parent, run.reviewed, run.request.cfg) == minimum
 
 
-def test_the_new_models_description_names_its_images_as_they_are(home, tmp_path):
+def test_the_new_models_description_names_its_images_as_they_are(studio_home, tmp_path):
     from sasnet_core.weights.checkpoint import read_metadata
     from sasnet_core.weights.provenance import provenance
 
@@ -274,11 +270,11 @@ def test_the_new_models_description_names_its_images_as_they_are(home, tmp_path)
     assert provenance(meta).trained_on == "3 images (plaza/day, plaza/night; 1 more held out)"
     assert "; 1 step; held-out MAE" in provenance(meta).describe()  # not "1 steps"
     run.discard()  # nobody keeps it: the file goes, nothing is left in the models folder
-    assert not list((home / "data" / "models").glob("*.pth"))
+    assert not list((studio_home / "data" / "models").glob("*.pth"))
 
 
 def test_a_registration_racing_the_discard_of_an_unkept_model_never_names_a_missing_file(
-        home, tmp_path, monkeypatch):
+        studio_home, tmp_path, monkeypatch):
     """Discarding the new model while the same file is being registered (Keep clicked in another
     window): the check and the deletion happen under the registry's lock, so the registration
     either keeps its file or is refused in words, never left naming a deleted file."""
@@ -322,7 +318,8 @@ def test_a_registration_racing_the_discard_of_an_unkept_model_never_names_a_miss
         assert entry.path.is_file(), entry
 
 
-def test_the_finetune_command_refuses_a_budget_below_the_minimum_before_writing_anything(home, tmp_path, capsys):
+def test_the_finetune_command_refuses_a_budget_below_the_minimum_before_writing_anything(
+        studio_home, tmp_path, capsys):
     """``sasnet finetune --max-minutes`` keeps the app's rule: a budget below this model's minimum
     here is refused in one line naming the minimum and --steps; no model, log or staging is made."""
     import re

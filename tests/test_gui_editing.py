@@ -398,8 +398,6 @@ def test_an_annotation_of_a_newer_version_is_never_written_over(qtbot, main_wind
 
 
 def _show(qtbot, window, key):
-    from PySide6.QtCore import Qt
-
     with qtbot.waitSignal(window.session.imageShown, timeout=10_000):
         qtbot.keyClick(window, key)
 

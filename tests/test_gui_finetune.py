@@ -4,12 +4,7 @@ from __future__ import annotations
 import os
 import textwrap
 
-from _gui_helpers import (  # noqa: F401
-    make_annotated_images,
-    make_controller,
-    register_tiny_model,
-    studio_home,
-)
+from _gui_helpers import make_annotated_images, make_controller, register_tiny_model
 
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402

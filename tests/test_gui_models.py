@@ -1,7 +1,7 @@
 """The model controller and the Models dialog, driven through their real widgets (offscreen)."""
 from __future__ import annotations
 
-from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_model, studio_home  # noqa: F401
+from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_model
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402

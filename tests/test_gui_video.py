@@ -5,7 +5,7 @@ import csv
 import time
 from types import SimpleNamespace
 
-from _gui_helpers import make_controller, make_video, register_tiny_model, studio_home  # noqa: F401
+from _gui_helpers import make_controller, make_video, register_tiny_model
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -174,7 +174,7 @@ def test_annotate_this_frame_stores_image_and_model_points(qtbot, studio_home, t
         panel.seek(5)
     with qtbot.waitSignal(panel.frameStored, timeout=30000) as stored:
         qtbot.mouseClick(panel.annotate_button, Qt.MouseButton.LeftButton)
-    image = tmp_path / "street_frames" / "street_frame5.png"
+    image = tmp_path / "street_frames" / "street_frame000005.png"  # as `sasnet count --save-*` names frames
     assert stored.args == [str(image)] and image.is_file()
     ann = load_annotation(annotation_path_for(image))
     assert ann.image_size == (160, 128) and not ann.reviewed
@@ -199,8 +199,33 @@ def test_annotate_this_frame_stores_image_and_model_points(qtbot, studio_home, t
     panel.set_project_folder(tmp_path / "project")
     with qtbot.waitSignal(panel.frameStored, timeout=30000) as stored:
         panel.annotate_current_frame()
-    assert stored.args == [str(tmp_path / "project" / "street_frame5.png")]
+    assert stored.args == [str(tmp_path / "project" / "street_frame000005.png")]
     assert load_annotation(annotation_path_for(stored.args[0])).count == 0
+
+
+def test_a_frame_stored_under_the_older_name_is_found_and_kept(qtbot, studio_home, tmp_path, video):
+    """Older versions stored frame 5 as street_frame5.png: "Annotate this frame" opens that one
+    and its corrected annotation, and writes no second copy under today's name."""
+    import cv2
+
+    folder = tmp_path / "street_frames"
+    folder.mkdir()
+    older = folder / "street_frame5.png"
+    cv2.imwrite(str(older), np.full((128, 160, 3), 170, np.uint8))
+    from sasnet_core.annotations.annotation import Annotation
+
+    save_annotation(Annotation(str(older), (160, 128), [[1.0, 2.0]], reviewed=True), annotation_path_for(older))
+    controller = make_controller(qtbot)
+    controller._predictor, controller._name = FakePredictor(), "fake"
+    panel = _panel(qtbot, controller)
+    _open(qtbot, panel, video)
+    with qtbot.waitSignal(panel.frameShown, timeout=10000, check_params_cb=lambda i: i == 5):
+        panel.seek(5)
+    with qtbot.waitSignal(panel.frameStored, timeout=30000) as stored:
+        qtbot.mouseClick(panel.annotate_button, Qt.MouseButton.LeftButton)
+    assert stored.args == [str(older)] and "kept" in panel.status.text()
+    assert load_annotation(annotation_path_for(older)).reviewed
+    assert not (folder / "street_frame000005.png").exists()
 
 
 def test_no_model_and_unreadable_video(qtbot, studio_home, tmp_path, video):

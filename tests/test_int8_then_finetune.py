@@ -47,7 +47,7 @@ def test_a_finetune_child_after_int8_ends_normally_and_this_process_lives_on(qtb
     assert ended.args[0]["status"] == "completed" and ended.args[0]["step"] == 2
     load_model(out)
     # and counting with int8 still works in this process afterwards
-    from sasnet_core.engine.inference import model_input
+    from sasnet_core.model.preprocess import model_input
 
     x = model_input(images[0][None], 32).numpy()
     assert np.isfinite(runner.forward(x)[0]).all()

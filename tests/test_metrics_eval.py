@@ -47,7 +47,12 @@ class OracleOnPoints:
         for x, y in self.points_by_shape[(h, w)]:
             d[min(int(y), h - 1), min(int(x), w - 1)] += 1
         d[0, 0] += self.bias
-        return SimpleNamespace(count=float(d.sum()), density=d)
+        return SimpleNamespace(count=float(d.sum()), density=d, image_size=(w, h),
+                               confidence=np.full((5, 1, 1), 0.2, np.float32),
+                               patch_rows=np.array([0, h]), patch_cols=np.array([0, w]))
+
+    def predict_batch(self, images):  # what count_stream calls
+        return [self.predict(image) for image in images]
 
 
 def test_evaluate_with_fake_predictor_and_roi(tmp_path):
@@ -268,3 +273,26 @@ def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_cou
     monkeypatch.undo()
     assert main([*args, "--csv", str(kept), "--overwrite"]) == 0
     assert kept.read_text().startswith("image,split,gt_count")
+
+
+@pytest.mark.slow
+def test_sasnet_eval_and_the_training_validation_give_the_same_mae(tmp_path, capsys):
+    """A run's validation figure is what `sasnet eval` reports for its checkpoint on the same
+    images: one evaluation, one metric set."""
+    from sasnet_core.cli import main
+    from sasnet_core.training import read_json_lines
+
+    data, run = need(STREET_B), tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--steps", "1", "--width-mult", "0.0625",
+                 "--encoder-weights", "none", "--crop-size", "64", "--images-per-step", "2",
+                 "--workers", "0", "--no-progress", "--device", "cpu", "--precision", "fp32"]) == 0
+    end = read_json_lines(run / "log.jsonl")[-1]
+    val = [r for r in read_json_lines(run / "log.jsonl") if r.get("event") == "val"][-1]
+    capsys.readouterr()
+    assert main(["eval", str(data), "--weights", str(run / "last.pth"), "--json", "--device", "cpu",
+                 "--backend", "torch", "--precision", "fp32", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["images"] == val["n"] == 8
+    assert summary["mae"] == pytest.approx(end["mae"], rel=1e-6)
+    assert summary["mse"] == pytest.approx(end["mse"], rel=1e-6)
+    assert summary["mae"] > 0  # a one-step model is far from right: the figure is a real one

@@ -60,7 +60,7 @@ def int8(small_model, street_images):
 
 
 def _inputs(images):
-    from sasnet_core.engine.inference import model_input
+    from sasnet_core.model.preprocess import model_input
 
     return [model_input(im[None], 32).numpy() for im in images]
 

@@ -351,3 +351,43 @@ def test_threads_of_one_process_changing_the_registry_lose_nothing(tiny):
         t.join(60)
     assert not errors
     assert {e.name for e in ModelRegistry().entries()} == {f"t{i}" for i in range(6)}
+
+
+@pytest.mark.parametrize("text, taken, limit, expected", [
+    ("SHHA (copy)", (), 56, "SHHA-copy"),  # a file name's stem: spaces and brackets go
+    ("__private", (), 56, "m__private"),  # a name starts with a letter or digit
+    ("...", (), 56, "model"),  # nothing usable left
+    ("shha", {"shha", "shha-2"}, 56, "shha-3"),  # the first free number after a taken name
+    ("Straße-Kamera", (), 56, "Stra-e-Kamera"),
+    ("x" * 80, (), 32, "x" * 32),
+])
+def test_a_model_name_is_made_from_any_text(text, taken, limit, expected):
+    from sasnet_core.weights.registry import model_name_from, valid_model_name
+
+    name = model_name_from(text, taken, limit=limit)
+    assert name == expected and valid_model_name(name)
+
+
+def test_the_models_gui_modules_import_each_other_without_a_cycle():
+    """acquire -> dialog -> get_released -> acquire was a cycle (imports inside functions too)."""
+    import ast
+    from pathlib import Path
+
+    import sasnet_gui.models as pkg
+
+    folder = Path(pkg.__file__).parent
+    graph = {}
+    for file in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        graph[file.stem] = {n.rsplit(".", 1)[1] for n in names if n.startswith("sasnet_gui.models.")}
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in graph.get(start, ()))
+
+    assert not [m for m in graph if reaches(m, m)], graph

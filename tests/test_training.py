@@ -64,14 +64,14 @@ def blob_set(tmp_path_factory):
 
 
 def _blob_crops(n=6, size=64, seed=0):
-    from sasnet_core.datasets.training import normalise
+    from sasnet_core.model.preprocess import normalise
     from sasnet_core.annotations.density import density_map
 
     rng = np.random.default_rng(seed)
     images, targets = [], []
     for i in range(n):
         pts = random_points(int(rng.integers(1, 9)), (size, size), rng, margin=6)
-        images.append(torch.from_numpy(normalise(blob_image(pts, (size, size), rng))))
+        images.append(normalise(blob_image(pts, (size, size), rng)).contiguous())
         targets.append(torch.from_numpy(density_map(pts, (size, size))).float()[None] * 1000)
     return torch.stack(images), torch.stack(targets)
 
@@ -435,11 +435,11 @@ def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
 
 def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
     from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.datasets.training import normalise
+    from sasnet_core.model.preprocess import normalise
     from sasnet_core.io.imageio import read_image, write_image
     from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_core.training.data import FullImageDataset
-    from sasnet_core.training.loop import evaluate
+    from sasnet_core.training.validation import evaluate
 
     torch.manual_seed(0)
     model = SASNet(SASNetConfig(width_mult=0.125)).eval()
@@ -452,7 +452,7 @@ def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
     _, true, mask = ds[0]
     assert true == 2.0 and mask[:, :48].all() and not mask[:, 48:].any()
     with torch.no_grad():
-        full = model(torch.from_numpy(normalise(read_image(tmp_path / "a.png")))[None]).density[0, 0]
+        full = model(normalise(read_image(tmp_path / "a.png"))[None]).density[0, 0]
     inside = float(full[:, :48].sum()) / 1000.0
     result = evaluate(model, ds, "cpu")
     assert result["mae"] == pytest.approx(abs(inside - 2.0), rel=1e-4)
@@ -547,3 +547,39 @@ def test_resume_from_a_damaged_last_checkpoint_is_named(blob_set, tmp_path, caps
     assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 2, "--resume"]) == 2
     err = capsys.readouterr().err
     assert str(run / "last.pth") in err and "Traceback" not in err
+
+
+def test_training_bar_redraws_on_a_terminal_and_writes_a_line_now_and_then_to_a_log(monkeypatch):
+    import io
+
+    from sasnet_core.util.progress import StepBar
+
+    monkeypatch.delenv("SASNET_PROGRESS", raising=False)
+    log = io.StringIO()  # not a terminal
+    bar = StepBar(10, stream=log)
+    bar.show(5, "loss 1", eta_s=3.0)
+    bar.show(6, "loss 0.9", eta_s=2.0)  # within 30 s of the last line: nothing
+    bar.message("step 6: val MAE 1.00")
+    bar.show(10, "", eta_s=0.0, force=True)
+    bar.close()
+    assert log.getvalue().splitlines() == [
+        "train [############............] 5/10  50% eta 00:03 loss 1",
+        "step 6: val MAE 1.00",
+        "train [########################] 10/10 100% eta 00:00 "]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = StepBar(4, stream=term)
+    bar.show(1, "x", eta_s=None)
+    bar.show(2, "y", eta_s=None)
+    bar.close()
+    assert term.getvalue().count("\r") == 2 and "2/4" in term.getvalue() and "eta --:--" in term.getvalue()
+    assert term.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    off = StepBar(4, stream=quiet, enabled=False)  # --no-progress, or a rank other than 0
+    off.show(4, force=True)
+    off.message("m")
+    assert quiet.getvalue() == ""

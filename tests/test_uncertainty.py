@@ -10,7 +10,8 @@ import torch
 
 from sasnet_core.engine import uncertainty as unc
 from sasnet_core.engine.counting import summarize
-from sasnet_core.engine.inference import Prediction, Predictor, _patch_edges
+from sasnet_core.engine.inference import Prediction, Predictor
+from sasnet_core.engine.patch_grid import patch_edges
 from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
 K = 32
@@ -22,7 +23,7 @@ def prediction(weights: np.ndarray, density: np.ndarray, levels: np.ndarray | No
     gh, gw = weights.shape[1:]
     return Prediction(count=float(density.sum(dtype=np.float64)), density=density.astype(np.float32),
                       level_densities=levels, confidence=weights.astype(np.float32),
-                      patch_rows=_patch_edges(h, gh), patch_cols=_patch_edges(w, gw), image_size=(w, h))
+                      patch_rows=patch_edges(h, gh), patch_cols=patch_edges(w, gw), image_size=(w, h))
 
 
 def uniform_density(gh: int, gw: int, people_per_patch: float) -> np.ndarray:

@@ -163,6 +163,19 @@ class Annotation:
         cells = np.floor(pts[:, ::-1] / c).astype(np.int64)  # (N, 2) row, col
         return np.array([(int(r), int(k)) in self.reviewed_cells for r, k in cells], bool)
 
+    @property
+    def teaches(self) -> bool:
+        """Whether fine-tuning can learn from this annotation: a person confirmed some of it.
+
+        * marked reviewed as a whole: every point is confirmed, and so is the absence of any other
+          head; with no point at all it teaches "nobody here" (an empty scene);
+        * reviewed in part (some review cells checked, ``reviewed_cells``): it teaches those cells
+          only (``known_count``; ``training.data`` masks the rest), even with no point in them;
+        * neither (a model's prediction nobody checked, or points a person is still placing):
+          nothing is confirmed, and it teaches nothing.
+        """
+        return self.reviewed or bool(self.reviewed_cells)
+
     def known_count(self) -> int:
         """The heads a person has confirmed: those inside the regions of interest (all, without
         one) and, on an image reviewed only in part, inside its reviewed cells; fine-tuning

@@ -290,12 +290,13 @@ def annotated_images(items, project: Project | None = None, report: list | None 
 
 def reviewed_annotations(items, project: Project | None = None, report: list | None = None
                          ) -> list[tuple[Path, Annotation]]:
-    """(image, annotation) of the images in ``items`` marked reviewed, read from disk now.
+    """(image, annotation) of the images in ``items`` a fine-tuning run can learn from
+    (``Annotation.teaches``: reviewed as a whole or in part), read from disk now.
 
-    The set a fine-tuning run learns from: call it when the run starts, so an image reviewed a
-    moment ago is in. Errors as in ``annotated_images``.
+    Call it when the run starts, so an image reviewed a moment ago is in. Errors as in
+    ``annotated_images``.
     """
-    return [(image, ann) for image, ann in annotated_images(items, project, report) if ann.reviewed]
+    return [(image, ann) for image, ann in annotated_images(items, project, report) if ann.teaches]
 
 
 def has_annotations(folder) -> bool:

@@ -15,6 +15,21 @@ import sys
 SUBCOMMANDS = ("count", "rank", "eval", "convert", "train", "finetune", "models", "doctor")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps its subcommand groups, so a mistake is reported with the usage
+    of the innermost command that read it. ``add_subparsers`` makes subcommands of the parser's
+    own class, so ``sasnet models add`` is one too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subcommand_groups: list = []
+
+    def add_subparsers(self, **kwargs):
+        group = super().add_subparsers(**kwargs)
+        self.subcommand_groups.append(group)
+        return group
+
+
 def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
@@ -22,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and each subcommand's parser by name: a mistake in a subcommand's
     options is reported with that subcommand's usage, not the top-level one."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sasnet",
         description="Count people in crowd images and videos with SASNet, convert crowd "
         "annotations, evaluate, train and fine-tune models.",
@@ -91,11 +106,10 @@ def _check_settings() -> None:
 
 def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
     """The innermost parser that read ``args``: ``sasnet models add`` reports with its own usage."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            chosen = getattr(args, action.dest, None)
-            if chosen in action.choices:
-                return _command_parser(action.choices[chosen], args)
+    for group in getattr(parser, "subcommand_groups", ()):
+        chosen = getattr(args, group.dest, None)
+        if chosen in group.choices:
+            return _command_parser(group.choices[chosen], args)
     return parser
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
 
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
+from sasnet_core.io.video_frames import frame_files_pattern, frame_stem
 
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
@@ -221,7 +221,7 @@ class _Output:
                     taken.append(out)
             for path in self.inputs.videos:  # one file per counted frame
                 stem = self._stem(path, None)
-                taken.extend(sorted((folder / stem.parent).glob(f"{glob.escape(stem.name)}_frame*{suffix}")))
+                taken.extend(sorted((folder / stem.parent).glob(frame_files_pattern(stem.name, suffix))))
             if taken:  # named by the folder given with --save-*, whatever sub-folders hold them
                 shown = ", ".join(str(p) for p in taken[:3])
                 more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
@@ -231,7 +231,7 @@ class _Output:
 
     def _stem(self, path: Path, frame: int | None) -> Path:
         rel = self.inputs.relative_name(path)
-        return rel.with_suffix("") if frame is None else rel.parent / f"{rel.stem}_frame{frame:06d}"
+        return rel.with_suffix("") if frame is None else rel.parent / frame_stem(rel.stem, frame)
 
     def result(self, path: Path, pred, frame: int | None = None, time_s: float | None = None) -> None:
         import math

@@ -89,12 +89,11 @@ def _devices() -> dict:
 def _counting_engine(device) -> dict:
     """What ``sasnet count`` with its default options runs on ``device``: the resolved backend and
     precision (the same answer the count's first line gives), not the option's value "auto"."""
-    from sasnet_core.engine.choice import choose_engine
+    from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_PRECISION, choose_engine
     from sasnet_core.util.errors import SASNetError
-    from sasnet_core.util.vocab import DEFAULT_BACKEND, DEFAULT_INFERENCE_PRECISION
 
     try:
-        engine = choose_engine(device, str(DEFAULT_INFERENCE_PRECISION), str(DEFAULT_BACKEND))
+        engine = choose_engine(device, str(DEFAULT_PRECISION), str(DEFAULT_BACKEND))
     except SASNetError as exc:
         return {"counting": None, "backend": None, "engine": None, "note": str(exc)}
     return {"counting": str(engine.precision), "backend": str(engine.backend), "engine": engine.describe(),

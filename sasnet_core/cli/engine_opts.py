@@ -8,18 +8,19 @@ import sys
 from sasnet_core.util import vocab
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
-from sasnet_core.engine.choice import batch_size_help, default_batch_size
+from sasnet_core.engine.choice import (DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION, batch_size_help,
+                                       default_batch_size)
 
 BACKEND_HELP = ("auto (default): OpenVINO on the CPU when it is installed, else torch; torch on GPUs. "
                 "torch; openvino (CPU only)")
 
 
 def add_engine_options(p, *, batching: bool = True) -> None:
-    p.add_argument("--device", default=str(vocab.DEFAULT_DEVICE), type=vocab.device_arg,
+    p.add_argument("--device", default=str(DEFAULT_DEVICE), type=vocab.device_arg,
                    help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--backend", default=str(vocab.DEFAULT_BACKEND), choices=vocab.choices(vocab.BACKENDS),
+    p.add_argument("--backend", default=str(DEFAULT_BACKEND), choices=vocab.choices(vocab.BACKENDS),
                    help=BACKEND_HELP)
-    p.add_argument("--precision", default=str(vocab.DEFAULT_INFERENCE_PRECISION),
+    p.add_argument("--precision", default=str(DEFAULT_PRECISION),
                    choices=vocab.choices(vocab.INFERENCE_PRECISIONS),
                    help=argtypes.INFERENCE_PRECISION_HELP)
     p.add_argument("--max-side", type=argtypes.int_at_least(MIN_SIDE), metavar="N",

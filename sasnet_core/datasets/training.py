@@ -1,10 +1,11 @@
 """Training crops as the paper and the released code take them.
 
 Per image: ``crops_per_image`` (4) random ``crop`` x ``crop`` (128) windows, each flipped
-horizontally with probability 1/2, the density target cut with the image. Images are RGB in
-[0, 1] normalised with the ImageNet mean and std; targets are densities x ``count_scale`` (1000,
-as the released code). An image smaller than the crop is padded (image with the mean colour,
-i.e. 0 after normalising; density with 0), so a tiny image never crashes a run. Density
+horizontally with probability 1/2, the density target cut with the image. Images are made into
+model input by the model's own preprocessing (``sasnet_core.model.preprocess``, as counting
+does); targets are densities x ``count_scale`` (``SASNetConfig.count_scale``, 1000 as the
+released code). An image smaller than the crop is padded (image with the mean colour, i.e. 0
+after normalising; density with 0), so a tiny image never crashes a run. Density
 targets are computed once per image and kept in memory (float32).
 
 A partly reviewed image (``Sample.reviewed_cells``) has the target ``losses.UNKNOWN`` outside
@@ -17,17 +18,9 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from sasnet_core.annotations.density import density_map
+from sasnet_core.model.preprocess import MEAN_RGB8, normalise, pad_to
+from sasnet_core.model.sasnet import SASNetConfig
 from sasnet_core.training.losses import UNKNOWN
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-COUNT_SCALE = 1000.0
-
-
-def normalise(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 ImageNet-normalised."""
-    x = image.astype(np.float32) / 255.0
-    return np.ascontiguousarray(((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
 
 
 class TrainCrops(TorchDataset):
@@ -35,7 +28,7 @@ class TrainCrops(TorchDataset):
 
     def __init__(self, samples, crop: int = 128, crops_per_image: int = 4, flip: bool = True,
                  sigma: float = 4.0, kernel_size: int = 15, adaptive: bool = False,
-                 count_scale: float = COUNT_SCALE, use_roi: bool = True):
+                 count_scale: float = SASNetConfig.count_scale, use_roi: bool = True):
         self.samples = list(samples)
         self.crop, self.k, self.flip = int(crop), int(crops_per_image), flip
         self.density_args = dict(sigma=sigma, kernel_size=kernel_size, adaptive=adaptive)
@@ -80,15 +73,12 @@ class TrainCrops(TorchDataset):
         dens = self.target(i, image.shape)
         if self.use_roi and self.samples[i].rois:
             mask = self.samples[i].annotation().roi_mask(image.shape[:2])
-            image = np.where(mask[..., None], image, (IMAGENET_MEAN * 255).round().astype(np.uint8))
-        x = normalise(image)  # (3, H, W)
+            image = np.where(mask[..., None], image, MEAN_RGB8)
         c = self.crop
+        x = pad_to(normalise(image), c, c).numpy()  # (3, H, W), at least c x c
         _, h, w = x.shape
-        if h < c or w < c:  # pad bottom/right; 0 is the mean colour after normalising
-            ph, pw = max(c - h, 0), max(c - w, 0)
-            x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
-            dens = np.pad(dens, ((0, ph), (0, pw)))
-            h, w = h + ph, w + pw
+        if dens.shape != (h, w):  # the image was padded: pad the target with it, with 0
+            dens = np.pad(dens, ((0, h - dens.shape[0]), (0, w - dens.shape[1])))
         imgs = np.empty((self.k, 3, c, c), np.float32)
         tgts = np.empty((self.k, 1, c, c), np.float32)
         # torch's RNG: seeded per loader worker by torch, and by torch.manual_seed in a run.

@@ -1,4 +1,8 @@
-"""Which backend and number format count on this machine: one answer for the CLI and the app.
+"""Which device, backend and number format count (and train) on this machine: one answer for the
+CLI, the app, the Python API and training.
+
+``device="auto"`` means the CUDA GPU of this process (``cuda:LOCAL_RANK`` under torchrun), then an
+Apple GPU (MPS), then the CPU; counting and training choose alike, so a Mac trains where it counts.
 
 ``--precision auto`` (the default) means bf16 where the hardware computes it natively (CPUs with
 AMX or AVX512-BF16, CUDA GPUs with bf16), else fp32: on those CPUs bf16 is several times faster
@@ -10,11 +14,68 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from sasnet_core.util.errors import DeviceUnavailableError, EngineUnavailableError
+from sasnet_core.util.vocab import Backend, Device, Precision
 
-from sasnet_core.util.errors import EngineUnavailableError
-from sasnet_core.util.vocab import Backend, Precision
+if TYPE_CHECKING:
+    import torch
+# torch is imported where a device is resolved, not here: the app's window reads the defaults
+# below at start, and torch takes seconds to import (its model worker imports it later).
+
+# What every entry counts with when nothing is asked for: ``Predictor(...)``,
+# ``Predictor.from_weights(...)``, ``sasnet count``/``eval``/``rank`` and the app's Models dialog.
+DEFAULT_DEVICE = Device.AUTO
+DEFAULT_BACKEND = Backend.AUTO
+DEFAULT_PRECISION = Precision.AUTO
+
+
+def mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def choose_device(preference: str | torch.device = DEFAULT_DEVICE, local_rank: int = 0, *,
+                  asked_as: str = "device") -> torch.device:
+    """The torch device for ``preference``: "auto" (the CUDA GPU of ``local_rank``, then MPS, then
+    the CPU), "cpu", "cuda" (GPU ``local_rank``), "cuda:N" or "mps". Raises DeviceUnavailableError,
+    in one line that names the device (as ``asked_as`` calls the option) and what this machine
+    has, for a device that is not here."""
+    import torch
+
+    name = str(preference).strip().lower()
+    if name == Device.AUTO:
+        if torch.cuda.is_available():
+            return _cuda(torch.device("cuda", local_rank), asked_as)
+        return torch.device("mps") if mps_available() else torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceUnavailableError(
+            f"{asked_as} {preference}: not a device (auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"{asked_as} {name} was asked for but no CUDA GPU is available")
+        return _cuda(dev if dev.index is not None else torch.device("cuda", local_rank), asked_as)
+    if dev.type == "mps" and not mps_available():
+        raise DeviceUnavailableError(f"{asked_as} mps was asked for but no Apple GPU (MPS) is available")
+    if dev.type not in ("cpu", "mps"):
+        raise DeviceUnavailableError(f"{asked_as} {name}: not a device (auto, cpu, cuda, cuda:N or mps)")
+    return dev
+
+
+def _cuda(dev: torch.device, asked_as: str) -> torch.device:
+    import torch
+
+    n = torch.cuda.device_count()
+    if dev.index >= n:
+        raise DeviceUnavailableError(f"{asked_as} {dev} was asked for but this machine has {n} CUDA GPU(s), "
+                                     f"cuda:0 to cuda:{n - 1}" if n else
+                                     f"{asked_as} {dev} was asked for but this machine has no CUDA GPU")
+    return dev
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,6 +92,8 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_has_native_bf16() -> bool:
+    import torch
+
     flags = cpu_flags()
     if flags:
         return bool({"amx_bf16", "avx512_bf16"} & flags)
@@ -43,11 +106,34 @@ def cpu_has_native_bf16() -> bool:
 
 def native_precision(device: torch.device) -> Precision:
     """What ``auto`` means on ``device``."""
+    import torch
+
     if device.type == "cuda":
         return Precision.BF16 if torch.cuda.is_bf16_supported() else Precision.FP32
     if device.type == "cpu":
         return Precision.BF16 if cpu_has_native_bf16() else Precision.FP32
     return Precision.FP32  # Apple GPUs: fp16 is opt-in, bf16 is not offered by MPS autocast
+
+
+def counting_precision(device: torch.device, precision: str) -> Precision:
+    """The precision asked for, as ``device`` can count in it: MPS autocast has no bf16 on most
+    macOS versions, so bf16 counts in fp16 there."""
+    precision = Precision(precision)
+    if device.type == "mps" and precision == Precision.BF16:
+        return Precision.FP16
+    return precision
+
+
+def training_precision(device: torch.device, precision: str = "auto") -> Precision:
+    """fp32 or bf16 (autocast), the number format training runs in on ``device``. ``auto`` is bf16
+    on CUDA GPUs only: bf16 autocast on a CPU is slower than fp32 on most CPUs, and MPS has no
+    bf16 autocast, so training on an Apple GPU is fp32 whatever is asked."""
+    precision = Precision(precision)
+    if device.type == "mps" or precision == Precision.FP32:
+        return Precision.FP32
+    if precision == Precision.AUTO and device.type != "cuda":
+        return Precision.FP32
+    return Precision.BF16
 
 
 # Images predicted together by default, per device type (the CLI's --batch-size default and the
@@ -61,6 +147,8 @@ DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 4, "mps": 1}
 
 def default_batch_size(device: torch.device | str) -> int:
     """How many images of one size a forward pass takes by default on ``device``."""
+    import torch
+
     kind = device.type if hasattr(device, "type") else torch.device(device).type
     return DEFAULT_BATCH_SIZE.get(kind, 1)
 
@@ -83,12 +171,13 @@ class EngineChoice:
         return f"{name} {self.precision}"
 
 
-def choose_engine(device: torch.device, precision: str = "auto", backend: str = "auto") -> EngineChoice:
+def choose_engine(device: torch.device, precision: str = DEFAULT_PRECISION,
+                  backend: str = DEFAULT_BACKEND) -> EngineChoice:
     """Resolve ``auto`` and check that the pair can run; raises EngineUnavailableError for a pair
     that cannot (int8 without OpenVINO, fp16 with OpenVINO)."""
     from sasnet_core.engine.openvino_backend import unavailable_reason
 
-    precision = Precision(precision)
+    precision = counting_precision(device, precision)
     backend = Backend(backend)
     if precision == Precision.AUTO:
         precision = native_precision(device)

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from sasnet_core.engine.patch_grid import PatchGrid
 from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.util.progress import TileProgress, tile_listener
@@ -37,13 +38,13 @@ DISPLAY_SIDE = 512  # the app keeps density maps at most this many pixels on the
 
 
 @dataclass
-class CountResult:
+class CountResult(PatchGrid):
     """What counting one image or frame gives: the count and the maps a person looks at, or, for
     a skipped input, ``count`` None and ``error`` saying why.
 
     ``density`` is in people per pixel of its own grid, which may be smaller than the image (the
     app shrinks it to ``DISPLAY_SIDE``); it always sums to ``count``. Patch edges are in image
-    pixels.
+    pixels; the patches (level map, counts) are read as a ``Prediction``'s (``PatchGrid``).
     """
 
     path: str  # the image file, or the video a frame belongs to ("" for an array)
@@ -62,36 +63,6 @@ class CountResult:
     @property
     def skipped(self) -> bool:
         return self.count is None
-
-    @property
-    def level_map(self) -> np.ndarray:
-        """(gh, gw) uint8: the selected level of every patch, 1..5 for P1..P5."""
-        return (self.confidence.argmax(0) + 1).astype(np.uint8)
-
-    def patch_at(self, x: float, y: float) -> tuple[int, int] | None:
-        """(row, col) of the patch under image point (x, y), or None outside the grid."""
-        from sasnet_core.engine.inference import patch_cell
-
-        return patch_cell(self.patch_rows, self.patch_cols, x, y)
-
-    def levels_of(self, points: np.ndarray) -> np.ndarray:
-        """(N,) uint8 level 1..5 of the patch under each point (0 off the grid)."""
-        if len(points) == 0:
-            return np.zeros(0, np.uint8)
-        i = np.searchsorted(self.patch_rows, points[:, 1], side="right") - 1
-        j = np.searchsorted(self.patch_cols, points[:, 0], side="right") - 1
-        ok = (i >= 0) & (i < len(self.patch_rows) - 1) & (j >= 0) & (j < len(self.patch_cols) - 1)
-        out = np.zeros(len(points), np.uint8)
-        out[ok] = self.level_map[i[ok], j[ok]]
-        return out
-
-    def patch_count(self, i: int, j: int) -> float:
-        """People in patch (i, j), from the density grid (mass-preserving, so close enough)."""
-        sy = self.density.shape[0] / self.image_size[1]
-        sx = self.density.shape[1] / self.image_size[0]
-        r0, r1 = int(round(self.patch_rows[i] * sy)), int(round(self.patch_rows[i + 1] * sy))
-        c0, c1 = int(round(self.patch_cols[j] * sx)), int(round(self.patch_cols[j + 1] * sx))
-        return float(self.density[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)].sum(dtype=np.float64))
 
     def count_in_mask(self, mask_fn) -> float:
         """Count inside a region: ``mask_fn(shape, scale_x, scale_y)`` gives the mask on the grid."""

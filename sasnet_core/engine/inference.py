@@ -3,7 +3,7 @@ it returns.
 
 Two backends run the same BatchNorm-folded model: OpenVINO on the CPU (``openvino_backend``: whole
 graph compiled for the processor, several times faster than eager torch) and torch for CUDA and
-Apple GPUs and as the fallback. ``engine_choice`` decides which, and what ``auto`` precision means
+Apple GPUs and as the fallback. ``engine.choice`` decides which, and what ``auto`` precision means
 on the hardware. The torch path uses channels_last tensors (oneDNN's fast convolution layout),
 ``torch.inference_mode`` and a forward pass that never builds the largest concatenations
 (``fast_forward``); bf16/fp16 run under autocast, with the final sums in fp32.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,13 +28,13 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sasnet_core.util.cancel import checkpoint
-from sasnet_core.engine.choice import choose_engine
-from sasnet_core.util.errors import DeviceUnavailableError
+from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION, choose_device, choose_engine
+from sasnet_core.engine.patch_grid import PatchGrid, patch_edges
 from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
-from sasnet_core.model.sasnet import IMAGENET_MEAN, IMAGENET_STD, SASNet
+from sasnet_core.model.preprocess import model_input
+from sasnet_core.model.sasnet import PATCH_SIZE, SASNet
 from sasnet_core.util.progress import report_tiles
 from sasnet_core.engine.tiling import core_for_budget, plan_tiles
 from sasnet_core.util.vocab import BACKENDS, INFERENCE_PRECISIONS, Backend
@@ -71,8 +72,6 @@ DEFAULT_MARGIN = 96
 # counting it gets a hint of downscaling, with the long side below.
 LARGE_IMAGE_MEGAPIXELS = 20.0
 SUGGESTED_MAX_SIDE = 4096
-_IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-_IMAGENET_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def large_image_hint(size: tuple[int, int], setting: str) -> str | None:
@@ -98,19 +97,6 @@ def default_budget_mb(device: torch.device) -> float:
     return min(MAX_BUDGET_MB, FREE_MEMORY_SHARE * _available_memory_mb(device))
 
 
-def model_input(batch: np.ndarray, block_size: int) -> torch.Tensor:
-    """The (B, 3, H, W) float32 input the network takes for a (B, H, W, 3) RGB uint8 batch: scaled
-    to [0, 1], ImageNet-normalised, padded to at least one patch. Every backend counts on it and
-    int8 calibrates on it, so quantization sees exactly what counting feeds the model."""
-    x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-    x = (x - _IMAGENET_MEAN) / _IMAGENET_STD
-    k = block_size
-    h, w = x.shape[-2:]
-    if h < k or w < k:  # the confidence branch needs one whole patch: pad with the mean colour
-        x = F.pad(x, (0, max(0, k - w), 0, max(0, k - h)))
-    return x
-
-
 def _openvino_runner(model: SASNet, precision: str, cache, calibration):
     from sasnet_core.engine.openvino_backend import OpenVINORunner, convert
 
@@ -124,23 +110,9 @@ def _openvino_runner(model: SASNet, precision: str, cache, calibration):
 
 
 def _check_max_side(max_side: int | None) -> None:
-    if max_side is not None and max_side < 32:
-        raise ValueError(f"max_side must be at least 32, got {max_side}")
-
-
-def select_device(preference: str | torch.device = "auto") -> torch.device:
-    if str(preference) != "auto":
-        dev = torch.device(preference)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceUnavailableError("device 'cuda' was asked for but no CUDA GPU is available")
-        if dev.type == "mps" and not torch.backends.mps.is_available():
-            raise DeviceUnavailableError("device 'mps' was asked for but Metal (MPS) is not available")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    # A downscaled image keeps at least one whole patch.
+    if max_side is not None and max_side < PATCH_SIZE:
+        raise ValueError(f"max_side must be at least {PATCH_SIZE}, got {max_side}")
 
 
 def _available_memory_mb(device: torch.device) -> float:
@@ -158,13 +130,13 @@ def _available_memory_mb(device: torch.device) -> float:
 
 
 @dataclass
-class Prediction:
+class Prediction(PatchGrid):
     """What the model sees in one image, in original-image pixels and people (not model units)."""
 
     count: float
     density: np.ndarray  # (H, W) float32, people per pixel; sums to ``count``
     level_densities: np.ndarray | None  # (5, H, W) float32, each level's own estimate, P1..P5
-    confidence: np.ndarray  # (5, h, w) float32 selection weights per 32x32 patch, P1..P5
+    confidence: np.ndarray  # (5, h, w) float32 selection weights per k x k patch, P1..P5
     patch_rows: np.ndarray  # (h + 1,) row edges of the patch cells, original pixels
     patch_cols: np.ndarray  # (w + 1,) column edges
     image_size: tuple[int, int]  # (width, height) of the original image
@@ -173,11 +145,6 @@ class Prediction:
     elapsed_s: float = 0.0
     source: str | None = None
     extra: dict = field(default_factory=dict)
-
-    @property
-    def level_map(self) -> np.ndarray:
-        """(h, w) uint8: the selected level of every patch, 1..5 for P1..P5."""
-        return (self.confidence.argmax(0) + 1).astype(np.uint8)
 
     @cached_property
     def heads(self) -> np.ndarray:
@@ -199,29 +166,6 @@ class Prediction:
         """The image's uncertainty: the sum of its patch scores, in people."""
         return float(self.patch_uncertainty.sum(dtype=np.float64))
 
-    def patch_at(self, x: float, y: float) -> tuple[int, int] | None:
-        """(row, col) of the patch under image point (x, y), or None outside the grid."""
-        return patch_cell(self.patch_rows, self.patch_cols, x, y)
-
-    def patch_count(self, i: int, j: int) -> float:
-        r0, r1 = self.patch_rows[i], self.patch_rows[i + 1]
-        c0, c1 = self.patch_cols[j], self.patch_cols[j + 1]
-        return float(self.density[r0:r1, c0:c1].sum(dtype=np.float64))
-
-
-def patch_cell(patch_rows: np.ndarray, patch_cols: np.ndarray, x: float, y: float) -> tuple[int, int] | None:
-    """(row, col) of the patch cell under image point (x, y), or None outside the grid."""
-    i = int(np.searchsorted(patch_rows, y, side="right")) - 1
-    j = int(np.searchsorted(patch_cols, x, side="right")) - 1
-    if 0 <= i < len(patch_rows) - 1 and 0 <= j < len(patch_cols) - 1:
-        return i, j
-    return None
-
-
-def _patch_edges(n_pixels: int, n_cells: int) -> np.ndarray:
-    # Nearest upsampling from n_cells to n_pixels maps pixel p to cell floor(p * n_cells / n_pixels).
-    return np.ceil(np.arange(n_cells + 1) * n_pixels / n_cells).astype(np.int64)
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -236,9 +180,11 @@ class Prepared:
 class Predictor:
     """Count people in images with a SASNet model.
 
-    device: "auto" (cuda, then mps, then cpu) or a torch device string.
+    device: "auto" (cuda, then mps, then cpu; see ``engine.choice.choose_device``) or a torch
+        device string. The defaults of device, precision and backend are ``engine.choice``'s,
+        the same as ``sasnet count`` and the app.
     precision: "auto" (bf16 where the hardware computes it natively, else fp32; see
-        ``engine_choice``), "fp32", "bf16", "fp16" (torch only) or "int8" (OpenVINO, calibrated on
+        ``engine.choice``), "fp32", "bf16", "fp16" (torch only) or "int8" (OpenVINO, calibrated on
         ``calibration``: a handful of the user's images).
     backend: "auto" (OpenVINO on the CPU when installed, else torch), "torch" or "openvino".
     ov_cache: where OpenVINO keeps converted and compiled models (default: the app's cache).
@@ -254,8 +200,8 @@ class Predictor:
     def __init__(
         self,
         model: SASNet,
-        device: str | torch.device = "auto",
-        precision: str = "fp32",
+        device: str | torch.device = DEFAULT_DEVICE,
+        precision: str = DEFAULT_PRECISION,
         max_side: int | None = None,
         tile: int | None = None,
         memory_budget_mb: float | None = None,
@@ -263,7 +209,7 @@ class Predictor:
         channels_last: bool = True,
         keep_levels: bool = True,
         copy_model: bool = True,
-        backend: str = "auto",
+        backend: str = DEFAULT_BACKEND,
         ov_cache: str | os.PathLike | None = None,
         calibration: Sequence | None = None,
     ):
@@ -274,9 +220,7 @@ class Predictor:
         _check_max_side(max_side)
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
-        self.device = select_device(device)
-        if self.device.type == "mps" and precision == "bf16":
-            precision = "fp16"  # MPS autocast has no bf16 on most macOS versions
+        self.device = choose_device(device)
         self.engine = choose_engine(self.device, precision, backend)
         self.backend = str(self.engine.backend)
         self.precision = str(self.engine.precision)
@@ -302,6 +246,8 @@ class Predictor:
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike | None, **kwargs) -> "Predictor":
+        """A predictor for a weights file or registry name; ``kwargs`` as ``Predictor``'s (same
+        defaults)."""
         from sasnet_core.weights.registry import load_model
 
         model, info = load_model(weights, device="cpu")
@@ -473,7 +419,7 @@ class Predictor:
             count=count, density=np.ascontiguousarray(dens, dtype=np.float32),
             level_densities=None if lv is None else lv.astype(np.float32, copy=False),
             confidence=conf.numpy().astype(np.float32, copy=False),
-            patch_rows=_patch_edges(H, gh), patch_cols=_patch_edges(W, gw),
+            patch_rows=patch_edges(H, gh), patch_cols=patch_edges(W, gw),
             image_size=(W, H), scale=scale, tiles=tiles, elapsed_s=elapsed,
         )
 
@@ -486,9 +432,14 @@ def _add_stop_points(model: torch.nn.Module) -> None:
     """A cancellation check before every convolution (the steps that take time); at most one per
     module, however many predictors share the model."""
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d) and not getattr(module, "_sasnet_stop_point", False):
+        if isinstance(module, torch.nn.Conv2d) and module not in _STOP_POINTS:
             module.register_forward_pre_hook(_stop_point)
-            module._sasnet_stop_point = True
+            _STOP_POINTS.add(module)
+
+
+# The convolutions that already carry the hook: a weak set, so a model that is dropped is not kept
+# alive by it, and nothing is written onto torch's own objects.
+_STOP_POINTS: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
 
 
 def _resize_mass(density: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -35,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sasnet_core.io import cache_digest
+from sasnet_core.io import cache_digest, staging
 from sasnet_core.util.cancel import Cancelled, checkpoint
 from sasnet_core.model.fast_forward import lean_forward
 from sasnet_core.model.sasnet import SASNet
@@ -146,48 +144,30 @@ def convert(model: SASNet, cache: Path | None = None, *, lean: bool = True):
                                     input=[(-1, 3, -1, -1)])
     for out, name in zip(ov_model.outputs, ("density", "levels", "confidence")):
         out.get_tensor().set_names({name})
-    _save_atomically(ov_model, folder)
+    save_atomically(ov_model, folder)
     return ov_model, ir_file(folder)
 
 
-def _save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None) -> None:
-    """Write the IR (and the text files ``beside``, name -> content) into a fresh folder, then
-    rename it into place: a reader never sees half of it, and a cache that cannot be written
-    (read-only home) only costs the next start a conversion."""
+STAGE_PREFIX = ".tmp-"  # a cache entry is written into a stage of this name, then renamed into place
+
+
+def save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None) -> None:
+    """Write the IR (and the text files ``beside``, name -> content) into a stage beside
+    ``folder``, then rename it into place (``io.staging``): a reader never sees half of it, and a
+    cache that cannot be written (read-only home) only costs the next start a conversion.
+    Stages of processes that are gone (killed while converting, or quit while a model was
+    loading), each the size of the model, are swept first."""
     import openvino as ov
 
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned(folder.parent)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=folder.parent))
-        ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
-        for name, text in (beside or {}).items():
-            (tmp / name).write_text(text)
-        cache_digest.seal(tmp)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process won the race: its copy is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
+        with staging.staged(folder.parent, STAGE_PREFIX) as tmp:
+            ov.save_model(ov_model, str(tmp / IR_FILE), compress_to_fp16=False)
+            for name, text in (beside or {}).items():
+                (tmp / name).write_text(text)
+            cache_digest.seal(tmp)
+            staging.install(tmp, folder)  # False: another process won the race; its copy is as good
     except OSError:
         pass
-
-
-def _remove_abandoned(cache: Path) -> None:
-    """Half-written IR folders of processes that are gone (killed while converting, or quit
-    while a model was loading): each can be the size of the model."""
-    import re
-    import time
-
-    from sasnet_core.io.atomic import writer_gone
-
-    for tmp in cache.glob(".tmp-*"):
-        m = re.match(r"\.tmp-(\d+)-", tmp.name)
-        try:
-            age = time.time() - tmp.stat().st_mtime
-        except OSError:
-            continue
-        if writer_gone(int(m.group(1)) if m else None, age):
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class OpenVINORunner:

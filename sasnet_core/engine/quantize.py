@@ -4,7 +4,7 @@ Post-training quantization needs a handful of inputs like the ones it will count
 ranges of its int8 activations; the images being counted are the best there are, so ``calibration``
 is those images (paths or RGB arrays). At most ``CALIBRATION_IMAGES`` of them, spread over the list,
 are used, downscaled to ``CALIBRATION_SIDE`` and normalised exactly as counting does
-(``inference.model_input``).
+(``model.preprocess.model_input``, the model's own input).
 
 * The layers where int8 costs the most accuracy for the least speed stay in float (``KEEP_FLOAT``):
   they run bf16 where the CPU computes bf16 natively, else fp32.
@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from sasnet_core.io.cache_digest import damage
+from sasnet_core.model.preprocess import model_input
 from sasnet_core.util.cancel import checkpoint
 from sasnet_core.util.errors import EngineUnavailableError, SASNetError
 
@@ -133,7 +134,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
     when these images quantized this model before; ``runner.int8_report`` says how far its counts
     are from fp32 on them."""
     from sasnet_core.engine.choice import cpu_has_native_bf16
-    from sasnet_core.engine.openvino_backend import OpenVINORunner, _save_atomically, default_cache_dir, ir_file, model_key
+    from sasnet_core.engine.openvino_backend import OpenVINORunner, default_cache_dir, ir_file, model_key, save_atomically
 
     reason = nncf_missing_reason()
     if reason is not None:
@@ -154,7 +155,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
         quantized = _quantize(ov_model, images)
         report = _compare(ov_model, quantized, images, float_precision, model.config.count_scale,
                           downscaled=sum(downscaled))
-        _save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
+        save_atomically(quantized, folder, {REPORT_FILE: json.dumps(asdict(report))})
     runner = OpenVINORunner(quantized, "int8", float_precision=float_precision, source=ir_file(folder))
     runner.int8_report = report
     return runner
@@ -168,7 +169,6 @@ def calibration_inputs(calibration: Sequence | None, block_size: int,
     import cv2
 
     from sasnet_core.io.imageio import read_image, to_rgb8
-    from sasnet_core.engine.inference import model_input
 
     items = list(calibration or [])
     # Evenly spread over the list first (a folder's first images are often one scene), then the

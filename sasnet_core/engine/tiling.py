@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sasnet_core.model.sasnet import PATCH_SIZE
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -32,7 +34,7 @@ def _spans(n: int, core: int, margin: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def plan_tiles(height: int, width: int, core: int, margin: int, align: int = 32) -> list[Tile]:
+def plan_tiles(height: int, width: int, core: int, margin: int, align: int = PATCH_SIZE) -> list[Tile]:
     """Tiles covering the image; ``core`` and ``margin`` are rounded up to multiples of ``align``."""
     core = max(align, math.ceil(core / align) * align)
     margin = math.ceil(margin / align) * align
@@ -43,7 +45,7 @@ def plan_tiles(height: int, width: int, core: int, margin: int, align: int = 32)
     ]
 
 
-def core_for_budget(budget_pixels: int, margin: int, align: int = 32) -> int:
+def core_for_budget(budget_pixels: int, margin: int, align: int = PATCH_SIZE) -> int:
     """The largest aligned core side whose tile (core + 2 margins) fits ``budget_pixels``."""
     side = int(math.isqrt(max(budget_pixels, 1))) - 2 * margin
     return max(align, side // align * align)

@@ -1,4 +1,5 @@
-"""Where a prediction is unsure: a score per 32 x 32 patch and per image, from the prediction alone.
+"""Where a prediction is unsure: a score per k x k patch (32 x 32 pixels) and per image, from the
+prediction alone.
 
 SASNet weighs five feature levels in every patch (the confidence maps). Where it cannot choose a
 scale, the weights are flat and the count of that patch is least reliable; where it is sure, one
@@ -46,6 +47,8 @@ import math
 
 import numpy as np
 
+from sasnet_core.engine.patch_grid import patch_sums, segment_sums
+
 LEVELS = 5
 # Normalised entropy of softmax(sigmoid(scores)) for scores (1, 0, 0, 0, 0): the floor of the release.
 _DECIDED = np.array([math.e, 1, 1, 1, 1]) / (math.e + 4)
@@ -72,44 +75,9 @@ def level_entropy(confidence: np.ndarray) -> np.ndarray:
     return np.clip((h - ENTROPY_FLOOR) / (1.0 - ENTROPY_FLOOR), 0.0, 1.0)
 
 
-def _segment_sums(a: np.ndarray, edges: np.ndarray, axis: int) -> np.ndarray:
-    """Sums of ``a`` between consecutive ``edges`` along ``axis`` (0 for an empty segment)."""
-    n = a.shape[axis]
-    edges = np.clip(np.asarray(edges, np.int64), 0, n)
-    a = np.take(a, np.arange(int(edges[-1])), axis=axis) if edges[-1] < n else a
-    if a.shape[axis] == 0:
-        shape = list(a.shape)
-        shape[axis] = len(edges) - 1
-        return np.zeros(shape, np.float64)
-    starts = np.minimum(edges[:-1], a.shape[axis] - 1)
-    sums = np.add.reduceat(a, starts, axis=axis, dtype=np.float64)
-    empty = edges[1:] <= edges[:-1]
-    if empty.any():
-        index = [slice(None)] * a.ndim
-        index[axis] = empty
-        sums[tuple(index)] = 0.0
-    return sums
-
-
-def _grid_edges(pred, density_shape) -> tuple[np.ndarray, np.ndarray]:
-    """Patch edges on the density's own grid (which may be smaller than the image)."""
-    rows, cols = np.asarray(pred.patch_rows, np.float64), np.asarray(pred.patch_cols, np.float64)
-    size = getattr(pred, "image_size", None)
-    if size is not None:
-        rows = rows * density_shape[0] / size[1]
-        cols = cols * density_shape[1] / size[0]
-    return np.round(rows).astype(np.int64), np.round(cols).astype(np.int64)
-
-
-def patch_sums(pred, density: np.ndarray) -> np.ndarray:
-    """(gh, gw): ``density`` ((H, W) or (L, H, W) on the prediction's density grid) summed per patch."""
-    d = np.asarray(density)
-    rows, cols = _grid_edges(pred, d.shape[-2:])
-    return _segment_sums(_segment_sums(d, rows, d.ndim - 2), cols, d.ndim - 1)
-
-
 def patch_counts(pred) -> np.ndarray:
-    """(gh, gw) people in every patch, from the fused density."""
+    """(gh, gw) people in every patch, from the fused density (``patch_grid``, as the result's
+    own ``patch_counts``)."""
     return patch_sums(pred, pred.density)
 
 
@@ -159,7 +127,7 @@ def cell_sums(patch_map: np.ndarray, cell: int = REVIEW_CELL) -> np.ndarray:
     if cell < 1:
         raise ValueError(f"cell must be at least 1 patch, got {cell}")
     m = np.asarray(patch_map, np.float64)
-    return _segment_sums(_segment_sums(m, _cell_edges(m.shape[0], cell), 0),
+    return segment_sums(segment_sums(m, _cell_edges(m.shape[0], cell), 0),
                          _cell_edges(m.shape[1], cell), 1)
 
 

@@ -94,12 +94,21 @@ def _fit_density(density: np.ndarray, shape) -> np.ndarray:
 
 
 def evaluate_sample(prediction_density: np.ndarray, sample, shape, roi: bool = True) -> dict:
+    """One image's row. The ROI (unless ``roi`` is False) and the reviewed cells of a partly
+    reviewed image restrict both counts: the true heads inside them, and the predicted density
+    summed over their pixels."""
     ann = sample.annotation()
     density = _fit_density(np.asarray(prediction_density, np.float64), shape)
     points = sample.points
+    keep = np.ones(len(points), bool)
     if roi and ann.rois:
-        points = points[ann.inside_roi()]
+        keep &= ann.inside_roi()
         density = density * ann.roi_mask(shape[:2])
+    known = sample.known_mask(shape[:2]) if hasattr(sample, "known_mask") else None
+    if known is not None:
+        keep &= ann.in_reviewed_cells()
+        density = density * known
+    points = points[keep]
     gt, pred = float(len(points)), float(density.sum())
     row = {"image": str(sample.image_path), "split": getattr(sample, "split", ""),
            "gt_count": gt, "pred_count": pred, "abs_error": abs(pred - gt)}
@@ -108,29 +117,57 @@ def evaluate_sample(prediction_density: np.ndarray, sample, shape, roi: bool = T
     return row
 
 
-def evaluate(predictor, dataset, roi: bool = True, progress=None) -> EvalReport:
-    """Run ``predictor.predict(image) -> .density`` on every sample; ``progress``: an object with
-    ``update()`` (e.g. ``sasnet_core.util.progress.Progress``) or a callable ``f(done, total)``."""
+def _inputs(samples: list):
+    """What ``count_stream`` reads for each sample: its file, or, for a sample whose points are
+    in resized pixels, the image resized as they are. Pulled by the stream's read-ahead thread,
+    so the resizing is done there too. A file that cannot be read is handed over by name: the
+    stream reads it and reports it as skipped, naming the problem."""
     from sasnet_core.util.errors import SASNetError
+
+    for sample in samples:
+        if getattr(sample, "resize", None) is None:
+            yield str(sample.image_path)
+            continue
+        try:
+            yield sample.load_image()
+        except (SASNetError, OSError):
+            yield str(sample.image_path)
+
+
+def _shape(result) -> tuple[int, int]:
+    """(height, width) of the image a result counted (the full-size density map's otherwise)."""
+    size = getattr(result, "image_size", None)
+    return (int(size[1]), int(size[0])) if size is not None else result.density.shape[:2]
+
+
+def _tick(progress, done: int, total: int) -> None:
+    if hasattr(progress, "update"):
+        progress.update()
+    elif progress is not None:
+        progress(done, total)
+
+
+def evaluate(predictor, dataset, roi: bool = True, progress=None, *, batch_size: int = 1,
+             cancel=None) -> EvalReport:
+    """Count every sample through ``count_stream`` (batched, read ahead, stopped by ``cancel``)
+    and compare with its ground truth. ``progress``: an object with ``update()`` (e.g.
+    ``sasnet_core.util.progress.Progress``) or a callable ``f(done, total)``."""
+    from sasnet_core.engine.counting import count_stream
 
     samples = list(dataset)
     report = EvalReport()
-    for i, sample in enumerate(samples):
-        try:
-            image = sample.load_image()
-            pred = predictor.predict(image)
-        except SASNetError as exc:
-            report.skipped.append((str(sample.image_path), exc.detail))
+    results = count_stream(predictor, _inputs(samples), batch_size=batch_size, cancel=cancel,
+                           display_side=None, maps=True, heads=False)
+    # One result per input, in input order: the i-th result is the i-th sample's.
+    for i, (sample, result) in enumerate(zip(samples, results)):
+        if result.skipped:
+            report.skipped.append((str(sample.image_path), result.error or "it cannot be counted"))
+        elif not math.isfinite(float(result.count)):
+            report.skipped.append((str(sample.image_path), "the model gave no finite count "
+                                   "(NaN or infinity): its weights are damaged"))
         else:
-            if math.isfinite(float(pred.count)):
-                report.rows.append(evaluate_sample(pred.density, sample, image.shape, roi))
-            else:
-                report.skipped.append((str(sample.image_path), "the model gave no finite count "
-                                       "(NaN or infinity): its weights are damaged"))
-        if hasattr(progress, "update"):
-            progress.update()
-        elif progress is not None:
-            progress(i + 1, len(samples))
+            report.rows.append(evaluate_sample(result.density, sample, _shape(result), roi))
+        _tick(progress, i + 1, len(samples))
     return report
 
 

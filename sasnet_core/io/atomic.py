@@ -33,6 +33,8 @@ STALE_UNNAMED_AFTER_S = 300.0
 # Below this much free space a write that was cut short is taken to have met a full disk.
 FULL_DISK_BYTES = 4 << 20
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
+# The same tag for other names that record their maker (``staging``): this machine, in four hex digits.
+MACHINE_TAG = _HOST
 # The part of a temp name between ".TARGET." and ".tmp": "HOST-PID.RANDOM", or mkstemp's bare
 # RANDOM (8 characters) for temp files of older versions.
 _MIDDLE = re.compile(r"^(?:(?P<host>[0-9a-f]{4})-(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}$")
@@ -213,7 +215,7 @@ def remove_stale_temp_files(path: str | os.PathLike, now: float | None = None) -
 
 
 def writer_gone(pid: int | None, age: float) -> bool:
-    """Whether a temp file or folder ``age`` seconds old, made by process ``pid`` of this machine
+    """Whether a temp file ``age`` seconds old, made by process ``pid`` of this machine
     (None: a name without one, from an older version), was abandoned: its writer is not running,
     or it is older than any write takes (the PID may have been reused)."""
     if pid is None:

@@ -81,7 +81,7 @@ def lean_forward(model: SASNet, x: torch.Tensor) -> SASNetOutput:
     h, w = x.shape[-2:]
     feats = model.decode(x, merge=_decoder_stage)
     logits = model.confidence_logits(feats, (h // k, w // k))
-    confidence = model._select(logits)
+    confidence = model.level_weights(logits)
     weights = F.interpolate(confidence, size=(h, w), mode="nearest")
     levels = torch.empty((x.shape[0], 5, h, w), dtype=feats[0].dtype, device=x.device)
     # Coarse levels first, so the full-resolution P1 features are freed right after their head.

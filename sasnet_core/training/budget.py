@@ -187,13 +187,13 @@ def measure_speed(weights: str | os.PathLike, device: str = "auto", precision: s
     it; remembered per file (size and time) and device in this process, so asking again is free."""
     import torch
 
-    from sasnet_core.engine.inference import select_device
+    from sasnet_core.engine.choice import choose_device
     from sasnet_core.weights.registry import ModelRegistry, load_model
     from sasnet_core.training.loop import precision_for
 
     path = ModelRegistry().resolve(weights)
     stat = Path(path).stat()
-    dev = select_device(device)
+    dev = choose_device(device)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime, str(dev), str(precision))
     with _speeds_lock:
         if key in _speeds:

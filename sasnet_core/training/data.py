@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sasnet_core.datasets.layouts import Sample
+from sasnet_core.model.sasnet import SASNetConfig
 from sasnet_core.util.errors import DatasetLayoutError
 
 __all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "FullImageDataset",
@@ -50,7 +51,7 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
     from sasnet_core.annotations.store import annotated_images
 
     pairs = annotated_images([folder])  # a damaged file, or one naming a missing image, is named
-    chosen = [(image, a) for image, a in pairs if all_annotated or a.reviewed or a.reviewed_cells]
+    chosen = [(image, a) for image, a in pairs if all_annotated or a.teaches]
     if not chosen:
         raise DatasetLayoutError(
             f"{len(pairs)} annotated image(s) but none marked reviewed or with reviewed cells; "
@@ -160,7 +161,7 @@ def split_holdout(samples: list[Sample], share: float, seed: int = 0
 
 def crop_dataset(samples: list[Sample], crop_size: int = 128, crops_per_image: int = 4,
                  flip: bool = True, sigma: float = 4.0, adaptive: bool = False,
-                 count_scale: float = 1000.0) -> Dataset:
+                 count_scale: float = SASNetConfig.count_scale) -> Dataset:
     from sasnet_core.datasets.training import TrainCrops
 
     return TrainCrops(samples, crop=crop_size, crops_per_image=crops_per_image, flip=flip,
@@ -186,7 +187,7 @@ class FullImageDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, float, torch.Tensor | None]:
-        from sasnet_core.datasets.training import normalise
+        from sasnet_core.model.preprocess import normalise
 
         s = self.samples[i]
         image = s.load_image()
@@ -194,7 +195,7 @@ class FullImageDataset(Dataset):
         known = s.known_mask(image.shape[:2])  # a partly reviewed image: its reviewed cells
         if known is not None:
             mask = known if mask is None else mask & known
-        return torch.from_numpy(normalise(image)), float(s.count), \
+        return normalise(image).contiguous(), float(s.count), \
             None if mask is None else torch.from_numpy(mask)
 
 

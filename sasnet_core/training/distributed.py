@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sasnet_core.engine.choice import choose_device
+
 
 @dataclass
 class DistInfo:
@@ -33,40 +35,17 @@ class DistInfo:
         return self.rank == 0
 
 
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    from sasnet_core.util.errors import DeviceUnavailableError
-
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceUnavailableError(f"--device {name}: not a device (auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError("--device cuda was asked for but no CUDA GPU is available")
-        if dev.index is None:
-            dev = torch.device(f"cuda:{local_rank}")
-        if dev.index >= torch.cuda.device_count():
-            raise DeviceUnavailableError(f"--device {dev} was asked for but this machine has "
-                                         f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise DeviceUnavailableError("--device mps was asked for but no Apple GPU (MPS) is available")
-    return dev
-
-
 def setup(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group if there is one; choose the device of this process."""
+    """Join the torchrun process group if there is one; choose the device of this process (the
+    same choice as counting, with this process's GPU under torchrun)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if dist.is_available() and dist.is_initialized():  # a caller (a test, a launcher) did it
         world, rank = dist.get_world_size(), dist.get_rank()
-        dev = pick_device(device, local)
+        dev = choose_device(device, local, asked_as="--device")
         return DistInfo(rank, world, local, dist.get_backend(), dev, owns_group=False)
-    dev = pick_device(device, local)
+    dev = choose_device(device, local, asked_as="--device")
     if world <= 1:
         return DistInfo(device=dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"

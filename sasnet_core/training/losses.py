@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sasnet_core.model.sasnet import PATCH_SIZE
+
 __all__ = [
     "den_loss",
     "confidence_labels",
@@ -78,7 +80,7 @@ def _patch_counts(density: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def confidence_labels(level_densities: torch.Tensor, gt_density: torch.Tensor, k: int = 32
+def confidence_labels(level_densities: torch.Tensor, gt_density: torch.Tensor, k: int = PATCH_SIZE
                       ) -> torch.Tensor:
     """Per k x k patch: 1 for the level whose count is closest to the ground truth, 0 for the
     farthest, IGNORE (-1) for the others.
@@ -248,7 +250,7 @@ def _field(output: Any, name: str) -> torch.Tensor:
 
 
 def total_loss(output: Any, gt_density: torch.Tensor, lam: float = 10.0, gamma: float = 1.0,
-               use_pra: bool = True, k: int = 32) -> tuple[torch.Tensor, dict[str, float]]:
+               use_pra: bool = True, k: int = PATCH_SIZE) -> tuple[torch.Tensor, dict[str, float]]:
     """L = L_den + lam * L_conf + L_pra, L_pra on the fused density.
 
     `output`: a SASNetOutput (or a dict) with `density` (B,1,H,W), `level_densities` (B,5,H,W)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from sasnet_core.util import paths
 from sasnet_core.io.atomic import remove_stale_temp_files
 from sasnet_core.util.errors import ModelRegistryError, SASNetError
+from sasnet_core.weights.registry import model_name_from
 from sasnet_core.training.budget import BudgetTooSmallError, MinimumBudget, measure_speed, minimum_budget
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
@@ -39,13 +39,6 @@ from sasnet_core.training.staging import (
     stage,
 )
 from sasnet_core.util.vocab import DEFAULT_TRAINING_PRECISION, RUN_KEPT, TRAINING_PRECISIONS
-
-
-
-def slug(text: str, limit: int = 32) -> str:
-    """A model name made of the allowed characters (letters, digits, '.', '_', '-')."""
-    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.")[:limit] or "model"
-    return text if text[0].isalnum() else "m" + text
 
 
 def training_precision(precision: str | None) -> str:
@@ -64,9 +57,10 @@ def new_model_path(parent_name: str, registry=None, folder: Path | None = None) 
     except SASNetError:
         taken = set()
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name, i = f"{slug(parent_name)}-ft-{stamp}", 2
+    base = model_name_from(parent_name, limit=32)
+    name, i = f"{base}-ft-{stamp}", 2
     while (folder / f"{name}.pth").exists() or name in taken:  # two runs in one second
-        name, i = f"{slug(parent_name)}-ft-{stamp}-{i}", i + 1
+        name, i = f"{base}-ft-{stamp}-{i}", i + 1
     return folder / f"{name}.pth"
 
 
@@ -283,10 +277,5 @@ class FineTuneRun:
         entries = self.registry.entries()
         if any(e.path.resolve() == parent_path.resolve() for e in entries):
             return
-        taken = {e.name for e in entries}
-        name = base = slug(parent_name, 56)
-        i = 2
-        while name in taken:
-            name, i = f"{base}-{i}", i + 1
-        self.registry.add(name, parent_path)
+        self.registry.add(model_name_from(parent_name, {e.name for e in entries}), parent_path)
 

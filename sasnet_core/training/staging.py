@@ -13,17 +13,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sasnet_core.util import paths
 from sasnet_core.annotations.annotation import SUFFIX, Annotation, save_annotation
-from sasnet_core.io.atomic import atomic_write_text, process_running
+from sasnet_core.io.atomic import atomic_write_text
+from sasnet_core.io.staging import make_stage
 from sasnet_core.util.errors import DatasetLayoutError
 
-STAGING_INFO = "staging.json"  # {"origin": real data folder, "pid": the stager, "images": [...]}
-UNCLAIMED_AFTER_S = 3600.0  # a staging folder still without its staging.json after this is debris
+STAGING_INFO = "staging.json"  # {"origin": real data folder, "images": [...]}
+STAGE_PREFIX = "run-"  # a stage of ``io.staging``: it records its stager, and is swept once that is gone
 STOP_FILE = "STOP"  # touched to ask the trainer to stop after its current step
 
 
@@ -83,8 +83,7 @@ def read_reviewed_set(images) -> ReviewedSet:
             out.broken.append(str(entry.error))
         elif entry.annotation is None:
             out.missing.append(entry.image)
-        elif entry.annotation.reviewed or entry.annotation.reviewed_cells:
-            # A partly reviewed image teaches its reviewed cells (``training.data``).
+        elif entry.annotation.teaches:
             out.items.append((entry.image, entry.annotation))
         else:
             out.not_reviewed.append(entry.image)
@@ -100,10 +99,7 @@ def stage(reviewed: ReviewedSet) -> Path:
     if not len(reviewed):
         raise DatasetLayoutError("no reviewed images to fine-tune on: correct the points of some "
                                  "images and mark them reviewed first")
-    root = staging_root()
-    root.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(root)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    folder = make_stage(staging_root(), STAGE_PREFIX)  # sweeps those of killed or crashed apps
     try:
         for i, (image, ann) in enumerate(reviewed.items):
             copy = ann.copy()
@@ -111,7 +107,7 @@ def stage(reviewed: ReviewedSet) -> Path:
             save_annotation(copy, folder / f"{i:04d}_{image.stem}{SUFFIX}")
         origin = reviewed.origin()
         atomic_write_text(folder / STAGING_INFO, json.dumps(
-            {"origin": str(origin) if origin else None, "pid": os.getpid(),
+            {"origin": str(origin) if origin else None,
              "images": [str(image) for image, _ in reviewed.items]}, indent=1))
     except BaseException:
         remove_staging(folder)
@@ -136,28 +132,5 @@ def remove_staging(folder: str | os.PathLike | None) -> None:
     if folder is None:
         return
     folder = Path(folder)
-    if folder.parent == staging_root() and folder.name.startswith("run-"):
+    if folder.parent == staging_root() and folder.name.startswith(STAGE_PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def remove_abandoned_staging(root: Path | None = None) -> list[Path]:
-    """Remove staging folders whose process is gone (an app that was killed or crashed mid-run);
-    called whenever a run stages, so they do not pile up. Returns the removed folders."""
-    import time
-
-    root = root or staging_root()
-    removed = []
-    for folder in sorted(root.glob("run-*")) if root.is_dir() else []:
-        try:
-            pid = json.loads((folder / STAGING_INFO).read_text(encoding="utf-8")).get("pid")
-            gone = isinstance(pid, int) and not process_running(pid)
-        except (OSError, ValueError, AttributeError):  # no staging.json yet: being staged, or debris
-            try:
-                gone = time.time() - folder.stat().st_mtime > UNCLAIMED_AFTER_S
-            except OSError:
-                gone = False
-        if gone:
-            remove_staging(folder)
-            removed.append(folder)
-    return removed
-

@@ -22,10 +22,10 @@ class Precision(StrEnum):
     INT8 = "int8"
 
 
-# Counting (``sasnet count``/``eval``, the Models dialog): auto by default, int8 opt-in.
+# Counting (``sasnet count``/``eval``, the Models dialog); int8 is opt-in. The defaults of
+# counting (device, backend, precision) are ``sasnet_core.engine.choice``'s.
 INFERENCE_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, Precision.BF16,
                                                Precision.FP16, Precision.INT8)
-DEFAULT_INFERENCE_PRECISION = Precision.AUTO
 # Training and fine-tuning: fp16 without loss scaling diverges, so it is not offered.
 TRAINING_PRECISIONS: tuple[Precision, ...] = (Precision.AUTO, Precision.FP32, Precision.BF16)
 # What training does with BatchNorm running statistics (TrainConfig.bn_stats).
@@ -43,7 +43,6 @@ class Backend(StrEnum):
 
 
 BACKENDS: tuple[Backend, ...] = tuple(Backend)
-DEFAULT_BACKEND = Backend.AUTO
 
 
 class Device(StrEnum):
@@ -57,7 +56,6 @@ class Device(StrEnum):
 
 
 DEVICES: tuple[Device, ...] = tuple(Device)
-DEFAULT_DEVICE = Device.AUTO
 _CUDA_INDEX = re.compile(r"^cuda:\d+$")
 
 

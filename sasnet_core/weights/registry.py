@@ -26,7 +26,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import filelock
 
@@ -379,6 +379,22 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def valid_model_name(name: str) -> bool:
     return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def model_name_from(text: str, taken: Iterable[str] = (), limit: int = 56) -> str:
+    """A valid registry name made from free text (a file name's stem, a parent model's name, a
+    released model's key): each run of characters a name cannot hold becomes '-', leading and
+    trailing '-' and '.' go, at most ``limit`` characters are kept, and a name that would not
+    start with a letter or digit gets an 'm' before it ("model" when nothing is left). One in
+    ``taken`` gets the first free "-2", "-3", ... after it."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.")[:limit] or "model"
+    if not stem[0].isalnum():
+        stem = "m" + stem
+    taken = set(taken)
+    name, i = stem, 2
+    while name in taken:
+        name, i = f"{stem}-{i}", i + 1
+    return name
 
 
 def _default_problem(name: str, entry) -> str | None:

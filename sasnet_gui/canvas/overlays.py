@@ -15,11 +15,15 @@ from PySide6.QtWidgets import QGraphicsPathItem
 
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVEL_RGBA, density_lut
 
-PATCH_AREA = 32 * 32  # the colour bar speaks of people per 32 x 32 patch, not per pixel
+# The colour bar speaks of people per patch of the released model (32 x 32 pixels), not per pixel.
+# Written out, not imported from sasnet_core.model.sasnet.PATCH_SIZE, because that comes with torch,
+# which the window does not load to draw; tests/test_engine_one_owner.py holds the two equal.
+PATCH_SIDE = 32
+PATCH_AREA = PATCH_SIDE * PATCH_SIDE
 
 
 class DensityOverlay(pg.ImageItem):
-    """The predicted density, in people per 32 x 32 pixels, through a colour map with alpha."""
+    """The predicted density, in people per patch (PATCH_AREA pixels), through a colour map with alpha."""
 
     def __init__(self):
         super().__init__(axisOrder="row-major")

@@ -18,13 +18,13 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
 from sasnet_core.engine import uncertainty
 from sasnet_core.annotations.display import apply_lut
-from sasnet_gui.canvas.overlays import DensityOverlay, LevelOverlay, UncertaintyOverlay
+from sasnet_gui.canvas.overlays import PATCH_SIDE, DensityOverlay, LevelOverlay, UncertaintyOverlay
 from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.review import ReviewLayer
 from sasnet_gui.canvas.roi import RoiLayer
 
 TOOLS = ("edit", "roi", "pan")
-COLORBAR_LABEL = "people per 32\u00d732 px"
+COLORBAR_LABEL = f"people per {PATCH_SIDE}\u00d7{PATCH_SIDE} px"
 UNSURE_COLORBAR_LABEL = "unsure people per patch"
 EMPTY_HINT = "Drop images, folders or videos here, or use File \u25b8 Open\u2026 (Ctrl+O)"
 
@@ -32,15 +32,15 @@ EMPTY_HINT = "Drop images, folders or videos here, or use File \u25b8 Open\u2026
 class CanvasImageItem(pg.ImageItem):
     """The photo. Clicks and drags that no item above took land here."""
 
-    def __init__(self, canvas):
+    def __init__(self, on_click, on_drag):
         super().__init__(axisOrder="row-major")
-        self.canvas = canvas
+        self._on_click, self._on_drag = on_click, on_drag  # the canvas's handlers
 
     def mouseClickEvent(self, ev):
-        self.canvas._click_on_image(ev)
+        self._on_click(ev)
 
     def mouseDragEvent(self, ev):
-        self.canvas._drag_on_image(ev)
+        self._on_drag(ev)
 
 
 class CanvasView(pg.GraphicsLayoutWidget):
@@ -64,7 +64,7 @@ class CanvasView(pg.GraphicsLayoutWidget):
 
         self.vb = self.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.vb.setDefaultPadding(0.01)
-        self.image_item = CanvasImageItem(self)
+        self.image_item = CanvasImageItem(self._click_on_image, self._drag_on_image)
         self.density_item = DensityOverlay()
         self._unsure_on = False
         self.level_item = LevelOverlay()
@@ -143,6 +143,12 @@ class CanvasView(pg.GraphicsLayoutWidget):
         return bar
 
     # -- content ----------------------------------------------------------------------------------
+    @property
+    def image(self) -> np.ndarray | None:
+        """The shown image as read (RGB, before the display's brightness and contrast), or None:
+        what was counted, and what an exported overlay is drawn on."""
+        return self._rgb
+
     @property
     def image_shape(self):
         return None if self._rgb is None else self._rgb.shape

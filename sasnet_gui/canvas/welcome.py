@@ -121,7 +121,7 @@ class WelcomeOverlay(QFrame):
 
         # The canvas says whether it is empty through its hint label; follow that and its size.
         self._hint = getattr(canvas, "empty_hint", None)
-        self._follower = _Follow(self)
+        self._follower = _Follow(self, self._sync)
         canvas.installEventFilter(self._follower)
         if self._hint is not None:
             self._hint.installEventFilter(self._follower)
@@ -152,11 +152,11 @@ class _Follow(QObject):
 
     _EVENTS = (QEvent.Type.Resize, QEvent.Type.ShowToParent, QEvent.Type.HideToParent)
 
-    def __init__(self, overlay: WelcomeOverlay):
+    def __init__(self, overlay: WelcomeOverlay, sync):
         super().__init__(overlay)
-        self._overlay = overlay
+        self._sync = sync  # the overlay's own: fit the canvas, shown while it is empty
 
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt name
         if ev.type() in self._EVENTS:
-            self._overlay._sync()
+            self._sync()
         return False

@@ -1,8 +1,8 @@
 """Undo commands: one small QUndoCommand per gesture, never a snapshot of the whole annotation.
 
 Each command stores only what its gesture changed (the inserted or removed points and their
-indices, the old and new positions of the moved ones) and calls the document's private mutators,
-which emit the change signals. A command's first ``redo`` runs when it is pushed.
+indices, the old and new positions of the moved ones) and calls the document's ``apply_*``
+mutators, which emit the change signals. A command's first ``redo`` runs when it is pushed.
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ class InsertPointsCommand(QUndoCommand):
         self.sources = np.asarray(sources, np.uint8).reshape(-1)
 
     def redo(self):
-        self.doc._insert(self.indices, self.points, self.sources)
+        self.doc.apply_insert(self.indices, self.points, self.sources)
 
     def undo(self):
-        self.doc._remove(self.indices)
+        self.doc.apply_remove(self.indices)
 
 
 class RemovePointsCommand(QUndoCommand):
@@ -41,10 +41,10 @@ class RemovePointsCommand(QUndoCommand):
         self.sources = doc.sources[self.indices].copy()
 
     def redo(self):
-        self.doc._remove(self.indices)
+        self.doc.apply_remove(self.indices)
 
     def undo(self):
-        self.doc._insert(self.indices, self.points, self.sources)
+        self.doc.apply_insert(self.indices, self.points, self.sources)
 
 
 class MovePointsCommand(QUndoCommand):
@@ -63,10 +63,10 @@ class MovePointsCommand(QUndoCommand):
         self.old_sources = np.asarray(old_sources, np.uint8).copy()
 
     def redo(self):
-        self.doc._set_positions(self.indices, self.new, np.full(len(self.indices), SOURCE_PERSON, np.uint8))
+        self.doc.apply_positions(self.indices, self.new, np.full(len(self.indices), SOURCE_PERSON, np.uint8))
 
     def undo(self):
-        self.doc._set_positions(self.indices, self.old, self.old_sources)
+        self.doc.apply_positions(self.indices, self.old, self.old_sources)
 
 
 class ReplacePointsCommand(QUndoCommand):
@@ -79,10 +79,10 @@ class ReplacePointsCommand(QUndoCommand):
         self.old = (doc.points.copy(), doc.sources.copy())
 
     def redo(self):
-        self.doc._replace(*self.new)
+        self.doc.apply_replace(*self.new)
 
     def undo(self):
-        self.doc._replace(*self.old)
+        self.doc.apply_replace(*self.old)
 
 
 class AddRoiCommand(QUndoCommand):
@@ -93,10 +93,10 @@ class AddRoiCommand(QUndoCommand):
         self.index = len(doc.rois)
 
     def redo(self):
-        self.doc._insert_roi(self.index, self.polygon)
+        self.doc.apply_insert_roi(self.index, self.polygon)
 
     def undo(self):
-        self.doc._remove_roi(self.index)
+        self.doc.apply_remove_roi(self.index)
 
 
 class RemoveRoiCommand(QUndoCommand):
@@ -107,10 +107,10 @@ class RemoveRoiCommand(QUndoCommand):
         self.polygon = doc.rois[index].copy()
 
     def redo(self):
-        self.doc._remove_roi(self.index)
+        self.doc.apply_remove_roi(self.index)
 
     def undo(self):
-        self.doc._insert_roi(self.index, self.polygon)
+        self.doc.apply_insert_roi(self.index, self.polygon)
 
 
 class SetReviewedCommand(QUndoCommand):
@@ -132,10 +132,10 @@ class SetReviewedCommand(QUndoCommand):
         return True
 
     def redo(self):
-        self.doc._set_reviewed(self.new)
+        self.doc.apply_reviewed(self.new)
 
     def undo(self):
-        self.doc._set_reviewed(self.old)
+        self.doc.apply_reviewed(self.old)
 
 
 class SetCellsReviewedCommand(QUndoCommand):
@@ -150,7 +150,7 @@ class SetCellsReviewedCommand(QUndoCommand):
         self.value = bool(value)
 
     def redo(self):
-        self.doc._set_cells_reviewed(self.cells, self.value)
+        self.doc.apply_cells_reviewed(self.cells, self.value)
 
     def undo(self):
-        self.doc._set_cells_reviewed(self.cells, not self.value)
+        self.doc.apply_cells_reviewed(self.cells, not self.value)

@@ -453,7 +453,10 @@ class AnnotationDocument(QObject):
         self.set_selection(np.arange(self.count))
 
     # -- mutators called by commands --------------------------------------------------------------
-    def _insert(self, indices, points, sources) -> None:
+    # The effects of the undo commands (``commands``): each changes the annotation and signals it,
+    # without touching the undo stack. An edit goes through the methods above, which push a
+    # command; calling these directly makes a change that Undo cannot take back.
+    def apply_insert(self, indices, points, sources) -> None:
         n = self.count + len(indices)
         mask = np.zeros(n, bool)
         mask[indices] = True
@@ -465,7 +468,7 @@ class AnnotationDocument(QObject):
         self._clear_selection()
         self.pointsChanged.emit()
 
-    def _remove(self, indices) -> None:
+    def apply_remove(self, indices) -> None:
         keep = np.ones(self.count, bool)
         keep[indices] = False
         self._ann.points = self._ann.points[keep]
@@ -473,29 +476,29 @@ class AnnotationDocument(QObject):
         self._clear_selection()
         self.pointsChanged.emit()
 
-    def _set_positions(self, indices, positions, sources) -> None:
+    def apply_positions(self, indices, positions, sources) -> None:
         self._ann.points[indices] = positions
         self._ann.sources[indices] = sources
         self.pointsChanged.emit()
 
-    def _replace(self, points, sources) -> None:
+    def apply_replace(self, points, sources) -> None:
         self._ann.points, self._ann.sources = points.copy(), sources.copy()
         self._clear_selection()
         self.pointsChanged.emit()
 
-    def _insert_roi(self, index, polygon) -> None:
+    def apply_insert_roi(self, index, polygon) -> None:
         self._ann.rois.insert(index, polygon.copy())
         self.roisChanged.emit()
 
-    def _remove_roi(self, index) -> None:
+    def apply_remove_roi(self, index) -> None:
         del self._ann.rois[index]
         self.roisChanged.emit()
 
-    def _set_reviewed(self, value: bool) -> None:
+    def apply_reviewed(self, value: bool) -> None:
         self._ann.reviewed = bool(value)
         self.reviewedChanged.emit(self._ann.reviewed)
 
-    def _set_cells_reviewed(self, cells, value: bool) -> None:
+    def apply_cells_reviewed(self, cells, value: bool) -> None:
         if value:
             self._ann.reviewed_cells |= set(cells)
         else:

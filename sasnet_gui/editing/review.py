@@ -19,7 +19,6 @@ from PySide6.QtGui import QKeySequence
 
 from sasnet_core.engine import uncertainty
 
-PATCH = 32  # pixels per patch side
 
 
 class ReviewNavigator(QObject):
@@ -71,9 +70,13 @@ class ReviewNavigator(QObject):
         gh, gw = self.grid()
         cells = np.stack(np.divmod(np.arange(gh * gw), max(gw, 1)), 1).astype(np.int64)
         result = self.canvas.result
-        if result is None or gh == 0 or self.cell_px % PATCH:
+        # The model's patch side: imported here, not with the module, since it comes with torch,
+        # which the window does not load before a model (and a result) exists.
+        from sasnet_core.model.sasnet import PATCH_SIZE
+
+        if result is None or gh == 0 or self.cell_px % PATCH_SIZE:
             return cells
-        return uncertainty.review_order(result, (gh, gw), self.cell_px // PATCH)
+        return uncertainty.review_order(result, (gh, gw), self.cell_px // PATCH_SIZE)
 
     # -- moving -----------------------------------------------------------------------------------
     def confirm_and_next(self) -> tuple[int, int] | None:

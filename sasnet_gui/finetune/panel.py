@@ -171,12 +171,35 @@ class FineTunePanel(QWidget):
 
     # -- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
-        defaults = finetune_config()  # the same defaults as `sasnet finetune`
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.data_label = QLabel()
         self.data_label.setWordWrap(True)
+        options = self._build_budget_options()
+        run_row = self._build_run_row()
+        self.plot = LossPlot()
+        result_row, decide_row = self._build_decision_rows()
 
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.data_label)
+        layout.addLayout(options)
+        layout.addLayout(run_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta_label)
+        layout.addWidget(self.phase_label)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.summary_label)
+        layout.addLayout(result_row)
+        layout.addLayout(decide_row)
+
+        self._tick = QTimer(self)  # elapsed time and progress under a minutes budget
+        self._tick.setInterval(500)
+        self._tick.timeout.connect(self._update_progress)
+
+    def _build_budget_options(self) -> QGridLayout:
+        """Steps or minutes, the minimum note, hold-out share and freeze: the run's choices."""
+        defaults = finetune_config()  # the same defaults as `sasnet finetune`
         self.steps_radio = QRadioButton("Steps")
         self.minutes_radio = QRadioButton("Minutes")
         self.steps_radio.setChecked(True)
@@ -225,7 +248,10 @@ class FineTunePanel(QWidget):
         options.addWidget(self.holdout_spin, 3, 2)
         options.addWidget(self.freeze_check, 4, 1, 1, 3)
         options.setColumnStretch(3, 1)
+        return options
 
+    def _build_run_row(self) -> QHBoxLayout:
+        """Fine-tune and Cancel; also makes the progress bar and the ETA and phase lines."""
         self.start_button = QPushButton("Fine-tune")
         self.start_button.setToolTip("Train the current model on the reviewed images")
         self.start_button.clicked.connect(lambda: self.start())
@@ -246,9 +272,10 @@ class FineTunePanel(QWidget):
         self.phase_label.setEnabled(False)  # the palette's dimmed text: a status line
         self.phase_label.setWordWrap(True)
         self.eta_label.setWordWrap(True)
+        return run_row
 
-        self.plot = LossPlot()
-
+    def _build_decision_rows(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """What became of the run (the summary) and the person's choice for its model."""
         self.summary_label = QLabel("")
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -273,23 +300,7 @@ class FineTunePanel(QWidget):
         decide_row.addWidget(self.keep_button)
         decide_row.addWidget(self.discard_button)
         decide_row.addStretch(1)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.model_label)
-        layout.addWidget(self.data_label)
-        layout.addLayout(options)
-        layout.addLayout(run_row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.eta_label)
-        layout.addWidget(self.phase_label)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.summary_label)
-        layout.addLayout(result_row)
-        layout.addLayout(decide_row)
-
-        self._tick = QTimer(self)  # elapsed time and progress under a minutes budget
-        self._tick.setInterval(500)
-        self._tick.timeout.connect(self._update_progress)
+        return result_row, decide_row
 
     # -- inputs ----------------------------------------------------------------------------
     def set_image_source(self, source) -> ReviewedSet:

@@ -36,8 +36,7 @@ def download_released(key: str, progress: Progress, token: CancelToken, registry
     """Download, verify and register the released model ``key``; the new ModelEntry."""
     from sasnet_core.util import paths
     from sasnet_core.weights.download import download_released as download
-    from sasnet_core.weights.registry import ModelRegistry
-    from sasnet_gui.models.dialog import suggest_name
+    from sasnet_core.weights.registry import ModelRegistry, model_name_from
 
     registry = registry or ModelRegistry()
     name = key
@@ -46,7 +45,7 @@ def download_released(key: str, progress: Progress, token: CancelToken, registry
     if taken is not None and taken.path.expanduser().resolve() != target.resolve():
         # The person's own model is called that already: the app picks the next free name where
         # the command line would ask for --name.
-        name = suggest_name(key, {e.name for e in registry.entries()})
+        name = model_name_from(key, {e.name for e in registry.entries()})
     return download(key, name=name, registry=registry, progress=_reporter(progress, token))
 
 

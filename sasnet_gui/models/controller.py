@@ -33,8 +33,8 @@ from superqt.utils import create_worker
 
 from sasnet_core.util.errors import EngineUnavailableError, SASNetError
 from sasnet_core.weights.registry import ModelRegistry
-from sasnet_core.util.vocab import (BACKENDS, DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_INFERENCE_PRECISION, DEVICES,
-                               INFERENCE_PRECISIONS as PRECISIONS, Backend, Precision)
+from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION
+from sasnet_core.util.vocab import BACKENDS, DEVICES, INFERENCE_PRECISIONS as PRECISIONS, Backend, Precision
 from sasnet_gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,9 @@ HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download
 
 def _resolved_engine(device: str, precision: str, backend: str):
     """What ``auto`` means here (EngineChoice); raises a SASNetError for a pair that cannot run."""
-    from sasnet_core.engine.choice import choose_engine
-    from sasnet_core.engine.inference import select_device
+    from sasnet_core.engine.choice import choose_device, choose_engine
 
-    return choose_engine(select_device(device), precision, backend)
+    return choose_engine(choose_device(device), precision, backend)
 
 
 def _load_predictor(weights, device: str, precision: str, backend: str, calibration, max_side=None):
@@ -118,7 +117,7 @@ class ModelController(QObject):
         self.registry = registry or ModelRegistry()
         self._settings = settings or AppSettings()
         self._device = self._read_setting(_DEVICE_KEY, DEVICES, DEFAULT_DEVICE)
-        self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, DEFAULT_INFERENCE_PRECISION)
+        self._precision = self._read_setting(_PRECISION_KEY, PRECISIONS, DEFAULT_PRECISION)
         self._backend = self._read_setting(_BACKEND_KEY, BACKENDS, DEFAULT_BACKEND)
         self._max_side = _valid_max_side(self._settings.value(_MAX_SIDE_KEY, 0))
         self._calibration_source = lambda: []
@@ -350,7 +349,7 @@ class ModelController(QObject):
         if precision == Precision.INT8:
             calibration = self._calibration_images()
             if not calibration:  # int8 from an earlier session, nothing open yet: see images_opened
-                precision, int8_waits = str(DEFAULT_INFERENCE_PRECISION), True
+                precision, int8_waits = str(DEFAULT_PRECISION), True
         self._int8_waits, self._target = int8_waits, (weights, name)
         worker = create_worker(_load_predictor, weights, self._device, precision, self._backend, calibration,
                                self._max_side, _start_thread=False, _ignore_errors=True)

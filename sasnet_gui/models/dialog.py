@@ -7,7 +7,6 @@ to validate it, so it runs in a worker thread; the rest are quick registry edits
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -36,7 +35,7 @@ from sasnet_core.util import paths
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.weights.provenance import provenance
 from sasnet_core.weights.released import kind_label
-from sasnet_core.weights.registry import ModelEntry
+from sasnet_core.weights.registry import ModelEntry, model_name_from
 from sasnet_gui import errors
 from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
 
@@ -90,18 +89,6 @@ def describe(entry: ModelEntry) -> dict[str, str]:
     }
 
 
-def suggest_name(path: str | Path, taken: set[str]) -> str:
-    """A registry name from a file name: allowed characters only, unique."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.") or "model"
-    stem = stem[:56]
-    if not stem[0].isalnum():
-        stem = "m" + stem
-    name, i = stem, 2
-    while name in taken:
-        name, i = f"{stem}-{i}", i + 1
-    return name
-
-
 def _choice_combo(values, tips: dict[str, str], current: str) -> QComboBox:
     combo = QComboBox()
     for value in values:
@@ -141,71 +128,10 @@ class ModelsDialog(QDialog):
         self.last_error: str | None = None
         self._reverting = False  # a refused choice is being put back in its combo
 
-        self.current_label = QLabel()
-        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.itemSelectionChanged.connect(self._update_buttons)
-        self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
-
-        self.empty_label = QLabel("<b>No model yet.</b> The app opens and annotates images "
-                                  "without one; counting needs a model.<br>" + HOW_TO_GET_A_MODEL)
-        self.empty_label.setWordWrap(True)
-        self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        self.add_button = QPushButton("Add file…")
-        self.get_released_button = QPushButton("Get the Released Model…")
-        self.get_released_button.clicked.connect(self._get_released)
-        self.remove_button = QPushButton("Remove")
-        self.default_button = QPushButton("Set default")
-        self.use_button = QPushButton("Use")
-        self.copy_check = QCheckBox("Copy added files into the app's model folder")
-        self.add_button.clicked.connect(self._choose_file)
-        self.remove_button.clicked.connect(lambda: self.remove_selected())
-        self.default_button.clicked.connect(self.set_selected_default)
-        self.use_button.clicked.connect(self.use_selected)
-        buttons = QHBoxLayout()
-        for b in (self.get_released_button, self.add_button, self.remove_button, self.default_button,
-                  self.use_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.copy_check)
-
-        self.device_combo = _choice_combo(DEVICES, DEVICE_TIPS, controller.device)
-        self.backend_combo = _choice_combo(BACKENDS, BACKEND_TIPS, controller.backend)
-        self.precision_combo = _choice_combo(PRECISIONS, PRECISION_TIPS, controller.precision)
-        for combo, what in ((self.device_combo, "device"), (self.backend_combo, "backend"),
-                            (self.precision_combo, "precision")):
-            combo.currentTextChanged.connect(lambda value, c=combo, w=what: self._set_engine(c, w, value))
-        # The app's --max-side: a photo of tens of megapixels counts in minutes at full size.
-        self.max_side_spin = QSpinBox()
-        self.max_side_spin.setRange(0, 100_000)
-        self.max_side_spin.setSingleStep(512)
-        self.max_side_spin.setSpecialValueText("off")
-        self.max_side_spin.setSuffix(" px")
-        self.max_side_spin.setValue(controller.max_side or 0)
-        self.max_side_spin.setKeyboardTracking(False)  # applied on Enter, not at every digit
-        self.max_side_spin.setToolTip(
-            "Downscale images whose long side exceeds this before counting (off: count at full "
-            "size). Much faster for very large photos, but heads shrink with the image and the "
-            "count can change a lot; points and maps stay in the image's own pixels.")
-        self.max_side_spin.valueChanged.connect(self._set_max_side)
-        # Side by side: short fields in a row keep the table tall.
-        engine_row = QHBoxLayout()
-        for label, combo in (("Device:", self.device_combo), ("Backend:", self.backend_combo),
-                             ("Precision:", self.precision_combo), ("Maximum side:", self.max_side_spin)):
-            engine_row.addWidget(QLabel(label))
-            engine_row.addWidget(combo)
-            engine_row.addSpacing(12)
-        engine_row.addStretch(1)
-
+        self._build_table()
+        self._build_empty_state()
+        buttons = self._build_buttons()
+        engine_row = self._build_engine_row()
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -226,6 +152,82 @@ class ModelsDialog(QDialog):
         controller.loadFailed.connect(self._load_failed)
         controller.registryChanged.connect(self.refresh)
         self.refresh()
+
+    # -- building --------------------------------------------------------------------------
+    def _build_table(self) -> None:
+        """The model in use above the table of registered models."""
+        self.current_label = QLabel()
+        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
+
+    def _build_empty_state(self) -> None:
+        """What the dialog says where the table would be empty: how to get a model."""
+        self.empty_label = QLabel("<b>No model yet.</b> The app opens and annotates images "
+                                  "without one; counting needs a model.<br>" + HOW_TO_GET_A_MODEL)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def _build_buttons(self) -> QHBoxLayout:
+        """Get, add, remove, make default, use; the copy option at the far end."""
+        self.add_button = QPushButton("Add file…")
+        self.get_released_button = QPushButton("Get the Released Model…")
+        self.get_released_button.clicked.connect(self._get_released)
+        self.remove_button = QPushButton("Remove")
+        self.default_button = QPushButton("Set default")
+        self.use_button = QPushButton("Use")
+        self.copy_check = QCheckBox("Copy added files into the app's model folder")
+        self.add_button.clicked.connect(self._choose_file)
+        self.remove_button.clicked.connect(lambda: self.remove_selected())
+        self.default_button.clicked.connect(self.set_selected_default)
+        self.use_button.clicked.connect(self.use_selected)
+        row = QHBoxLayout()
+        for b in (self.get_released_button, self.add_button, self.remove_button, self.default_button,
+                  self.use_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        row.addWidget(self.copy_check)
+        return row
+
+    def _build_engine_row(self) -> QHBoxLayout:
+        """How the app counts: device, backend, precision and the maximum image side."""
+        self.device_combo = _choice_combo(DEVICES, DEVICE_TIPS, self.controller.device)
+        self.backend_combo = _choice_combo(BACKENDS, BACKEND_TIPS, self.controller.backend)
+        self.precision_combo = _choice_combo(PRECISIONS, PRECISION_TIPS, self.controller.precision)
+        for combo, what in ((self.device_combo, "device"), (self.backend_combo, "backend"),
+                            (self.precision_combo, "precision")):
+            combo.currentTextChanged.connect(lambda value, c=combo, w=what: self._set_engine(c, w, value))
+        # The app's --max-side: a photo of tens of megapixels counts in minutes at full size.
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setRange(0, 100_000)
+        self.max_side_spin.setSingleStep(512)
+        self.max_side_spin.setSpecialValueText("off")
+        self.max_side_spin.setSuffix(" px")
+        self.max_side_spin.setValue(self.controller.max_side or 0)
+        self.max_side_spin.setKeyboardTracking(False)  # applied on Enter, not at every digit
+        self.max_side_spin.setToolTip(
+            "Downscale images whose long side exceeds this before counting (off: count at full "
+            "size). Much faster for very large photos, but heads shrink with the image and the "
+            "count can change a lot; points and maps stay in the image's own pixels.")
+        self.max_side_spin.valueChanged.connect(self._set_max_side)
+        # Side by side: short fields in a row keep the table tall.
+        row = QHBoxLayout()
+        for label, combo in (("Device:", self.device_combo), ("Backend:", self.backend_combo),
+                             ("Precision:", self.precision_combo), ("Maximum side:", self.max_side_spin)):
+            row.addWidget(QLabel(label))
+            row.addWidget(combo)
+            row.addSpacing(12)
+        row.addStretch(1)
+        return row
 
     # -- view ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -322,7 +324,7 @@ class ModelsDialog(QDialog):
             return
         taken = {e.name for e in self._entries}
         name, ok = QInputDialog.getText(self, "Model name", "Name for this model:",
-                                        text=suggest_name(path, taken))
+                                        text=model_name_from(Path(path).stem, taken))
         if ok and name.strip():
             self.add_file(path, name.strip())
 
@@ -339,7 +341,7 @@ class ModelsDialog(QDialog):
     def add_file(self, path: str | Path, name: str | None = None, make_default: bool = False) -> None:
         """Register ``path`` (validated in a worker thread); emits modelAdded(name) when done."""
         taken = {e.name for e in self._entries}
-        name = name or suggest_name(path, taken)
+        name = name or model_name_from(Path(path).stem, taken)
         replace = name in taken
         if replace:  # the app asks where the command line wants --replace
             answer = QMessageBox.question(

@@ -30,13 +30,13 @@ def is_checkpoint_path(path: str | Path) -> bool:
 
 
 def _name_for(path: Path, registry) -> str:
-    from sasnet_gui.models.dialog import suggest_name
+    from sasnet_core.weights.registry import model_name_from
 
     try:
         taken = {e.name for e in registry.entries()}
     except Exception:  # noqa: BLE001 - a damaged registry: the add itself reports it
         taken = set()
-    return suggest_name(path, taken)
+    return model_name_from(Path(path).stem, taken)
 
 
 class _Relay(QObject):

@@ -1,4 +1,4 @@
-"""Count every Nth frame of a video (worker generator), export counts, store a frame for annotation.
+"""Count every Nth frame of a video (worker generator), store a frame for annotation.
 
 These functions hold no Qt: the panel runs ``count_video`` with superqt's ``thread_worker`` and
 ``store_frame`` with ``create_worker``. Counting is the core engine's (``count_stream``); a stop
@@ -6,8 +6,6 @@ sets the ``CancelToken`` given to ``count_video`` and takes effect within a seco
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +15,12 @@ import numpy as np
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation, save_annotation
 from sasnet_core.annotations.store import annotation_file_for, find_annotation_file
-from sasnet_core.io.atomic import atomic_write_text
 from sasnet_core.util.cancel import CancelToken
 from sasnet_core.engine.counting import CountResult, count_stream, describe_failure, video_frames
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.io.imageio import write_image
 from sasnet_core.io.video import frame_indices, open_video
-
-CSV_COLUMNS = ("frame", "time_s", "count", "error")
+from sasnet_core.io.video_frames import frame_image_path, stored_frame_image
 
 
 class WorkerFailure(Exception):
@@ -75,31 +71,6 @@ def _model_heads(predictor, rgb: np.ndarray, what: str) -> np.ndarray:
     return result.heads
 
 
-def counts_csv_text(records: list[CountResult]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in sorted(records, key=lambda r: r.frame):
-        writer.writerow([r.frame, f"{r.time_s:.3f}", "" if r.count is None else f"{r.count:.3f}",
-                         r.error or ""])
-    return buf.getvalue()
-
-
-def write_counts_csv(path: str | os.PathLike, records: list[CountResult]) -> Path:
-    path = Path(path)
-    atomic_write_text(path, counts_csv_text(records))
-    return path
-
-
-def frame_image_path(video: str | os.PathLike, index: int, folder: str | os.PathLike) -> Path:
-    return Path(folder) / f"{Path(video).stem}_frame{index}.png"
-
-
-def default_frames_folder(video: str | os.PathLike) -> Path:
-    video = Path(video)
-    return video.with_name(f"{video.stem}_frames")
-
-
 @dataclass(frozen=True)
 class StoredFrame:
     image: Path
@@ -113,12 +84,14 @@ def store_frame(rgb: np.ndarray, video: str | os.PathLike, index: int, time_s: f
                 ) -> StoredFrame:
     """Write the frame as a PNG and its annotation (the model's heads as SOURCE_MODEL points).
 
-    A frame stored before keeps its annotation: a person may have corrected it since.
+    A frame stored before keeps its annotation: a person may have corrected it since. One an
+    older version stored under its older name is found too (``io.video_frames``).
     """
+    earlier = stored_frame_image(video, index, folder)
+    ann_path = find_annotation_file(earlier) if earlier is not None else None
+    if ann_path is not None:
+        return StoredFrame(earlier, ann_path, False, -1)
     image = frame_image_path(video, index, folder)
-    ann_path = find_annotation_file(image)
-    if ann_path is not None and image.is_file():
-        return StoredFrame(image, ann_path, False, -1)
     heads = np.zeros((0, 2)) if predictor is None else _model_heads(predictor, rgb, f"{video}: frame {index}")
     try:
         image.parent.mkdir(parents=True, exist_ok=True)

@@ -42,12 +42,8 @@ from sasnet_core.io.imageio import VIDEO_SUFFIXES
 from sasnet_core.io.video import VideoInfo, open_video
 from sasnet_gui import errors
 from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
-from sasnet_gui.video.counting import (
-    count_video,
-    default_frames_folder,
-    store_frame,
-    write_counts_csv,
-)
+from sasnet_core.io.video_frames import default_frames_folder, write_counts_csv
+from sasnet_gui.video.counting import count_video, store_frame
 from sasnet_gui.video.frames import FrameReader
 from sasnet_gui.widgets import ElidedLabel, themed_plot_init
 
@@ -163,6 +159,31 @@ class VideoPanel(QWidget):
     def _build(self) -> None:
         # The dock under the canvas can be narrow (a 1024-pixel window leaves it ~400 px): every row
         # fits that width, long texts wrap or elide, and the dock never scrolls sideways.
+        top = self._build_title_row()
+        self._build_view()
+        scrub = self._build_scrub_row()
+        # Two rows: what to count and the buttons, then how far it got and the result's export.
+        counting, progress_row = self._build_count_rows()
+        self.model_hint = QLabel()
+        self.model_hint.setWordWrap(True)
+        self.model_hint.setStyleSheet("color: #8a6d3b")
+        self.plot = CountPlot()
+        self.plot.timeClicked.connect(self._seek_time)
+        store = self._build_store_row()
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 3)
+        layout.addLayout(scrub)
+        layout.addLayout(counting)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.model_hint)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(store)
+        layout.addWidget(self.status)
+
+    def _build_title_row(self) -> QHBoxLayout:
+        """The open video's name and facts, and the Open button."""
         style = self.style()
         self.title = QLabel("No video open.")
         self.title.setWordWrap(True)
@@ -170,10 +191,13 @@ class VideoPanel(QWidget):
         self.open_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_DialogOpenButton))
         self.open_button.setToolTip("Open a video…")
         self.open_button.clicked.connect(self._choose_video)
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignTop)
+        row = QHBoxLayout()
+        row.addWidget(self.title, 1)
+        row.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignTop)
+        return row
 
+    def _build_view(self) -> None:
+        """The frame on screen, with the model's heads on it."""
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("#202020")
         self.viewbox = self.view.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -183,6 +207,9 @@ class VideoPanel(QWidget):
         self.viewbox.addItem(self.heads)
         self.view.setMinimumHeight(120)  # small enough that the dock fits under the canvas
 
+    def _build_scrub_row(self) -> QHBoxLayout:
+        """Play, the position slider and where it stands; the timer that plays."""
+        style = self.style()
         self.play_button = QPushButton()
         self.play_button.setCheckable(True)
         self.play_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
@@ -192,13 +219,16 @@ class VideoPanel(QWidget):
         self.slider.setMinimumWidth(60)
         self.slider.valueChanged.connect(self.seek)
         self.position_label = QLabel("–")
-        scrub = QHBoxLayout()
-        scrub.addWidget(self.play_button)
-        scrub.addWidget(self.slider, 1)
-        scrub.addWidget(self.position_label)
+        row = QHBoxLayout()
+        row.addWidget(self.play_button)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.position_label)
         self._play_timer = QTimer(self)
         self._play_timer.timeout.connect(self._next_frame)
+        return row
 
+    def _build_count_rows(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """(what to count and its buttons, how far it got and the export of the counts)."""
         self.every_spin = QSpinBox()
         self.every_spin.setRange(1, 10000)
         self.every_spin.setValue(10)
@@ -215,7 +245,6 @@ class VideoPanel(QWidget):
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setToolTip("Write the counts (frame, time, count) to a CSV file")
         self.export_button.clicked.connect(self._choose_csv)
-        # Two rows: what to count and the buttons, then how far it got and the result's export.
         counting = QHBoxLayout()
         for w in (self.every_spin, self.count_button, self.cancel_button):
             counting.addWidget(w)
@@ -223,13 +252,11 @@ class VideoPanel(QWidget):
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.export_button)
-        self.model_hint = QLabel()
-        self.model_hint.setWordWrap(True)
-        self.model_hint.setStyleSheet("color: #8a6d3b")
+        return counting, progress_row
 
-        self.plot = CountPlot()
-        self.plot.timeClicked.connect(self._seek_time)
-
+    def _build_store_row(self) -> QHBoxLayout:
+        """Annotate this frame into a folder; the status line of the last store."""
+        style = self.style()
         self.annotate_button = QPushButton("Annotate this frame")
         self.annotate_button.setToolTip("Store this frame as an image with the model's heads as "
                                         "points to correct; reviewed frames train the model")
@@ -241,22 +268,12 @@ class VideoPanel(QWidget):
         self.folder_button.clicked.connect(self._choose_folder)
         self.status = QLabel()
         self.status.setWordWrap(True)
-        store = QHBoxLayout()
-        store.addWidget(self.annotate_button)
-        store.addWidget(QLabel("into"))
-        store.addWidget(self.folder_label, 1)
-        store.addWidget(self.folder_button)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.view, 3)
-        layout.addLayout(scrub)
-        layout.addLayout(counting)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.model_hint)
-        layout.addWidget(self.plot, 1)
-        layout.addLayout(store)
-        layout.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addWidget(self.annotate_button)
+        row.addWidget(QLabel("into"))
+        row.addWidget(self.folder_label, 1)
+        row.addWidget(self.folder_button)
+        return row
 
     # -- opening ---------------------------------------------------------------------------
     def _choose_video(self) -> None:

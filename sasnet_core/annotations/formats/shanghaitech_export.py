@@ -11,19 +11,16 @@ copied byte for byte; other image types are re-encoded as JPEG (quality 95).
 from __future__ import annotations
 
 import csv
-import os
 import random
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
 from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.annotations.formats import shanghaitech
+from sasnet_core.io import staging
 
 SPLIT_DIRS = {"train": "train_data", "test": "test_data"}
 STAGE_PREFIX = ".sasnet-export-"  # the layout is built here, inside the output, then moved in place
-STALE_STAGE_S = 3600.0
 
 
 def assign_splits(n: int, test_fraction: float, seed: int = 0) -> list[str]:
@@ -50,39 +47,18 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
         splits = assign_splits(len(anns), test_fraction, seed)
     if len(splits) != len(anns) or not set(splits) <= set(SPLIT_DIRS):
         raise ValueError("splits must give 'train' or 'test' for every image")
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_stages(out)
-    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
-    try:
+    # Stages an interrupted export left (a kill, a power cut) are swept by ``io.staging``.
+    with staging.staged(out, STAGE_PREFIX) as stage:
         rows = _write_layout(anns, splits, stage)
         with open(stage / "sources.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(["split", "image", "source", "count"])
             w.writerows(rows)
-        old = stage / ".replaced"
-        old.mkdir()
-        for name in (*SPLIT_DIRS.values(), "sources.csv"):
-            if (out / name).exists() or (out / name).is_symlink():
-                os.replace(out / name, old / name)
-            if (stage / name).exists():
-                os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        staging.install_entries(stage, out, (*SPLIT_DIRS.values(), "sources.csv"))
     counts = {k: splits.count(k) for k in SPLIT_DIRS}
     files = sorted(p for d in SPLIT_DIRS.values() if (out / d).is_dir() for p in (out / d).rglob("*")
                    if p.is_file())
     return counts, [*files, out / "sources.csv"]
-
-
-def _remove_stale_stages(out: Path) -> None:
-    """Staging folders an interrupted export (a kill, a power cut) left behind. One younger than
-    STALE_STAGE_S may belong to an export running right now, and is left alone."""
-    for old in out.glob(f"{STAGE_PREFIX}*"):
-        try:
-            if old.is_dir() and not old.is_symlink() and time.time() - old.stat().st_mtime > STALE_STAGE_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
 
 
 def _write_layout(anns, splits, base_dir: Path) -> list[list]:
