@@ -38,11 +38,12 @@ def main(argv=None) -> int:
     os.environ["SASNET_STUDIO_HOME"] = str(home)
     import torch
 
-    from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.training.finetune import finetune_config
     from sasnet_core.training.service import FineTuneRequest, FineTuneRun
     from sasnet_core.training.synthetic import make_blob_dataset
+    from sasnet_core.weights.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     parent = save_checkpoint(home / "parent.pth", SASNet(SASNetConfig(width_mult=args.width_mult)),

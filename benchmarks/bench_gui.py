@@ -127,7 +127,8 @@ def main(argv=None) -> int:
     import torch
 
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     width = 0.25 if opts.quick else 1.0
     torch.manual_seed(0)

@@ -105,11 +105,12 @@ def main() -> int:
     os.environ["SASNET_STUDIO_HOME"] = home
 
     import torch
+    from _gui_helpers import make_annotated_images, make_video
     from PySide6.QtWidgets import QApplication
 
-    from _gui_helpers import make_annotated_images, make_video
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_core.weights.registry import ModelRegistry
     from sasnet_gui.models.controller import ModelController
 

@@ -48,7 +48,8 @@ def main() -> None:
 
     from sasnet_core.engine.counting import count_stream, default_read_ahead
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(0)
     predictor = Predictor(SASNet(SASNetConfig(width_mult=args.width)), device="cpu", backend=args.backend,

@@ -113,7 +113,11 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
     leaves no model (the app keeps the starting one): ``model`` is then None."""
     from sasnet_core.engine import choice
     from sasnet_core.training.finetune import finetune_config
-    from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+    from sasnet_core.training.service import (
+        FineTuneRequest,
+        FineTuneRun,
+        training_precision,
+    )
 
     cfg = finetune_config(max_minutes=minutes, device=str(choice.DEFAULT_DEVICE),
                           precision=training_precision(str(choice.DEFAULT_PRECISION)),
@@ -175,8 +179,9 @@ def main(argv=None) -> int:
         if weights is None:
             import torch
 
+            from sasnet_core.model.config import SASNetConfig
+            from sasnet_core.model.sasnet import SASNet
             from sasnet_core.weights.checkpoint import save_checkpoint
-            from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
             torch.manual_seed(0)
             weights = save_checkpoint(work / "random_tiny.pth", SASNet(SASNetConfig(width_mult=0.125)),

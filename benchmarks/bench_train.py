@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import sasnet  # noqa: E402
 from sasnet_core.training.losses import confidence_labels, pra_hard_mask, total_loss  # noqa: E402
-from sasnet_core.model.sasnet import SASNetConfig, sasnet  # noqa: E402
-from sasnet_core.training.loop import (  # noqa: E402
-    _configure_backends,
+from sasnet_core.training.steps import (  # noqa: E402
+    configure_backends,
     make_optimizer,
     precision_for,
 )
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
 
     device = torch.device(args.device if args.device != "auto" else
                           ("cuda" if torch.cuda.is_available() else "cpu"))
-    _configure_backends(device)
+    configure_backends(device)
     prec = precision_for(device, args.precision)
     torch.manual_seed(0)
     model = sasnet(config=SASNetConfig(width_mult=args.width_mult)).to(device).train()

@@ -106,8 +106,9 @@ def main(argv=None) -> int:
 
     from sasnet_core.datasets import open_dataset
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_core.engine.uncertainty import DEFAULT_METHOD, METHODS
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     options = dict(device="cpu", max_side=args.max_side, keep_levels=True)  # "spread" needs the levels
     if args.weights:

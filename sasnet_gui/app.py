@@ -16,6 +16,10 @@ import os
 import signal
 import sys
 
+from sasnet_core.util import paths, platform_check
+from sasnet_core.util.errors import SASNetError
+from sasnet_core.util.logs import setup_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +35,7 @@ def _parse(argv):
 def _install_handlers(app, window) -> None:
     from PySide6.QtCore import QTimer
 
+    # deferred: Qt, imported only after the platform check (missing_libraries_refusal)
     from sasnet_gui import errors
 
     def quit_cleanly(*_):
@@ -76,10 +81,12 @@ def create_window(paths=(), weights=None, no_model=False, controller=None):
     import pyqtgraph as pg
 
     pg.setConfigOptions(imageAxisOrder="row-major")
+    # deferred: Qt, imported only after the platform check (missing_libraries_refusal)
     from sasnet_gui.main_window import MainWindow
 
     if controller is None:
         try:
+            # deferred: Qt and torch, after the platform check
             from sasnet_gui.models.controller import ModelController
 
             # --no-model: the controller still manages models (Models dialog), it only starts empty.
@@ -103,8 +110,6 @@ def missing_libraries_refusal() -> str | None:
     """The line to print when Qt's X11 plugin would abort for want of a system library (it kills
     the process with "could not load the Qt platform plugin xcb", beyond any ``try``); else None.
     Asked before the QApplication exists; other platforms (offscreen, wayland) are not checked."""
-    from sasnet_core.util import platform_check
-
     missing = platform_check.missing_qt_libraries()
     if not missing:
         return None
@@ -113,9 +118,6 @@ def missing_libraries_refusal() -> str | None:
 
 def _user_folders_refusal() -> str | None:
     """One line when the folders for models, settings and logs cannot be used at all."""
-    from sasnet_core.util import paths
-    from sasnet_core.util.errors import SASNetError
-
     try:
         paths.data_dir()
     except SASNetError as exc:
@@ -130,8 +132,6 @@ def main(argv=None) -> int:
         print(refusal, file=sys.stderr)
         return 1
     from PySide6.QtWidgets import QApplication
-
-    from sasnet_core.util.logs import setup_logging
 
     log_path = setup_logging()
     log.info("SASNet Studio starting (log: %s)", log_path)

@@ -12,7 +12,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from sasnet_core.util.vocab import FileStatus
-
 from sasnet_gui.models.controller import MAX_SIDE_SETTING
 
 COUNTING = "counting\u2026"
@@ -63,7 +62,8 @@ class CountsController(QObject):
     def tiles(self, path: str, event) -> None:
         """An image counted in tiles: its row and counts say how far; a very large one gets the
         hint of the setting that makes it faster, once, as its first tile starts."""
-        from sasnet_core.engine.inference import large_image_hint  # torch is loaded by then
+        # deferred: torch, which the window does not load before a model (loaded by now)
+        from sasnet_core.engine.inference import large_image_hint
 
         self.files.set_tiles(path, event)
         hint = large_image_hint(event.size, MAX_SIDE_SETTING) if event.done == 0 else None

@@ -13,14 +13,30 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from sasnet_core.annotations.annotation import Annotation
-from sasnet_core.annotations.formats import DATASET, target_kind
-
+from sasnet_core.annotations.formats import FORMATS, get_format
+from sasnet_core.annotations.formats.export import DATASET, export, target_kind
+from sasnet_core.datasets.ground_truth import shanghaitech_splits
+from sasnet_core.io.atomic import atomic_write_text
+from sasnet_core.io.imageio import write_image
+from sasnet_core.util.errors import OutputExistsError
 from sasnet_gui.canvas.colors import LEVEL_RGBA, blend, density_lut, density_rgba
+from sasnet_gui.canvas.overlays import PATCH_AREA
 
 SCOPES = {"current": "Current image", "all": "All annotated images", "reviewed": "Reviewed images only"}
 # What the summary says when a choice of images holds nothing to export, and how to change that.
@@ -35,8 +51,6 @@ FORMAT_KEY, SCOPE_KEY = "export/format", "export/scope"
 
 def format_choices() -> list[tuple[str, str]]:
     """(key, label) of every export target: each registered format, then the data set layout."""
-    from sasnet_core.annotations.formats import FORMATS
-
     out = [(name, f"{spec.description}") for name, spec in FORMATS.items()]
     out.append((DATASET, "ShanghaiTech data set folder (train_data/test_data, IMG_n + GT_IMG_n.mat)"))
     return out
@@ -56,7 +70,6 @@ def default_target(fmt: str, anns: list[Annotation], folder) -> Path:
         return root.parent / f"{root.name}-shanghaitech"
     if target_kind(fmt, len(anns)) == "folder":
         return folder / f"annotations_{fmt}"
-    from sasnet_core.annotations.formats import get_format
 
     spec = get_format(fmt)
     if spec.multi:
@@ -86,8 +99,6 @@ def counts_csv_text(entries) -> str:
 
 
 def export_counts_csv(entries, path) -> Path:
-    from sasnet_core.io.atomic import atomic_write_text
-
     atomic_write_text(path, counts_csv_text(entries))
     return Path(path)
 
@@ -97,8 +108,6 @@ def overlay_image(rgb: np.ndarray, result, which: str, colormap: str = "inferno"
     """The photo with the density ("density") or level ("levels") overlay, at full resolution."""
     h, w = rgb.shape[:2]
     if which == "density":
-        from sasnet_gui.canvas.overlays import PATCH_AREA
-
         dens = cv2.resize(result.density, (w, h), interpolation=cv2.INTER_LINEAR)
         # Each display pixel's mass now covers (w * h / display pixels) image pixels.
         per_patch = dens * PATCH_AREA * (result.density.shape[0] * result.density.shape[1]) / (w * h)
@@ -113,8 +122,6 @@ def overlay_image(rgb: np.ndarray, result, which: str, colormap: str = "inferno"
 
 
 def export_overlay_png(rgb: np.ndarray, result, which: str, path, **kw) -> Path:
-    from sasnet_core.io.imageio import write_image
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
@@ -220,15 +227,11 @@ class ExportAnnotationsDialog(QDialog):
 
     def export(self):
         """Write the export; the ``ExportResult``, or None when the person keeps existing files."""
-        from sasnet_core.util.errors import OutputExistsError
-        from sasnet_core.annotations.formats import export
-
         anns, fmt, target = self.annotations(), self.selected_format(), self.target.text().strip()
         if not target:
             raise ValueError("choose where to save the export")
         kw = {"test_fraction": self.test_fraction.value()}
         if fmt == DATASET:  # a ShanghaiTech set keeps its own train / test split
-            from sasnet_core.datasets.ground_truth import shanghaitech_splits
 
             kw["splits"] = shanghaitech_splits(anns)
         try:

@@ -10,19 +10,29 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal, qInstallMessageHandler
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sasnet_core.annotations.annotation import SOURCE_PERSON
+from sasnet_core.io.inputs import collect_inputs
 from sasnet_core.util.errors import GroundTruthError
-from sasnet_core.engine.inputs import collect_inputs
-
+from sasnet_core.util.paths import log_dir
 from sasnet_gui import errors
 from sasnet_gui.canvas.appearance import AppearanceActions, AppearanceControls
 from sasnet_gui.canvas.controls import OverlayControls
 from sasnet_gui.canvas.view import CanvasView
 from sasnet_gui.canvas.welcome import WelcomeOverlay
 from sasnet_gui.canvas.zoom import ZoomBar
+from sasnet_gui.counts_controller import CountsController
 from sasnet_gui.editing.document import AnnotationDocument
 from sasnet_gui.editing.duplicates import DuplicateWarning, DuplicateWatcher
 from sasnet_gui.editing.review import ReviewNavigator, keys_text, next_image_to_review
@@ -30,19 +40,21 @@ from sasnet_gui.editing.session import ImageSession
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
-from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
-from sasnet_gui.counts_controller import CountsController
 from sasnet_gui.last_session import LastSession
 from sasnet_gui.misfit_notice import STATUS_MS as MISFIT_STATUS_MS
 from sasnet_gui.misfit_notice import misfit_texts, open_misfit_box
+from sasnet_gui.models.file_adder import ModelFileAdder, is_checkpoint_path
 from sasnet_gui.recent_menu import RecentMenu
 from sasnet_gui.settings import AppSettings
 from sasnet_gui.status_bar import ImageStatusBar
 from sasnet_gui.transfer import AnnotationTransfer
-from sasnet_gui.widgets import CountPanel, FitScrollArea, NoModelBanner, icon
-
-
+from sasnet_gui.widgets import (
+    HOW_TO_GET_A_MODEL,
+    CountPanel,
+    FitScrollArea,
+    NoModelBanner,
+    icon,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +90,7 @@ def _quiet_desktop_services():
 
 def _default_controller(parent):
     try:
+        # deferred: the model controller brings torch; the window opens first
         from sasnet_gui.models.controller import ModelController
     except ImportError:  # the models package is optional for the canvas to work
         return None
@@ -352,6 +365,7 @@ class MainWindow(QMainWindow):
         self.settings.set_value("view/keep_zoom", bool(on))
 
     def show_shortcuts(self):
+        # deferred: built when first shown
         from sasnet_gui.shortcuts import ShortcutSheet
 
         sheet = self.shortcut_sheet = ShortcutSheet(self)  # read from the actions as they are now
@@ -442,6 +456,7 @@ class MainWindow(QMainWindow):
         return added
 
     def open_dialog(self) -> None:
+        # deferred: OpenCV, which the window does not load to open
         from sasnet_core.io.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
@@ -624,8 +639,10 @@ class MainWindow(QMainWindow):
         if dock is None:
             try:
                 if kind == "video":
+                    # deferred: the panels bring OpenCV and torch; built when first shown
                     from sasnet_gui.video.panel import VideoPanel as Panel
                 else:
+                    # deferred: the panels bring OpenCV and torch; built when first shown
                     from sasnet_gui.finetune.panel import FineTunePanel as Panel
                 panel = Panel(self.controller, self)
             except ImportError as exc:
@@ -686,6 +703,7 @@ class MainWindow(QMainWindow):
         if self.controller is None:
             errors.show_error(self, "Model management is not installed.", what="Models")
             return
+        # deferred: brings torch; built when first shown
         from sasnet_gui.models.dialog import ModelsDialog
 
         dlg = ModelsDialog(self.controller, self)
@@ -696,6 +714,7 @@ class MainWindow(QMainWindow):
         if self.controller is None:
             errors.show_error(self, "Model management is not installed.", what="Models")
             return None
+        # deferred: brings torch; built when first shown
         from sasnet_gui.models.get_released import GetReleasedDialog
 
         old = getattr(self, "released_dialog", None)
@@ -725,9 +744,7 @@ class MainWindow(QMainWindow):
         self.model_adder.add(paths)
 
     def open_log_folder(self) -> None:
-        from sasnet_core.util import paths
-
-        folder = paths.log_dir()
+        folder = log_dir()
         folder.mkdir(parents=True, exist_ok=True)
         # Without a desktop launcher Qt's openUrl fails and prints its own warning on stderr; the
         # path in the status bar is the answer then, so that warning is kept out of the terminal.

@@ -8,7 +8,10 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from sasnet_core.annotations.formats import read_for_image
 from sasnet_core.annotations.store import writable_folder
+from sasnet_core.datasets.ground_truth import locate, truth_of
+from sasnet_core.util.errors import SASNetError
 from sasnet_gui import errors
 from sasnet_gui.widgets import bullet_list
 
@@ -32,9 +35,6 @@ class AnnotationTransfer:
         """Read ``path`` onto the open image. When it does not fit the image (another image's
         name or size, points off it) the person is asked first, in ``import_box``; True when the
         points were taken or the question is open."""
-        from sasnet_core.util.errors import SASNetError
-        from sasnet_core.annotations.formats import read_for_image
-
         doc = self.w.document
         try:
             placed = read_for_image(path, doc.image_path, doc.annotation().image_size, format)
@@ -86,9 +86,6 @@ class AnnotationTransfer:
 
         An annotation file that cannot be read is left out and named in the status bar, so an
         export never drops an image without a word."""
-        from sasnet_core.datasets.ground_truth import truth_of
-        from sasnet_core.util.errors import SASNetError
-
         doc = self.w.document
         doc.flush()
         if scope == "current":
@@ -114,6 +111,7 @@ class AnnotationTransfer:
         return out
 
     def export_dialog(self, scope: str | None = None):
+        # deferred: the export dialogs bring OpenCV; built when first shown
         from sasnet_gui.export_dialogs import ExportAnnotationsDialog
 
         doc = self.w.document
@@ -130,8 +128,6 @@ class AnnotationTransfer:
     def _open_dataset(self):
         """The data set file of the open image (or else the first listed one), when it belongs to
         a data set: Export then offers that data set's own format first."""
-        from sasnet_core.datasets.ground_truth import locate
-
         doc = self.w.document
         if doc.is_open and doc.truth is not None and doc.truth.dataset is not None:
             return doc.truth.dataset
@@ -150,6 +146,7 @@ class AnnotationTransfer:
                                            f"file(s) to {result.target}{left}", 15000 if left else 8000)
 
     def export_counts_dialog(self) -> None:
+        # deferred: the export dialogs bring OpenCV; built when first shown
         from sasnet_gui.export_dialogs import export_counts_csv
 
         path, _ = QFileDialog.getSaveFileName(self.w, "Export counts",
@@ -161,6 +158,7 @@ class AnnotationTransfer:
                 errors.show_error(self.w, exc, what="Could not write the counts")
 
     def export_overlay_dialog(self, which: str) -> None:
+        # deferred: the export dialogs bring OpenCV; built when first shown
         from sasnet_gui.export_dialogs import export_overlay_png
 
         w = self.w

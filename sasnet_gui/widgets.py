@@ -3,8 +3,17 @@ scroll area for docks and a label that elides a long path."""
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class _BigNumber(QFrame):
@@ -107,6 +116,12 @@ class CountPanel(QWidget):
                 "roi_note": self.roi.note.text(), "review": self.review.text(),
                 "model_note": self.model.note.text(), "problem": self.problem.text(),
                 "source": self.source.full_text(), "review_keys": self.review_keys.text()}
+
+
+# What to do without a model, said by the banner, the Models dialog and the Video and Fine-tune panels.
+HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download SHHA (dense crowds) or "
+                      "SHHB (sparse street scenes) from the SASNet authors, drag a checkpoint (.pth) "
+                      "onto the window, or add one with Add file in Model \u25b8 Models.")
 
 
 class NoModelBanner(QFrame):

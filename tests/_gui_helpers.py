@@ -19,8 +19,9 @@ def make_tiny_checkpoint(path: str | os.PathLike, seed: int = 0, name: str | Non
     """A SASNet with 1/8 of the channels (fast on CPU), in our checkpoint format."""
     import torch
 
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(seed)
     model = SASNet(SASNetConfig(width_mult=TINY_WIDTH))

@@ -18,8 +18,9 @@ def tiny_weights(tmp_path_factory):
     read-only by the tests that run commands end to end."""
     import torch
 
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny_weights") / "tiny.pth"
@@ -154,7 +155,8 @@ def tiny_predictor():
     import torch
 
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(0)
     return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32")

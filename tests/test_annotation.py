@@ -14,7 +14,12 @@ from sasnet_core.annotations.annotation import (
     points_in_polygon,
     save_annotation,
 )
-from sasnet_core.annotations.store import Project, find_annotation_file, read_annotation, write_annotation
+from sasnet_core.annotations.store import (
+    Project,
+    find_annotation_file,
+    read_annotation,
+    write_annotation,
+)
 from sasnet_core.util.errors import AnnotationFormatError
 
 
@@ -143,7 +148,6 @@ def test_roi_counting_and_mask_agree():
 
 
 def test_mask_matches_point_test_on_concave_polygon():
-    rng = np.random.default_rng(1)
     poly = np.array([[5, 5], [60, 8], [30, 25], [58, 45], [4, 40], [20, 22]], float)
     ann = Annotation("x.jpg", rois=[poly])
     mask = ann.roi_mask((50, 64))
@@ -186,7 +190,11 @@ def test_save_refuses_an_unknown_key_that_json_cannot_hold(tmp_path):
 def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_path):
     import json
 
-    from sasnet_core.annotations.annotation import Annotation, load_annotation, save_annotation
+    from sasnet_core.annotations.annotation import (
+        Annotation,
+        load_annotation,
+        save_annotation,
+    )
 
     path = tmp_path / "a.jpg.sasnet.json"
     ann = Annotation(str(tmp_path / "a.jpg"), (300, 200), [[1, 2]], reviewed_cells={(1, 2), (0, 0)},
@@ -203,7 +211,12 @@ def test_reviewed_cells_round_trip_and_files_without_them_stay_version_1(tmp_pat
 
 
 def test_duplicate_points_keep_one_per_head_and_a_persons_over_a_models():
-    from sasnet_core.annotations.annotation import DUPLICATE_PX, SOURCE_MODEL, SOURCE_PERSON, duplicate_points
+    from sasnet_core.annotations.annotation import (
+        DUPLICATE_PX,
+        SOURCE_MODEL,
+        SOURCE_PERSON,
+        duplicate_points,
+    )
 
     pts = [[10, 10], [10.8, 10.6], [11.3, 10.2], [40, 40], [40, 41.4], [80, 80], [80, 80 + DUPLICATE_PX + 0.01]]
     src = [SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON, SOURCE_MODEL, SOURCE_PERSON, SOURCE_PERSON, SOURCE_PERSON]
@@ -217,8 +230,8 @@ def test_ucf_cc_50_ground_truth_has_few_points_this_close():
     """The threshold marks double clicks, not dense crowds: in the published UCF_CC_50 points (63,974
     heads, down to a few pixels apart) only a handful of pairs are this close."""
     import scipy.io
-
     from _data_paths import UCF_CC_50, need
+
     from sasnet_core.annotations.annotation import duplicate_points
 
     files = sorted(need(UCF_CC_50).glob("*_ann.mat"))

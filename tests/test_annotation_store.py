@@ -6,7 +6,11 @@ import os
 
 import pytest
 
-from sasnet_core.annotations.annotation import SOURCE_PERSON, Annotation, save_annotation
+from sasnet_core.annotations.annotation import (
+    SOURCE_PERSON,
+    Annotation,
+    save_annotation,
+)
 from sasnet_core.annotations.store import (
     Project,
     annotated_images,

@@ -69,7 +69,11 @@ def test_the_next_write_removes_temp_files_of_dead_writers_of_that_target_only(t
 def test_temp_files_without_a_live_writer_on_this_machine_go_by_age(tmp_path):
     import time
 
-    from sasnet_core.io.atomic import STALE_AFTER_S, STALE_UNNAMED_AFTER_S, remove_stale_temp_files
+    from sasnet_core.io.atomic import (
+        STALE_AFTER_S,
+        STALE_UNNAMED_AFTER_S,
+        remove_stale_temp_files,
+    )
 
     target = tmp_path / "m.pth"
     old_style_new = tmp_path / ".m.pth.k2j3h4g5.tmp"  # mkstemp name of an older version, just written
@@ -243,7 +247,11 @@ def test_dev_stdout_redirected_to_a_file_is_written_in_place_not_replaced(capfd)
 def test_remove_written_file_removes_only_the_file_we_wrote(tmp_path):
     import time
 
-    from sasnet_core.io.atomic import atomic_write_text, file_identity, remove_written_file
+    from sasnet_core.io.atomic import (
+        atomic_write_text,
+        file_identity,
+        remove_written_file,
+    )
 
     target = tmp_path / "a.jpg.sasnet.json"
     atomic_write_text(target, "ours")

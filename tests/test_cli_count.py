@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.weights.registry import ModelRegistry
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -286,8 +287,8 @@ def test_every_command_with_a_progress_bar_takes_no_progress():
 
 
 def test_precision_choices_come_from_the_shared_vocabulary():
-    from sasnet_core.util import vocab
     from sasnet_core.cli import build_parser
+    from sasnet_core.util import vocab
 
     parser = build_parser()
     for command, offered in (("count", vocab.INFERENCE_PRECISIONS), ("rank", vocab.INFERENCE_PRECISIONS),

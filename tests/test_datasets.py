@@ -169,7 +169,7 @@ def test_train_crops_shapes_normalisation_targets_and_collate(tmp_path):
     from torch.utils.data import DataLoader
 
     from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.datasets.training import TrainCrops, collate_crops
+    from sasnet_core.training.crops import TrainCrops, collate_crops
 
     rng = np.random.default_rng(0)
     samples = []
@@ -199,7 +199,7 @@ def test_train_crops_flip_moves_target_with_image(tmp_path):
     import cv2
 
     from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.datasets.training import TrainCrops
+    from sasnet_core.training.crops import TrainCrops
 
     img = np.zeros((128, 128, 3), np.uint8)
     img[:, :20] = 255  # bright stripe on the left, heads on the left too

@@ -26,7 +26,8 @@ def _worker(rank: int, port: int, data: str, out: str, result_dir: str) -> None:
                       WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    from sasnet_core.model.sasnet import SASNetConfig, sasnet
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import sasnet
     from sasnet_core.training import TrainConfig, train
 
     torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's

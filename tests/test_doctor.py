@@ -1,19 +1,19 @@
 """``sasnet doctor`` and the check for the system libraries Qt's X11 plugin needs."""
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 from importlib import metadata
 
 import torch
 
+from sasnet_core.cli import main
+from sasnet_core.engine.choice import choose_engine
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 from sasnet_core.util import paths, platform_check
 from sasnet_core.weights import released
 from sasnet_core.weights.checkpoint import save_checkpoint
-from sasnet_core.cli import main
-from sasnet_core.engine.choice import choose_engine
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from sasnet_core.weights.registry import ModelRegistry
 
 

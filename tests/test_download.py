@@ -17,12 +17,13 @@ import types
 import pytest
 import torch
 
+from sasnet_core.cli import main
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 from sasnet_core.util import paths
 from sasnet_core.weights import released
 from sasnet_core.weights.checkpoint import save_checkpoint
-from sasnet_core.cli import main
 from sasnet_core.weights.download import staging_dir
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from sasnet_core.weights.registry import ModelRegistry
 
 
@@ -218,8 +219,8 @@ def test_offline_says_so_in_one_sentence_with_the_manual_steps(stand_in, monkeyp
 
 
 def test_a_silent_server_times_out_instead_of_hanging(stand_in, monkeypatch):
-    from sasnet_core.weights.download import download_released
     from sasnet_core.util.errors import DownloadError
+    from sasnet_core.weights.download import download_released
 
     with socket.socket() as s:  # accepts connections (backlog) but never answers
         s.bind(("127.0.0.1", 0))
@@ -319,8 +320,8 @@ def test_drive_refusing_the_file_is_not_called_offline(stand_in, monkeypatch, ca
 def test_a_dripping_server_is_abandoned_once_the_stall_rule_is_broken(server, stand_in, capsys):
     """One byte every 0.1 s never trips a read timeout; the stall rule ends it after its window,
     and the bar was there from the start."""
-    from sasnet_core.weights.download import download_released
     from sasnet_core.util.errors import DownloadError
+    from sasnet_core.weights.download import download_released
 
     server.mode = "drip"
     seen = []
@@ -373,8 +374,8 @@ def test_a_bad_address_is_one_line_naming_it_and_where_it_came_from(stand_in, mo
 def test_google_drive_stalling_inside_a_block_is_cancelled_through_gdown(stand_in, monkeypatch):
     """gdown reads 512 KiB blocks, so a drip never reaches the progress callback: the guard's
     watcher sets gdown's cancel event, and the message says it stalled."""
-    from sasnet_core.weights.download import download_released
     from sasnet_core.util.errors import DownloadError
+    from sasnet_core.weights.download import download_released
 
     monkeypatch.delenv("SASNET_RELEASED_URL_SHHA", raising=False)
 

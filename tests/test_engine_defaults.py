@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.engine import choice as engine_choice, inference
 from sasnet_core.cli import main
+from sasnet_core.engine import choice as engine_choice
+from sasnet_core.engine import inference
 from sasnet_core.engine.inference import Predictor
 
 

@@ -8,11 +8,12 @@ import re
 import numpy as np
 import pytest
 import torch
-
 from _data_paths import STREET_B, need
+
 from sasnet_core.engine import choice
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import PATCH_SIZE, SASNet, SASNetConfig
+from sasnet_core.model.config import PATCH_SIZE, SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 from sasnet_core.training import distributed
 from sasnet_core.util.errors import DeviceUnavailableError
 
@@ -105,9 +106,9 @@ def _street_image() -> np.ndarray:
 
 def test_a_training_crop_and_the_counting_input_of_the_same_pixels_are_the_same_tensor(tmp_path):
     from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.datasets.training import TrainCrops
     from sasnet_core.io.imageio import write_image
     from sasnet_core.model.preprocess import model_input
+    from sasnet_core.training.crops import TrainCrops
 
     pixels = _street_image()[200:328, 300:428]  # 128 x 128 real pixels: the crop can only be these
     write_image(tmp_path / "crop.png", pixels)
@@ -132,7 +133,7 @@ def test_validation_sees_a_whole_image_as_counting_does(tmp_path):
 
 
 def test_the_training_targets_use_the_models_count_scale():
-    from sasnet_core.datasets.training import TrainCrops
+    from sasnet_core.training.crops import TrainCrops
 
     assert TrainCrops([]).count_scale == SASNetConfig().count_scale
 

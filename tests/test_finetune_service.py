@@ -9,14 +9,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from _gui_helpers import make_annotated_images, make_tiny_checkpoint
 
 from sasnet_core.annotations.store import read_annotation, write_annotation
-from sasnet_core.weights.registry import ModelRegistry
 from sasnet_core.training.finetune import finetune_config
-from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
+from sasnet_core.training.service import (
+    FineTuneRequest,
+    FineTuneRun,
+    training_precision,
+)
 from sasnet_core.training.staging import staging_root
+from sasnet_core.weights.registry import ModelRegistry
 
 TINY_RUN = dict(steps=2, images_per_step=2, crops_per_image=1, crop_size=32, workers=0,
                 device="cpu", progress=False)
@@ -75,8 +78,8 @@ def test_a_parent_used_from_a_file_is_registered_beside_the_new_model(studio_hom
 
 
 def test_staging_is_removed_after_failure_and_after_a_cancel(studio_home, tmp_path):
-    from sasnet_core.util.errors import SASNetError
     from sasnet_core.training.signals import StopRequest
+    from sasnet_core.util.errors import SASNetError
 
     parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
     images = make_annotated_images(tmp_path / "data", n=2)

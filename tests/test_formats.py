@@ -8,10 +8,16 @@ import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation, save_annotation
-from sasnet_core.util.errors import AnnotationFormatError
 from sasnet_core.annotations.formats import (
-    FORMATS, detect_format, read_annotations, read_points, write_annotations, write_points)
+    FORMATS,
+    detect_format,
+    read_annotations,
+    read_points,
+    write_annotations,
+    write_points,
+)
 from sasnet_core.annotations.formats._common import clean_coordinates
+from sasnet_core.util.errors import AnnotationFormatError
 
 # What each format can carry besides points.
 KEEPS_SOURCES = {"sasnet", "csv", "coco", "cvat"}
@@ -310,7 +316,7 @@ REAL_SETS = {"ucf_cc_50": (UCF_CC_50, "*_ann.mat", "ucf"),
 
 @pytest.mark.parametrize("source", list(REAL_SETS))
 def test_real_data_round_trips_exactly_through_every_format(tmp_path, source):
-    from sasnet_core.annotations.formats import export
+    from sasnet_core.annotations.formats.export import export
 
     root, pattern, fmt = REAL_SETS[source]
     files = sorted(need(root).rglob(pattern))
@@ -455,8 +461,8 @@ def test_dataset_export_removes_staging_folders_an_interrupted_export_left(tmp_p
 
 
 def test_a_file_of_many_images_is_read_onto_the_open_image_by_its_name(tmp_path):
-    from sasnet_core.util.errors import AnnotationFormatError
     from sasnet_core.annotations.formats import read_for_image, write_annotations
+    from sasnet_core.util.errors import AnnotationFormatError
 
     anns = [Annotation(str(tmp_path / "a.jpg"), (100, 80), np.array([[10.0, 10.0], [99.5, 20.0]])),
             Annotation(str(tmp_path / "b.jpg"), (100, 80), np.array([[5.0, 6.0]]))]

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from _data_paths import SHANGHAITECH_A, STREET_B, UCF_CC_50, need
+from _dataset_layouts import KINDS, make_layout
 
 from sasnet_core.datasets import open_dataset
 from sasnet_core.datasets.ground_truth import locate, truth_of
-
-from _data_paths import SHANGHAITECH_A, STREET_B, UCF_CC_50, need
-from _dataset_layouts import KINDS, make_layout
 
 
 def _agree(root: Path) -> int:

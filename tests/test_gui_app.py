@@ -140,8 +140,9 @@ def test_start_with_a_real_model_controller(qtbot, tmp_path, gui):
     pytest.importorskip("sasnet_gui.models.controller")
     import torch
 
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_gui.app import _parse, create_window
 
     torch.manual_seed(0)

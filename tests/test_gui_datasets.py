@@ -9,16 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
+from _dataset_layouts import KINDS, fingerprint, make_layout
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QFileDialog
 
+from sasnet_core.annotations.formats import read_annotations, read_points
+from sasnet_core.annotations.formats.export import DATASET
 from sasnet_core.annotations.store import fallback_project_dir, find_annotation_file
 from sasnet_core.datasets import open_dataset
-from sasnet_core.annotations.formats import DATASET, read_annotations, read_points
 from sasnet_gui.export_dialogs import ExportAnnotationsDialog
-
-from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
-from _dataset_layouts import KINDS, fingerprint, make_layout
 
 PEOPLE = 3  # the People column of the file list
 

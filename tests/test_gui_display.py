@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _data_paths import UCF_CC_50, need
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from _data_paths import UCF_CC_50, need
 from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.annotations.store import annotation_file_for
 from sasnet_core.io.imageio import read_image
@@ -442,9 +442,9 @@ def test_a_frame_stored_from_a_video_is_not_reopened_at_the_next_start(qtbot, fa
                                                                           monkeypatch):
     """File ▸ Open a video, "Annotate this frame" in the Video panel, restart: the video comes back
     in its panel, the frame the app stored (and showed) does not join the reopened images."""
+    from _gui_helpers import make_video
     from PySide6.QtWidgets import QFileDialog
 
-    from _gui_helpers import make_video
     from sasnet_gui.app import create_window
     from sasnet_gui.main_window import MainWindow
 

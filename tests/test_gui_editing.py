@@ -10,12 +10,17 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from sasnet_core.annotations.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, load_annotation, save_annotation
-from sasnet_gui.editing.document import AnnotationDocument
-from sasnet_core.annotations.store import annotation_file_for, read_annotation
-
 from _data_paths import SHANGHAITECH_A, need
+
+from sasnet_core.annotations.annotation import (
+    SOURCE_MODEL,
+    SOURCE_PERSON,
+    Annotation,
+    load_annotation,
+    save_annotation,
+)
+from sasnet_core.annotations.store import annotation_file_for, read_annotation
+from sasnet_gui.editing.document import AnnotationDocument
 
 
 @pytest.fixture

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
+from sasnet_core.annotations.formats import FORMATS, read_annotations
+from sasnet_core.annotations.formats.export import DATASET
 from sasnet_core.engine.counting import summarize
-from sasnet_core.annotations.formats import DATASET, FORMATS, read_annotations
 from sasnet_core.io.imageio import read_image
-from sasnet_gui.export_dialogs import (ExportAnnotationsDialog, export_counts_csv,
-                                       export_overlay_png, overlay_image)
+from sasnet_gui.export_dialogs import (
+    ExportAnnotationsDialog,
+    export_counts_csv,
+    export_overlay_png,
+    overlay_image,
+)
 
 
 @pytest.fixture
@@ -191,7 +195,7 @@ def _press_export(dlg, qtbot):
 
 
 def test_data_set_is_suggested_beside_the_images_and_refused_inside_them(annotated, qtbot, tmp_path):
-    from sasnet_core.engine.inputs import collect_inputs
+    from sasnet_core.io.inputs import collect_inputs
 
     window, paths = annotated
     before = collect_inputs([str(tmp_path / "imgs")])

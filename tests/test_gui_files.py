@@ -5,17 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _data_paths import UCF_CC_50, need
 from PySide6.QtCore import Qt
 
 from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.annotations.store import annotation_file_for
 from sasnet_core.engine.counting import summarize
-from sasnet_core.engine.inputs import collect_inputs
+from sasnet_core.io.inputs import collect_inputs
 from sasnet_gui.files.counting import CountingQueue
 from sasnet_gui.files.dock import FileListDock
 from sasnet_gui.files.model import FileListModel, Status
-
-from _data_paths import UCF_CC_50, need
 
 
 def test_open_folder_lists_what_count_lists_in_the_same_order(qtbot, main_window, tmp_path, gui, monkeypatch):

@@ -4,16 +4,15 @@ from __future__ import annotations
 import os
 import textwrap
 
-from _gui_helpers import make_annotated_images, make_controller, register_tiny_model
-
 import pytest  # noqa: E402
+from _gui_helpers import make_annotated_images, make_controller, register_tiny_model
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from sasnet_core.util import paths  # noqa: E402
 from sasnet_core.training.finetune import SUGGESTED_MINUTES  # noqa: E402
+from sasnet_core.util import paths  # noqa: E402
 from sasnet_core.weights.registry import ModelRegistry  # noqa: E402
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL  # noqa: E402
 
 # A fast schedule for a tiny model on 64 x 64 images (the options reach `sasnet finetune` as is).
 FAST = ["--images-per-step", "2", "--crops", "1", "--crop-size", "32", "--workers", "0"]

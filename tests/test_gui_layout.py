@@ -3,9 +3,8 @@ docks leave the canvas the most room, the colour bar's values are readable, one 
 readouts that follow the image, and Open Log Folder without a desktop launcher."""
 from __future__ import annotations
 
-from _gui_helpers import make_video  # noqa: F401  (sets the offscreen platform first)
-
 import pyqtgraph as pg  # noqa: E402
+from _gui_helpers import make_video  # noqa: F401  (sets the offscreen platform first)
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt  # noqa: E402
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QPushButton, QWidget  # noqa: E402
@@ -275,7 +274,7 @@ def test_images_that_share_a_name_are_told_apart_in_the_file_list(qtbot, main_wi
 def test_the_no_model_banner_takes_a_few_lines_at_1280_by_800(qtbot, main_window):
     """Without a model the banner says what to do in at most three lines, all of it in view,
     and leaves the canvas its height; every way to get a model is in its tooltips."""
-    from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
+    from sasnet_gui.widgets import HOW_TO_GET_A_MODEL
 
     w = main_window
     w.resize(1280, 800)

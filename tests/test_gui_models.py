@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from _gui_helpers import make_controller, make_tiny_checkpoint, register_tiny_model
-
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 from sasnet_core.util import paths  # noqa: E402
 from sasnet_core.weights.checkpoint import save_checkpoint  # noqa: E402
 from sasnet_core.weights.registry import ModelRegistry  # noqa: E402
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL  # noqa: E402
 
 
 def _dialog(qtbot, controller):
@@ -74,7 +73,8 @@ def test_add_file_through_the_dialog_then_use_it(qtbot, studio_home, tmp_path, m
 
 
 def test_metadata_columns_set_default_use_and_remove(qtbot, studio_home, tmp_path, monkeypatch):
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     register_tiny_model(tmp_path, "base")
     ft = save_checkpoint(tmp_path / "ft.pth", SASNet(SASNetConfig(width_mult=0.125)), {

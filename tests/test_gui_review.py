@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
 
-from sasnet_core.engine import uncertainty
 from sasnet_core.annotations.store import annotation_file_for, read_annotation
+from sasnet_core.engine import uncertainty
 
 # Cell (row, col) scores of a 256 x 384 image (2 x 3 cells of 128 px): the visiting order is
 # (1,0) 6, (0,1) 5, (1,2) 4, (0,2) 3, (1,1) 2, (0,0) 1.
@@ -96,6 +96,7 @@ def test_next_cell_follows_the_scores_marks_and_undoes(qtbot, main_window, fake_
 def test_reviewed_cells_survive_a_restart_and_n_resumes(qtbot, fake_controller, tiny_predictor, tmp_path, gui,
                                                       known_scores):
     from _gui_helpers import fake_controller_class
+
     from sasnet_gui.main_window import MainWindow
 
     (path,) = gui.write_images(tmp_path, n=1, h=256, w=384)

@@ -13,7 +13,8 @@ from sasnet_core.io.imageio import write_image
 @pytest.fixture
 def tiled_predictor():
     from sasnet_core.engine.inference import Predictor
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(0)
     return Predictor(SASNet(SASNetConfig(width_mult=0.125)), device="cpu", precision="fp32",
@@ -61,6 +62,7 @@ def test_a_large_image_shows_its_tiles_while_counted_and_the_max_side_hint(
 def test_the_maximum_side_is_a_setting_of_the_models_dialog(qtbot, tmp_path):
     """The app's --max-side, named by the hint: set in Model ▸ Models…, kept, and counting with it."""
     from _gui_helpers import make_controller, register_tiny_model
+
     from sasnet_gui.models.controller import ModelController
     from sasnet_gui.models.dialog import ModelsDialog
 
@@ -105,6 +107,7 @@ def test_changing_the_maximum_side_while_an_image_is_counted_shows_its_count_at_
     import threading
 
     from _gui_helpers import open_main_window, register_tiny_model
+
     from sasnet_core.engine.inference import Predictor
     from sasnet_gui.models.dialog import ModelsDialog
     from sasnet_gui.settings import AppSettings

@@ -5,10 +5,9 @@ import csv
 import time
 from types import SimpleNamespace
 
-from _gui_helpers import make_controller, make_video, register_tiny_model
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from _gui_helpers import make_controller, make_video, register_tiny_model
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
@@ -18,7 +17,7 @@ from sasnet_core.annotations.annotation import (  # noqa: E402
     load_annotation,
     save_annotation,
 )
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL  # noqa: E402
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL  # noqa: E402
 
 FRAMES = 20
 

@@ -5,9 +5,8 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-import pytest
-
 import hostile
+import pytest
 from hostile import ACCEPTED, Ctx, run_cli
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

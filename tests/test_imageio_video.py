@@ -6,13 +6,24 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
 from hostile import media, write_input
 from hostile.media import make_video  # noqa: F401 - also used by test_cli_count
+from PIL import Image
+
+from sasnet_core.io.imageio import (
+    MAX_MEGAPIXELS_ENV,
+    image_size,
+    read_image,
+    write_image,
+)
+from sasnet_core.io.video import (
+    count_frames,
+    frame_indices,
+    iter_frames,
+    open_video,
+    read_frame,
+)
 from sasnet_core.util.errors import ImageReadError, VideoReadError
-from sasnet_core.io.imageio import MAX_MEGAPIXELS_ENV, image_size, read_image, write_image
-from sasnet_core.io.video import count_frames, frame_indices, iter_frames, open_video, read_frame
 
 
 def _rgb(h=24, w=40):

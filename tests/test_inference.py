@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _data_paths import UCF_CC_50, need
 
-from sasnet_core.io.imageio import read_image
-from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from sasnet_core.engine.tiling import core_for_budget, plan_tiles
+from sasnet_core.io.imageio import read_image
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
+from sasnet_core.model.sasnet import SASNet
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -167,8 +167,8 @@ def test_heads_of_the_densest_real_crowd_are_never_on_adjacent_pixels():
     values once gave rows of points on neighbouring pixels)."""
     from scipy.spatial import cKDTree
 
-    from sasnet_core.datasets import open_dataset
     from sasnet_core.annotations.density import density_map
+    from sasnet_core.datasets import open_dataset
     from sasnet_core.engine.heads import estimate_heads
     from sasnet_core.io.imageio import image_size
 

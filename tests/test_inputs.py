@@ -10,7 +10,7 @@ import pytest
 
 from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.io.imageio import write_image
-from sasnet_core.engine.inputs import collect_inputs, natural_key
+from sasnet_core.io.inputs import collect_inputs, natural_key
 
 
 def _image(path: Path, seed: int = 0) -> Path:
@@ -104,9 +104,10 @@ def test_natural_key_compares_numbers_as_numbers_part_by_part():
 def test_the_same_folder_gives_the_same_list_to_count_and_eval(folder, tmp_path, capsys):
     import torch
 
-    from sasnet_core.weights.checkpoint import save_checkpoint
     from sasnet_core.cli import main
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
+    from sasnet_core.weights.checkpoint import save_checkpoint
 
     for image in collect_inputs([folder]).images:
         save_annotation(Annotation(str(image), None, np.zeros((0, 2))), f"{image}.sasnet.json")

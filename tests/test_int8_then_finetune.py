@@ -18,10 +18,10 @@ pytest.importorskip("nncf")
 
 def test_a_finetune_child_after_int8_ends_normally_and_this_process_lives_on(qtbot, tiny_weights, tmp_path):
     from sasnet_core.engine import quantize
-    from sasnet_core.weights.checkpoint import load_model
-    from sasnet_core.model.fast_forward import fold_batchnorm
     from sasnet_core.engine.openvino_backend import convert
+    from sasnet_core.model.fast_forward import fold_batchnorm
     from sasnet_core.training.synthetic import make_blob_dataset
+    from sasnet_core.weights.checkpoint import load_model
     from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
 
     faulthandler.enable()  # a native crash here prints every thread's stack

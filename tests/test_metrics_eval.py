@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from _data_paths import SHANGHAITECH_A, SHANGHAITECH_A_COUNTS, STREET_B, UCF_CC_50, need
 
-from sasnet_core.evaluation import metrics
 from sasnet_core.annotations.annotation import Annotation, save_annotation
 from sasnet_core.datasets import open_dataset
+from sasnet_core.evaluation import metrics
 from sasnet_core.evaluation.evaluate import evaluate
 
 
@@ -97,8 +97,9 @@ def test_evaluate_perfect_predictor_scores_zero_on_real_data():
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     torch = pytest.importorskip("torch")
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "tiny.pth"
@@ -244,8 +245,8 @@ def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_cou
     import errno
     import tempfile
 
-    from sasnet_core.evaluation import evaluate as evaluate_module
     from sasnet_core.cli import main
+    from sasnet_core.evaluation import evaluate as evaluate_module
 
     kept = tmp_path / "per_image.csv"
     kept.write_text("earlier results\n")

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sasnet_core.weights.checkpoint import load_model, save_checkpoint
-from sasnet_core.util.errors import CheckpointError
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig, sasnet
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet, sasnet
+from sasnet_core.util.errors import CheckpointError
+from sasnet_core.weights.checkpoint import load_model, save_checkpoint
 
 KEYS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_sasnet_keys.json"
 

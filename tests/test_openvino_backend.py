@@ -9,23 +9,23 @@ conversion cache, and what a machine without OpenVINO does.
 from __future__ import annotations
 
 import os
-
 import shutil
 import threading
 
 import numpy as np
 import pytest
 import torch
-
-from sasnet_core.engine import openvino_backend
-from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
-from sasnet_core.cli import main
-from sasnet_core.model.fast_forward import fold_batchnorm
-from sasnet_core.io.imageio import read_image, write_image
-from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
-from test_model import released_layout_state
 from _data_paths import SHANGHAITECH_A, UCF_CC_50, need
+from test_model import released_layout_state
+
+from sasnet_core.cli import main
+from sasnet_core.engine import openvino_backend
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.io.imageio import read_image, write_image
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.fast_forward import fold_batchnorm
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.cancel import Cancelled, CancelToken, cancellable
 
 NOT_INSTALLED = "OpenVINO is not installed (pip install openvino)"
 FP32_REL = 1e-4  # the bound for fp32 against the torch fp32 reference

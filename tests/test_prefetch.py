@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from sasnet_core.util.cancel import CancelToken, checkpoint
 from sasnet_core.engine.counting import count_stream, default_read_ahead, video_frames
-from sasnet_core.util.errors import VideoReadError
-from sasnet_core.io.imageio import write_image
 from sasnet_core.engine.inference import Predictor
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from sasnet_core.engine.prefetch import THREAD_NAME, read_ahead
+from sasnet_core.io.imageio import write_image
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.cancel import CancelToken, checkpoint
+from sasnet_core.util.errors import VideoReadError
 
 WAIT_S = 30  # a guard against a hang, never a speed check
 

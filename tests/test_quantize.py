@@ -15,8 +15,8 @@ import torch
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from sasnet_core.engine import quantize  # noqa: E402
 from sasnet_core.cli import main  # noqa: E402
+from sasnet_core.engine import quantize  # noqa: E402
 from sasnet_core.util.errors import EngineUnavailableError  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -43,9 +43,10 @@ def street_images():
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """(BatchNorm-folded small model, its OpenVINO model, the cache folder they live in)."""
-    from sasnet_core.model.fast_forward import fold_batchnorm
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
     from sasnet_core.engine.openvino_backend import convert
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.fast_forward import fold_batchnorm
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(0)
     model = fold_batchnorm(SASNet(SASNetConfig(width_mult=0.25)).eval(), inplace=False)
@@ -179,7 +180,7 @@ def test_int8_with_the_torch_backend_is_refused_in_one_line(tiny_weights, street
 
 
 def test_a_stop_request_ends_quantizing_and_caches_nothing(small_model, street_images):
-    from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
+    from sasnet_core.util.cancel import Cancelled, CancelToken, cancellable
 
     model, ov_model, cache = small_model
     before = sorted(cache.glob("int8/*"))

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sasnet_core.util import paths
-from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.cli import main
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util import paths
 from sasnet_core.util.errors import CheckpointError, ModelRegistryError
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.weights.checkpoint import save_checkpoint
 from sasnet_core.weights.registry import ModelRegistry, load_model
 
 

@@ -14,10 +14,11 @@ import os
 import pytest
 import torch
 
+from sasnet_core.cli import main
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 from sasnet_core.weights import released
 from sasnet_core.weights.checkpoint import save_checkpoint
-from sasnet_core.cli import main
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
 from sasnet_core.weights.registry import ModelRegistry
 
 

@@ -12,12 +12,12 @@ import torch
 
 from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.annotations.store import write_annotation
-from sasnet_core.datasets.training import TrainCrops
-from sasnet_core.util.errors import DatasetLayoutError
 from sasnet_core.io.imageio import write_image
-from sasnet_core.training.losses import UNKNOWN, total_loss
+from sasnet_core.training.crops import TrainCrops
 from sasnet_core.training.data import FullImageDataset, load_samples
+from sasnet_core.training.losses import UNKNOWN, total_loss
 from sasnet_core.training.staging import read_reviewed_set
+from sasnet_core.util.errors import DatasetLayoutError
 
 H, W, CELL = 256, 384, 128  # a 2 x 3 grid of review cells
 

@@ -10,11 +10,16 @@ import pytest
 import torch
 
 from sasnet_core.engine.counting import count_stream
-from sasnet_core.io.imageio import read_image, write_image
-from sasnet_core.engine.inference import LARGE_IMAGE_MEGAPIXELS, Predictor, large_image_hint
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
-from sasnet_core.util.progress import Progress, TileProgress, human_duration
+from sasnet_core.engine.inference import (
+    LARGE_IMAGE_MEGAPIXELS,
+    Predictor,
+    large_image_hint,
+)
 from sasnet_core.engine.tiling import plan_tiles
+from sasnet_core.io.imageio import read_image, write_image
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.progress import Progress, TileProgress, human_duration
 
 
 @pytest.fixture(scope="module")

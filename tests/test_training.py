@@ -25,7 +25,8 @@ TINY = ["--width-mult", "0.125", "--encoder-weights", "none", "--crop-size", "64
 
 
 def _tiny_model(seed=0, selection="soft"):
-    from sasnet_core.model.sasnet import SASNetConfig, sasnet
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import sasnet
 
     torch.manual_seed(seed)
     return sasnet(config=SASNetConfig(width_mult=0.125, selection=selection))
@@ -64,8 +65,8 @@ def blob_set(tmp_path_factory):
 
 
 def _blob_crops(n=6, size=64, seed=0):
-    from sasnet_core.model.preprocess import normalise
     from sasnet_core.annotations.density import density_map
+    from sasnet_core.model.preprocess import normalise
 
     rng = np.random.default_rng(seed)
     images, targets = [], []
@@ -156,7 +157,7 @@ def test_non_finite_loss_raises_before_the_weights_change():
 
 
 def test_freeze_encoder_keeps_encoder_and_its_bn_stats(blob_set, tmp_path):
-    from sasnet_core.training.loop import freeze_encoder_, set_train_mode
+    from sasnet_core.training.steps import freeze_encoder_, set_train_mode
 
     images, targets = _blob_crops(n=2)
     model = _tiny_model()
@@ -318,9 +319,8 @@ def test_finetune_keeps_batchnorm_statistics_unless_asked(tiny_weights, tmp_path
 def test_finetune_into_a_folder_that_takes_no_files_is_refused_before_training(tiny_weights, tmp_path,
                                                                                capsys, monkeypatch):
     import errno
-    import tempfile
-
     import importlib
+    import tempfile
 
     finetune = importlib.import_module("sasnet_core.training.finetune")  # the module, not its function
 
@@ -420,8 +420,8 @@ def test_stop_file_and_time_limit_end_cleanly(blob_set, tmp_path):
 def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
     from _data_paths import UCF_CC_50, need
 
-    from sasnet_core.util.errors import DatasetLayoutError
     from sasnet_core.training.data import load_samples, validation_samples
+    from sasnet_core.util.errors import DatasetLayoutError
 
     root = need(UCF_CC_50)
     with pytest.raises(DatasetLayoutError, match="--fold K"):
@@ -435,9 +435,10 @@ def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
 
 def test_validation_counts_only_inside_the_region_of_interest(tmp_path):
     from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.model.preprocess import normalise
     from sasnet_core.io.imageio import read_image, write_image
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.preprocess import normalise
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.training.data import FullImageDataset
     from sasnet_core.training.validation import evaluate
 

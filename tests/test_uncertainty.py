@@ -12,7 +12,8 @@ from sasnet_core.engine import uncertainty as unc
 from sasnet_core.engine.counting import summarize
 from sasnet_core.engine.inference import Prediction, Predictor
 from sasnet_core.engine.patch_grid import patch_edges
-from sasnet_core.model.sasnet import SASNet, SASNetConfig
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 
 K = 32
 
@@ -158,8 +159,8 @@ def test_prediction_exposes_the_score_only_when_asked(monkeypatch):
 def test_count_json_carries_the_image_score(tmp_path, capsys):
     import cv2
 
-    from sasnet_core.weights.checkpoint import save_checkpoint
     from sasnet_core.cli import main
+    from sasnet_core.weights.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = SASNet(SASNetConfig(width_mult=0.125))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from sasnet_core.util import vocab
 from sasnet_core.cli import build_parser, main
+from sasnet_core.util import vocab
 
 
 def _option(command: str, flag: str):
@@ -22,9 +22,9 @@ def test_command_line_choices_come_from_the_vocabulary(command, precisions):
 
 
 def test_the_app_offers_the_same_words():
+    from sasnet_core.training.config import TrainConfig
     from sasnet_gui.files.model import Status
     from sasnet_gui.models.controller import DEVICES, PRECISIONS
-    from sasnet_core.training.config import TrainConfig
 
     assert DEVICES == vocab.DEVICES and PRECISIONS == vocab.INFERENCE_PRECISIONS
     assert Status is vocab.FileStatus

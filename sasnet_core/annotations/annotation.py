@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sasnet_core.annotations.density import inside_image
+from sasnet_core.annotations.fields import json_field, json_size, point_pairs, read_json
 from sasnet_core.io.atomic import atomic_write_text
 from sasnet_core.util.errors import AnnotationFormatError, AnnotationVersionError
 
@@ -122,8 +124,6 @@ class Annotation:
         say what does not (made on another size, points off the image) and the (N,) bool mask of
         the points off it. Importing another file and reopening an image that changed on disk
         both ask this before a person builds on points that belong elsewhere."""
-        from sasnet_core.annotations.density import inside_image
-
         problems = []
         if self.image_size and image_size and tuple(self.image_size) != tuple(image_size):
             problems.append(f"it was made on a {self.image_size[0]}x{self.image_size[1]} image; "
@@ -362,8 +362,6 @@ def _short(value, limit: int = 40) -> str:
 def _read_xy_list(value, path, name: str) -> np.ndarray:
     """(N, 2) float64 from a JSON list of [x, y] number pairs, by the rule every format follows
     (numbers as JSON numbers, finite), and within ``MAX_COORDINATE``."""
-    from sasnet_core.annotations.formats._common import point_pairs
-
     arr = point_pairs(value, path, name)
     far = ~(np.abs(arr) <= MAX_COORDINATE).all(axis=1)
     if far.any():
@@ -388,8 +386,6 @@ def _check_kept_value(value, path, key: str) -> None:
 
 
 def _read_image_size(size, path):
-    from sasnet_core.annotations.formats._common import json_field, json_size
-
     if size is None:
         return None
     if len(json_field(size, list, path, "image_size")) != 2:
@@ -406,8 +402,6 @@ def annotation_from_dict(data, path=None, base_dir=None) -> Annotation:
     Every field is checked for its JSON type, range and finiteness; a problem raises
     ``AnnotationFormatError`` naming the file and the field.
     """
-    from sasnet_core.annotations.formats._common import json_field
-
     if not isinstance(data, dict):
         _fail(path, f"expected a JSON object at the top level, got {type(data).__name__}")
     if data.get("format") != FORMAT_NAME:
@@ -486,8 +480,6 @@ def load_annotation(path) -> Annotation:
     Whatever is wrong with the file (missing, unreadable, not UTF-8, not JSON, nested too deeply,
     a field of the wrong type or range) raises ``AnnotationFormatError`` naming the file.
     """
-    from sasnet_core.annotations.formats._common import read_json
-
     path = Path(path)
     if path.is_dir():
         _fail(path, "is a folder, not an annotation file")

@@ -26,10 +26,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sasnet_core.annotations.annotation import (
+    SUFFIX,
+    Annotation,
+    annotation_path_for,
+    load_annotation,
+    save_annotation,
+)
+from sasnet_core.io.imageio import image_size
+from sasnet_core.io.inputs import collect_inputs, is_hidden, natural_key
 from sasnet_core.util import paths
-from sasnet_core.annotations.annotation import SUFFIX, Annotation, annotation_path_for, load_annotation, save_annotation
 from sasnet_core.util.errors import AnnotationFormatError, SASNetError
-from sasnet_core.engine.inputs import collect_inputs, is_hidden, natural_key
 
 ANNOTATIONS = "annotations"  # the sub-folder of a project that holds its annotation files
 
@@ -138,8 +145,6 @@ def fit_problems(image, ann: Annotation, file=None) -> list[str]:
     off the image, a region of interest with no area) and, for a file of the store, that it is
     the annotation of another image. ``sasnet rank``, ``eval`` and training ask it before the
     points count as the image's; an image whose size cannot be read gets no size check."""
-    from sasnet_core.io.imageio import image_size
-
     image = Path(image)
     problems = []
     named = _named_image(file) if file is not None else None

@@ -11,6 +11,11 @@ import importlib
 import logging
 import sys
 
+from sasnet_core import __version__
+from sasnet_core.io.imageio import max_image_pixels
+from sasnet_core.util.cancel import interrupted_by, signals_interrupt
+from sasnet_core.util.errors import SASNetError
+
 # Order here is the order in `sasnet --help`.
 SUBCOMMANDS = ("count", "rank", "eval", "convert", "train", "finetune", "models", "doctor")
 
@@ -45,7 +50,6 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
         "Start with: sasnet models download shha (or sasnet models add NAME FILE.pth), "
         "then sasnet count IMAGES... Problems: sasnet doctor.",
     )
-    from sasnet_core import __version__
 
     parser.add_argument("--version", action="version", version=f"sasnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -56,8 +60,6 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sasnet_core.util.errors import SASNetError
-
     parser, commands = _build()
     # parse_args would report an unknown option with the top-level usage; the subcommand's own
     # parser names the options that command does take.
@@ -69,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if extras:
         _command_parser(commands[args.command], args).error(f"unrecognized arguments: {' '.join(extras)}")
-    from sasnet_core.util.cancel import interrupted_by, signals_interrupt
 
     with _warnings_to_stderr(args.command):
         try:
@@ -99,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
 def _check_settings() -> None:
     """Refuse settings from the environment that cannot hold before any work starts, in one line
     naming the variable (an image limit above the decoders' own, ...), not once per file."""
-    from sasnet_core.io.imageio import max_image_pixels
-
     max_image_pixels()
 
 

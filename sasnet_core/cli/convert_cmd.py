@@ -3,13 +3,19 @@ from __future__ import annotations
 
 import sys
 
+from sasnet_core.annotations.formats import (
+    ANNOTATION_SUFFIXES,
+    FORMATS,
+    read_annotations,
+)
+from sasnet_core.annotations.formats.export import DATASET, export
+from sasnet_core.annotations.formats.export import DATASET as DATASET_TARGET
 from sasnet_core.cli.argtypes import fraction, non_negative_int
+from sasnet_core.datasets import detect_layout, open_dataset
+from sasnet_core.util.errors import DatasetLayoutError, OutputExistsError
 
 
 def register(subparsers) -> None:
-    from sasnet_core.annotations.formats import DATASET as DATASET_TARGET
-    from sasnet_core.annotations.formats import FORMATS
-
     names = ", ".join(f"{n} ({s.description})" for n, s in FORMATS.items())
     p = subparsers.add_parser(
         "convert",
@@ -51,17 +57,12 @@ def _gather(src, src_format, outside, report):
     """(annotations, split names or None) from a file or a folder."""
     from pathlib import Path
 
-    from sasnet_core.util.errors import DatasetLayoutError
-    from sasnet_core.annotations.formats import ANNOTATION_SUFFIXES, FORMATS, read_annotations
-
     src = Path(src)
     if src.is_file():
         return read_annotations(src, src_format, outside=outside, report=report), None
     if not src.is_dir():
         raise DatasetLayoutError("no such file or folder", src)
     if src_format is None:
-        from sasnet_core.datasets import detect_layout, open_dataset
-
         try:
             layout = detect_layout(src)
         except DatasetLayoutError:
@@ -84,9 +85,6 @@ def _gather(src, src_format, outside, report):
 
 def run(args) -> int:
     from pathlib import Path
-
-    from sasnet_core.util.errors import OutputExistsError
-    from sasnet_core.annotations.formats import DATASET, export
 
     outside = "error" if args.strict else ("drop" if args.drop_outside else "keep")
     report: list[str] = []

@@ -7,8 +7,18 @@ import sys
 from pathlib import Path
 
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
+from sasnet_core.cli.engine_opts import (
+    add_engine_options,
+    batch_size_from_args,
+    predictor_from_args,
+)
+from sasnet_core.engine.counting import count_stream, video_frames
+from sasnet_core.engine.uncertainty import image_score
+from sasnet_core.io.atomic import atomic_path
+from sasnet_core.io.inputs import collect_inputs
 from sasnet_core.io.video_frames import frame_files_pattern, frame_stem
+from sasnet_core.util.errors import OutputExistsError, SASNetError
+from sasnet_core.util.progress import Progress
 
 DESCRIPTION = """\
 Count people in images and videos with a SASNet model.
@@ -60,10 +70,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.engine.counting import count_stream
-    from sasnet_core.engine.inputs import collect_inputs
-    from sasnet_core.util.progress import Progress
-
     found = collect_inputs(args.paths)
     images, videos, problems = found.images, found.videos, found.problems
     out = _Output(args, found)  # before counting: refuses outputs that would collide
@@ -103,8 +109,8 @@ class TileBars:
         self.bar = None
 
     def __call__(self, path: str, event) -> None:
+        # deferred: torch; `sasnet --help` needs none
         from sasnet_core.engine.inference import large_image_hint
-        from sasnet_core.util.progress import Progress
 
         if event.done == 0:
             self.close()
@@ -144,9 +150,7 @@ def _what_to_keep(args, predictor) -> dict:
 
 
 def _count_video(path: Path, predictor, args, out: "_Output") -> int:
-    from sasnet_core.engine.counting import count_stream, video_frames
-    from sasnet_core.util.errors import SASNetError
-    from sasnet_core.util.progress import Progress
+    # deferred: OpenCV; `sasnet --help` needs none
     from sasnet_core.io.video import frame_indices, open_video
 
     try:
@@ -192,8 +196,6 @@ class _Output:
                 self._refuse_existing()
 
     def _refuse_collisions(self) -> None:
-        from sasnet_core.util.errors import OutputExistsError
-
         owner: dict[tuple[Path, str], Path] = {}
         for kind, paths in (("image", self.inputs.images), ("video", self.inputs.videos)):
             for path in paths:
@@ -209,8 +211,6 @@ class _Output:
     def _refuse_existing(self) -> None:
         """Files an earlier run saved are replaced only with --overwrite, as ``convert`` and
         ``rank --csv`` do; checked before counting, so a refusal costs nothing."""
-        from sasnet_core.util.errors import OutputExistsError
-
         for folder, suffix in ((self.density_dir, ".npy"), (self.points_dir, ".txt")):
             if folder is None or not folder.is_dir():
                 continue
@@ -238,8 +238,6 @@ class _Output:
 
         import numpy as np
 
-        from sasnet_core.io.atomic import atomic_path
-
         if not math.isfinite(pred.count):
             self.error(path, "the model gave no finite count (NaN or infinity): its weights are damaged",
                        frame, time_s)
@@ -254,8 +252,6 @@ class _Output:
                 np.savetxt(tmp, pred.heads, fmt="%.2f")
         w, h = pred.image_size
         if self.json:
-            from sasnet_core.engine.uncertainty import image_score
-
             rec = {"path": str(path), "count": round(pred.count, 4), "width": w, "height": h,
                    "uncertainty": round(image_score(pred), 4)}
             if frame is not None:

@@ -12,6 +12,17 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from sasnet_core import __version__
+from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_PRECISION, choose_engine
+from sasnet_core.util import paths
+from sasnet_core.util.errors import SASNetError, SettingsError
+from sasnet_core.util.logs import log_file
+from sasnet_core.util.platform_check import (
+    missing_qt_libraries,
+    missing_qt_libraries_message,
+)
+from sasnet_core.weights.registry import ModelRegistry
+
 # (label, distribution names to try): versions read from installed metadata, without importing.
 _PACKAGES = (
     ("torch", ("torch",)),
@@ -66,7 +77,8 @@ def _devices() -> dict:
         import torch
     except ImportError:
         return {"error": "torch is not installed"}
-    from sasnet_core.training.loop import precision_for
+    # deferred: torch, which may be what is broken here
+    from sasnet_core.training.steps import precision_for
 
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -89,9 +101,6 @@ def _devices() -> dict:
 def _counting_engine(device) -> dict:
     """What ``sasnet count`` with its default options runs on ``device``: the resolved backend and
     precision (the same answer the count's first line gives), not the option's value "auto"."""
-    from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_PRECISION, choose_engine
-    from sasnet_core.util.errors import SASNetError
-
     try:
         engine = choose_engine(device, str(DEFAULT_PRECISION), str(DEFAULT_BACKEND))
     except SASNetError as exc:
@@ -102,6 +111,7 @@ def _counting_engine(device) -> dict:
 
 def _openvino() -> dict:
     """Whether the CPU backend can run here (importable, not only installed), and which version."""
+    # deferred: imports OpenVINO (optional and heavy)
     from sasnet_core.engine.openvino_backend import unavailable_reason
 
     reason = unavailable_reason()
@@ -110,9 +120,6 @@ def _openvino() -> dict:
 
 
 def _registry() -> dict:
-    from sasnet_core.util.errors import SASNetError
-    from sasnet_core.weights.registry import ModelRegistry
-
     out = {"file": None, "exists": False, "default": None, "models": [], "problems": []}
     try:
         reg = ModelRegistry()
@@ -145,9 +152,6 @@ _FOLDERS = (("data", "data_dir", "the model registry: 'sasnet models add' and 'd
 def _folders() -> dict:
     """Each user folder with why it cannot be written (None when it can); "error" when the
     studio home itself is unusable (SASNET_STUDIO_HOME names a file)."""
-    from sasnet_core.util import paths
-    from sasnet_core.util.errors import SettingsError
-
     out = {}
     for key, getter, _ in _FOLDERS:
         try:
@@ -181,11 +185,6 @@ def _unwritable(folder: Path) -> str | None:
 
 def collect() -> dict:
     """Everything the report shows, as plain JSON-able data."""
-    from sasnet_core import __version__
-    from sasnet_core.util import paths
-    from sasnet_core.util.logs import log_file
-    from sasnet_core.util.platform_check import missing_qt_libraries
-
     versions = {label: _version(names) for label, names in _PACKAGES}
     versions["sasnet"] = __version__
     versions["python"] = sys.version.split()[0]
@@ -195,7 +194,7 @@ def collect() -> dict:
         "devices": _devices(),
         "cpu_flags": _cpu_flags(),
         "registry": _registry(),
-        "folders": (folders := _folders()),
+        "folders": _folders(),
         "log_file": _or_error(log_file),
         "log_folder": _or_error(paths.log_dir),
         "settings_folder": _or_error(paths.config_dir),
@@ -207,8 +206,6 @@ def collect() -> dict:
 
 
 def _or_error(get) -> str:
-    from sasnet_core.util.errors import SASNetError
-
     try:
         return str(get())
     except SASNetError as exc:
@@ -217,8 +214,6 @@ def _or_error(get) -> str:
 
 def _missing(report: dict) -> list[str]:
     """What is missing, each with how to get it."""
-    from sasnet_core.util.platform_check import missing_qt_libraries_message
-
     out = []
     v = report["versions"]
     for label in ("torch", "torchvision", "numpy", "OpenCV", "PySide6", "pyqtgraph"):
@@ -228,6 +223,7 @@ def _missing(report: dict) -> list[str]:
     if ov is not None and not ov["usable"]:
         out.append(f"{ov['problem']}: counting on the CPU falls back to torch, which is several times slower")
     elif ov is not None:
+        # deferred: torch and NNCF (optional and heavy)
         from sasnet_core.engine.quantize import nncf_missing_reason
 
         reason = nncf_missing_reason()

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import sys
 
-from sasnet_core.util import vocab
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE as MIN_SIDE
-from sasnet_core.engine.choice import (DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION, batch_size_help,
-                                       default_batch_size)
+from sasnet_core.engine.choice import (
+    DEFAULT_BACKEND,
+    DEFAULT_DEVICE,
+    DEFAULT_PRECISION,
+    batch_size_help,
+    default_batch_size,
+)
+from sasnet_core.util import vocab
 
 BACKEND_HELP = ("auto (default): OpenVINO on the CPU when it is installed, else torch; torch on GPUs. "
                 "torch; openvino (CPU only)")
@@ -41,6 +46,7 @@ def add_engine_options(p, *, batching: bool = True) -> None:
 def predictor_from_args(args, command: str, **kwargs):
     """The Predictor the options ask for; says on stderr which engine counts (and why, when the
     request could not be met as asked)."""
+    # deferred: torch; `sasnet --help` needs none
     from sasnet_core.engine.inference import Predictor
 
     predictor = Predictor.from_weights(

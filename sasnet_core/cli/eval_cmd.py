@@ -5,6 +5,10 @@ import sys
 
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
+from sasnet_core.datasets import open_dataset
+from sasnet_core.evaluation.evaluate import evaluate
+from sasnet_core.io.atomic import check_output_file
+from sasnet_core.util.progress import Progress
 
 
 def register(subparsers) -> None:
@@ -47,11 +51,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.io.atomic import check_output_file
-    from sasnet_core.datasets import open_dataset
-    from sasnet_core.evaluation.evaluate import evaluate
-    from sasnet_core.util.progress import Progress
-
     if args.csv:
         check_output_file(args.csv, args.overwrite)  # before counting: a refusal costs nothing
     options = {"fold": args.fold} if args.fold is not None else {}

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import argparse
 
+from sasnet_core.cli.argtypes import output_file, positive_float
+from sasnet_core.cli.train_cmd import (
+    add_common_options,
+    config_from_args,
+    stopped_by_signal,
+)
+from sasnet_core.training.config import FINETUNE_DEFAULTS
+from sasnet_core.training.jsonlog import JsonLog
+
 HELP = "fine-tune a model on your annotated images (or any data set)"
 
 
 def register(subparsers) -> None:
-    from sasnet_core.cli.argtypes import output_file, positive_float
-    from sasnet_core.cli.train_cmd import add_common_options
-
     p = subparsers.add_parser(
         "finetune", help=HELP,
         description=HELP + ". Starts from WEIGHTS (a .pth file, released or ours, or a "
@@ -48,9 +54,8 @@ def run(args) -> int:
     import time
 
     started_at = args.budget_from if args.budget_from is not None else time.time()
-    from sasnet_core.cli.train_cmd import config_from_args, stopped_by_signal
-    from sasnet_core.training.finetune import FINETUNE_DEFAULTS, finetune
-    from sasnet_core.training.jsonlog import JsonLog
+    # deferred: torch and the training stack; `sasnet --help` needs none
+    from sasnet_core.training.finetune import finetune
 
     try:
         cfg = config_from_args(args, out=str(args.out),
@@ -61,6 +66,7 @@ def run(args) -> int:
     if args.budget_from is None:
         # The app's panel refused a budget below the minimum before it started this command, and
         # measuring again would spend the budget; a person's command is refused here the same way.
+        # deferred: torch; `sasnet --help` needs none
         from sasnet_core.training.service import check_data_budget
 
         check_data_budget(args.weights, args.data, cfg)

@@ -5,18 +5,24 @@ import argparse
 import json
 import sys
 
-from sasnet_core.cli.argtypes import output_dir
+from sasnet_core.cli.argtypes import output_dir, positive_float
+from sasnet_core.util.errors import SettingsError
+from sasnet_core.util.progress import Progress
+from sasnet_core.weights.download import download_released
+from sasnet_core.weights.download_guard import (
+    STALL_MIN_BYTES,
+    STALL_WINDOW_S,
+    TIMEOUT_S,
+)
 from sasnet_core.weights.provenance import provenance
-from sasnet_core.weights.released import kind_label
+from sasnet_core.weights.registry import HOW_TO_GET_A_MODEL, ModelRegistry
+from sasnet_core.weights.released import MODIFIED, VERIFIED, Identity, kind_label
 
 # Files smaller than this are hashed without a progress bar: it would flash for a split second.
 _BAR_FROM_BYTES = 16 << 20
 
 
 def register(subparsers) -> None:
-    from sasnet_core.cli.argtypes import positive_float
-    from sasnet_core.weights.download_guard import STALL_MIN_BYTES, STALL_WINDOW_S, TIMEOUT_S
-
     p = subparsers.add_parser(
         "models", help="list, add, remove registered models and choose the default",
         description="Give checkpoint files short names that --weights and the GUI accept. "
@@ -79,9 +85,6 @@ def _add_no_progress(p) -> None:
 
 
 def run(args) -> int:
-    from sasnet_core.util.errors import SettingsError
-    from sasnet_core.weights.registry import HOW_TO_GET_A_MODEL, ModelRegistry
-
     reg = ModelRegistry()
     cmd = args.models_command
     if cmd == "list":
@@ -118,8 +121,6 @@ def run(args) -> int:
                         replace=args.replace, progress=bar)
         _report_registered(e)
     elif cmd == "download":
-        from sasnet_core.weights.download import download_released
-
         shown = not args.no_progress
         # The bar appears before the connection is made and, off a terminal, writes a line every
         # 10 s: a slow download never looks like a hang.
@@ -155,16 +156,12 @@ def _identity(reg, entry, no_progress: bool = False):
 
 
 def _identity_line(ident) -> str:
-    from sasnet_core.weights.released import VERIFIED
-
     if ident.status == VERIFIED:
         return f"{ident.description}; {ident.released.figures()}"
     return ident.description
 
 
 def _report_registered(e) -> None:
-    from sasnet_core.weights.released import MODIFIED, Identity
-
     print(f"registered {e.name} -> {e.path}" + (" (default)" if e.is_default else ""))
     ident = Identity.from_dict(e.identity)
     if ident is not None:
@@ -190,7 +187,6 @@ class _byte_bar:
         if self.bar is None:
             if (total or done) < self.min_bytes:
                 return
-            from sasnet_core.util.progress import Progress
 
             self.bar = Progress(None if total is None else max(1, round(total / 1e6)), self.desc, unit="MB",
                                 heartbeat_s=self.heartbeat_s, min_interval=0.0)

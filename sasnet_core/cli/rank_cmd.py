@@ -9,10 +9,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sasnet_core.io.atomic import check_output_file
+from sasnet_core.annotations.annotation import polygon_mask
+from sasnet_core.annotations.store import fit_problems
 from sasnet_core.cli import argtypes
 from sasnet_core.cli.count_cmd import report_nothing_to_do
-from sasnet_core.cli.engine_opts import add_engine_options, batch_size_from_args, predictor_from_args
+from sasnet_core.cli.engine_opts import (
+    add_engine_options,
+    batch_size_from_args,
+    predictor_from_args,
+)
+from sasnet_core.datasets.ground_truth import truth_of
+from sasnet_core.engine.counting import count_stream
+from sasnet_core.engine.uncertainty import image_score
+from sasnet_core.io.atomic import atomic_write_text, check_output_file
+from sasnet_core.io.inputs import Problem, collect_inputs
+from sasnet_core.util.errors import SASNetError
+from sasnet_core.util.progress import Progress
 
 DESCRIPTION = """\
 Rank images by the model's uncertainty, highest first, so a person corrects the worst first.
@@ -82,10 +94,6 @@ class Row:
 
 
 def run(args) -> int:
-    from sasnet_core.engine.counting import count_stream
-    from sasnet_core.engine.inputs import Problem, collect_inputs
-    from sasnet_core.util.progress import Progress
-
     found = collect_inputs(args.paths)
     problems = list(found.problems) + [
         Problem(v, "a video; rank ranks images (count its frames with 'sasnet count')") for v in found.videos]
@@ -111,10 +119,6 @@ def run(args) -> int:
 
 
 def _row(path: Path, result) -> Row:
-    from sasnet_core.datasets.ground_truth import truth_of
-    from sasnet_core.util.errors import SASNetError
-    from sasnet_core.engine.uncertainty import image_score
-
     if result.skipped:
         return Row(path, error=result.error)
     row = Row(path, result.count, image_score(result))
@@ -125,8 +129,6 @@ def _row(path: Path, result) -> Row:
         return row
     ann = truth.annotation
     if ann is not None:
-        from sasnet_core.annotations.store import fit_problems
-
         problems = fit_problems(path, ann, truth.kept)
         # Another image's points would rank this one as nearly perfect, or worst.
         if problems and truth.kept is not None:
@@ -147,8 +149,6 @@ def _roi_mask(ann):
     """The annotation's regions of interest on the density grid (which may be scaled)."""
     import numpy as np
 
-    from sasnet_core.annotations.annotation import polygon_mask
-
     def mask(shape, sx, sy):
         m = np.zeros(shape, bool)
         for poly in ann.rois:
@@ -168,8 +168,6 @@ def _ranked(rows: list[Row], by: str) -> list[Row]:
 
 def _write(rows: list[Row], args) -> None:
     if args.csv is not None:
-        from sasnet_core.io.atomic import atomic_write_text
-
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()

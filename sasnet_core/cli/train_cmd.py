@@ -7,7 +7,22 @@ from __future__ import annotations
 
 import argparse
 
+from sasnet_core.cli.argtypes import (
+    TRAINING_PRECISION_HELP,
+    existing_dir,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    share,
+)
+from sasnet_core.model.config import SELECTIONS
+from sasnet_core.training.config import FINETUNE_DEFAULTS, TrainConfig
 from sasnet_core.util import vocab
+from sasnet_core.util.cancel import Interrupted
+from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
 
 HELP = "train SASNet on a data set (paper schedule; DDP under torchrun)"
 
@@ -21,11 +36,8 @@ class FromConfig:
 
     def value(self):
         if self.finetune:
-            from sasnet_core.training.finetune import FINETUNE_DEFAULTS
-
             if self.name in FINETUNE_DEFAULTS:
                 return FINETUNE_DEFAULTS[self.name]
-        from sasnet_core.training.config import TrainConfig
 
         return TrainConfig.__dataclass_fields__[self.name].default
 
@@ -47,12 +59,6 @@ def add_common_options(p: argparse.ArgumentParser, *, finetune: bool = False) ->
 
 
 def _schedule_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
-    from sasnet_core.cli.argtypes import (
-        non_negative_float,
-        positive_float,
-        positive_int,
-    )
-
     sched = p.add_argument_group("schedule (defaults: the paper's)")
     sched.add_argument("--steps", type=positive_int, default=default("steps"),
                        help="optimiser steps in all (default: %(default)s)")
@@ -81,9 +87,6 @@ def _schedule_options(p: argparse.ArgumentParser, default, finetune: bool) -> No
 
 
 def _loss_options(p: argparse.ArgumentParser, default) -> None:
-    from sasnet_core.cli.argtypes import non_negative_float
-    from sasnet_core.model.sasnet import SELECTIONS
-
     loss = p.add_argument_group("loss and model (ablations of the paper)")
     loss.add_argument("--lam", type=non_negative_float, default=default("lam"),
                       help="weight of L_conf (default: %(default)s)")
@@ -96,13 +99,6 @@ def _loss_options(p: argparse.ArgumentParser, default) -> None:
 
 
 def _data_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
-    from sasnet_core.cli.argtypes import (
-        int_range,
-        non_negative_int,
-        positive_float,
-        share,
-    )
-
     data = p.add_argument_group("data")
     data.add_argument("--fold", type=int_range(1, 5), metavar="K",
                       help="UCF_CC_50: validate on fold K (1-5), train on the other four")
@@ -121,13 +117,6 @@ def _data_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser, default) -> None:
-    from sasnet_core.cli.argtypes import (
-        TRAINING_PRECISION_HELP,
-        non_negative_int,
-        positive_int,
-    )
-    from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
-
     run = p.add_argument_group("run")
     run.add_argument("--val-every", type=non_negative_int, default=default("val_every"), metavar="N",
                      help="validate every N steps (0: only at the end; default: %(default)s)")
@@ -148,8 +137,6 @@ def _run_options(p: argparse.ArgumentParser, default) -> None:
 
 
 def register(subparsers) -> None:
-    from sasnet_core.cli.argtypes import existing_dir, output_dir, positive_float
-
     p = subparsers.add_parser(
         "train", help=HELP, description=HELP + ". Defaults follow the paper: 8 images x 4 "
         "random 128x128 crops per step, horizontal flip, Adam lr 1e-5, k = 32, lambda = 10, "
@@ -183,8 +170,6 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args, **extra):
-    from sasnet_core.training.config import TrainConfig
-
     fields = {k: v.value() if isinstance(v, FromConfig) else v
               for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     fields.update(extra)
@@ -197,7 +182,9 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from sasnet_core.training.loop import LOG, train
+    # deferred: torch and the training stack; `sasnet --help` needs none
+    from sasnet_core.training.loop import train
+    from sasnet_core.training.resume import LOG
 
     try:
         cfg = config_from_args(args, data=str(args.dataset), out=str(args.out),
@@ -226,8 +213,6 @@ def stopped_by_signal(result):
     """The :class:`~sasnet_core.util.cancel.Interrupted` that stopped ``result``'s run after a step, or
     None when it ended otherwise (its steps, its time, a stop file)."""
     import signal
-
-    from sasnet_core.util.cancel import Interrupted
 
     if result.status == vocab.RunStatus.STOPPED and result.stop_reason in ("SIGINT", "SIGTERM"):
         return Interrupted(getattr(signal, result.stop_reason))

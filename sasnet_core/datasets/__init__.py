@@ -1,5 +1,5 @@
-"""Crowd data sets: layout readers and detection (Qt-free, torch-free) and, in ``training``,
-the torch ``TrainCrops`` data set (imported on demand so reading a data set needs no torch)."""
+"""Crowd data sets: layout readers and detection, Qt-free and torch-free (the torch ``TrainCrops``
+that cuts training crops from them is ``training.crops``)."""
 from sasnet_core.datasets.detect import LAYOUTS, detect_layout, open_dataset
 from sasnet_core.datasets.layouts import Dataset, Sample
 

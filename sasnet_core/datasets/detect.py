@@ -5,6 +5,7 @@ import inspect
 from pathlib import Path
 
 from sasnet_core.datasets import layouts, tool_files
+from sasnet_core.datasets.ground_truth import apply_corrections
 from sasnet_core.util.errors import DatasetLayoutError
 
 # name: (what we look for, test, reader). Checked in this order; the first match wins.
@@ -74,7 +75,6 @@ def open_dataset(root, split: str | None = None, layout: str | None = None, *,
     report: list[str] = []
     samples = reader(root, report, **options)
     if corrections and name != "annotated_folder":  # that layout is the annotation store already
-        from sasnet_core.datasets.ground_truth import apply_corrections
 
         apply_corrections(samples, report)
     if not samples:

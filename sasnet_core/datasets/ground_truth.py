@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.formats import read_points
+from sasnet_core.annotations.store import (
+    find_annotation_file,
+    fit_problems,
+    read_annotation,
+)
 from sasnet_core.datasets import layouts, tool_files
+from sasnet_core.io.imageio import image_size
 from sasnet_core.util.errors import GroundTruthError, SASNetError
 
 # The format each layout's files are written in: Export offers it first, so a corrected set goes
@@ -58,8 +65,6 @@ class DatasetFile:
     def read(self) -> Annotation:
         """The data set's annotation of the image. A file that is missing or cannot be read
         raises ``GroundTruthError`` naming it."""
-        from sasnet_core.annotations.formats import read_points
-
         if not self.file.is_file():
             raise GroundTruthError(f"the ground truth of {self.image.name} is missing", self.file)
         try:
@@ -134,8 +139,6 @@ def truth_of(image, project=None, *, baseline: bool = False) -> Truth:
     data set's. A damaged file of the store raises its error (the editor keeps such a file
     aside); a data set file that is missing or damaged is in ``Truth.dataset_error`` and the image
     has no annotation. ``baseline``: also read the data set's annotation under a person's one."""
-    from sasnet_core.annotations.store import find_annotation_file, read_annotation
-
     image = Path(os.path.abspath(image))
     own = read_annotation(image, project)
     kept = find_annotation_file(image, project) if own is not None else None
@@ -169,9 +172,6 @@ def apply_corrections(samples: list, report: list) -> int:
     import make: another image's file, made on another size, points off the image), is named in
     ``report`` in one line and the data set's points are kept."""
     import numpy as np
-
-    from sasnet_core.annotations.store import find_annotation_file, fit_problems, read_annotation
-    from sasnet_core.io.imageio import image_size
 
     n = 0
     for s in samples:

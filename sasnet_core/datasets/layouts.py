@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import DEFAULT_REVIEW_CELL_PX, Annotation
-from sasnet_core.util.errors import DatasetLayoutError
 from sasnet_core.annotations.formats import read_points
-
+from sasnet_core.annotations.store import Project, annotated_images, has_annotations
+from sasnet_core.io.imageio import image_size, read_image
+from sasnet_core.io.inputs import collect_inputs, natural_key
+from sasnet_core.util.errors import DatasetLayoutError
 
 
 @dataclass
@@ -54,8 +56,6 @@ class Sample:
 
     def load_image(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB, resized as the points are (``resize``)."""
-        from sasnet_core.io.imageio import read_image
-
         image = read_image(self.image_path)
         if self.resize is not None and (image.shape[1], image.shape[0]) != tuple(self.resize):
             import cv2
@@ -107,16 +107,12 @@ class Dataset:
 
 def _images(folder: Path) -> list[Path]:
     """The images of one folder, listed as everywhere else (natural order, hidden files skipped)."""
-    from sasnet_core.engine.inputs import collect_inputs
-
     if not folder.is_dir():
         return []
     return collect_inputs([folder], recursive=False).images
 
 
 def _natural(p: Path):
-    from sasnet_core.engine.inputs import natural_key
-
     return natural_key(p.name)
 
 
@@ -196,7 +192,6 @@ def _limit(sample: Sample, max_side: int | None) -> Sample:
     """Downscale so the long side is at most max_side, points with it (the paper: 1920)."""
     if not max_side:
         return sample
-    from sasnet_core.io.imageio import image_size
 
     w, h = image_size(sample.image_path)
     scale = max_side / max(w, h)
@@ -254,8 +249,6 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
     in ``project_dir``, in annotation files under ``root``); unannotated images are left out and a
     damaged annotation file is an error naming it. Split from an annotation's ``"split"`` key,
     else "all"."""
-    from sasnet_core.annotations.store import Project, annotated_images
-
     project = Project(Path(project_dir), Path(root)) if project_dir is not None else None
     out = []
     for img, ann in annotated_images([root], project):
@@ -267,6 +260,4 @@ def annotated_folder(root: Path, report: list, project_dir: Path | None = None,
 
 
 def has_annotation_files(root: Path) -> bool:
-    from sasnet_core.annotations.store import has_annotations
-
     return has_annotations(root)

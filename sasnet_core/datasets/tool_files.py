@@ -13,6 +13,17 @@ import threading
 from pathlib import Path
 
 from sasnet_core.annotations.annotation import SUFFIX, Annotation
+from sasnet_core.annotations.fields import fail
+from sasnet_core.annotations.formats import (
+    detect_format,
+    get_format,
+    read_annotations,
+    read_points,
+)
+from sasnet_core.annotations.formats._common import validate
+from sasnet_core.datasets.layouts import Sample
+from sasnet_core.io.imageio import image_size
+from sasnet_core.io.inputs import collect_inputs
 from sasnet_core.util.errors import SASNetError
 
 COLLECTION_FORMATS = ("coco", "cvat", "via")  # one file, many images
@@ -34,8 +45,6 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 def _format_of(path: Path) -> str | None:
     """The format of an annotation file, or None when it is none we know (or cannot be read:
     a stray unreadable JSON beside the images is not taken for anyone's ground truth)."""
-    from sasnet_core.annotations.formats import detect_format
-
     try:
         return detect_format(path)
     except SASNetError:
@@ -80,8 +89,6 @@ def collection_files(folder: Path) -> list[Path]:
 def read_collection(path: Path) -> list[Annotation]:
     """Every image's annotation in one COCO / CVAT / VIA file, parsed once per change on disk.
     A damaged file raises its error (naming it) each time it is asked for."""
-    from sasnet_core.annotations.formats import read_annotations
-
     stamp, key = _stamp(path), os.path.abspath(path)
     with _lock:
         cached = _file_cache.get(key)
@@ -128,8 +135,6 @@ def collection_entry(img: Path) -> tuple[Path, str] | None:
 
 def collection_annotation(path: Path, img: Path) -> Annotation:
     """The entry of ``img`` in the collection file ``path``."""
-    from sasnet_core.annotations.formats._common import fail
-
     for ann in read_collection(path):
         if _names(ann, img):
             ann.image_path = str(img)
@@ -139,25 +144,18 @@ def collection_annotation(path: Path, img: Path) -> Annotation:
 
 # -- the readers of ``datasets.detect.LAYOUTS`` -----------------------------------------------------
 def _images(root: Path) -> list[Path]:
-    from sasnet_core.engine.inputs import collect_inputs
-
     return collect_inputs([root], recursive=False).images if root.is_dir() else []
 
 
 def _misfit(ann: Annotation, img: Path, file: Path, report: list) -> None:
     """A tool's file records its image's size, which may not be this image's (made on another
     copy, the image resized since): checked against the image itself, said in ``report``."""
-    from sasnet_core.io.imageio import image_size
-
     ann.image_path = str(img)
     for problem in ann.misfit(image_size(img))[0]:
         report.append(f"{file}: {problem} (kept as the file has them)")
 
 
 def labelme(root: Path, report: list, **_) -> list:
-    from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.annotations.formats import read_points
-
     out = []
     for img in _images(root):
         js = labelme_file(img)
@@ -173,10 +171,6 @@ def has_labelme(root: Path) -> bool:
 
 
 def collection(root: Path, report: list, **_) -> list:
-    from sasnet_core.datasets.layouts import Sample
-    from sasnet_core.annotations.formats import get_format
-    from sasnet_core.annotations.formats._common import validate
-
     out = []
     for img in _images(root):
         entry = collection_entry(img)

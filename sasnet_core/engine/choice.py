@@ -175,6 +175,7 @@ def choose_engine(device: torch.device, precision: str = DEFAULT_PRECISION,
                   backend: str = DEFAULT_BACKEND) -> EngineChoice:
     """Resolve ``auto`` and check that the pair can run; raises EngineUnavailableError for a pair
     that cannot (int8 without OpenVINO, fp16 with OpenVINO)."""
+    # deferred: imports OpenVINO (optional and heavy), only when an engine is chosen
     from sasnet_core.engine.openvino_backend import unavailable_reason
 
     precision = counting_precision(device, precision)

@@ -30,7 +30,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from sasnet_core.engine.patch_grid import PatchGrid
-from sasnet_core.util.cancel import CancelToken, Cancelled, cancellable
+from sasnet_core.engine.prefetch import read_ahead as reader
+from sasnet_core.io.imageio import read_image
+from sasnet_core.util.cancel import Cancelled, CancelToken, cancellable
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.util.progress import TileProgress, tile_listener
 
@@ -85,6 +87,7 @@ class Frame:
 def video_frames(path: str | os.PathLike, every_n: int = 1, time_step: float | None = None
                  ) -> Iterator[Frame]:
     """The frames to count of a video, as inputs for ``count_stream``."""
+    # deferred: OpenCV's video reader, only when a video is counted
     from sasnet_core.io.video import iter_frames
 
     for rec in iter_frames(path, every_n=every_n, time_step=time_step):
@@ -183,7 +186,6 @@ def _read(item) -> _Pending:
                         None if item.image is not None else item.error or "the frame cannot be decoded")
     if isinstance(item, np.ndarray):
         return _Pending("", None, None, item, None)
-    from sasnet_core.io.imageio import read_image
 
     path = os.fspath(item)
     try:
@@ -242,8 +244,6 @@ def count_stream(predictor, inputs: Iterable, *, batch_size: int = 1, cancel: Ca
     token = cancel or CancelToken()
     load = functools.partial(_load, prepare=getattr(predictor, "prepare", None))
     if depth:
-        from sasnet_core.engine.prefetch import read_ahead as reader
-
         entries = reader(inputs, load, depth, token)
     else:
         entries = _load_each(inputs, load, token)

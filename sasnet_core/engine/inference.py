@@ -29,15 +29,28 @@ import cv2
 import numpy as np
 import torch
 
-from sasnet_core.util.cancel import checkpoint
-from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION, choose_device, choose_engine
+from sasnet_core.engine.choice import (
+    DEFAULT_BACKEND,
+    DEFAULT_DEVICE,
+    DEFAULT_PRECISION,
+    choose_device,
+    choose_engine,
+)
+from sasnet_core.engine.heads import estimate_heads
+from sasnet_core.engine.openvino_backend import OpenVINORunner, convert
 from sasnet_core.engine.patch_grid import PatchGrid, patch_edges
+from sasnet_core.engine.quantize import int8_runner
+from sasnet_core.engine.tiling import core_for_budget, plan_tiles
+from sasnet_core.engine.uncertainty import patch_scores
+from sasnet_core.io.imageio import read_image, to_rgb8
+from sasnet_core.model.config import PATCH_SIZE
 from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
 from sasnet_core.model.preprocess import model_input
-from sasnet_core.model.sasnet import PATCH_SIZE, SASNet
+from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.cancel import checkpoint
 from sasnet_core.util.progress import report_tiles
-from sasnet_core.engine.tiling import core_for_budget, plan_tiles
 from sasnet_core.util.vocab import BACKENDS, INFERENCE_PRECISIONS, Backend
+from sasnet_core.weights.registry import load_model
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Peak activation bytes per input pixel of one forward pass, per backend and precision: measured
@@ -98,13 +111,9 @@ def default_budget_mb(device: torch.device) -> float:
 
 
 def _openvino_runner(model: SASNet, precision: str, cache, calibration):
-    from sasnet_core.engine.openvino_backend import OpenVINORunner, convert
-
     cache = Path(cache) if cache is not None else None
     ov_model, source = convert(model, cache, lean=precision != "int8")
     if precision == "int8":
-        from sasnet_core.engine.quantize import int8_runner
-
         return int8_runner(model, ov_model, calibration, cache)
     return OpenVINORunner(ov_model, precision, source=source)
 
@@ -149,16 +158,12 @@ class Prediction(PatchGrid):
     @cached_property
     def heads(self) -> np.ndarray:
         """(N, 2) estimated head points (x, y), N = round(count)."""
-        from sasnet_core.engine.heads import estimate_heads
-
         return estimate_heads(self.density, self.count)
 
     @cached_property
     def patch_uncertainty(self) -> np.ndarray:
         """(h, w) uncertainty of every patch, in people (see ``sasnet_core.engine.uncertainty``);
         computed on first use, so counting alone never pays for it."""
-        from sasnet_core.engine.uncertainty import patch_scores
-
         return patch_scores(self)
 
     @property
@@ -248,8 +253,6 @@ class Predictor:
     def from_weights(cls, weights: str | os.PathLike | None, **kwargs) -> "Predictor":
         """A predictor for a weights file or registry name; ``kwargs`` as ``Predictor``'s (same
         defaults)."""
-        from sasnet_core.weights.registry import load_model
-
         model, info = load_model(weights, device="cpu")
         predictor = cls(model, copy_model=False, **kwargs)
         predictor.info = info
@@ -301,8 +304,6 @@ class Predictor:
 
     def predict_batch(self, images: Sequence[np.ndarray | str | os.PathLike | "Prepared"]) -> list[Prediction]:
         """Predict several images; those of the same size share forward passes."""
-        from sasnet_core.io.imageio import read_image
-
         sources = [str(im) if isinstance(im, (str, Path)) else None for im in images]
         arrays = [read_image(im) if isinstance(im, (str, Path)) else im if isinstance(im, Prepared)
                   else np.asarray(im) for im in images]
@@ -336,8 +337,6 @@ class Predictor:
     # -- internals -----------------------------------------------------------------------------
     def _resize(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            from sasnet_core.io.imageio import to_rgb8
-
             image = to_rgb8(image)
         h, w = image.shape[:2]
         if self.max_side and max(h, w) > self.max_side:

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 from sasnet_core.io import cache_digest, staging
-from sasnet_core.util.cancel import Cancelled, checkpoint
 from sasnet_core.model.fast_forward import lean_forward
 from sasnet_core.model.sasnet import SASNet
+from sasnet_core.util.cancel import Cancelled, checkpoint
+from sasnet_core.util.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ def unavailable_reason() -> str | None:
 
 
 def default_cache_dir() -> Path:
-    from sasnet_core.util.paths import cache_dir
-
     return cache_dir() / "openvino"
 
 

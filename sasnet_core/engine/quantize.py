@@ -30,7 +30,17 @@ from typing import Sequence
 
 import numpy as np
 
+from sasnet_core.engine.choice import cpu_has_native_bf16
+from sasnet_core.engine.openvino_backend import (
+    OV_PRECISION,
+    OpenVINORunner,
+    default_cache_dir,
+    ir_file,
+    model_key,
+    save_atomically,
+)
 from sasnet_core.io.cache_digest import damage
+from sasnet_core.io.imageio import read_image, to_rgb8
 from sasnet_core.model.preprocess import model_input
 from sasnet_core.util.cancel import checkpoint
 from sasnet_core.util.errors import EngineUnavailableError, SASNetError
@@ -133,9 +143,6 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
     """An ``OpenVINORunner`` of ``ov_model`` quantized to int8 on ``calibration``, read from the cache
     when these images quantized this model before; ``runner.int8_report`` says how far its counts
     are from fp32 on them."""
-    from sasnet_core.engine.choice import cpu_has_native_bf16
-    from sasnet_core.engine.openvino_backend import OpenVINORunner, default_cache_dir, ir_file, model_key, save_atomically
-
     reason = nncf_missing_reason()
     if reason is not None:
         raise EngineUnavailableError(reason)
@@ -167,8 +174,6 @@ def calibration_inputs(calibration: Sequence | None, block_size: int,
     images that cannot be read are passed over for the next ones. ``downscaled``: a list that
     gets, for each input, whether it is a downscaled copy of its image."""
     import cv2
-
-    from sasnet_core.io.imageio import read_image, to_rgb8
 
     items = list(calibration or [])
     # Evenly spread over the list first (a folder's first images are often one scene), then the
@@ -244,8 +249,6 @@ def _counts(ov_model, images: list[np.ndarray], hint: str, count_scale: float) -
 
 def _compare(float_model, quantized, images, float_precision: str, count_scale: float,
              downscaled: int = 0) -> Int8Report:
-    from sasnet_core.engine.openvino_backend import OV_PRECISION
-
     reference = _counts(float_model, images, OV_PRECISION["fp32"], count_scale)
     int8 = _counts(quantized, images, OV_PRECISION[float_precision], count_scale)
     rel = np.abs(int8 - reference) / np.maximum(np.abs(reference), MIN_REFERENCE_COUNT)
@@ -256,8 +259,6 @@ def _compare(float_model, quantized, images, float_precision: str, count_scale: 
 def _read_cached(folder: Path):
     """(quantized model, report) from a complete cache entry, else None (a damaged one is removed)."""
     import openvino as ov
-
-    from sasnet_core.engine.openvino_backend import ir_file
 
     xml, report = ir_file(folder), folder / REPORT_FILE
     if xml is None or not report.is_file():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sasnet_core.model.sasnet import PATCH_SIZE
+from sasnet_core.model.config import PATCH_SIZE
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sasnet_core.engine.counting import count_stream
 from sasnet_core.evaluation import metrics
+from sasnet_core.io.atomic import atomic_path
+from sasnet_core.util.errors import SASNetError
 
 GAME_LEVELS = (0, 1, 2, 3)
 
@@ -65,8 +68,6 @@ class EvalReport:
                            "skipped": skipped}, indent=1, allow_nan=False)
 
     def write_csv(self, path) -> None:
-        from sasnet_core.io.atomic import atomic_path
-
         keys = ["image", "split", "gt_count", "pred_count", "abs_error"] + [f"game{L}" for L in GAME_LEVELS]
         with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, keys, extrasaction="ignore")
@@ -122,8 +123,6 @@ def _inputs(samples: list):
     in resized pixels, the image resized as they are. Pulled by the stream's read-ahead thread,
     so the resizing is done there too. A file that cannot be read is handed over by name: the
     stream reads it and reports it as skipped, naming the problem."""
-    from sasnet_core.util.errors import SASNetError
-
     for sample in samples:
         if getattr(sample, "resize", None) is None:
             yield str(sample.image_path)
@@ -152,8 +151,6 @@ def evaluate(predictor, dataset, roi: bool = True, progress=None, *, batch_size:
     """Count every sample through ``count_stream`` (batched, read ahead, stopped by ``cancel``)
     and compare with its ground truth. ``progress``: an object with ``update()`` (e.g.
     ``sasnet_core.util.progress.Progress``) or a callable ``f(done, total)``."""
-    from sasnet_core.engine.counting import count_stream
-
     samples = list(dataset)
     report = EvalReport()
     results = count_stream(predictor, _inputs(samples), batch_size=batch_size, cancel=cancel,

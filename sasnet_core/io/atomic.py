@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from sasnet_core.util.errors import OutputExistsError, OutputWriteError
+
 # A temp file of a live writer on another machine is left alone for this long; a large checkpoint
 # on a slow network folder takes well under it to write.
 STALE_AFTER_S = 3600.0
@@ -109,8 +111,6 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> None:
     be created where it goes (read-only, no permission). Missing folders are fine: the write
     makes them. Counting a whole folder first and then failing to write its table throws the
     run away."""
-    from sasnet_core.util.errors import OutputExistsError, OutputWriteError
-
     path = Path(path)
     if is_stream(path):
         return  # written in place, as atomic_path does

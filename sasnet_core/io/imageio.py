@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.util.errors import ImageReadError
+from sasnet_core.io.atomic import atomic_write_bytes
+from sasnet_core.util.errors import ImageReadError, SettingsError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -53,8 +54,6 @@ def max_image_pixels() -> int:
                 MAX_MEGAPIXELS_ENV, text, DEFAULT_MAX_MEGAPIXELS)
         megapixels = DEFAULT_MAX_MEGAPIXELS
     if megapixels * 1_000_000 > DECODER_MAX_PIXELS:
-        from sasnet_core.util.errors import SettingsError
-
         raise SettingsError(f"{MAX_MEGAPIXELS_ENV}={text} is more than OpenCV decodes "
                             f"({DECODER_MAX_PIXELS / 1e6:.0f} megapixels, 2^30 pixels); set it to "
                             f"{DECODER_MAX_PIXELS // 1_000_000} or less")
@@ -212,8 +211,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> None:
     """Write RGB uint8 (atomically) in the format the suffix names."""
     import cv2
-
-    from sasnet_core.io.atomic import atomic_write_bytes
 
     path = Path(path)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []

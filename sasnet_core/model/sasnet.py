@@ -16,47 +16,15 @@ P5..P1; the fused density is the same sum either way.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LEVELS = ("P1", "P2", "P3", "P4", "P5")
-SELECTIONS = ("soft", "hard", "average")
-# k, the side in pixels of the patches the confidence branch scores (32 in the paper and the
-# release): the default of SASNetConfig.block_size. Code with a model at hand reads its config;
-# this name is for code that has none (the app's patch overlays, the training options).
-PATCH_SIZE = 32
-
-
-@dataclass(frozen=True)
-class SASNetConfig:
-    """Architecture and output conventions; stored in our checkpoints as ``architecture``."""
-
-    block_size: int = PATCH_SIZE  # k: side of the patches the confidence branch scores
-    count_scale: float = 1000.0  # density targets were multiplied by this in training
-    selection: str = "soft"  # soft (paper), hard (argmax), average (ablations of Table 4)
-    width_mult: float = 1.0  # < 1 only for tiny test / demo models; 1.0 = released layout
-
-    def __post_init__(self):
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
-        if not isinstance(self.block_size, int) or isinstance(self.block_size, bool) or self.block_size < 1:
-            raise ValueError(f"block_size must be a whole number >= 1, got {self.block_size!r}")
-        for name in ("width_mult", "count_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-                raise ValueError(f"{name} must be a finite number above 0, got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SASNetConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+from sasnet_core.model.backbone import load_imagenet_encoder
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.csrnet_encoder import is_csrnet_source, load_csrnet_encoder
 
 
 class SASNetOutput(NamedTuple):
@@ -260,12 +228,8 @@ def sasnet(
     if weights is not None:
         model.load_state_dict(weights, strict=True)
     elif encoder_weights is not None:
-        from sasnet_core.model.csrnet_encoder import is_csrnet_source, load_csrnet_encoder
-
         if is_csrnet_source(encoder_weights):
             load_csrnet_encoder(model, encoder_weights, calibration_images)
         else:
-            from sasnet_core.model.backbone import load_imagenet_encoder
-
             load_imagenet_encoder(model, encoder_weights)
     return model

@@ -28,9 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sasnet_core.engine.choice import choose_device
+from sasnet_core.training.signals import StopRequest
+from sasnet_core.training.steps import precision_for
 from sasnet_core.util.errors import SettingsError
 from sasnet_core.util.progress import human_duration
-from sasnet_core.training.signals import StopRequest
+from sasnet_core.weights.registry import ModelRegistry, load_model
 
 TIME_LIMIT = "time_limit"  # the stop reason, and the run's status, when the budget ends a run
 SAVE_BYTES_PER_S = 100e6  # a conservative disk: writing and fsyncing the new checkpoint
@@ -186,10 +189,6 @@ def measure_speed(weights: str | os.PathLike, device: str = "auto", precision: s
     """Load ``weights`` (a file or a registered name) and time a forward pass as evaluation runs
     it; remembered per file (size and time) and device in this process, so asking again is free."""
     import torch
-
-    from sasnet_core.engine.choice import choose_device
-    from sasnet_core.weights.registry import ModelRegistry, load_model
-    from sasnet_core.training.loop import precision_for
 
     path = ModelRegistry().resolve(weights)
     stat = Path(path).stat()

@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from sasnet_core.model.sasnet import PATCH_SIZE
-from sasnet_core.util.vocab import BN_STATS, DEFAULT_TRAINING_PRECISION, TRAINING_PRECISIONS
+from sasnet_core.model.config import PATCH_SIZE
+from sasnet_core.util.vocab import (
+    BN_STATS,
+    DEFAULT_TRAINING_PRECISION,
+    TRAINING_PRECISIONS,
+)
 
 
 @dataclass
@@ -113,3 +117,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# What fine-tuning changes from the paper's training defaults: a few hundred steps from a trained
+# model, a fifth of the images held out, the BatchNorm statistics kept (``finetune_config``).
+FINETUNE_DEFAULTS = dict(steps=300, val_every=0, holdout=0.2, encoder_weights=None, bn_stats="keep")

@@ -22,8 +22,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from sasnet_core.annotations.store import annotated_images, has_annotations
+from sasnet_core.datasets import detect_layout, open_dataset
 from sasnet_core.datasets.layouts import Sample
-from sasnet_core.model.sasnet import SASNetConfig
+from sasnet_core.io.imageio import image_size
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.preprocess import normalise
+from sasnet_core.training.crops import TrainCrops
+from sasnet_core.training.crops import collate_crops as collate
 from sasnet_core.util.errors import DatasetLayoutError
 
 __all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "FullImageDataset",
@@ -34,9 +40,6 @@ def _is_annotated_folder(folder: Path) -> bool:
     """A folder of our annotation files and no public data set: a data set whose images a person
     corrected in the app has annotation files too, and trains on the whole set, each image with
     its corrections (``ground_truth.apply_corrections``), not on the corrected images alone."""
-    from sasnet_core.annotations.store import has_annotations
-    from sasnet_core.datasets import detect_layout
-
     if not folder.is_dir() or not has_annotations(folder):
         return False
     try:
@@ -48,8 +51,6 @@ def _is_annotated_folder(folder: Path) -> bool:
 def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[Sample]:
     """The annotated images under ``folder`` as the annotation store lists them: beside the
     images, in a project, or in annotation files whose images live elsewhere (a staging folder)."""
-    from sasnet_core.annotations.store import annotated_images
-
     pairs = annotated_images([folder])  # a damaged file, or one naming a missing image, is named
     chosen = [(image, a) for image, a in pairs if all_annotated or a.teaches]
     if not chosen:
@@ -71,8 +72,6 @@ def samples_from_annotations(folder: Path, all_annotated: bool = False) -> list[
 def _cells_on_image(image: Path, ann) -> frozenset:
     """The reviewed cells of a partly reviewed image that cover some of it; none at all would
     leave nothing to learn from, which a damaged or mismatched file must not do silently."""
-    from sasnet_core.io.imageio import image_size
-
     w, h = ann.image_size or image_size(image)
     c = ann.review_cell_px
     cells = frozenset((r, k) for r, k in ann.reviewed_cells if r * c < h and k * c < w)
@@ -83,8 +82,6 @@ def _cells_on_image(image: Path, ann) -> frozenset:
 
 
 def _open(folder: Path, fold: int | None = None):
-    from sasnet_core.datasets import open_dataset
-
     return open_dataset(folder, split=None, fold=fold)  # --fold elsewhere than UCF_CC_50 is refused
 
 
@@ -162,15 +159,11 @@ def split_holdout(samples: list[Sample], share: float, seed: int = 0
 def crop_dataset(samples: list[Sample], crop_size: int = 128, crops_per_image: int = 4,
                  flip: bool = True, sigma: float = 4.0, adaptive: bool = False,
                  count_scale: float = SASNetConfig.count_scale) -> Dataset:
-    from sasnet_core.datasets.training import TrainCrops
-
     return TrainCrops(samples, crop=crop_size, crops_per_image=crops_per_image, flip=flip,
                       sigma=sigma, adaptive=adaptive, count_scale=count_scale)
 
 
 def collate_crops(batch):
-    from sasnet_core.datasets.training import collate_crops as collate
-
     return collate(batch)
 
 
@@ -187,8 +180,6 @@ class FullImageDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, float, torch.Tensor | None]:
-        from sasnet_core.model.preprocess import normalise
-
         s = self.samples[i]
         image = s.load_image()
         mask = s.annotation().roi_mask(image.shape[:2]) if s.rois else None

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from sasnet_core.model.csrnet_encoder import is_csrnet_source
+from sasnet_core.model.preprocess import normalise
 from sasnet_core.training.config import TrainConfig
+from sasnet_core.training.data import load_samples
 
 CALIBRATION_IMAGES = 4
 CALIBRATION_MAX_SIDE = 512
@@ -18,14 +21,9 @@ CALIBRATION_MAX_SIDE = 512
 def encoder_calibration_images(cfg: TrainConfig) -> list[torch.Tensor] | None:
     """(1, 3, H, W) ImageNet-normalised training images for ``sasnet(calibration_images=...)``
     when ``cfg`` starts from CSRNet's encoder; None for any other start (nothing is read)."""
-    from sasnet_core.model.csrnet_encoder import is_csrnet_source
-
     if cfg.init or not cfg.data or not is_csrnet_source(cfg.encoder_weights):
         return None
     import cv2
-
-    from sasnet_core.model.preprocess import normalise
-    from sasnet_core.training.data import load_samples
 
     samples = load_samples(cfg.data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
     n = min(CALIBRATION_IMAGES, len(samples))

@@ -14,13 +14,23 @@ import os
 from pathlib import Path
 
 from sasnet_core.io.atomic import check_output_file
-from sasnet_core.util.errors import CheckpointError, DatasetLayoutError, SASNetError, SettingsError
-from sasnet_core.training.budget import ObservedLog, TimeBudget
-from sasnet_core.training.config import TrainConfig
+from sasnet_core.io.imageio import image_size
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.training.budget import ObservedLog, TimeBudget, step_work_ratio
+from sasnet_core.training.config import FINETUNE_DEFAULTS, TrainConfig
+from sasnet_core.training.data import load_samples, split_holdout
 from sasnet_core.training.jsonlog import JsonLog
 from sasnet_core.training.loop import TrainResult, train
+from sasnet_core.training.staging import staged_origin
+from sasnet_core.util.errors import (
+    CheckpointError,
+    DatasetLayoutError,
+    ImageReadError,
+    SASNetError,
+    SettingsError,
+)
+from sasnet_core.weights.registry import ModelRegistry, load_model
 
-FINETUNE_DEFAULTS = dict(steps=300, val_every=0, holdout=0.2, encoder_weights=None, bn_stats="keep")
 SUGGESTED_MINUTES = 10.0  # what the app offers when a person picks a time budget instead of steps
 
 
@@ -31,8 +41,6 @@ def finetune_config(**overrides) -> TrainConfig:
 
 def parent_name_of(weights: str | os.PathLike, path: Path) -> str:
     """The name a person knows the starting model by: its registry name, else its file stem."""
-    from sasnet_core.weights.registry import ModelRegistry
-
     try:
         entries = ModelRegistry().entries()
     except SASNetError:  # a damaged registry only costs the nice name
@@ -58,11 +66,6 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
     exists already, ...).
     """
     import time
-
-    from sasnet_core.model.sasnet import SASNetConfig
-    from sasnet_core.weights.registry import load_model
-    from sasnet_core.training.data import load_samples, split_holdout
-    from sasnet_core.training.staging import staged_origin
 
     started_at = time.time() if started_at is None else started_at
     own_log = log is None
@@ -128,10 +131,6 @@ def finetune(weights: str | os.PathLike, data: str | os.PathLike, out: str | os.
 
 def _step_per_eval(cfg: TrainConfig, held_out) -> float:
     """For the budget's guess of the first step: its work over the held-out evaluation's."""
-    from sasnet_core.util.errors import ImageReadError
-    from sasnet_core.io.imageio import image_size
-    from sasnet_core.training.budget import step_work_ratio
-
     if cfg.max_minutes is None or not held_out:
         return 0.0
     pixels = 0

@@ -20,9 +20,10 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import sasnet
 from sasnet_core.training import distributed as D
 from sasnet_core.training.config import TrainConfig
-from sasnet_core.training.encoder_init import encoder_calibration_images
 from sasnet_core.training.data import (
     Sample,
     collate_crops,
@@ -31,14 +32,12 @@ from sasnet_core.training.data import (
     split_holdout,
     validation_samples,
 )
+from sasnet_core.training.encoder_init import encoder_calibration_images
 from sasnet_core.training.jsonlog import JsonLog
 from sasnet_core.training.recorder import Position, RunRecorder
-# LOG, _configure_backends, set_train_mode and freeze_encoder_ are also read from here by the
-# train command, the training benchmark and tests.
 from sasnet_core.training.resume import (
     BEST,
     LAST,
-    LOG,
     check_run_folder,
     data_folder,
     restore_optimizer,
@@ -47,7 +46,7 @@ from sasnet_core.training.resume import (
 )
 from sasnet_core.training.signals import StopRequest, ignore_stop_signals
 from sasnet_core.training.steps import (
-    _configure_backends,
+    configure_backends,
     freeze_encoder_,
     make_optimizer,
     precision_for,
@@ -55,8 +54,9 @@ from sasnet_core.training.steps import (
     step_loop,
     train_step,
 )
-from sasnet_core.util.errors import DatasetLayoutError, SettingsError
+from sasnet_core.util.errors import DatasetLayoutError, SASNetError, SettingsError
 from sasnet_core.util.progress import StepBar
+from sasnet_core.weights.registry import load_model
 
 
 @dataclass
@@ -74,13 +74,9 @@ class TrainResult:
 
 def build_model(cfg: TrainConfig):
     """(model, provenance dict) from ``cfg.init`` or from scratch (+ ImageNet encoder)."""
-    from sasnet_core.model.sasnet import SASNetConfig, sasnet
-
     arch = SASNetConfig(block_size=cfg.block_size, selection=cfg.selection,
                         width_mult=cfg.width_mult)
     if cfg.init:
-        from sasnet_core.weights.registry import load_model
-
         model, info = load_model(cfg.init, device="cpu", config=arch)
         return model, {"parent": str(info.path), "parent_name": info.name,
                        "parent_kind": info.kind}
@@ -170,7 +166,7 @@ class _Run:
     def run(self, model, provenance, train_samples, val_samples, val_desc, final_path,
             evaluate_before) -> TrainResult:
         torch.manual_seed(self.cfg.seed)
-        _configure_backends(self.info.device)
+        configure_backends(self.info.device)
         self.prec = precision_for(self.info.device, self.cfg.precision)
         if train_samples is None:
             train_samples, val_samples, val_desc = _samples_for(self.cfg)
@@ -341,8 +337,6 @@ def _worker_errors_named(loader: Iterable) -> Iterator:
     """Batches of ``loader``; a person's error raised in a loader process (a damaged image) comes
     back from torch as the same type wrapped around the worker's whole traceback: raise it again
     with its own one-sentence message, which is the traceback's last line."""
-    from sasnet_core.util.errors import SASNetError
-
     try:
         yield from loader
     except SASNetError as exc:

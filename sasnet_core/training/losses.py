@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sasnet_core.model.sasnet import PATCH_SIZE
+from sasnet_core.model.config import PATCH_SIZE
 
 __all__ = [
     "den_loss",

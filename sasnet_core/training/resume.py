@@ -13,9 +13,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from sasnet_core.model.config import SASNetConfig
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.steps import unwrap
 from sasnet_core.util.errors import CheckpointError, OutputExistsError, SettingsError
+from sasnet_core.weights.checkpoint import read_checkpoint_file, save_checkpoint
+from sasnet_core.weights.registry import load_model
 
 LAST, BEST, LOG = "last.pth", "best.pth", "log.jsonl"
 
@@ -24,8 +27,6 @@ def save_training_checkpoint(path: str | os.PathLike, model: nn.Module, metadata
                              train_state: dict | None = None) -> Path:
     """Our checkpoint format (loadable by ``load_model``), plus the optimiser state for resuming
     when ``train_state`` is given. Atomic: a crash leaves the previous file."""
-    from sasnet_core.weights.checkpoint import save_checkpoint
-
     extra = {"train_state": train_state} if train_state is not None else None
     return save_checkpoint(path, unwrap(model), metadata, extra=extra)
 
@@ -52,8 +53,6 @@ def _damaged(state: dict) -> str | None:
 
 def load_train_state(path: str | os.PathLike) -> dict:
     """The optimiser state and position a run folder's last.pth carries for ``--resume``."""
-    from sasnet_core.weights.checkpoint import read_checkpoint_file
-
     try:
         obj = read_checkpoint_file(path)
     except CheckpointError as exc:
@@ -117,9 +116,6 @@ class Resumed:
 
 def resume_run(cfg: TrainConfig, last_path: Path) -> Resumed:
     """Load ``last_path`` for ``cfg``; refuse a resume that would change what the run learns."""
-    from sasnet_core.model.sasnet import SASNetConfig
-    from sasnet_core.weights.registry import load_model
-
     model, ck = load_model(last_path, device="cpu", config=SASNetConfig(selection=cfg.selection))
     if model.config.width_mult != cfg.width_mult:
         # Its weights fix the width. Not asked for: the run goes on at its own width, and that

@@ -24,12 +24,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core.util import paths
 from sasnet_core.io.atomic import remove_stale_temp_files
-from sasnet_core.util.errors import ModelRegistryError, SASNetError
-from sasnet_core.weights.registry import model_name_from
-from sasnet_core.training.budget import BudgetTooSmallError, MinimumBudget, measure_speed, minimum_budget
+from sasnet_core.io.imageio import image_size
+from sasnet_core.training.budget import (
+    BudgetTooSmallError,
+    MinimumBudget,
+    measure_speed,
+    minimum_budget,
+)
 from sasnet_core.training.config import TrainConfig
+from sasnet_core.training.data import holdout_count, load_samples, split_holdout
 from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
 from sasnet_core.training.staging import (
     STOP_FILE,
@@ -38,7 +42,14 @@ from sasnet_core.training.staging import (
     remove_staging,
     stage,
 )
-from sasnet_core.util.vocab import DEFAULT_TRAINING_PRECISION, RUN_KEPT, TRAINING_PRECISIONS
+from sasnet_core.util import paths
+from sasnet_core.util.errors import ImageReadError, ModelRegistryError, SASNetError
+from sasnet_core.util.vocab import (
+    DEFAULT_TRAINING_PRECISION,
+    RUN_KEPT,
+    TRAINING_PRECISIONS,
+)
+from sasnet_core.weights.registry import ModelRegistry, model_name_from
 
 
 def training_precision(precision: str | None) -> str:
@@ -68,10 +79,6 @@ def estimate_minimum(weights: str | os.PathLike, reviewed: ReviewedSet, cfg: Tra
                      registry=None) -> MinimumBudget:
     """The least minutes budget a run of ``weights`` on ``reviewed`` needs here (see
     ``budget.minimum_budget``): it loads the model and times a forward pass the first time."""
-    from sasnet_core.util.errors import ImageReadError
-    from sasnet_core.io.imageio import image_size
-    from sasnet_core.training.data import holdout_count
-
     sizes = []
     for image, ann in reviewed.items:
         try:
@@ -88,10 +95,6 @@ def check_data_budget(weights: str | os.PathLike, data: str | os.PathLike, cfg: 
     """Refuse ``cfg.max_minutes`` below the minimum of a run of ``weights`` on ``data`` (any data
     set layout, as ``sasnet finetune`` reads it) with a BudgetTooSmallError naming the minimum
     and ``--steps``, before anything is written; the same rule the app's panel and ``FineTuneRun.prepare`` apply."""
-    from sasnet_core.util.errors import ImageReadError
-    from sasnet_core.io.imageio import image_size
-    from sasnet_core.training.data import load_samples, split_holdout
-
     if cfg.max_minutes is None:
         return
     samples = load_samples(data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
@@ -113,8 +116,6 @@ def check_data_budget(weights: str | os.PathLike, data: str | os.PathLike, cfg: 
 
 
 def _minimum(weights, eval_pixels: int, cfg: TrainConfig, registry=None) -> MinimumBudget:
-    from sasnet_core.weights.registry import ModelRegistry
-
     path = (registry or ModelRegistry()).resolve(weights)  # a file, or a registered name
     speed = measure_speed(path, cfg.device, training_precision(cfg.precision))
     try:
@@ -142,8 +143,6 @@ class FineTuneRequest:
 
 class FineTuneRun:
     def __init__(self, request: FineTuneRequest, registry=None):
-        from sasnet_core.weights.registry import ModelRegistry
-
         self.request = request
         self.registry = registry or ModelRegistry()
         self.started_at = request.started_at if request.started_at is not None else time.time()

@@ -16,10 +16,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core.util import paths
 from sasnet_core.annotations.annotation import SUFFIX, Annotation, save_annotation
+from sasnet_core.annotations.store import survey
 from sasnet_core.io.atomic import atomic_write_text
 from sasnet_core.io.staging import make_stage
+from sasnet_core.util import paths
 from sasnet_core.util.errors import DatasetLayoutError
 
 STAGING_INFO = "staging.json"  # {"origin": real data folder, "images": [...]}
@@ -75,8 +76,6 @@ def read_reviewed_set(images) -> ReviewedSet:
     The one place a run asks the annotation store what it may learn from; nothing is cached, so
     a run started a moment after an image was marked reviewed learns from it.
     """
-    from sasnet_core.annotations.store import survey
-
     out = ReviewedSet()
     for entry in survey(images):
         if entry.error is not None:

@@ -44,7 +44,7 @@ def precision_for(device: torch.device, precision: str = "auto") -> Precision:
     return Precision(True, torch.bfloat16, device.type == "cuda")
 
 
-def _configure_backends(device: torch.device) -> None:
+def configure_backends(device: torch.device) -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

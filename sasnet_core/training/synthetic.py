@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.store import write_annotation
+
 
 def blob_image(points: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
                radius: float = 3.0) -> np.ndarray:
@@ -53,9 +56,6 @@ def make_blob_dataset(folder: str | Path, n_images: int = 6, size: tuple[int, in
             cv2.imwrite(str(path), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
             _write_shanghaitech_mat(gt_dir / f"GT_IMG_{i}.mat", pts + 1.0)
         elif layout == "annotations":
-            from sasnet_core.annotations.annotation import Annotation
-            from sasnet_core.annotations.store import write_annotation
-
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"IMG_{i}.png"
             cv2.imwrite(str(path), img[:, :, ::-1])

@@ -12,6 +12,9 @@ import math
 import torch
 import torch.nn as nn
 
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.evaluation.evaluate import EvalReport
+from sasnet_core.evaluation.evaluate import evaluate as evaluate_samples
 from sasnet_core.training import distributed as D
 from sasnet_core.training.steps import Precision, precision_for, unwrap
 from sasnet_core.util.errors import ImageReadError
@@ -20,8 +23,6 @@ from sasnet_core.util.errors import ImageReadError
 def predictor_for(model: nn.Module, device: torch.device, precision: Precision):
     """A ``Predictor`` on a copy of the model as it is now (BatchNorm folded), counting on the
     training device at the training precision; always torch, never a conversion to OpenVINO."""
-    from sasnet_core.engine.inference import Predictor
-
     return Predictor(unwrap(model), device=device, precision="bf16" if precision.autocast else "fp32",
                      channels_last=precision.channels_last, keep_levels=False, copy_model=True,
                      backend="torch")
@@ -45,9 +46,6 @@ def evaluate(model: nn.Module, dataset, device: torch.device | str = "cpu", *,
     {"mae", "mse", "n"}. ``mse`` is the root of the mean squared error, as crowd-counting papers
     (and the SASNet paper) report it. The ROI and the reviewed cells of a partly reviewed image
     restrict both counts. An image that cannot be counted stops the run, naming it."""
-    from sasnet_core.evaluation.evaluate import EvalReport
-    from sasnet_core.evaluation.evaluate import evaluate as evaluate_samples
-
     device = torch.device(device)
     info = dist_info or D.DistInfo(device=device)
     samples = list(getattr(dataset, "samples", dataset))[info.rank::info.world_size]

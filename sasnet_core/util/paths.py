@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from sasnet_core.util.errors import SettingsError
+
 APP = "sasnet-studio"
 
 
@@ -19,7 +21,6 @@ def _root(kind: str) -> Path:
         while not there.exists() and there != there.parent:
             there = there.parent
         if not there.is_dir():  # a file on its way: else every listing is silently empty
-            from sasnet_core.util.errors import SettingsError
 
             raise SettingsError(f"SASNET_STUDIO_HOME cannot be a folder: {there} is a file; it should "
                                 "name a folder to keep models, settings and logs in", home)

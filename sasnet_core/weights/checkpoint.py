@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 
 from sasnet_core.io.atomic import atomic_path
+from sasnet_core.model.config import SELECTIONS, SASNetConfig
+from sasnet_core.model.sasnet import SASNet
 from sasnet_core.util.errors import CheckpointError, kind_of
-from sasnet_core.model.sasnet import SELECTIONS, SASNet, SASNetConfig
 
 FORMAT = "sasnet-studio-checkpoint"
 FORMAT_VERSION = 1

@@ -30,12 +30,25 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from sasnet_core.util import paths
 from sasnet_core.io.atomic import atomic_path, ensure_folder
-from sasnet_core.weights.download_guard import (STALL_MIN_BYTES, STALL_WINDOW_S, TIMEOUT_S, TransferGuard,
-                                        checked_address)
+from sasnet_core.util import paths
 from sasnet_core.util.errors import DownloadError, ModelRegistryError
-from sasnet_core.weights.released import CHUNK, DRIVE_FOLDER_ID, RELEASED, ReleasedModel, manual_steps, sha256_file
+from sasnet_core.weights.download_guard import (
+    STALL_MIN_BYTES,
+    STALL_WINDOW_S,
+    TIMEOUT_S,
+    TransferGuard,
+    checked_address,
+)
+from sasnet_core.weights.registry import ModelRegistry, valid_model_name
+from sasnet_core.weights.released import (
+    CHUNK,
+    DRIVE_FOLDER_ID,
+    RELEASED,
+    ReleasedModel,
+    manual_steps,
+    sha256_file,
+)
 
 USER_AGENT = "sasnet-studio (https://github.com/TencentYoutuResearch/CrowdCounting-SASNet weights)"
 
@@ -70,8 +83,6 @@ def download_released(key: str, *, to: str | os.PathLike | None = None, name: st
     under ``stall_min_bytes`` in ``stall_window_s`` seconds, or more bytes than the released file
     has, is stopped (``download_guard``).
     """
-    from sasnet_core.weights.registry import ModelRegistry, valid_model_name
-
     model = RELEASED.get(str(key).lower())
     if model is None:
         raise DownloadError(f"no released model named {key!r} (released: {', '.join(RELEASED)})")

@@ -30,15 +30,22 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import filelock
 
+from sasnet_core.io.atomic import (
+    atomic_path,
+    atomic_write_text,
+    ensure_folder,
+    keep_aside,
+)
 from sasnet_core.util import paths
-from sasnet_core.io.atomic import atomic_path, atomic_write_text, keep_aside
 from sasnet_core.util.errors import CheckpointError, ModelRegistryError, kind_of
+from sasnet_core.weights.released import identify, recheck
 
 if TYPE_CHECKING:  # torch loads only when a checkpoint is read: listing names stays instant
     import torch
 
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
     from sasnet_core.weights.checkpoint import CheckpointInfo
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +143,6 @@ class ModelRegistry:
     def _changing(self) -> Iterator[tuple[dict, bool]]:
         """(data, whole) read under the registry's lock, held until the caller's change is
         written (``_write``): another process cannot change the file in between."""
-        from sasnet_core.io.atomic import ensure_folder
-
         lock_file = self.file.with_name(self.file.name + ".lock")
         try:
             ensure_folder(self.file.parent)
@@ -180,6 +185,7 @@ class ModelRegistry:
         the default with ``make_default``, or when there is no usable default and ``default_if_none``."""
         if not _NAME.match(name):
             raise ModelRegistryError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-'")
+        # deferred: torch; listing, naming and resolving models need none
         from sasnet_core.weights.checkpoint import inspect_checkpoint
 
         src = Path(file).expanduser().resolve()
@@ -187,7 +193,6 @@ class ModelRegistry:
         info = inspect_checkpoint(src)  # refuses damaged files and files that do not fit SASNet
         summary = {k: v for k, v in info.metadata.items()
                    if isinstance(v, (str, int, float, bool, type(None), dict, list))}
-        from sasnet_core.weights.released import identify
 
         # Hashed before the lock is taken (seconds for a large file); a copy keeps the file's
         # time (copy2), so the identity stored describes the copy as well.
@@ -270,8 +275,6 @@ class ModelRegistry:
         identity serves while the file's size and time are unchanged; otherwise the file is hashed
         again and the result stored, so an entry from an older version or a changed file costs one
         hashing, not one per listing."""
-        from sasnet_core.weights.released import recheck
-
         ident = recheck(entry.path, entry.identity, kind=entry.kind, metadata=entry.metadata, progress=progress)
         if ident is not None and ident.to_dict() != entry.identity:
             try:
@@ -449,6 +452,7 @@ def load_model(
 ) -> tuple[SASNet, CheckpointInfo]:
     """Build SASNet from a checkpoint file, a registered model name, or the default model (None).
     Validated as ``checkpoint.load_model`` does; raises CheckpointError / ModelRegistryError."""
+    # deferred: torch; listing, naming and resolving models need none
     from sasnet_core.weights.checkpoint import load_model as _load_model_file
 
     return _load_model_file(resolve_weights(weights), device=device, config=config)

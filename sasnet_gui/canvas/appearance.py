@@ -9,12 +9,28 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QActionGroup
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sasnet_core.annotations.display import GAMMA_RANGE, display_lut, is_identity
-
-from sasnet_gui.canvas.markers import SHAPE_NAMES, SHAPES, SIZE_RANGE, UNIT_NAMES, UNITS, MarkerStyle
+from sasnet_gui.canvas.markers import (
+    SHAPE_NAMES,
+    SHAPES,
+    SIZE_RANGE,
+    UNIT_NAMES,
+    UNITS,
+    MarkerStyle,
+)
 
 SIZE_STEP = 1.25  # Larger / Smaller Markers multiply the size by this
 

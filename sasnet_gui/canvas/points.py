@@ -18,9 +18,13 @@ from PySide6.QtGui import QPainter
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL
 from sasnet_core.annotations.display import marker_size_for
-
 from sasnet_gui.canvas.colors import LEVEL_COLOURS, SELECTED_COLOUR, UNKNOWN_COLOUR
-from sasnet_gui.canvas.markers import MODEL_SHARE, MarkerStyle, render_selection, render_symbol
+from sasnet_gui.canvas.markers import (
+    MODEL_SHARE,
+    MarkerStyle,
+    render_selection,
+    render_symbol,
+)
 
 HIT_PX = 7  # a click this close (screen pixels) to a point's centre hits it
 # The automatic marker size follows the head spacing, but is worked out again only when the number

@@ -15,10 +15,15 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel
 
-from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
-from sasnet_core.engine import uncertainty
 from sasnet_core.annotations.display import apply_lut
-from sasnet_gui.canvas.overlays import PATCH_SIDE, DensityOverlay, LevelOverlay, UncertaintyOverlay
+from sasnet_core.engine import uncertainty
+from sasnet_gui.canvas.colors import DEFAULT_COLORMAP, LEVELS
+from sasnet_gui.canvas.overlays import (
+    PATCH_SIDE,
+    DensityOverlay,
+    LevelOverlay,
+    UncertaintyOverlay,
+)
 from sasnet_gui.canvas.points import PointsItem
 from sasnet_gui.canvas.review import ReviewLayer
 from sasnet_gui.canvas.roi import RoiLayer

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sasnet_gui.canvas.view import EMPTY_HINT
 
 TITLE = "Count the people in a crowd photo"
 OPEN_STEP = ("Open images", "Drop images, a folder or a video anywhere on this window, "
@@ -136,8 +145,6 @@ class WelcomeOverlay(QFrame):
     def canvas_is_empty(self) -> bool:
         """Nothing shown and nothing to say about it: an image that could not be opened keeps the
         canvas empty too, but then the canvas names it instead of greeting a first start."""
-        from sasnet_gui.canvas.view import EMPTY_HINT
-
         return self._hint is None or (not self._hint.isHidden() and self._hint.text() == EMPTY_HINT)
 
     def _sync(self) -> None:

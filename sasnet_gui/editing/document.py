@@ -24,15 +24,23 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup, QUndoStack
 
-from sasnet_core.annotations.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation, save_annotation
-from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emit() refcount guard)
-from sasnet_core.util.errors import AnnotationVersionError, OutputWriteError, SASNetError
-
-from sasnet_gui.editing import commands as cmd
+from sasnet_core.annotations.annotation import (
+    SOURCE_MODEL,
+    SOURCE_PERSON,
+    Annotation,
+    save_annotation,
+)
 from sasnet_core.annotations.store import annotation_file_for
 from sasnet_core.datasets.ground_truth import Truth, truth_of
 from sasnet_core.datasets.ground_truth import misfit as ground_truth_misfit
 from sasnet_core.io.atomic import file_identity, keep_aside, remove_written_file
+from sasnet_core.util.errors import (
+    AnnotationVersionError,
+    OutputWriteError,
+    SASNetError,
+)
+from sasnet_gui import errors as _errors  # noqa: F401  (applies the PySide6 emit() refcount guard)
+from sasnet_gui.editing import commands as cmd
 
 AUTOSAVE_MS = 400
 # Images whose undo history is kept, the most recently opened ones: each holds a stack and two

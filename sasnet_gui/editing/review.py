@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QKeySequence
 
 from sasnet_core.engine import uncertainty
-
+from sasnet_core.model.config import PATCH_SIZE
 
 
 class ReviewNavigator(QObject):
@@ -70,10 +70,6 @@ class ReviewNavigator(QObject):
         gh, gw = self.grid()
         cells = np.stack(np.divmod(np.arange(gh * gw), max(gw, 1)), 1).astype(np.int64)
         result = self.canvas.result
-        # The model's patch side: imported here, not with the module, since it comes with torch,
-        # which the window does not load before a model (and a result) exists.
-        from sasnet_core.model.sasnet import PATCH_SIZE
-
         if result is None or gh == 0 or self.cell_px % PATCH_SIZE:
             return cells
         return uncertainty.review_order(result, (gh, gw), self.cell_px // PATCH_SIZE)

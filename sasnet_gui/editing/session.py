@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from sasnet_core.engine import uncertainty
 from sasnet_core.annotations.annotation import polygon_mask
+from sasnet_core.annotations.store import read_annotation
+from sasnet_core.engine import uncertainty
+from sasnet_core.io.imageio import read_image
+from sasnet_core.util.errors import SASNetError
 
 
 def _read(path: str):
-    from sasnet_core.io.imageio import read_image
-
     return read_image(path)
 
 
@@ -175,9 +176,6 @@ class ImageSession(QObject):
     def _on_changed_on_disk(self, path: str) -> None:
         """Another program wrote the image's annotation file since our last save, and it is left as
         it is: the list shows what that file holds, not what our last save held."""
-        from sasnet_core.annotations.store import read_annotation
-        from sasnet_core.util.errors import SASNetError
-
         try:
             ann = read_annotation(path)
         except SASNetError as exc:

@@ -15,8 +15,8 @@ from collections import deque
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
-from sasnet_core.util.cancel import CancelToken
 from sasnet_core.engine.counting import DISPLAY_SIDE, count_stream, describe_failure
+from sasnet_core.util.cancel import CancelToken
 
 QUIT_WAIT_S = 1.0  # how long closing the window waits for the worker to reach a checkpoint
 

@@ -5,19 +5,32 @@ with thousands of points each would otherwise stall the window when it is droppe
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QLineEdit, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from sasnet_core.datasets.ground_truth import truth_of
+from sasnet_core.util.errors import SASNetError
 from sasnet_gui.files.model import FileListModel
 
 
 def _scan_annotations(paths):
     """(path, count, reviewed, error, cells, source, from_dataset) of each image: a person's
     annotation, else the ground truth of the data set it belongs to (read, never written)."""
-    from sasnet_core.datasets.ground_truth import truth_of
-    from sasnet_core.util.errors import SASNetError
-
     for p in paths:
         try:
             truth = truth_of(p)

@@ -11,7 +11,6 @@ from sasnet_core.util.progress import TileProgress
 from sasnet_core.util.vocab import FileStatus as Status
 from sasnet_gui.files.names import shown_names
 
-
 _STATUS_COLOURS = {
     Status.NOT_RUN: "#8a8a8a",
     Status.COUNTING: "#d08a00",

@@ -42,17 +42,20 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core.util.errors import DatasetLayoutError
-from sasnet_core.util.progress import human_duration as fmt_duration
 from sasnet_core.training.budget import BudgetTooSmallError
 from sasnet_core.training.finetune import SUGGESTED_MINUTES, finetune_config
-from sasnet_core.training.service import FineTuneRequest, FineTuneRun, estimate_minimum, training_precision
+from sasnet_core.training.service import (
+    FineTuneRequest,
+    FineTuneRun,
+    estimate_minimum,
+    training_precision,
+)
 from sasnet_core.training.staging import ReviewedSet, read_reviewed_set
+from sasnet_core.util.errors import DatasetLayoutError
+from sasnet_core.util.progress import human_duration as fmt_duration
 from sasnet_gui import errors
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
-from sasnet_gui.widgets import themed_plot_init
-
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL, themed_plot_init
 
 QUIT_GRACE_MS = 1000  # how long quitting lets the trainer stop by itself before it is killed
 

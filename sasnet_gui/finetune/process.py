@@ -24,6 +24,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+import sasnet_core
 from sasnet_core.util.vocab import RUN_KEPT
 
 STDERR_KEEP = 16000  # characters of the trainer's stderr kept for the error dialog
@@ -42,8 +43,6 @@ class FineTuneJob:
 
 
 def _package_root() -> str:
-    import sasnet_core
-
     return str(Path(sasnet_core.__file__).resolve().parents[1])
 
 

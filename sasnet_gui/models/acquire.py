@@ -12,15 +12,17 @@ import html
 from pathlib import Path
 from typing import Callable
 
+from sasnet_core.util import paths
 from sasnet_core.util.cancel import CancelToken
+from sasnet_core.weights.download import download_released as download
+from sasnet_core.weights.registry import ModelRegistry, model_name_from
+from sasnet_core.weights.released import DRIVE_FOLDER_URL, RELEASED
 
 Progress = Callable[[int, "int | None"], None]
 
 
 def released_models() -> dict:
     """key -> ReleasedModel (file name, what it is good for, size, the paper's MAE/MSE)."""
-    from sasnet_core.weights.released import RELEASED
-
     return dict(RELEASED)
 
 
@@ -34,10 +36,6 @@ def _reporter(progress: Progress, token: CancelToken) -> Progress:
 
 def download_released(key: str, progress: Progress, token: CancelToken, registry=None):
     """Download, verify and register the released model ``key``; the new ModelEntry."""
-    from sasnet_core.util import paths
-    from sasnet_core.weights.download import download_released as download
-    from sasnet_core.weights.registry import ModelRegistry, model_name_from
-
     registry = registry or ModelRegistry()
     name = key
     taken = registry.get(key)
@@ -69,8 +67,6 @@ def is_verified_release(entry) -> bool:
 def manual_steps_html(key: str | None = None) -> str:
     """What to do by hand when the download cannot run here, in the app's words (menus and
     dragging, not commands), with the authors' folder as a link."""
-    from sasnet_core.weights.released import DRIVE_FOLDER_URL
-
     models = released_models()
     file = models[key].file_name if key in models else "SHHA.pth or SHHB.pth"
     return (f"To get it by hand: open <a href=\"{html.escape(DRIVE_FOLDER_URL)}\">the authors' model "

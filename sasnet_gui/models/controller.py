@@ -31,11 +31,21 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
+from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE
+from sasnet_core.engine.choice import (
+    DEFAULT_BACKEND,
+    DEFAULT_DEVICE,
+    DEFAULT_PRECISION,
+    choose_device,
+    choose_engine,
+)
 from sasnet_core.util.errors import EngineUnavailableError, SASNetError
+from sasnet_core.util.vocab import BACKENDS, DEVICES, Backend, Precision
+from sasnet_core.util.vocab import INFERENCE_PRECISIONS as PRECISIONS
 from sasnet_core.weights.registry import ModelRegistry
-from sasnet_core.engine.choice import DEFAULT_BACKEND, DEFAULT_DEVICE, DEFAULT_PRECISION
-from sasnet_core.util.vocab import BACKENDS, DEVICES, INFERENCE_PRECISIONS as PRECISIONS, Backend, Precision
+from sasnet_core.weights.released import Identity, kind_label
 from sasnet_gui.settings import AppSettings
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL
 
 log = logging.getLogger(__name__)
 _DEVICE_KEY, _PRECISION_KEY, _BACKEND_KEY = "models/device", "models/precision", "models/backend"
@@ -53,15 +63,10 @@ INT8_WAITS = ("int8 calibrates on your images: open some and the model is quanti
 
 # How a person gets a model, in the app's words (menus, not shell commands); the command line
 # has its own text in sasnet_core.weights.registry.
-HOW_TO_GET_A_MODEL = ("Use Model \u25b8 Get the Released Model\u2026 to download SHHA (dense crowds) or "
-                      "SHHB (sparse street scenes) from the SASNet authors, drag a checkpoint (.pth) "
-                      "onto the window, or add one with Add file in Model \u25b8 Models.")
 
 
 def _resolved_engine(device: str, precision: str, backend: str):
     """What ``auto`` means here (EngineChoice); raises a SASNetError for a pair that cannot run."""
-    from sasnet_core.engine.choice import choose_device, choose_engine
-
     return choose_engine(choose_device(device), precision, backend)
 
 
@@ -69,6 +74,7 @@ def _load_predictor(weights, device: str, precision: str, backend: str, calibrat
     """Worker body (runs off the GUI thread): resolve, load and prepare the model. Yields what it
     is doing when that takes long: OpenVINO converts a checkpoint on its first use, int8 also
     quantizes it on the calibration images."""
+    # deferred: torch, loaded on the worker thread so the window opens first
     from sasnet_core.engine.inference import Predictor
 
     engine = _resolved_engine(device, precision, backend)
@@ -81,8 +87,6 @@ def _load_predictor(weights, device: str, precision: str, backend: str, calibrat
 def _valid_max_side(value, strict: bool = False) -> int | None:
     """A maximum side from a setting or a person: None for off (0, empty); a stored value that is
     not a usable side is off, a person's is refused (``strict``)."""
-    from sasnet_core.cli.argtypes import MIN_IMAGE_SIDE
-
     try:
         side = int(value or 0)
     except (TypeError, ValueError):
@@ -213,6 +217,7 @@ class ModelController(QObject):
         int8 with no image open to calibrate on)."""
         engine = _resolved_engine(device, precision, backend)
         if engine.precision == Precision.INT8:
+            # deferred: torch and NNCF (optional and heavy)
             from sasnet_core.engine.quantize import nncf_missing_reason
 
             reason = nncf_missing_reason()
@@ -263,8 +268,6 @@ class ModelController(QObject):
         """What kind of model is in use, in the words every listing uses
         (``sasnet_core.weights.released.kind_label``): "released" only when the registry hashed this very
         file (same size and time) as a released one; None without a model."""
-        from sasnet_core.weights.released import Identity, kind_label
-
         info = self.current_info()
         if info is None:
             return None

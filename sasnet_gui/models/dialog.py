@@ -34,10 +34,17 @@ from superqt.utils import create_worker
 from sasnet_core.util import paths
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.weights.provenance import provenance
-from sasnet_core.weights.released import kind_label
 from sasnet_core.weights.registry import ModelEntry, model_name_from
+from sasnet_core.weights.released import kind_label
 from sasnet_gui import errors
-from sasnet_gui.models.controller import BACKENDS, DEVICES, HOW_TO_GET_A_MODEL, PRECISIONS, ModelController
+from sasnet_gui.models.controller import (
+    BACKENDS,
+    DEVICES,
+    PRECISIONS,
+    ModelController,
+)
+from sasnet_gui.models.get_released import GetReleasedDialog
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL
 
 COLUMNS = ("Name", "Kind", "Parent", "Trained on", "Date", "MAE before", "MAE after", "File")
 
@@ -330,8 +337,6 @@ class ModelsDialog(QDialog):
 
     def _get_released(self) -> None:
         """The download dialog; the new model shows up here through registryChanged."""
-        from sasnet_gui.models.get_released import GetReleasedDialog
-
         dlg = GetReleasedDialog(self.controller, self)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.modelReady.connect(lambda name: self.select(name))

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 from superqt.utils import create_worker
 
 from sasnet_core.util.cancel import Cancelled, CancelToken
+from sasnet_core.weights.registry import model_name_from
 from sasnet_gui import errors
 from sasnet_gui.models import acquire
 
@@ -30,8 +31,6 @@ def is_checkpoint_path(path: str | Path) -> bool:
 
 
 def _name_for(path: Path, registry) -> str:
-    from sasnet_core.weights.registry import model_name_from
-
     try:
         taken = {e.name for e in registry.entries()}
     except Exception:  # noqa: BLE001 - a damaged registry: the add itself reports it

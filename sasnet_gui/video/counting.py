@@ -15,12 +15,17 @@ import numpy as np
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation, save_annotation
 from sasnet_core.annotations.store import annotation_file_for, find_annotation_file
-from sasnet_core.util.cancel import CancelToken
-from sasnet_core.engine.counting import CountResult, count_stream, describe_failure, video_frames
-from sasnet_core.util.errors import SASNetError
+from sasnet_core.engine.counting import (
+    CountResult,
+    count_stream,
+    describe_failure,
+    video_frames,
+)
 from sasnet_core.io.imageio import write_image
 from sasnet_core.io.video import frame_indices, open_video
 from sasnet_core.io.video_frames import frame_image_path, stored_frame_image
+from sasnet_core.util.cancel import CancelToken
+from sasnet_core.util.errors import SASNetError
 
 
 class WorkerFailure(Exception):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QThreadPool, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -34,18 +34,19 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from sasnet_core.util.cancel import CancelToken
-from sasnet_core.engine.counting import CountResult
+from sasnet_core.annotations.annotation import load_annotation
+from sasnet_core.annotations.display import marker_size_for
 from sasnet_core.engine.choice import default_batch_size
-from sasnet_core.util.errors import SASNetError
+from sasnet_core.engine.counting import CountResult
 from sasnet_core.io.imageio import VIDEO_SUFFIXES
 from sasnet_core.io.video import VideoInfo, open_video
-from sasnet_gui import errors
-from sasnet_gui.models.controller import HOW_TO_GET_A_MODEL
 from sasnet_core.io.video_frames import default_frames_folder, write_counts_csv
+from sasnet_core.util.cancel import CancelToken
+from sasnet_core.util.errors import SASNetError
+from sasnet_gui import errors
 from sasnet_gui.video.counting import count_video, store_frame
 from sasnet_gui.video.frames import FrameReader
-from sasnet_gui.widgets import ElidedLabel, themed_plot_init
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL, ElidedLabel, themed_plot_init
 
 
 def _fmt_time(seconds: float) -> str:
@@ -612,9 +613,6 @@ class VideoPanel(QWidget):
         Sized in image pixels by the heads' spacing (``display.marker_size_for``), so they shrink
         with the preview: at a fixed screen size, the thousands of heads of a dense frame on a
         small preview merged into one block. One head keeps a fixed screen size."""
-        from sasnet_core.annotations.annotation import load_annotation
-        from sasnet_core.annotations.display import marker_size_for
-
         try:
             pts = load_annotation(annotation_file).points
         except SASNetError as exc:  # the kept annotation is damaged: the canvas says so when opened

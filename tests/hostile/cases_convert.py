@@ -189,7 +189,7 @@ def _dataset_into_images(ctx: Ctx):
 
 
 def _check_images_unchanged(ctx: Ctx, result) -> None:
-    from sasnet_core.engine.inputs import collect_inputs
+    from sasnet_core.io.inputs import collect_inputs
 
     assert not (ctx.tmp / "imgs" / "export").exists()
     assert len(collect_inputs([str(ctx.tmp / "imgs")]).images) == 1

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import (ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, impossible_engine_cases, media,
-                     write_input)
+from hostile import (
+    ACCEPTED,
+    REFUSED,
+    SKIPPED,
+    Case,
+    Ctx,
+    bad_option_case,
+    impossible_engine_cases,
+    media,
+    write_input,
+)
 from hostile.cases_images import records
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from hostile import REFUSED, Case, Ctx
-from hostile import servers
+from hostile import REFUSED, Case, Ctx, servers
 
 # Short deadlines so each case ends in seconds: 1 s of silence, 2 s under the stall rule.
 DEADLINES = ["--timeout", "1", "--stall-after", "2", "--no-progress"]

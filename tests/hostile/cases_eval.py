@@ -8,7 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, impossible_engine_cases, media, write_input
+from hostile import (
+    ACCEPTED,
+    REFUSED,
+    SKIPPED,
+    Case,
+    Ctx,
+    impossible_engine_cases,
+    media,
+    write_input,
+)
 
 HEADS = {"img_1.png": [[3.0, 4.0], [20.0, 10.0]], "img_2.png": [[8.0, 8.0]], "img_10.png": []}
 

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from _dataset_layouts import fingerprint, make_layout
+
 from hostile import ACCEPTED, REFUSED, SKIPPED, Case, Ctx, write_input
 
 DAMAGED_MAT = b"MATLAB 5.0 MAT-file, damaged" + b"\0" * 100

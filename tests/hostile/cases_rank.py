@@ -5,8 +5,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hostile import (ACCEPTED, REFUSED, SKIPPED, Case, Ctx, bad_option_case, impossible_engine_cases, media,
-                     write_input)
+from hostile import (
+    ACCEPTED,
+    REFUSED,
+    SKIPPED,
+    Case,
+    Ctx,
+    bad_option_case,
+    impossible_engine_cases,
+    media,
+    write_input,
+)
 from hostile.cases_images import records
 
 

@@ -17,7 +17,8 @@ FORMAT = "sasnet-studio-checkpoint"
 
 def payload(seed: int = 0) -> dict:
     """Our checkpoint format as a dict, to damage before ``torch.save``."""
-    from sasnet_core.model.sasnet import SASNet, SASNetConfig
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import SASNet
 
     torch.manual_seed(seed)
     model = SASNet(SASNetConfig(width_mult=0.125))

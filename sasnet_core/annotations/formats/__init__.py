@@ -24,7 +24,9 @@ from types import ModuleType
 import numpy as np
 
 from sasnet_core.annotations.annotation import SUFFIX, Annotation
-from sasnet_core.annotations.formats._common import fail, validate
+from sasnet_core.annotations.fields import fail, read_json, read_text
+from sasnet_core.annotations.formats import _matfile
+from sasnet_core.annotations.formats._common import validate
 
 _MODULES = ("sasnet", "shanghaitech", "ucf", "nwpu", "jhu", "text", "csv_points", "labelme",
             "coco", "cvat", "via")
@@ -75,7 +77,6 @@ def detect_format(path) -> str:
         for fmt in ("shanghaitech", "ucf"):
             if FORMATS[fmt].module.sniff(path):
                 return fmt
-        from sasnet_core.annotations.formats import _matfile
 
         _matfile.load(path)  # a truncated/corrupt file fails here with its own message
         fail(path, "a .mat file without 'image_info' (ShanghaiTech) or 'annPoints' (UCF)")
@@ -84,15 +85,11 @@ def detect_format(path) -> str:
     if ext == ".csv":
         return "csv"
     if ext == ".txt":
-        from sasnet_core.annotations.formats._common import read_text
-
         for line in read_text(path, allow_empty=True).splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 return "jhu" if len(line.replace(",", " ").split()) >= 6 else "text"
         return "jhu" if path.parent.name == "gt" else "text"
     if ext == ".json":
-        from sasnet_core.annotations.formats._common import read_json
-
         data = read_json(path)
         for fmt in ("sasnet", "labelme", "coco", "nwpu", "via"):
             if FORMATS[fmt].module.sniff_data(data):
@@ -206,8 +203,6 @@ def write_points(annotation: Annotation, path, format: str) -> None:
     write_annotations([annotation], path, format)
 
 
-from sasnet_core.annotations.formats.export import DATASET, ExportResult, export, target_kind, targets  # noqa: E402
 
-__all__ = ["DATASET", "FORMATS", "ExportResult", "FormatSpec", "Placement", "detect_format", "export",
-           "get_format", "read_annotations", "read_for_image", "read_points", "target_kind", "targets",
-           "write_annotations", "write_points"]
+__all__ = ["FORMATS", "FormatSpec", "Placement", "detect_format", "get_format", "read_annotations",
+           "read_for_image", "read_points", "write_annotations", "write_points"]

@@ -5,8 +5,8 @@ import io
 import math
 from pathlib import Path
 
-from sasnet_core.annotations.formats._common import fail, read_bytes
-
+from sasnet_core.annotations.fields import fail, read_bytes
+from sasnet_core.io.atomic import atomic_path
 
 # MAT v5 element types: numbers (miINT8 .. miUINT64), miMATRIX, miCOMPRESSED, miUTF8/16/32.
 _MI_MATRIX, _MI_COMPRESSED = 14, 15
@@ -165,8 +165,6 @@ def names(mat: dict) -> str:
 
 def save(path: Path, variables_: dict) -> None:
     import scipy.io
-
-    from sasnet_core.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

@@ -11,9 +11,20 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, Annotation
+from sasnet_core.annotations.fields import (
+    fail,
+    json_field,
+    json_id,
+    json_number,
+    json_size,
+    read_json,
+)
 from sasnet_core.annotations.formats._common import (
-    fail, json_coordinates, json_field, json_id, json_number, json_size, read_json, relative_name,
-    resolve_image, write_text_atomic)
+    json_coordinates,
+    relative_name,
+    resolve_image,
+    write_text_atomic,
+)
 
 NAME = "coco"
 DESCRIPTION = "COCO keypoints JSON (one 'head' keypoint per person)"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation
-from sasnet_core.annotations.formats._common import fail, find_image, fmt, read_text, write_text_atomic
+from sasnet_core.annotations.fields import fail, read_text
+from sasnet_core.annotations.formats._common import find_image, fmt, write_text_atomic
 
 NAME = "csv"
 DESCRIPTION = "CSV with columns x,y[,source]"

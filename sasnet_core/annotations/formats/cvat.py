@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import SOURCE_MODEL, SOURCE_PERSON, Annotation
+from sasnet_core.annotations.fields import fail, read_bytes
 from sasnet_core.annotations.formats._common import (
-    fail, fmt, read_bytes, relative_name, resolve_image, write_text_atomic)
+    fmt,
+    relative_name,
+    resolve_image,
+    write_text_atomic,
+)
 
 NAME = "cvat"
 DESCRIPTION = "CVAT for images 1.1 XML (points; polygons labelled 'roi')"

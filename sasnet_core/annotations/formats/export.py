@@ -25,9 +25,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sasnet_core.annotations.annotation import SUFFIX, Annotation
-from sasnet_core.util.errors import OutputExistsError, OutputWriteError, SASNetError
-from sasnet_core.annotations.formats.shanghaitech_export import STAGE_PREFIX
+from sasnet_core.annotations.annotation import SUFFIX, Annotation, annotation_path_for
+from sasnet_core.annotations.formats import FORMATS, get_format, write_annotations
+from sasnet_core.annotations.formats._common import image_size_of
+from sasnet_core.annotations.formats.shanghaitech_export import (
+    SPLIT_DIRS,
+    STAGE_PREFIX,
+    export_shanghaitech,
+)
+from sasnet_core.annotations.store import annotation_file_for
+from sasnet_core.io.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from sasnet_core.util.errors import (
+    AnnotationFormatError,
+    OutputExistsError,
+    OutputWriteError,
+    SASNetError,
+)
 
 DATASET = "shanghaitech-dataset"  # the whole-folder layout: train_data/ + test_data/
 
@@ -44,8 +57,6 @@ class ExportResult:
 
 def targets() -> list[str]:
     """Every export target: each registered format, then the data set layout."""
-    from sasnet_core.annotations.formats import FORMATS
-
     return [*FORMATS, DATASET]
 
 
@@ -53,7 +64,6 @@ def target_kind(target_format: str, n_images: int) -> str:
     """"file" when the export is one file, "folder" when it is a folder."""
     if target_format == DATASET:
         return "folder"
-    from sasnet_core.annotations.formats import get_format
 
     return "file" if get_format(target_format).multi or n_images == 1 else "folder"
 
@@ -77,7 +87,6 @@ def export(anns: list[Annotation], target_format: str, target, *, overwrite: boo
     if target_format == DATASET:
         return _export_dataset(anns, target, overwrite, test_fraction, seed, splits, source_root,
                                allowed_images)
-    from sasnet_core.annotations.formats import get_format, write_annotations
 
     spec = get_format(target_format)
     plan = _plan(anns, spec, target)
@@ -111,8 +120,6 @@ def left_out(anns: list[Annotation], target: str, keeps) -> list[str]:
 
 def _prepared(ann: Annotation) -> Annotation:
     """A copy with an absolute image path and, where the image can be read, its size."""
-    from sasnet_core.annotations.formats._common import image_size_of
-
     out = ann.copy()
     out.image_path = os.path.abspath(out.image_path)
     if out.image_size is None:
@@ -147,8 +154,6 @@ def _plan(anns: list[Annotation], spec, target: Path) -> dict[Path, list[Annotat
 def _check_name(dst: Path, spec, own: dict[str, str]) -> None:
     """Refuse a destination that is an image or video, the app's own annotation file of an
     exported image, or a name whose extension does not fit the format."""
-    from sasnet_core.io.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
     name = dst.name.lower()
     if dst.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
         raise SASNetError(
@@ -172,9 +177,6 @@ def _check_name(dst: Path, spec, own: dict[str, str]) -> None:
 
 def _own_annotation_files(anns: list[Annotation]) -> dict[str, str]:
     """Real path of each file the app saves an exported image's annotation to -> that image."""
-    from sasnet_core.annotations.annotation import annotation_path_for
-    from sasnet_core.annotations.store import annotation_file_for
-
     own: dict[str, str] = {}
     for ann in anns:
         for f in (annotation_path_for(ann.image_path), annotation_file_for(ann.image_path)):
@@ -225,9 +227,6 @@ def _inside(path: str, root: str) -> bool:
 
 def _export_dataset(anns, target: Path, overwrite, test_fraction, seed, splits, source_root,
                     allowed_images) -> ExportResult:
-    from sasnet_core.util.errors import AnnotationFormatError
-    from sasnet_core.annotations.formats.shanghaitech_export import SPLIT_DIRS, export_shanghaitech
-
     allowed = {os.path.realpath(p) for p in allowed_images}
     roots = None if source_root is None else (
         [source_root] if isinstance(source_root, (str, os.PathLike)) else list(source_root))

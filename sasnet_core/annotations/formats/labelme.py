@@ -8,9 +8,19 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.fields import (
+    fail,
+    json_field,
+    json_size,
+    point_pairs,
+    read_json,
+)
 from sasnet_core.annotations.formats._common import (
-    fail, json_field, json_pairs, json_size, point_pairs, read_json, relative_name, resolve_image,
-    write_text_atomic)
+    json_pairs,
+    relative_name,
+    resolve_image,
+    write_text_atomic,
+)
 
 NAME = "labelme"
 DESCRIPTION = "LabelMe JSON (point shapes; polygons labelled 'roi')"

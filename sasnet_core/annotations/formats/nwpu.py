@@ -6,8 +6,18 @@ import json
 from pathlib import Path
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.fields import (
+    fail,
+    json_field,
+    number_list,
+    point_pairs,
+    read_json,
+)
 from sasnet_core.annotations.formats._common import (
-    fail, find_image, json_field, json_pairs, number_list, point_pairs, read_json, write_text_atomic)
+    find_image,
+    json_pairs,
+    write_text_atomic,
+)
 
 NAME = "nwpu"
 DESCRIPTION = "NWPU-Crowd JSON (img_id, human_num, points)"

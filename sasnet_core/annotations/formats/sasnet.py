@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sasnet_core.annotations.annotation import SUFFIX, Annotation, load_annotation, save_annotation
+from sasnet_core.annotations.annotation import (
+    SUFFIX,
+    Annotation,
+    load_annotation,
+    save_annotation,
+)
+from sasnet_core.annotations.formats._common import clean_coordinates
 
 NAME = "sasnet"
 DESCRIPTION = "SASNet Studio annotation JSON (IMAGE.sasnet.json)"
@@ -26,8 +32,6 @@ def read(path: Path) -> list[Annotation]:
 
 
 def write(anns: list[Annotation], path: Path) -> None:
-    from sasnet_core.annotations.formats._common import clean_coordinates
-
     ann = anns[0].copy()  # written without float noise, as every other format
     ann.points = clean_coordinates(ann.points)
     ann.rois = [clean_coordinates(r) for r in ann.rois]

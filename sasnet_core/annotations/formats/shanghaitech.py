@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.fields import fail
 from sasnet_core.annotations.formats import _matfile
-from sasnet_core.annotations.formats._common import clean_coordinates, fail, find_image, mat_points
+from sasnet_core.annotations.formats._common import (
+    clean_coordinates,
+    find_image,
+    mat_points,
+)
 
 NAME = "shanghaitech"
 DESCRIPTION = "ShanghaiTech GT_IMG_n.mat (image_info location/number)"

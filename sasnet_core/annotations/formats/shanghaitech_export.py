@@ -18,6 +18,7 @@ from pathlib import Path
 from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.annotations.formats import shanghaitech
 from sasnet_core.io import staging
+from sasnet_core.io.imageio import read_image, write_image
 
 SPLIT_DIRS = {"train": "train_data", "test": "test_data"}
 STAGE_PREFIX = ".sasnet-export-"  # the layout is built here, inside the output, then moved in place
@@ -62,8 +63,6 @@ def export_shanghaitech(anns: list[Annotation], out_dir, test_fraction: float = 
 
 
 def _write_layout(anns, splits, base_dir: Path) -> list[list]:
-    from sasnet_core.io.imageio import read_image, write_image
-
     numbers = {k: 0 for k in SPLIT_DIRS}
     rows = []
     for ann, split in zip(anns, splits):

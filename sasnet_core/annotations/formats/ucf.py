@@ -4,8 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.fields import fail
 from sasnet_core.annotations.formats import _matfile
-from sasnet_core.annotations.formats._common import clean_coordinates, fail, find_image, mat_points
+from sasnet_core.annotations.formats._common import (
+    clean_coordinates,
+    find_image,
+    mat_points,
+)
 
 NAME = "ucf"
 DESCRIPTION = "UCF_CC_50 / UCF-QNRF N_ann.mat (annPoints)"

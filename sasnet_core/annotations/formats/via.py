@@ -9,9 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from sasnet_core.annotations.annotation import Annotation
+from sasnet_core.annotations.fields import (
+    fail,
+    json_field,
+    json_number,
+    number_list,
+    read_json,
+)
 from sasnet_core.annotations.formats._common import (
-    fail, json_coordinates, json_field, json_number, number_list, read_json, relative_name,
-    resolve_image, write_text_atomic)
+    json_coordinates,
+    relative_name,
+    resolve_image,
+    write_text_atomic,
+)
 
 NAME = "via"
 DESCRIPTION = "VIA 2 JSON (point regions; polygons as ROI)"

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from sasnet_core.annotations.density import density_map
+from sasnet_core.model.config import SASNetConfig
 from sasnet_core.model.preprocess import MEAN_RGB8, normalise, pad_to
-from sasnet_core.model.sasnet import SASNetConfig
 from sasnet_core.training.losses import UNKNOWN
 
 
