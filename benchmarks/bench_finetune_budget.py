@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from sasnet_core.model.config import SASNetConfig
     from sasnet_core.model.sasnet import SASNet
-    from sasnet_core.training.finetune import finetune_config
+    from sasnet_core.training.finetuning import finetune_config
     from sasnet_core.training.service import FineTuneRequest, FineTuneRun
     from sasnet_core.training.synthetic import make_blob_dataset
     from sasnet_core.weights.checkpoint import save_checkpoint

@@ -112,7 +112,7 @@ def finetune_as_the_app(weights, folder: Path, out: Path, minutes: float,
     (``steps``: instead of the panel's default). A run the budget stopped before its first step
     leaves no model (the app keeps the starting one): ``model`` is then None."""
     from sasnet_core.engine import choice
-    from sasnet_core.training.finetune import finetune_config
+    from sasnet_core.training.finetuning import finetune_config
     from sasnet_core.training.service import (
         FineTuneRequest,
         FineTuneRun,

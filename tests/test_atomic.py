@@ -267,3 +267,39 @@ def test_remove_written_file_removes_only_the_file_we_wrote(tmp_path):
     atomic_write_text(target, "theirs")  # written at the same name since: another file
     assert remove_written_file(target, ours) is False
     assert target.read_text() == "theirs" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+class _FakeKernel32:
+    """OpenProcess / GetExitCodeProcess / CloseHandle as Windows answers them for one process."""
+
+    def __init__(self, exists: bool, exit_code: int = 259, readable: bool = True):
+        self.exists, self.exit_code, self.readable, self.closed = exists, exit_code, readable, []
+
+    def OpenProcess(self, access, inherit, pid):  # noqa: N802 (the Windows API's name)
+        return 1234 if self.exists else 0
+
+    def GetExitCodeProcess(self, handle, code_ref):  # noqa: N802
+        if not self.readable:
+            return 0
+        code_ref._obj.value = self.exit_code
+        return 1
+
+    def CloseHandle(self, handle):  # noqa: N802
+        self.closed.append(handle)
+
+
+@pytest.mark.parametrize("kernel, last_error, running", [
+    (_FakeKernel32(exists=True), 0, True),                    # still active
+    (_FakeKernel32(exists=True, exit_code=0), 0, False),      # exited, handle still held somewhere
+    (_FakeKernel32(exists=False), 87, False),                 # ERROR_INVALID_PARAMETER: no such process
+    (_FakeKernel32(exists=False), 5, True),                   # ERROR_ACCESS_DENIED: exists, not ours
+    (_FakeKernel32(exists=True, readable=False), 0, True),    # cannot tell: keep its files
+])
+def test_a_process_on_windows_is_asked_of_the_kernel_not_signalled(monkeypatch, kernel, last_error, running):
+    import ctypes
+
+    from sasnet_core.io import atomic
+
+    monkeypatch.setattr(ctypes, "get_last_error", lambda: last_error, raising=False)  # Windows only
+    assert atomic._windows_process_running(4321, kernel32=kernel) is running
+    assert kernel.closed == ([1234] if kernel.exists else [])

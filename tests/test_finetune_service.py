@@ -12,7 +12,7 @@ import pytest
 from _gui_helpers import make_annotated_images, make_tiny_checkpoint
 
 from sasnet_core.annotations.store import read_annotation, write_annotation
-from sasnet_core.training.finetune import finetune_config
+from sasnet_core.training.finetuning import finetune_config
 from sasnet_core.training.service import (
     FineTuneRequest,
     FineTuneRun,
@@ -134,7 +134,7 @@ def test_the_service_runs_without_qt(studio_home, tmp_path):
     images = make_annotated_images(tmp_path / "data", n=2)
     script = textwrap.dedent(f"""
         import sys
-        from sasnet_core.training.finetune import finetune_config
+        from sasnet_core.training.finetuning import finetune_config
         from sasnet_core.training.service import FineTuneRequest, FineTuneRun, training_precision
         run = FineTuneRun(FineTuneRequest(weights={str(parent)!r}, images={[str(p) for p in images]!r},
                                           cfg=finetune_config(**{TINY_RUN!r})))

@@ -9,7 +9,7 @@ from _gui_helpers import make_annotated_images, make_controller, register_tiny_m
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from sasnet_core.training.finetune import SUGGESTED_MINUTES  # noqa: E402
+from sasnet_core.training.finetuning import SUGGESTED_MINUTES  # noqa: E402
 from sasnet_core.util import paths  # noqa: E402
 from sasnet_core.weights.registry import ModelRegistry  # noqa: E402
 from sasnet_gui.widgets import HOW_TO_GET_A_MODEL  # noqa: E402

@@ -322,7 +322,7 @@ def test_finetune_into_a_folder_that_takes_no_files_is_refused_before_training(t
     import importlib
     import tempfile
 
-    finetune = importlib.import_module("sasnet_core.training.finetune")  # the module, not its function
+    finetune = importlib.import_module("sasnet_core.training.finetuning")  # the module, not its function
 
     data = tmp_path / "mine"
     make_blob_dataset(data, 3, layout="annotations", reviewed=True)
@@ -584,3 +584,44 @@ def test_training_bar_redraws_on_a_terminal_and_writes_a_line_now_and_then_to_a_
     off.show(4, force=True)
     off.message("m")
     assert quiet.getvalue() == ""
+    monkeypatch.setenv("SASNET_PROGRESS", "0")  # the bar silenced, what happened still said
+    figures = io.StringIO()
+    silent = StepBar(4, stream=figures)
+    silent.show(4, force=True)
+    silent.message("step 4: val MAE 2.00")
+    assert figures.getvalue() == "step 4: val MAE 2.00\n"
+
+
+def test_a_model_that_gives_nan_is_validated_as_nan_and_the_image_is_not_blamed():
+    """A diverged step (or damaged weights) makes the model's output NaN: validation reports a
+    NaN figure, so no new best model is kept, and does not stop the run naming a good image."""
+    from _data_paths import STREET_B, need
+
+    from sasnet_core.model.config import SASNetConfig
+    from sasnet_core.model.sasnet import sasnet
+    from sasnet_core.training.data import load_samples
+    from sasnet_core.training.validation import evaluate
+
+    samples = load_samples(need(STREET_B), split="test")[:2]
+    model = sasnet(config=SASNetConfig(width_mult=0.0625)).eval()
+    healthy = evaluate(model, samples)
+    assert healthy["n"] == 2 and np.isfinite(healthy["mae"])
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if n.endswith("bias")).fill_(float("nan"))
+    diverged = evaluate(model, samples)
+    assert np.isnan(diverged["mae"]) and np.isnan(diverged["mse"])
+
+
+def test_the_training_package_exports_are_what_its_docstring_says_and_load_on_use():
+    """``from sasnet_core.training import train, finetune, ...`` gives the functions (never a
+    submodule of the same name), and importing a light part (the CLI's defaults) loads no torch."""
+    code = ("import sys\nimport sasnet_core.training.config\n"
+            "assert 'torch' not in sys.modules, 'training.config pulled in torch'\n"
+            "import sasnet_core.training as T\n"
+            "import sasnet_core.training.finetuning, sasnet_core.training.loop\n"
+            "from sasnet_core.training import finetune, train, evaluate\n"
+            "assert callable(finetune) and callable(train) and callable(evaluate)\n"
+            "missing = [n for n in T.__all__ if getattr(T, n, None) is None]\n"
+            "assert not missing, missing\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

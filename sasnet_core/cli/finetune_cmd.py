@@ -2,7 +2,7 @@
 
 The GUI's one-click fine-tuning runs this command with ``--log-json -`` and follows the JSON
 lines; SIGTERM (or ``--stop-file``) stops it after the current step, writing a complete model.
-Defaults come from the fine-tuning config (``training.finetune.finetune_config``), the same
+Defaults come from the fine-tuning config (``training.finetuning.finetune_config``), the same
 source the app's panel reads.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def run(args) -> int:
 
     started_at = args.budget_from if args.budget_from is not None else time.time()
     # deferred: torch and the training stack; `sasnet --help` needs none
-    from sasnet_core.training.finetune import finetune
+    from sasnet_core.training.finetuning import finetune
 
     try:
         cfg = config_from_args(args, out=str(args.out),

@@ -94,6 +94,11 @@ def video_frames(path: str | os.PathLike, every_n: int = 1, time_step: float | N
         yield Frame(str(path), rec.index, rec.time_s, rec.image, rec.error)
 
 
+# Why a result has no count when the model's own output is at fault (NaN or infinity: damaged
+# weights, or a diverged training run), not the input: evaluation tells the two apart by it.
+NOT_A_NUMBER = "the model gave a count that is not a number (damaged weights?)"
+
+
 def summarize(prediction, path: str = "", display_side: int | None = DISPLAY_SIDE, *,
               maps: bool = True, heads: bool = True, frame: int | None = None,
               time_s: float | None = None) -> CountResult:
@@ -102,8 +107,7 @@ def summarize(prediction, path: str = "", display_side: int | None = DISPLAY_SID
     the count (and heads, if asked)."""
     count = float(prediction.count)
     if not math.isfinite(count):
-        return CountResult(path, None, "the model gave a count that is not a number (damaged weights?)",
-                           frame, time_s)
+        return CountResult(path, None, NOT_A_NUMBER, frame, time_s)
     size = getattr(prediction, "image_size", None)
     result = CountResult(path, count, None, frame, time_s, image_size=None if size is None else tuple(size),
                          elapsed_s=float(getattr(prediction, "elapsed_s", 0.0)))

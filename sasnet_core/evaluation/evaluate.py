@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sasnet_core.engine.counting import count_stream
+from sasnet_core.engine.counting import NOT_A_NUMBER, count_stream
 from sasnet_core.evaluation import metrics
 from sasnet_core.io.atomic import atomic_path
 from sasnet_core.util.errors import SASNetError
@@ -27,6 +27,8 @@ GAME_LEVELS = (0, 1, 2, 3)
 class EvalReport:
     rows: list[dict] = field(default_factory=list)  # image, gt_count, pred_count, abs_error, game0..3
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why it was left out)
+    # Of those, the images where the model's output was NaN or infinite (the model is at fault).
+    not_a_number: list[str] = field(default_factory=list)
 
     @property
     def n_images(self) -> int:
@@ -159,9 +161,8 @@ def evaluate(predictor, dataset, roi: bool = True, progress=None, *, batch_size:
     for i, (sample, result) in enumerate(zip(samples, results)):
         if result.skipped:
             report.skipped.append((str(sample.image_path), result.error or "it cannot be counted"))
-        elif not math.isfinite(float(result.count)):
-            report.skipped.append((str(sample.image_path), "the model gave no finite count "
-                                   "(NaN or infinity): its weights are damaged"))
+            if result.error == NOT_A_NUMBER:
+                report.not_a_number.append(str(sample.image_path))
         else:
             report.rows.append(evaluate_sample(result.density, sample, _shape(result), roi))
         _tick(progress, i + 1, len(samples))

@@ -228,7 +228,7 @@ def process_running(pid: int) -> bool:
     if pid == os.getpid():
         return True
     if os.name == "nt":
-        return True  # os.kill(pid, 0) sends Ctrl+C there; the age rule decides instead
+        return _windows_process_running(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -236,6 +236,31 @@ def process_running(pid: int) -> bool:
     except (PermissionError, OverflowError, OSError):
         return True  # exists but is not ours, or cannot tell: keep its file
     return True
+
+
+# Windows: os.kill(pid, 0) would end the process there, so the kernel is asked instead.
+_STILL_ACTIVE = 259  # GetExitCodeProcess's code for a process that has not exited
+_ERROR_ACCESS_DENIED = 5  # OpenProcess on another user's (or a protected) process
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+
+
+def _windows_process_running(pid: int, kernel32=None) -> bool:
+    """Whether ``pid`` runs, from OpenProcess and GetExitCodeProcess; a process that exists but
+    cannot be opened, or an answer that cannot be read, counts as running (its files are kept)."""
+    import ctypes
+
+    if kernel32 is None:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, int(pid))
+    if not handle:
+        return ctypes.get_last_error() == _ERROR_ACCESS_DENIED
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _umask() -> int:

@@ -14,7 +14,7 @@ import importlib
 # defaults) does not load torch and the whole training stack with it.
 _OWNERS = {
     "TrainConfig": "config", "FINETUNE_DEFAULTS": "config",
-    "finetune": "finetune", "finetune_config": "finetune",
+    "finetune": "finetuning", "finetune_config": "finetuning",
     "JsonLog": "jsonlog", "read_json_lines": "jsonlog",
     "TrainResult": "loop", "build_model": "loop", "train": "loop",
     "save_training_checkpoint": "resume",
@@ -24,7 +24,9 @@ _OWNERS = {
     "evaluate": "validation",
 }
 
-__all__ = sorted(_OWNERS)
+__all__ = ["FINETUNE_DEFAULTS", "JsonLog", "Precision", "StopRequest", "TrainConfig", "TrainResult",
+           "build_model", "evaluate", "finetune", "finetune_config", "make_optimizer", "precision_for",
+           "read_json_lines", "save_training_checkpoint", "train", "train_step", "train_steps"]
 
 
 def __getattr__(name: str):

@@ -34,7 +34,7 @@ from sasnet_core.training.budget import (
 )
 from sasnet_core.training.config import TrainConfig
 from sasnet_core.training.data import holdout_count, load_samples, split_holdout
-from sasnet_core.training.finetune import finetune, finetune_config, parent_name_of
+from sasnet_core.training.finetuning import finetune, finetune_config, parent_name_of
 from sasnet_core.training.staging import (
     STOP_FILE,
     ReviewedSet,

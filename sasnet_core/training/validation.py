@@ -52,8 +52,15 @@ def evaluate(model: nn.Module, dataset, device: torch.device | str = "cpu", *,
     predictor = predictor_for(model, device, precision or precision_for(device, "fp32"))
     report = evaluate_samples(predictor, samples, roi=True)
     for image, why in report.skipped:
-        raise ImageReadError(f"cannot validate on it: {why}", image)
+        if image not in report.not_a_number:  # the image is at fault: say which
+            raise ImageReadError(f"cannot validate on it: {why}", image)
+    # A model whose output is NaN or infinite (a diverged step, damaged weights) is measured as
+    # such: a NaN figure in the log and no new best model, and the run goes on, as the person
+    # may stop it; the image it was counted on is not to blame.
+    diverged = bool(_gather_rows([{"nan": True}] if report.not_a_number else [], info))
     report = EvalReport(rows=_gather_rows(report.rows, info))
+    if diverged:
+        return {"mae": math.nan, "mse": math.nan, "n": report.n_images}
     if report.n_images == 0:
         return {"mae": math.nan, "mse": math.nan, "n": 0}
     return {"mae": report.mae, "mse": report.mse, "n": report.n_images}

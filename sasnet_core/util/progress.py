@@ -184,6 +184,9 @@ class StepBar(Progress):
         super().__init__(max(int(total), 1), desc, stream, enabled=None if enabled else False,
                          unit="step", min_interval=0.0, heartbeat_s=every_s)
         self.enabled = self.final_line  # off: --no-progress, another rank, or SASNET_PROGRESS=0
+        # Messages (validation figures, where the model was saved) are what happened, not progress:
+        # SASNET_PROGRESS=0 silences the bar, never them; --no-progress and other ranks do.
+        self.messages = bool(enabled)
         self.width, self.every_s = width, every_s
         self.text, self.eta_s = "", None
 
@@ -207,8 +210,8 @@ class StepBar(Progress):
         self.stream.flush()
 
     def message(self, text: str) -> None:
-        if self.enabled:
-            self.stream.write(("\n" if self.live else "") + text + "\n")
+        if self.messages:
+            self.stream.write(("\n" if self.live and self.enabled else "") + text + "\n")
             self.stream.flush()
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Where a model came from, read from the metadata its checkpoint carries.
 
-Training (``training.loop``) and fine-tuning (``training.finetune``) write the metadata; the
+Training (``training.loop``) and fine-tuning (``training.finetuning``) write the metadata; the
 registry keeps a copy; ``sasnet models``, ``sasnet doctor``, model identification and the app's
 Models dialog all describe a model through ``provenance``, so no two places read different keys
 and tell the person different things about one file.

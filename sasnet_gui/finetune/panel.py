@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import create_worker
 
 from sasnet_core.training.budget import BudgetTooSmallError
-from sasnet_core.training.finetune import SUGGESTED_MINUTES, finetune_config
+from sasnet_core.training.finetuning import SUGGESTED_MINUTES, finetune_config
 from sasnet_core.training.service import (
     FineTuneRequest,
     FineTuneRun,
