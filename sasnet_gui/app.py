@@ -16,9 +16,10 @@ import os
 import signal
 import sys
 
-from sasnet_core.util import paths, platform_check
+from sasnet_core.util import platform_check
 from sasnet_core.util.errors import SASNetError
 from sasnet_core.util.logs import setup_logging
+from sasnet_core.util.paths import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def missing_libraries_refusal() -> str | None:
 def _user_folders_refusal() -> str | None:
     """One line when the folders for models, settings and logs cannot be used at all."""
     try:
-        paths.data_dir()
+        data_dir()
     except SASNetError as exc:
         return f"sasnet-gui: error: {exc}"
     return None

@@ -394,4 +394,5 @@ def test_google_drive_stalling_inside_a_block_is_cancelled_through_gdown(stand_i
     started = time.monotonic()
     with pytest.raises(DownloadError, match="from drive.google.com stalled: 0 bytes arrived in the last 1 s"):
         download_released("shha", stall_window_s=1.0, stall_min_bytes=5000)
-    assert time.monotonic() - started < 5
+    # well before the 20 s block would have ended (margin for a machine busy with other work)
+    assert time.monotonic() - started < 15

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from sasnet_core.annotations.annotation import Annotation
 from sasnet_core.annotations.formats import read_points
 from sasnet_core.annotations.store import (
@@ -29,7 +31,7 @@ from sasnet_core.annotations.store import (
     read_annotation,
 )
 from sasnet_core.datasets import layouts, tool_files
-from sasnet_core.io.imageio import image_size
+from sasnet_core.io.imageio import image_size as read_image_size
 from sasnet_core.util.errors import GroundTruthError, SASNetError
 
 # The format each layout's files are written in: Export offers it first, so a corrected set goes
@@ -171,8 +173,6 @@ def apply_corrections(samples: list, report: list) -> int:
     that does not fit its image (``annotation_store.fit_problems``, the check ``rank`` and an
     import make: another image's file, made on another size, points off the image), is named in
     ``report`` in one line and the data set's points are kept."""
-    import numpy as np
-
     n = 0
     for s in samples:
         try:
@@ -190,7 +190,7 @@ def apply_corrections(samples: list, report: list) -> int:
             continue
         scale = np.ones(2)
         if s.resize is not None:
-            w, h = image_size(s.image_path)
+            w, h = read_image_size(s.image_path)
             scale = np.array([s.resize[0] / w, s.resize[1] / h])
         s.points = ann.points * scale
         s.rois = [r * scale for r in ann.rois]

