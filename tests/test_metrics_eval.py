@@ -245,8 +245,7 @@ def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_cou
     import errno
     import tempfile
 
-    from sasnet_core.cli import main
-    from sasnet_core.evaluation import evaluate as evaluate_module
+    from sasnet_core.cli import eval_cmd, main
 
     kept = tmp_path / "per_image.csv"
     kept.write_text("earlier results\n")
@@ -267,7 +266,7 @@ def test_cli_eval_keeps_an_existing_csv_and_refuses_an_unwritable_one_before_cou
         return real_mkstemp(*a, dir=dir, **kw)
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("counted before the check"))
+    monkeypatch.setattr(eval_cmd, "evaluate", lambda *a, **k: pytest.fail("counted before the check"))
     assert main([*args, "--csv", str(locked / "e.csv")]) == 2
     assert "e.csv: cannot be written: Permission denied" in capsys.readouterr().err
 

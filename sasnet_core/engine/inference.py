@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from sasnet_core.engine import uncertainty
 from sasnet_core.engine.choice import (
     DEFAULT_BACKEND,
     DEFAULT_DEVICE,
@@ -41,7 +42,6 @@ from sasnet_core.engine.openvino_backend import OpenVINORunner, convert
 from sasnet_core.engine.patch_grid import PatchGrid, patch_edges
 from sasnet_core.engine.quantize import int8_runner
 from sasnet_core.engine.tiling import core_for_budget, plan_tiles
-from sasnet_core.engine.uncertainty import patch_scores
 from sasnet_core.io.imageio import read_image, to_rgb8
 from sasnet_core.model.config import PATCH_SIZE
 from sasnet_core.model.fast_forward import fold_batchnorm, lean_forward
@@ -164,7 +164,7 @@ class Prediction(PatchGrid):
     def patch_uncertainty(self) -> np.ndarray:
         """(h, w) uncertainty of every patch, in people (see ``sasnet_core.engine.uncertainty``);
         computed on first use, so counting alone never pays for it."""
-        return patch_scores(self)
+        return uncertainty.patch_scores(self)
 
     @property
     def uncertainty(self) -> float:

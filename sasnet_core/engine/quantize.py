@@ -30,11 +30,11 @@ from typing import Sequence
 
 import numpy as np
 
+from sasnet_core.engine import openvino_backend
 from sasnet_core.engine.choice import cpu_has_native_bf16
 from sasnet_core.engine.openvino_backend import (
     OV_PRECISION,
     OpenVINORunner,
-    default_cache_dir,
     ir_file,
     model_key,
     save_atomically,
@@ -152,7 +152,7 @@ def int8_runner(model, ov_model, calibration: Sequence | None, cache: Path | Non
         raise EngineUnavailableError(
             "int8 needs a few of your images to calibrate on, and none were given or could be read; "
             "count images (not only videos), or choose precision bf16 or fp32")
-    cache = Path(cache) if cache is not None else default_cache_dir()
+    cache = Path(cache) if cache is not None else openvino_backend.default_cache_dir()
     float_precision = "bf16" if cpu_has_native_bf16() else "fp32"
     folder = cache / "int8" / f"{model_key(model)}-{_calibration_key(images, float_precision)}"
     found = _read_cached(folder)
