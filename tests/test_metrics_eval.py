@@ -296,3 +296,22 @@ def test_sasnet_eval_and_the_training_validation_give_the_same_mae(tmp_path, cap
     assert summary["mae"] == pytest.approx(end["mae"], rel=1e-6)
     assert summary["mse"] == pytest.approx(end["mse"], rel=1e-6)
     assert summary["mae"] > 0  # a one-step model is far from right: the figure is a real one
+
+
+def test_cli_eval_batches_as_count_does_and_the_figures_do_not_change(tiny_weights, capsys, monkeypatch):
+    """`sasnet eval` takes the engine's batch option and default (1 on the CPU, as `count`); a
+    batch of several images of one size gives the same figures as one at a time."""
+    from sasnet_core.cli import eval_cmd, main
+
+    seen = []
+    real = eval_cmd.evaluate
+    monkeypatch.setattr(eval_cmd, "evaluate", lambda *a, **k: seen.append(k["batch_size"]) or real(*a, **k))
+    args = ["eval", str(need(STREET_B)), "--weights", str(tiny_weights), "--device", "cpu",
+            "--backend", "torch", "--limit", "4", "--json", "--no-progress"]
+    figures = []
+    for extra in ([], ["--batch-size", "3"]):
+        assert main([*args, *extra]) == 0
+        summary = json.loads(capsys.readouterr().out)["summary"]
+        figures.append((summary["images"], round(summary["mae"], 4), round(summary["mse"], 4)))
+    assert seen == [1, 3]
+    assert figures[0] == figures[1] and figures[0][0] == 4

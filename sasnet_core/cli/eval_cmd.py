@@ -4,7 +4,11 @@ from __future__ import annotations
 import sys
 
 from sasnet_core.cli import argtypes
-from sasnet_core.cli.engine_opts import add_engine_options, predictor_from_args
+from sasnet_core.cli.engine_opts import (
+    add_engine_options,
+    batch_size_from_args,
+    predictor_from_args,
+)
 from sasnet_core.datasets import open_dataset
 from sasnet_core.evaluation.evaluate import evaluate
 from sasnet_core.io.atomic import check_output_file
@@ -39,7 +43,7 @@ def register(subparsers) -> None:
                    "pred_count, abs_error, game0..game3)")
     p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
     p.add_argument("--json", action="store_true", help="print the summary and rows as JSON")
-    add_engine_options(p, batching=False)
+    add_engine_options(p)
     p.add_argument("--no-roi", action="store_true", help="ignore region-of-interest polygons")
     p.add_argument("--original-ground-truth", action="store_true",
                    help="count against the data set's own files only; by default an image corrected "
@@ -65,7 +69,8 @@ def run(args) -> int:
     predictor = predictor_from_args(args, "eval", calibration=[s.image_path for s in samples])
     with Progress(len(samples), desc=f"eval {ds.layout} {split or 'all'}", unit="img",
                   enabled=False if args.no_progress else None) as bar:
-        report = evaluate(predictor, samples, roi=not args.no_roi, progress=bar)
+        report = evaluate(predictor, samples, roi=not args.no_roi, progress=bar,
+                          batch_size=batch_size_from_args(args, predictor))
     for image, message in report.skipped:
         print(f"sasnet eval: {image}: {message} (left out of the figures)", file=sys.stderr)
     if args.csv:
