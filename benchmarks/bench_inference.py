@@ -126,11 +126,13 @@ def cpu_peak_flops(precision: str, seconds: float = 3.0) -> float:
     import openvino as ov
     import torch
 
+    from sasnet_core.engine.openvino_backend import shared_core
+
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).eval()
     x = torch.randn(1, 256, 128, 128)
     with torch.no_grad():
         model = ov.convert_model(conv, example_input=x)
-    compiled = ov.Core().compile_model(model, "CPU", {
+    compiled = shared_core().compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
         "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()})
     request = compiled.create_infer_request()

@@ -374,3 +374,57 @@ def test_a_large_whole_image_runs_on_a_model_compiled_for_its_shape(tiny, conver
     assert dynamic.predict(image).count == pytest.approx(first.count, rel=1e-4)
     assert dynamic.runner._static is None
     assert again.count == pytest.approx(dynamic.predict(image[::-1].copy()).count, rel=1e-4)
+
+
+_SIGNAL_AFTER_MODELS = r"""
+import ctypes, gc, signal, subprocess, sys, time
+import faulthandler
+import numpy as np
+faulthandler.enable()  # an alternate signal stack on this thread, as pytest and the app have
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+
+
+class StackT(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+def alternate_stack_is_mapped():
+    ss = StackT()
+    ctypes.CDLL(None).sigaltstack(None, ctypes.byref(ss))
+    sp = ss.sp or 0
+    with open("/proc/self/maps") as maps:
+        spans = [line.split()[0].split("-") for line in maps]
+    return ss.flags != 0 or any(int(a, 16) <= sp < int(b, 16) for a, b in spans)
+
+
+image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+first = Predictor(SASNet(SASNetConfig(width_mult=0.0625)), device="cpu", backend="openvino", precision="fp32")
+first.predict(image)
+second = Predictor(SASNet(SASNetConfig(width_mult=0.0625)), device="cpu", backend="openvino", precision="fp32")
+second.predict(image)
+del first; gc.collect()   # released in the order they were made, as models are swapped
+del second; gc.collect()
+assert alternate_stack_is_mapped(), "the thread's alternate signal stack points at freed memory"
+signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, as torch's data loader installs
+for _ in range(5):
+    subprocess.Popen([sys.executable, "-c", "pass"]).wait()
+time.sleep(0.2)
+print("alive")
+"""
+
+
+def test_a_signal_after_models_are_swapped_is_handled_not_fatal(tmp_path):
+    """OpenVINO's CPU plugin moves the thread onto an alternate signal stack of its own per Core and
+    moves it back when that Core goes; Cores released in the order they were made left the thread
+    on freed memory, and the next handled signal (a child's exit, Ctrl+C) killed the process with
+    SIGSEGV. One shared Core keeps every model's stack valid."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SASNET_STUDIO_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_MODELS], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert out.returncode == 0 and "alive" in out.stdout, (out.returncode, out.stderr[-2000:])
+    assert openvino_backend.shared_core() is openvino_backend.shared_core()

@@ -107,6 +107,29 @@ def model_key(model: SASNet, lean: bool = True) -> str:
     return h.hexdigest()[:24]
 
 
+# One OpenVINO Core for the whole process, made on first use and never released. OpenVINO's CPU
+# plugin gives the thread that creates a Core an alternate signal stack of its own and, when that
+# Core is freed, puts back the one it found. Two Cores freed in the order they were made (not the
+# reverse) leave the thread on the first Core's stack, already unmapped: the next signal handled on
+# the alternate stack (Python installs every handler with SA_ONSTACK; torch's data loader handles
+# SIGCHLD, the app SIGINT and SIGTERM) cannot be delivered and the kernel kills the process with
+# SIGSEGV. One Core that outlives every model keeps that stack valid.
+_CORE = None
+_CORE_LOCK = threading.Lock()
+
+
+def shared_core():
+    """The process's one ``openvino.Core`` (see above); every compile and read goes through it."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            # deferred: OpenVINO is optional and heavy; loaded when a model first needs it
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
+
+
 def ir_file(folder: Path) -> Path | None:
     """The IR's .xml in a cache folder when the folder holds a whole IR (.xml and .bin), else None."""
     xml = folder / IR_FILE
@@ -119,7 +142,7 @@ def convert(model: SASNet, cache: Path | None = None, *, lean: bool = True):
     when converted before, else converted and written there atomically."""
     import openvino as ov
 
-    core = ov.Core()
+    core = shared_core()
     cache = Path(cache) if cache is not None else default_cache_dir()
     folder = cache / "ir" / model_key(model, lean)
     xml = ir_file(folder)
@@ -180,13 +203,11 @@ class OpenVINORunner:
 
     def __init__(self, ov_model, precision: str, float_precision: str = "fp32",
                  source: Path | None = None):
-        import openvino as ov
-
         if precision not in (*OV_PRECISION, "int8"):
             raise ValueError(f"OpenVINO runs fp32, bf16 or int8, not {precision!r}")
         self.precision = precision
         self.hint = OV_PRECISION[float_precision if precision == "int8" else precision]
-        self.core = ov.Core()
+        self.core = shared_core()
         self.model = ov_model
         self.source = Path(source) if source is not None else None
         # By thread count (the app leaves a core free): the compiled model and its one inference

@@ -240,9 +240,8 @@ def _between_images(x: np.ndarray) -> np.ndarray:
 
 def _counts(ov_model, images: list[np.ndarray], hint: str, count_scale: float) -> np.ndarray:
     """The count of every image by ``ov_model`` compiled once for any shape."""
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    core = openvino_backend.shared_core()
+    compiled = core.compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
     return np.array([float(compiled(_between_images(x))["density"].sum(dtype=np.float64)) / count_scale
                      for x in images])
 
@@ -258,8 +257,6 @@ def _compare(float_model, quantized, images, float_precision: str, count_scale: 
 
 def _read_cached(folder: Path):
     """(quantized model, report) from a complete cache entry, else None (a damaged one is removed)."""
-    import openvino as ov
-
     xml, report = ir_file(folder), folder / REPORT_FILE
     if xml is None or not report.is_file():
         return None
@@ -271,7 +268,7 @@ def _read_cached(folder: Path):
             why = f"has an unusable {REPORT_FILE} ({exc})"
         else:
             try:
-                return ov.Core().read_model(str(xml)), found
+                return openvino_backend.shared_core().read_model(str(xml)), found
             except Exception as exc:  # noqa: BLE001 - a damaged cache entry is quantized again, never fatal
                 why = f"cannot be read by OpenVINO ({type(exc).__name__})"
     log.warning(f"{folder}: the cached int8 model {why}; quantizing the model again")
