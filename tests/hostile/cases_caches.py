@@ -32,7 +32,17 @@ def _entry(ctx: Ctx, kind: str, *extra) -> Path:
     from sasnet_core.model.fast_forward import fold_batchnorm
     from sasnet_core.weights.registry import load_model
 
-    key = openvino_backend.model_key(fold_batchnorm(load_model(ctx.weights)[0]))
+    model = fold_batchnorm(load_model(ctx.weights)[0])
+    key = openvino_backend.model_key(model)
+    if kind == "int8":
+        # The exact entry: the model's key and the key of the one image it calibrated on. Another
+        # test may have quantized the same weights on other images, later or earlier.
+        from sasnet_core.engine import quantize
+        from sasnet_core.engine.choice import cpu_has_native_bf16
+
+        images = quantize.calibration_inputs([ctx.tmp / "a.png"], model.config.block_size)
+        float_precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        return openvino_backend.default_cache_dir() / "int8" / f"{key}-{quantize._calibration_key(images, float_precision)}"
     entries = [p for p in (openvino_backend.default_cache_dir() / kind).iterdir()
                if p.name == key or p.name.startswith(f"{key}-")]
     return max(entries, key=lambda p: (p / "sha256.json").stat().st_mtime)  # the one this count used
