@@ -9,7 +9,6 @@ from sasnet_core.annotations.formats import (
     read_annotations,
 )
 from sasnet_core.annotations.formats.export import DATASET, export
-from sasnet_core.annotations.formats.export import DATASET as DATASET_TARGET
 from sasnet_core.cli.argtypes import fraction, non_negative_int
 from sasnet_core.datasets import detect_layout, open_dataset
 from sasnet_core.util.errors import DatasetLayoutError, OutputExistsError
@@ -23,15 +22,15 @@ def register(subparsers) -> None:
         description="Convert crowd annotations. SRC is one annotation file (format detected from "
         "its extension and content) or a folder: a known data set layout (ShanghaiTech, UCF, "
         "NWPU, JHU, a folder of *.sasnet.json) or a folder of annotation files. "
-        f"Formats: {names}. '{DATASET_TARGET}' writes a whole ShanghaiTech-style data set "
+        f"Formats: {names}. '{DATASET}' writes a whole ShanghaiTech-style data set "
         "(train_data/ and test_data/, images/ + ground-truth/).",
         epilog="Examples: sasnet convert GT_IMG_1.mat --to labelme --out IMG_1.json; "
         "sasnet convert data/ucf_cc_50 --to text --out ucf_txt/; "
-        f"sasnet convert my_project/ --to {DATASET_TARGET} --out export/ --test-fraction 0.2",
+        f"sasnet convert my_project/ --to {DATASET} --out export/ --test-fraction 0.2",
     )
     p.add_argument("src", metavar="SRC", help="annotation file or folder")
-    p.add_argument("--to", required=True, metavar="FORMAT", choices=[*FORMATS, DATASET_TARGET],
-                   help=f"output format: {', '.join(FORMATS)}, {DATASET_TARGET}")
+    p.add_argument("--to", required=True, metavar="FORMAT", choices=[*FORMATS, DATASET],
+                   help=f"output format: {', '.join(FORMATS)}, {DATASET}")
     p.add_argument("--out", required=True, metavar="DST",
                    help="output file (one image, or COCO/CVAT/VIA) or folder")
     p.add_argument("--from", dest="src_format", metavar="FORMAT", choices=list(FORMATS),
@@ -43,12 +42,12 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files or data set folders that exist (default: refuse)")
     p.add_argument("--test-fraction", type=fraction, default=0.2, metavar="F",
-                   help=f"{DATASET_TARGET}: share of images put in test_data/, between 0 and 1 "
+                   help=f"{DATASET}: share of images put in test_data/, between 0 and 1 "
                    "(when the source has no train/test split of its own)")
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
-                   help=f"{DATASET_TARGET}: seed of the split")
+                   help=f"{DATASET}: seed of the split")
     p.add_argument("--allow-image", action="append", default=[], metavar="IMAGE",
-                   help=f"{DATASET_TARGET}: copy this image although it lies outside SRC "
+                   help=f"{DATASET}: copy this image although it lies outside SRC "
                    "(images outside SRC are refused; repeat for several)")
     p.set_defaults(func=run)
 
