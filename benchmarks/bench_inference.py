@@ -123,10 +123,11 @@ def cpu_peak_flops(precision: str, seconds: float = 3.0) -> float:
     OpenVINO with that precision hint, two threads as every path here. It tells how far from
     the hardware's floor a path runs: on a CPU without AMX, bf16 runs at about twice fp32's
     rate, not eight times, which caps every ratio against the fp32 baseline."""
-    import openvino as ov
     import torch
 
-    from sasnet_core.engine.openvino_backend import shared_core
+    from sasnet_core.engine.openvino_backend import load_openvino, shared_core
+
+    ov = load_openvino()
 
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).eval()
     x = torch.randn(1, 256, 128, 128)

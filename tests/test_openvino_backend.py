@@ -202,8 +202,7 @@ def _image(h=64, w=96):
 
 
 def _count_conversions(monkeypatch):
-    import openvino
-
+    openvino = openvino_backend.load_openvino()
     calls = []
     real = openvino.convert_model
     monkeypatch.setattr(openvino, "convert_model", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -428,3 +427,58 @@ def test_a_signal_after_models_are_swapped_is_handled_not_fatal(tmp_path):
                          timeout=300, cwd=tmp_path, env=env)
     assert out.returncode == 0 and "alive" in out.stdout, (out.returncode, out.stderr[-2000:])
     assert openvino_backend.shared_core() is openvino_backend.shared_core()
+
+
+_BEHIND_A_SILENT_PROXY = r"""
+import os, signal, socket, sys, threading
+import numpy as np
+
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+held = []
+
+def accept_and_never_answer():
+    while True:
+        held.append(server.accept()[0])
+
+threading.Thread(target=accept_and_never_answer, daemon=True).start()
+proxy = "http://127.0.0.1:%d" % server.getsockname()[1]
+for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+    os.environ[name] = proxy
+for name in ("no_proxy", "NO_PROXY", "CI"):
+    os.environ.pop(name, None)
+# The app's handler: saves the annotations and quits the event loop, never exits by itself.
+signal.signal(signal.SIGTERM, lambda *_: None)
+
+from sasnet_core.engine.inference import Predictor
+from sasnet_core.model.config import SASNetConfig
+from sasnet_core.model.sasnet import SASNet
+
+images = [np.random.default_rng(i).integers(0, 256, (64, 96, 3), dtype=np.uint8) for i in range(2)]
+model = SASNet(SASNetConfig(width_mult=0.0625)).eval()
+Predictor(model, device="cpu", backend="openvino", precision="fp32").predict(images[0])
+Predictor(model, device="cpu", backend="openvino", precision="int8", calibration=images).predict(images[0])
+print("connections:", len(held), flush=True)
+"""
+
+
+def test_counting_sends_no_telemetry_and_exits_behind_a_proxy_that_never_answers(tmp_path):
+    """Importing OpenVINO, converting a model and quantizing it with NNCF each send usage
+    telemetry unless a consent file says no, from a child forked from the process that waits on
+    the network without a timeout; the process joins those children when it exits. Behind a
+    proxy that holds the connection, with a SIGTERM handler like the app's, it never exited.
+    Counting with OpenVINO and int8 in a fresh process with a new home: no connection is made,
+    nothing is written into the home, and the process ends."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HOME=str(tmp_path), SASNET_STUDIO_HOME=str(tmp_path / "studio"))
+    try:
+        out = subprocess.run([sys.executable, "-c", _BEHIND_A_SILENT_PROXY], capture_output=True,
+                             text=True, timeout=240, cwd=tmp_path, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the process did not exit: {exc.stdout!r}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "connections: 0" in out.stdout, out.stdout
+    assert not (tmp_path / "intel").exists(), "telemetry's client id was written into the home"

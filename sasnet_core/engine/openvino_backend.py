@@ -59,7 +59,7 @@ STATIC_MIN_PIXELS = 512 * 1024
 def unavailable_reason() -> str | None:
     """None when OpenVINO can run here, else one sentence saying why not."""
     try:
-        import openvino  # noqa: F401
+        load_openvino()
     except ImportError:
         return "OpenVINO is not installed (pip install openvino)"
     except Exception as exc:  # noqa: BLE001 - a broken install must not stop counting with torch
@@ -94,12 +94,10 @@ class _Outputs(torch.nn.Module):
 def model_key(model: SASNet, lean: bool = True) -> str:
     """A hash of what the converted graph depends on: weights, architecture, OpenVINO version, and
     which forward pass was traced."""
-    import openvino
-
     h = hashlib.sha256()
     h.update(b"lean-forward" if lean else b"forward")
     h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    h.update(openvino.__version__.encode())
+    h.update(load_openvino().__version__.encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
@@ -118,15 +116,48 @@ _CORE = None
 _CORE_LOCK = threading.Lock()
 
 
+def decline_telemetry() -> None:
+    """Send none of OpenVINO's or NNCF's usage telemetry from this process.
+
+    Both send it unless a consent file in the user's home says no, without asking when no file
+    exists; each event goes from a child forked from this process (the app, with its Qt and
+    thread pools) that waits on the network with no timeout, and the process joins those
+    children when it exits. Behind a proxy that holds the connection, a child that inherited a
+    SIGTERM handler (the app's, which saves the annotations) never ends and the process never
+    exits. Nobody was asked, so the answer is no: every consent check of the telemetry package
+    declines, and a sender made before this (its owner imported NNCF first) stops sending."""
+    try:
+        # deferred: installed with OpenVINO, and only processes that use OpenVINO need this
+        from openvino_telemetry import Telemetry
+        from openvino_telemetry.utils.opt_in_checker import (
+            ConsentCheckResult,
+            OptInChecker,
+        )
+    except ImportError:
+        return  # without the package, OpenVINO and NNCF send nothing
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    try:
+        Telemetry().consent = False  # the process-wide sender, when one was made already
+    except RuntimeError:
+        pass  # none made yet: the next one asks the check above
+
+
+def load_openvino():
+    """The ``openvino`` module, imported only after this process declined the telemetry that
+    importing it sends (``decline_telemetry``). Every use of OpenVINO starts here."""
+    decline_telemetry()
+    # deferred: OpenVINO is optional and heavy; loaded when a model first needs it
+    import openvino as ov
+
+    return ov
+
+
 def shared_core():
     """The process's one ``openvino.Core`` (see above); every compile and read goes through it."""
     global _CORE
     with _CORE_LOCK:
         if _CORE is None:
-            # deferred: OpenVINO is optional and heavy; loaded when a model first needs it
-            import openvino as ov
-
-            _CORE = ov.Core()
+            _CORE = load_openvino().Core()
         return _CORE
 
 
@@ -140,8 +171,7 @@ def convert(model: SASNet, cache: Path | None = None, *, lean: bool = True):
     """(the OpenVINO model, dynamic height and width, of an eval-mode BatchNorm-folded ``model``;
     its IR file in ``cache``, or None where the cache could not be written). Read from the cache
     when converted before, else converted and written there atomically."""
-    import openvino as ov
-
+    ov = load_openvino()
     core = shared_core()
     cache = Path(cache) if cache is not None else default_cache_dir()
     folder = cache / "ir" / model_key(model, lean)
@@ -179,7 +209,7 @@ def save_atomically(ov_model, folder: Path, beside: dict[str, str] | None = None
     cache that cannot be written (read-only home) only costs the next start a conversion.
     Stages of processes that are gone (killed while converting, or quit while a model was
     loading), each the size of the model, are swept first."""
-    import openvino as ov
+    ov = load_openvino()
 
     try:
         with staging.staged(folder.parent, STAGE_PREFIX) as tmp:

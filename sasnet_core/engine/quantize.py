@@ -128,10 +128,19 @@ class Int8Report:
         return report
 
 
+def _nncf():
+    """NNCF, imported only after this process declined its telemetry (NNCF decides whether to
+    send when it is first imported; see ``openvino_backend.decline_telemetry``)."""
+    openvino_backend.decline_telemetry()
+    import nncf
+
+    return nncf
+
+
 def nncf_missing_reason() -> str | None:
     """None when NNCF can be imported, else one sentence saying how to install it."""
     try:
-        import nncf  # noqa: F401
+        _nncf()
     except ImportError:
         return f"int8 counting needs NNCF, which is not installed: {INSTALL_HINT}"
     except Exception as exc:  # noqa: BLE001 - a broken install gets the same one-line answer
@@ -203,7 +212,7 @@ def calibration_inputs(calibration: Sequence | None, block_size: int,
 def _calibration_key(images: list[np.ndarray], float_precision: str) -> str:
     """What the quantized model and its report depend on besides the model: the inputs, the recipe
     and the precision its float layers were measured in."""
-    import nncf
+    nncf = _nncf()
 
     h = hashlib.sha256()
     settings = {"recipe": RECIPE, "keep_float": KEEP_FLOAT, "side": CALIBRATION_SIDE,
@@ -220,7 +229,7 @@ def _quantize(ov_model, images: list[np.ndarray]):
     import io
     import logging
 
-    import nncf
+    nncf = _nncf()
 
     # NNCF logs notes at INFO and draws its progress bars on stdout, where they would land in the
     # middle of `sasnet count --json` output; the command says itself what it did.
