@@ -22,6 +22,12 @@
   1) sets how many times.
 * ``--rss4k``: peak resident memory (VmHWM) of ``sasnet count`` on a 3840 x 2160 image with
   default options, in a fresh process.
+* ``--device cuda``: the GPU path instead: the Predictor ``sasnet count --device cuda`` builds
+  (bf16 autocast where the GPU computes bf16, channels_last) at batch 1 and batch 8 of the speed
+  image, images per second (median of the rounds, CUDA synchronised), fp32 at batch 1 beside
+  it, each bf16 count against fp32's, and the share of the GPU's bf16 peak the default reaches:
+  the model's FLOPs per image times images per second over the FLOP/s of a large bf16 matrix
+  product measured on the same GPU (``gpu_peak_flops``; close to what the hardware sustains).
 
 Weights: ``--weights FILE``; default: random weights in the released layout (full size): speed
 and memory do not depend on the values, and the count differences are then only indicative.
@@ -204,6 +210,79 @@ def speed(weights: Path, width: int, height: int, rounds: int, with_int8: bool) 
             "floor_s": {p: flops / peaks[p] for p in peaks}}
 
 
+def gpu_peak_flops(device, seconds: float = 2.0) -> float:
+    """FLOP/s of a large bf16 matrix product on ``device``: the rate its tensor cores sustain,
+    against which a path's arithmetic is set (a convolution network does not reach it)."""
+    import torch
+
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    a @ b  # cuBLAS picks its kernel
+    torch.cuda.synchronize(device)
+    runs, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        runs += 1
+        torch.cuda.synchronize(device)
+    return 2.0 * n ** 3 * runs / (time.perf_counter() - t0)
+
+
+def gpu_speed(weights: Path, width: int, height: int, rounds: int) -> dict:
+    """The GPU path: images per second at batch 1 and 8, bf16 (the default) and fp32."""
+    import torch
+
+    from sasnet_core.cli import build_parser
+    from sasnet_core.cli.engine_opts import predictor_from_args
+    from sasnet_core.engine.inference import Predictor
+    from sasnet_core.model.preprocess import model_input
+
+    if not torch.cuda.is_available():
+        sys.exit("bench_inference: --device cuda needs a CUDA GPU, and torch sees none here")
+    args = build_parser().parse_args(["count", "image.jpg", "--weights", str(weights), "--device", "cuda"])
+    default = predictor_from_args(args, "count", keep_levels=False)
+    fp32 = Predictor.from_weights(weights, device="cuda", precision="fp32", keep_levels=False)
+    image = bench_image(width, height)
+    rows = []
+    for name, predictor, batch in (("`sasnet count --device cuda` default", default, 1),
+                                   ("`sasnet count --device cuda` default", default, 8),
+                                   ("torch fp32", fp32, 1)):
+        images = [image] * batch
+        counts = [r.count for r in predictor.predict_batch(images)]  # warm-up: cuDNN's choice
+        times = []
+        for _ in range(rounds):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            predictor.predict_batch(images)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        rows.append({"path": f"{name} ({predictor.engine.describe()})", "batch": batch,
+                     "images_per_s": batch / statistics.median(times), "count": counts[0]})
+    base = rows[-1]["count"]
+    for row in rows:
+        row["count_rel_diff"] = abs(row["count"] - base) / max(abs(base), 1e-12)
+    model = fp32.model
+    x = model_input(image[None], model.config.block_size).to("cuda")
+    flops = model_flops(model, x)
+    peak = gpu_peak_flops(torch.device("cuda"))
+    for row in rows:
+        row["bf16_peak_share"] = flops * row["images_per_s"] / peak
+    return {"size": f"{width}x{height}", "gpu": torch.cuda.get_device_name(), "rounds": rounds,
+            "flops": flops, "bf16_peak_flops": peak, "paths": rows}
+
+
+def gpu_table(result: dict) -> str:
+    lines = [f"GPU: {result['gpu']}; {result['size']}, median of {result['rounds']} rounds; "
+             f"{result['flops'] / 1e9:.0f} GFLOP per image; measured bf16 peak "
+             f"{result['bf16_peak_flops'] / 1e12:.0f} TFLOP/s",
+             "| path | batch | images/s | count vs fp32 | share of bf16 peak |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for r in result["paths"]:
+        lines.append(f"| {r['path']} | {r['batch']} | {r['images_per_s']:.1f} | "
+                     f"{100 * r['count_rel_diff']:.2f} % | {100 * r['bf16_peak_share']:.1f} % |")
+    return "\n".join(lines)
+
+
 def cpu_name() -> str:
     import platform
 
@@ -295,6 +374,8 @@ def main() -> None:
                     help="rounds of the UCF comparison (default 1: the previous engine takes ~15 min)")
     ap.add_argument("--rss4k", action="store_true", help="peak memory of `sasnet count` on 3840 x 2160")
     ap.add_argument("--int8", action="store_true", help="measure int8 with random weights too")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cpu (default): the CPU paths; cuda: the GPU path at batch 1 and 8")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -306,6 +387,12 @@ def main() -> None:
 
         with_int8 = (args.weights is not None or args.int8) and nncf_missing_reason() is None
         result = {"weights": str(args.weights or "random, released layout")}
+        if args.device == "cuda":
+            result["gpu"] = gpu_speed(weights, width, height, args.rounds)
+            print(gpu_table(result["gpu"]))
+            if args.json:
+                args.json.write_text(json.dumps(result, indent=1) + "\n")
+            return
         if args.rss4k:  # first, while this process is small (nothing depends on it)
             result["rss4k"] = rss4k(weights, work)
         result["speed"] = speed(weights, width, height, args.rounds, with_int8)

@@ -16,6 +16,7 @@ thread's tile listener (``sasnet_core.util.progress``), so a photo that takes mi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -360,7 +361,8 @@ class Predictor:
             d, lv, c = self.runner.forward(x.contiguous().numpy(), keep_levels=self.keep_levels, whole=whole)
             return torch.from_numpy(d), (torch.from_numpy(lv) if lv is not None else None), torch.from_numpy(c)
         dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32), \
+                _ieee_fp32(self.device, dtype):
             out = lean_forward(self.model, x)
         to = lambda t: t.float().cpu()  # noqa: E731
         return to(out.density), (to(out.level_densities) if self.keep_levels else None), to(out.confidence)
@@ -421,6 +423,17 @@ class Predictor:
             patch_rows=patch_edges(H, gh), patch_cols=patch_edges(W, gw),
             image_size=(W, H), scale=scale, tiles=tiles, elapsed_s=elapsed,
         )
+
+
+def _ieee_fp32(device: torch.device, dtype: torch.dtype):
+    """fp32 convolutions in IEEE fp32 on CUDA: cuDNN runs them in TF32 by default on Ampere and
+    later GPUs (a 10-bit mantissa), which moves counts by about 1e-3, while fp32 is the
+    precision that matches the authors' forward (and training's TF32 setting is process-wide)."""
+    if device.type != "cuda" or dtype != torch.float32:
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+                       deterministic=cudnn.deterministic, allow_tf32=False)
 
 
 def _stop_point(module, args) -> None:
