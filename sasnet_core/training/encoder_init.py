@@ -12,7 +12,7 @@ import torch
 from sasnet_core.model.csrnet_encoder import is_csrnet_source
 from sasnet_core.model.preprocess import normalise
 from sasnet_core.training.config import TrainConfig
-from sasnet_core.training.data import load_samples
+from sasnet_core.training.data import training_samples
 
 CALIBRATION_IMAGES = 4
 CALIBRATION_MAX_SIDE = 512
@@ -25,7 +25,7 @@ def encoder_calibration_images(cfg: TrainConfig) -> list[torch.Tensor] | None:
         return None
     import cv2
 
-    samples = load_samples(cfg.data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
+    samples = training_samples(cfg.data_sets, all_annotated=cfg.all_annotated, fold=cfg.fold)
     n = min(CALIBRATION_IMAGES, len(samples))
     # Evenly spread and in a fixed order, so every process of a distributed run (and a rerun)
     # measures the same images.

@@ -30,7 +30,8 @@ from sasnet_core.training.data import (
     crop_dataset,
     load_samples,
     split_holdout,
-    validation_samples,
+    training_samples,
+    validation_sets,
 )
 from sasnet_core.training.encoder_init import encoder_calibration_images
 from sasnet_core.training.jsonlog import JsonLog
@@ -44,10 +45,14 @@ from sasnet_core.training.resume import (
     resume_run,
     save_training_checkpoint,
 )
-from sasnet_core.training.signals import StopRequest, ignore_stop_signals
+from sasnet_core.training.signals import (
+    StopRequest,
+    end_loader_processes_at_exit,
+    ignore_stop_signals,
+)
 from sasnet_core.training.steps import (
     configure_backends,
-    freeze_encoder_,
+    freeze_stages_,
     make_optimizer,
     precision_for,
     set_train_mode,
@@ -86,16 +91,18 @@ def build_model(cfg: TrainConfig):
 
 
 def _samples_for(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], str]:
-    train = load_samples(cfg.data, split="train", all_annotated=cfg.all_annotated, fold=cfg.fold)
+    """The training images of every data set of ``cfg``, and the validation images: ``--val``,
+    else ``--holdout`` of the training images, else the test split of each data set that has one."""
+    data = cfg.data_sets
+    train = training_samples(data, all_annotated=cfg.all_annotated, fold=cfg.fold)
     if cfg.val_data:
         return train, load_samples(cfg.val_data, split="test", all_annotated=True), str(cfg.val_data)
     if cfg.holdout > 0:
         train, val = split_holdout(train, cfg.holdout, cfg.seed)
-        return train, val, f"holdout {cfg.holdout:g} of {cfg.data}"
-    val = validation_samples(cfg.data, fold=cfg.fold)
-    if val:
-        return train, val, f"{cfg.data} test split"
-    return train, [], ""
+        return train, val, f"holdout {cfg.holdout:g} of {' + '.join(data)}"
+    sets = validation_sets(data, fold=cfg.fold)
+    val = [s for _, samples in sets for s in samples]
+    return train, val, " + ".join(f"{path} test split" for path, _ in sets)
 
 
 class _EpochSampler(torch.utils.data.Sampler):
@@ -191,8 +198,7 @@ class _Run:
         if model is None:
             model, provenance = build_model(cfg)
         self.provenance = provenance or {}
-        if cfg.freeze_encoder:
-            freeze_encoder_(model)
+        freeze_stages_(model, cfg.freeze_stages)
         model.to(info.device)
         if self.prec.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -240,6 +246,8 @@ class _Run:
                                  persistent_workers=False,
                                  worker_init_fn=ignore_stop_signals if cfg.workers else None)
         self.steps_per_epoch = len(base) // cfg.images_per_step if drop_last else 1
+        if cfg.workers:
+            end_loader_processes_at_exit()
 
     def _batches(self) -> Iterator:
         """Batches epoch after epoch; ends (a stopped run) when a stop request also stopped the
@@ -268,7 +276,8 @@ class _Run:
     def _recorder(self, train_samples, val_samples, val_desc, resume_state) -> RunRecorder:
         cfg, info, model = self.cfg, self.info, self.model
         self.bar = StepBar(cfg.steps, desc="train", enabled=cfg.progress and info.is_main)
-        run_meta = {"data": data_folder(cfg), "train_images": len(train_samples),
+        run_meta = {"data": data_folder(cfg), "frozen_stages": cfg.freeze_stages,
+                    "train_images": len(train_samples),
                     "val_images": len(val_samples), "validation": val_desc or None,
                     "train_config": cfg.to_dict(), **self.provenance, **self.extra_meta}
         rec = RunRecorder(cfg, info, self.log, self.bar, self.pos, net=self.net, model=model,
@@ -300,15 +309,21 @@ class _Run:
 
     def _steps(self, rec: RunRecorder, final_path) -> TrainResult:
         cfg, pos = self.cfg, self.pos
-        set_train_mode(self.net, cfg.freeze_encoder, cfg.keeps_bn_stats)
+        set_train_mode(self.net, cfg.freeze_stages, cfg.keeps_bn_stats)
         if pos.batch_in_epoch >= self.steps_per_epoch:  # the checkpoint was taken at an epoch's end
             pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0
         self.sampler.skip = pos.batch_in_epoch * cfg.images_per_step
         wall0 = rec.start_clock()
         step_fn = partial(train_step, self.net, self.optimizer, lam=cfg.lam, gamma=cfg.gamma,
                           use_pra=cfg.use_pra, precision=self.prec, device=self.info.device)
-        step_loop(step_fn, self._batches(), pos.step, cfg.steps,
-                  should_stop=partial(self._should_stop, wall0), on_step=rec.on_step)
+        batches = self._batches()
+        try:
+            step_loop(step_fn, batches, pos.step, cfg.steps,
+                      should_stop=partial(self._should_stop, wall0), on_step=rec.on_step)
+        finally:
+            # The loader's processes end here, also when a step raised: a suspended generator
+            # would keep them until the garbage collector found it.
+            batches.close()
         if pos.status == "running":
             pos.status = "completed"
         self.bar.show(pos.step, "", eta_s=0.0, force=True)

@@ -129,7 +129,7 @@ class RunRecorder:
 
     def validate(self, phase: str = "during") -> dict:
         figures = self._evaluate()
-        set_train_mode(self.net, self.cfg.freeze_encoder, self.cfg.keeps_bn_stats)
+        set_train_mode(self.net, self.cfg.freeze_stages, self.cfg.keeps_bn_stats)
         step, best = self.pos.step, self.best
         is_best = figures["mae"] < best["mae"]
         if is_best:

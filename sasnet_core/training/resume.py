@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from sasnet_core.model.config import SASNetConfig
-from sasnet_core.training.config import TrainConfig
+from sasnet_core.training.config import ENCODER_STAGES, TrainConfig
 from sasnet_core.training.steps import unwrap
 from sasnet_core.util.errors import CheckpointError, OutputExistsError, SettingsError
 from sasnet_core.weights.checkpoint import read_checkpoint_file, save_checkpoint
@@ -67,23 +67,45 @@ def load_train_state(path: str | os.PathLike) -> dict:
     return state
 
 
-def data_folder(cfg: TrainConfig) -> str | None:
-    """The data set a run learns from, as its metadata records it (and a resume compares it)."""
-    return os.fspath(Path(cfg.data).expanduser().resolve()) if cfg.data else None
+def data_folder(cfg: TrainConfig) -> str | list[str] | None:
+    """The data set a run learns from, as its metadata records it (and a resume compares it): one
+    folder as a string, several as a list in the order given."""
+    folders = [os.fspath(Path(d).expanduser().resolve()) for d in cfg.data_sets]
+    if not folders:
+        return None
+    return folders[0] if len(folders) == 1 else folders
+
+
+def _frozen(config: dict) -> int | None:
+    """The encoder stages a recorded run kept frozen (a config from before ``freeze_stages`` says
+    ``freeze_encoder``), or None when it does not say."""
+    if isinstance(config.get("freeze_stages"), int):
+        return config["freeze_stages"]
+    if "freeze_encoder" in config:
+        return ENCODER_STAGES if config["freeze_encoder"] else 0
+    return None
 
 
 def changed_since_start(metadata: dict, cfg: TrainConfig) -> list[str]:
-    """What this resume asks that differs from the run it continues (data set, fold, selection),
-    as phrases; empty when the run can go on."""
+    """What this resume asks that differs from the run it continues (data sets, fold, selection,
+    frozen stages), as phrases; empty when the run can go on."""
     was = metadata.get("train_config") if isinstance(metadata.get("train_config"), dict) else {}
     out = []
     data, here = metadata.get("data"), data_folder(cfg)
-    if isinstance(data, str) and here and data != here:
-        out.append(f"it learnt from {data}, this run names {here}")
+    if isinstance(data, (str, list)) and here and data != here:
+        out.append(f"it learnt from {_names(data)}, this run names {_names(here)}")
     for key, option in (("fold", "--fold"), ("selection", "--selection")):
         if key in was and was[key] != getattr(cfg, key):
             out.append(f"it ran with {option} {was[key]}, this run asks for {getattr(cfg, key)}")
+    frozen = _frozen(was)
+    if frozen is not None and frozen != cfg.freeze_stages:
+        out.append(f"it ran with --freeze-stages {frozen}, this run asks for {cfg.freeze_stages} "
+                   f"(--freeze-encoder is --freeze-stages {ENCODER_STAGES})")
     return out
+
+
+def _names(data: str | list) -> str:
+    return data if isinstance(data, str) else " + ".join(map(str, data))
 
 
 def check_run_folder(cfg: TrainConfig) -> None:
@@ -128,8 +150,8 @@ def resume_run(cfg: TrainConfig, last_path: Path) -> Resumed:
         cfg = replace(cfg, width_mult=model.config.width_mult)
     changed = changed_since_start(ck.metadata, cfg)
     if changed:
-        # One run learns from one data set with one scale selection: its best checkpoint is
-        # the best on one validation set, and its record describes every step.
+        # One run learns from one set of data with one scale selection and one frozen part: its
+        # best checkpoint is the best on one validation set, and its record describes every step.
         raise SettingsError(f"cannot resume {last_path}: " + "; ".join(changed)
                             + " (start a new run with another --out, or --overwrite)")
     provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
@@ -142,4 +164,4 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict, out) -> Non
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError) as exc:
         raise SettingsError("cannot resume: the optimiser state does not fit this run's trainable "
-                            f"parameters (was --freeze-encoder changed?) ({exc})", out) from None
+                            f"parameters (were --freeze-stages or --freeze-encoder changed?) ({exc})", out) from None

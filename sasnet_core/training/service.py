@@ -202,8 +202,10 @@ class FineTuneRun:
                 "--stop-file", str(self.stop_file), "--budget-from", f"{self.started_at:.3f}"]
         if cfg.max_minutes is not None:
             args += ["--max-minutes", f"{cfg.max_minutes:g}"]
-        if cfg.freeze_encoder:
+        if cfg.freeze_encoder:  # the app's switch, named as a person reads it in the command
             args.append("--freeze-encoder")
+        elif cfg.freeze_stages:
+            args += ["--freeze-stages", str(cfg.freeze_stages)]
         return args + list(self.request.extra_args)
 
     # -- in this process -------------------------------------------------------------------

@@ -56,21 +56,31 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def set_train_mode(model: nn.Module, freeze_encoder: bool = False, keep_bn_stats: bool = False) -> None:
-    """model.train(), but a frozen encoder keeps its BatchNorm statistics (eval mode), and with
-    ``keep_bn_stats`` every BatchNorm layer does (its scale and shift still learn)."""
+def frozen_stages(model: nn.Module, n: int) -> list[nn.Module]:
+    """Encoder stages 1..n (``features1``..) of ``model``, the ones a run with ``freeze_stages=n``
+    keeps as they are."""
+    return list(unwrap(model).encoder)[:n]
+
+
+def set_train_mode(model: nn.Module, freeze_stages: int = 0, keep_bn_stats: bool = False) -> None:
+    """model.train(), but frozen encoder stages keep their BatchNorm statistics (eval mode), and
+    with ``keep_bn_stats`` every BatchNorm layer does (its scale and shift still learn)."""
     model.train()
-    if freeze_encoder:
-        unwrap(model).encoder.eval()
+    for stage in frozen_stages(model, freeze_stages):
+        stage.eval()
     if keep_bn_stats:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.eval()
 
 
-def freeze_encoder_(model: nn.Module) -> None:
-    for p in unwrap(model).encoder_parameters():
-        p.requires_grad_(False)
+def freeze_stages_(model: nn.Module, n: int) -> None:
+    """Stop encoder stages 1..n from learning. They are a prefix of the network and the input needs
+    no gradient, so autograd records nothing in them: their forward runs without a graph and the
+    backward pass ends at stage n + 1 (no gradient is computed through the frozen stages)."""
+    for stage in frozen_stages(model, n):
+        for p in stage.parameters():
+            p.requires_grad_(False)
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-5, weight_decay: float = 0.0
@@ -142,15 +152,17 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_steps: int, *,
                 lam: float = 10.0, gamma: float = 1.0, use_pra: bool = True,
                 precision: Precision | None = None, device: torch.device | None = None,
-                freeze_encoder: bool = False, keep_bn_stats: bool = False,
+                freeze_stages: int = 0, keep_bn_stats: bool = False,
                 on_step: Callable[[int, dict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> list[dict[str, float]]:
     """Up to ``num_steps`` steps, cycling over ``batches`` (re-iterated when exhausted).
 
     Returns the loss parts of every step done. ``should_stop`` is polled before each step.
+    ``freeze_stages``: encoder stages 1..n keep their BatchNorm statistics (their weights are
+    frozen by ``freeze_stages_``, before the optimiser is made).
     """
     history: list[dict[str, float]] = []
-    set_train_mode(model, freeze_encoder, keep_bn_stats)
+    set_train_mode(model, freeze_stages, keep_bn_stats)
 
     def step_fn(images, targets):
         return train_step(model, optimizer, images, targets, lam=lam, gamma=gamma,

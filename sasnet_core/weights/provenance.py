@@ -66,7 +66,7 @@ def _trained_on(m: dict) -> str | None:
     images = m.get("finetune_images")  # a count (files of earlier versions: a list of paths)
     n = len(images) if isinstance(images, list) else _number(images, int)
     data = _text(m.get("data_folder")) or _text(m.get("data"))
-    folder = Path(data).name if data else None
+    folder = Path(data).name if data else _names(m.get("data"))
     where = _folders(m.get("image_folders"), folder) or folder
     if n:
         held = _number(m.get("holdout_images"), int)
@@ -74,6 +74,13 @@ def _trained_on(m: dict) -> str | None:
         notes += [f"{held} more held out"] if held else []
         return f"{n} image{'s' if n != 1 else ''}" + (f" ({'; '.join(notes)})" if notes else "")
     return folder
+
+
+def _names(value) -> str | None:
+    """"ucf_cc_50 + street_b_layout": the folders of a run trained on several data sets."""
+    if isinstance(value, list) and value and all(_text(v) for v in value):
+        return " + ".join(Path(v).name for v in value)
+    return None
 
 
 def _folders(value, top: str | None) -> str | None:
