@@ -12,13 +12,13 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from sasnet_core.model.config import PATCH_SIZE
-
-ENCODER_STAGES = 5  # SASNet's encoder: features1..features5 (VGG16-bn's five stages)
 from sasnet_core.util.vocab import (
     BN_STATS,
     DEFAULT_TRAINING_PRECISION,
     TRAINING_PRECISIONS,
 )
+
+ENCODER_STAGES = 5  # SASNet's encoder: features1..features5 (VGG16-bn's five stages)
 
 
 @dataclass
