@@ -383,16 +383,19 @@ def main() -> None:
         work = Path(tmp)
         os.environ["SASNET_STUDIO_HOME"] = str(work / "home")  # no registry or cache of the user's
         weights = args.weights or random_weights(work / "random.pth")
-        from sasnet_core.engine.quantize import nncf_missing_reason
-
-        with_int8 = (args.weights is not None or args.int8) and nncf_missing_reason() is None
         result = {"weights": str(args.weights or "random, released layout")}
-        if args.device == "cuda":
+        if args.device == "cuda":  # the GPU path alone: the CPU paths' options do not apply
+            if args.ucf or args.rss4k or args.int8:
+                sys.exit("bench_inference: --ucf, --rss4k and --int8 measure the CPU paths; "
+                         "run them without --device cuda")
             result["gpu"] = gpu_speed(weights, width, height, args.rounds)
             print(gpu_table(result["gpu"]))
             if args.json:
                 args.json.write_text(json.dumps(result, indent=1) + "\n")
             return
+        from sasnet_core.engine.quantize import nncf_missing_reason
+
+        with_int8 = (args.weights is not None or args.int8) and nncf_missing_reason() is None
         if args.rss4k:  # first, while this process is small (nothing depends on it)
             result["rss4k"] = rss4k(weights, work)
         result["speed"] = speed(weights, width, height, args.rounds, with_int8)

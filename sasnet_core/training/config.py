@@ -119,10 +119,13 @@ class TrainConfig:
             raise ValueError("resume and overwrite exclude each other: continue the run, or start over")
 
     def _check_data_sets(self) -> None:
+        if isinstance(self.data, os.PathLike):
+            self.data = os.fspath(self.data)
         if isinstance(self.data, (list, tuple)):
-            if not all(isinstance(d, str) and d for d in self.data):
+            data = [os.fspath(d) if isinstance(d, os.PathLike) else d for d in self.data]
+            if not all(isinstance(d, str) and d for d in data):
                 raise ValueError(f"data must name data set folders, got {self.data!r}")
-            self.data = list(self.data) if len(self.data) != 1 else self.data[0]
+            self.data = data if len(data) != 1 else data[0]
         seen: dict[str, str] = {}
         for folder in self.data_sets:
             key = os.path.realpath(os.path.expanduser(folder))

@@ -45,11 +45,7 @@ from sasnet_core.training.resume import (
     resume_run,
     save_training_checkpoint,
 )
-from sasnet_core.training.signals import (
-    StopRequest,
-    end_loader_processes_at_exit,
-    ignore_stop_signals,
-)
+from sasnet_core.training.signals import StopRequest, ignore_stop_signals
 from sasnet_core.training.steps import (
     configure_backends,
     freeze_stages_,
@@ -246,8 +242,6 @@ class _Run:
                                  persistent_workers=False,
                                  worker_init_fn=ignore_stop_signals if cfg.workers else None)
         self.steps_per_epoch = len(base) // cfg.images_per_step if drop_last else 1
-        if cfg.workers:
-            end_loader_processes_at_exit()
 
     def _batches(self) -> Iterator:
         """Batches epoch after epoch; ends (a stopped run) when a stop request also stopped the
@@ -322,7 +316,8 @@ class _Run:
                       should_stop=partial(self._should_stop, wall0), on_step=rec.on_step)
         finally:
             # The loader's processes end here, also when a step raised: a suspended generator
-            # would keep them until the garbage collector found it.
+            # kept by the error's caller would keep them alive to the process's exit, where
+            # Python sends them SIGTERM (which they ignore) and waits for them forever.
             batches.close()
         if pos.status == "running":
             pos.status = "completed"

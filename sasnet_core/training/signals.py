@@ -8,13 +8,12 @@ rather touch a file than send a signal.
 Data-loader processes ignore both signals (``ignore_stop_signals``): ``timeout``, systemd, job
 schedulers and Ctrl-C signal the whole process group, and a loader process that died of it made
 torch raise "DataLoader worker ... killed by signal" in the middle of a step, before any
-checkpoint. The training process stops them itself when its loader is closed, and ends any
-that are left when it exits (``end_loader_processes_at_exit``).
+checkpoint. The training process stops them itself when its loader is closed: the run closes
+its batches when it ends, also when a step raised (``loop._Run._steps``), because Python's exit
+ends such processes with SIGTERM, which they ignore, and then waits for them forever.
 """
 from __future__ import annotations
 
-import atexit
-import multiprocessing
 import os
 import signal
 import threading
@@ -63,28 +62,3 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
 
-
-_EXIT_HOOK = threading.Lock()
-_exit_hooked = False
-
-
-def end_loader_processes_at_exit() -> None:
-    """Kill this process's daemonic children when it exits (registered once per process).
-
-    Python's exit ends daemonic children with SIGTERM and then waits for each. Loader processes
-    ignore SIGTERM (above), so one whose loader was still referenced at exit (a run that raised,
-    its traceback kept by a caller) made the process wait forever after its work was done.
-    Handlers registered with ``atexit`` run in reverse order, so this one runs before
-    multiprocessing's and leaves it nothing to wait for."""
-    global _exit_hooked
-    with _EXIT_HOOK:
-        if not _exit_hooked:
-            atexit.register(_kill_daemonic_children)
-            _exit_hooked = True
-
-
-def _kill_daemonic_children() -> None:
-    for child in multiprocessing.active_children():
-        if child.daemon:
-            child.kill()
-            child.join(timeout=5)
