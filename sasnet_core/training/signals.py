@@ -61,4 +61,3 @@ def ignore_stop_signals(worker_id: int | None = None) -> None:
     (it stops after the step, then ends its loader processes)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-
