@@ -1,6 +1,7 @@
 """Format adapters: round trips, real files, detection, malformed input, the CLI."""
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,19 @@ def test_ucf_real_files_and_off_image_points_are_reported_not_dropped():
     assert dropped.count == 2549
     with pytest.raises(AnnotationFormatError, match="outside the 1024x768 image"):
         read_points(UCF_CC_50 / "6_ann.mat", outside="error")
+
+
+def test_a_misfit_nobody_collects_is_logged_once_however_often_the_file_is_read(tmp_path, caplog):
+    """Training reads a data set for its training images and again for validation: the warning
+    about UCF_CC_50 image 6's point off the image was printed once per read."""
+    for name in ("6.jpg", "6_ann.mat", "20.jpg", "20_ann.mat"):  # a path no other test has read
+        shutil.copy(need(UCF_CC_50 / name), tmp_path / name)
+    with caplog.at_level("WARNING", logger="sasnet_core"):
+        for _ in range(3):
+            assert read_points(tmp_path / "6_ann.mat").count == 2550
+        read_points(tmp_path / "20_ann.mat")
+    said = [r.getMessage() for r in caplog.records if "outside the" in r.getMessage()]
+    assert len(said) == 2 and "6_ann.mat" in said[0] and "20_ann.mat" in said[1], said
 
 
 def test_outside_points_with_known_image_size(tmp_path):

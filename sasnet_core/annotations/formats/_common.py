@@ -83,6 +83,18 @@ def image_size_of(ann: Annotation):
     return None
 
 
+# Notes already logged by this process. A data set is read more than once in one run (training
+# images, then validation; the file list, then the editor), and the same file says the same thing
+# each time: a person needs it once.
+_LOGGED: set[str] = set()
+
+
+def _warn_once(note: str) -> None:
+    if note not in _LOGGED:
+        _LOGGED.add(note)
+        log.warning(note)
+
+
 def validate(ann: Annotation, path, field: str, outside: str = "keep", report=None) -> Annotation:
     """Reject NaN/infinite points; report points off the image and drop them if asked.
 
@@ -124,8 +136,8 @@ def validate(ann: Annotation, path, field: str, outside: str = "keep", report=No
         note = f"{os.fspath(path)}: {msg}; {action}"
         if report is not None:
             report.append(note)
-        else:  # nobody collects reports: leave it to the logging setup
-            log.warning(note)
+        else:  # nobody collects reports: leave it to the logging setup, once per file and problem
+            _warn_once(note)
         if outside == "drop":
             keep = ~off
             ann.points, ann.sources = ann.points[keep], ann.sources[keep]
