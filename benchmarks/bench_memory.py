@@ -14,6 +14,12 @@ memory (VmHWM), wall seconds and CPU seconds (user + system, all threads: steadi
 on a machine doing other work) are printed; ``count`` also with each ``--batch-size`` asked for.
 The model is converted to OpenVINO's IR once beforehand, as the cache holds it after a first run.
 
+``--commands app`` measures the desktop app the same way, as a person uses it: a fresh process
+starts the real ``sasnet-gui FOLDER`` (``QT_QPA_PLATFORM=offscreen``) with the same model,
+registered as the default of the benchmark's studio home, and lets it count every image of the
+folder with its own defaults; the wall and CPU seconds run from the start to the last count
+arriving in the file list, the peak from the start to the end of the process (File > Quit).
+
 Per pixel: a fresh process loads the model as ``sasnet count`` does (folded in place, the fused
 map alone kept), counts ONE image untiled, and reports its peak resident memory. Done at two
 sizes, the difference of the peaks divided by the difference of the pixels is the cost of one
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +44,14 @@ SIZES = ((960, 540), (1920, 1080))
 FOLDER_SIZES = ((1024, 768), (1920, 1080))
 FOLDER_IMAGES = 8
 STREET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "street_b_layout" / "test_data"
+COMMANDS = ("count", "rank", "eval", "app")
+APP_MODEL = "bench"  # the name the app finds the benchmark's weights under: its default model
+# The app's wait for its counts: its 8 images of 1920 x 1080 took 150 s on 2 cores shared with a
+# training run (it counts on all cores but one); the rest is for slower or busier machines. The
+# parent kills a child that outlives that by APP_KILL_MARGIN_S (a wedged event loop never runs
+# the child's own timer).
+APP_TIMEOUT_S = 900
+APP_KILL_MARGIN_S = 120
 
 
 def peak_rss_mb() -> float:
@@ -171,8 +186,6 @@ def _command_child(argv: list[str]) -> None:
         code = exc.code
     finally:
         sys.stdout = real_stdout
-    import resource
-
     usage = resource.getrusage(resource.RUSAGE_SELF)  # includes OpenVINO's and torch's threads
     print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "peak_mb": peak_rss_mb(),
                       "cpu_seconds": usage.ru_utime + usage.ru_stime}))
@@ -190,8 +203,100 @@ def run_command(argv: list[str]) -> dict:
     return result
 
 
+def _app_child(folder: str) -> None:
+    """Run the real app (``sasnet-gui FOLDER``) in this process until it has counted every image
+    of ``folder``, then print its peak memory and times as ``_command_child`` does."""
+    start = time.perf_counter()  # before Qt is imported: its start is part of what a person waits for
+    # deferred: Qt, in this child only (the parent and the CLI children never load it)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    # deferred: the app, which brings Qt
+    from sasnet_gui.app import main as gui_main
+
+    # The app's main() takes the QApplication that exists; made here, the watch can be put on its
+    # event loop before main() runs it. It runs once main() has built the window.
+    app = QApplication([sys.argv[0]])
+    result: dict = {}
+    QTimer.singleShot(0, lambda: _watch_counts(app, result, FOLDER_IMAGES, start))
+    code = gui_main([folder])
+    if code or "error" in result or "seconds" not in result:
+        sys.exit(code or 1)  # _watch_counts wrote why on stderr
+    print(json.dumps({"code": 0, "peak_mb": peak_rss_mb(), **result}))
+
+
+def _watch_counts(app, result: dict, expected: int, start: float) -> None:
+    """On the app's event loop: wait for the file list to hold the model's count of ``expected``
+    images, put the times in ``result`` and quit through File > Quit; on a failed image or model,
+    or after ``APP_TIMEOUT_S``, say why on stderr and leave with status 1."""
+    # deferred: Qt, in the app's child only (loaded by the app by now)
+    from PySide6.QtCore import QTimer
+
+    # deferred: the app's window, which brings Qt
+    from sasnet_gui.main_window import MainWindow
+
+    window = next((w for w in app.topLevelWidgets() if isinstance(w, MainWindow)), None)
+
+    def fail(message: str) -> None:
+        if "seconds" not in result:  # not once counting is done and the window is closing
+            result["error"] = message
+            print(f"bench_memory: sasnet-gui: {message}", file=sys.stderr, flush=True)
+            app.exit(1)
+
+    if window is None or window.controller is None:  # nothing would count: the timeout would be all
+        fail("no main window after start" if window is None else "the app has no model controller")
+        return
+
+    def counted() -> int:
+        return sum(e.model_count is not None for e in window.files.entries())
+
+    def check(*_) -> None:
+        # The file list, not the queue's signals alone, says what is done: the session has put
+        # each count there (its slot runs before this one) and an image that failed says why.
+        broken = next((e for e in window.files.entries() if e.error), None)
+        if broken is not None:
+            fail(f"{broken.name}: {broken.error}")
+        elif "seconds" not in result and len(window.files.entries()) >= expected and counted() >= expected:
+            usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads: the counting worker's too
+            result.update(seconds=time.perf_counter() - start, cpu_seconds=usage.ru_utime + usage.ru_stime,
+                          engine=window.controller.engine_text())
+            window.act_quit.trigger()
+
+    window.counter.counted.connect(check)
+    window.counter.failed.connect(check)
+    window.controller.loadFailed.connect(lambda message: fail(f"the model did not load: {message}"))
+    QTimer.singleShot(APP_TIMEOUT_S * 1000, lambda: fail(
+        f"timed out after {APP_TIMEOUT_S} s with {counted()} of {expected} images counted "
+        f"(model: {window.model_label.text()})"))
+    check()
+
+
+def run_app(folder: Path) -> dict:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}  # no display needed; the widgets still draw
+    try:
+        out = subprocess.run([sys.executable, __file__, "--_app", str(folder)], capture_output=True,
+                             text=True, env=env, timeout=APP_TIMEOUT_S + APP_KILL_MARGIN_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"sasnet-gui {folder} did not end within {APP_TIMEOUT_S + APP_KILL_MARGIN_S} s "
+                           "(its own timeout did not fire); killed") from None
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"sasnet-gui {folder} failed (exit {out.returncode}): {out.stderr.strip()[-500:]}")
+    return json.loads(lines[-1])
+
+
+def _run_folder(command: str, argv: list[str], weights: Path) -> dict:
+    """One run of the folders mode: the app on its folder (its default model is ``weights``,
+    registered beforehand), or a ``sasnet`` command given the weights."""
+    if command == "app":
+        return run_app(Path(argv[0]))
+    return run_command(argv + ["--weights", str(weights)] + (["--no-progress"] if command != "eval" else []))
+
+
 def measure_folders(weights: Path, root: Path, batch_sizes: list[int], sizes, commands) -> list[dict]:
     run_command(["count", str(STREET / "images" / "IMG_1.jpg"), "--weights", str(weights), "--no-progress"])
+    if "app" in commands:  # the app counts with the studio home's default model
+        run_command(["models", "add", APP_MODEL, str(weights), "--default"])
     rows = []
     for width, height in sizes:
         dataset = make_folder(root, width, height)
@@ -199,15 +304,19 @@ def measure_folders(weights: Path, root: Path, batch_sizes: list[int], sizes, co
         runs = [("count", "default", ["count", images])]
         runs += [("count", f"--batch-size {b}", ["count", images, "--batch-size", str(b)]) for b in batch_sizes]
         runs += [("rank", "default", ["rank", images]), ("eval", "default", ["eval", str(dataset)])]
+        runs += [("app", "default", [images])]
         for command, setting, argv in runs:
             if command not in commands:
                 continue
-            argv = argv + ["--weights", str(weights)] + (["--no-progress"] if command != "eval" else [])
-            r = run_command(argv)
-            rows.append({"size": f"{width}x{height}", "command": command, "setting": setting,
-                         "peak_mb": round(r["peak_mb"]), "seconds": round(r["seconds"], 1),
-                         "cpu_seconds": round(r["cpu_seconds"], 1)})
-            print(f"{width}x{height}  sasnet {command:5s} {setting:15s} peak {r['peak_mb']:6.0f} MB  "
+            r = _run_folder(command, argv, weights)
+            row = {"size": f"{width}x{height}", "command": command, "setting": setting,
+                   "peak_mb": round(r["peak_mb"]), "seconds": round(r["seconds"], 1),
+                   "cpu_seconds": round(r["cpu_seconds"], 1)}
+            if "engine" in r:  # the app's status bar says what auto resolved to; the commands do not
+                row["engine"] = r["engine"]
+            rows.append(row)
+            label = "sasnet-gui" if command == "app" else f"sasnet {command}"
+            print(f"{width}x{height}  {label:12s} {setting:15s} peak {r['peak_mb']:6.0f} MB  "
                   f"{r['seconds']:6.1f} s wall  {r['cpu_seconds']:6.1f} s CPU  for {FOLDER_IMAGES} images",
                   flush=True)
     for size in {r["size"] for r in rows}:
@@ -229,16 +338,20 @@ def main() -> None:
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=PAIRS, metavar="BACKEND:PRECISION")
     ap.add_argument("--sizes", nargs="+", default=[f"{w}x{h}" for w, h in FOLDER_SIZES], metavar="WxH",
                     help="folders: image sizes (default: 1024x768 1920x1080)")
-    ap.add_argument("--commands", nargs="+", default=["count", "rank", "eval"], choices=["count", "rank", "eval"],
-                    help="folders: which commands to run (default: all three)")
+    ap.add_argument("--commands", nargs="+", default=["count", "rank", "eval"], choices=COMMANDS,
+                    help="folders: which commands to run (default: count rank eval; app: the desktop app)")
     ap.add_argument("--batch-sizes", nargs="*", type=int, default=[4], metavar="B",
                     help="folders: also run count with these --batch-size values (default: 4, the old default)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     ap.add_argument("--_child", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--_command", help=argparse.SUPPRESS)
+    ap.add_argument("--_app", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._command:
         _command_child(json.loads(args._command))
+        return
+    if args._app:
+        _app_child(args._app)
         return
     if args._child:
         b, p, w, h, weights, cache = args._child
