@@ -289,6 +289,29 @@ def test_cli_train_logs_checkpoints_and_resume(blob_set, tmp_path, capsys):
     assert "no training data recorded" not in text
 
 
+def test_resume_steps_at_the_runs_own_rate_unless_another_is_asked(blob_set, tmp_path):
+    """A resumed run keeps the rate its optimiser ran at (not the paper's default, which nobody
+    asked for), and records that rate; ``--lr`` on a resume replaces it from the next step."""
+    run = tmp_path / "run"
+    base = ["train", blob_set, "--out", run, *TINY, "--val-every", 0, "--log-every", 1]
+    assert _cli([*base, "--steps", 2, "--lr", "1e-3"]) == 0
+    assert _cli([*base, "--steps", 4, "--resume"]) == 0
+    recs = read_json_lines(run / "log.jsonl")
+    starts = [r for r in recs if r["event"] == "start"]
+    assert [s["config"]["lr"] for s in starts] == [1e-3, 1e-3]
+    assert {r["step"]: r["lr"] for r in recs if r["event"] == "step"} == {1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 1e-3}
+
+    assert _cli([*base, "--steps", 6, "--resume", "--lr", "2.5e-4"]) == 0
+    recs = read_json_lines(run / "log.jsonl")
+    assert [r["lr"] for r in recs if r["event"] == "step" and r["step"] > 4] == [2.5e-4, 2.5e-4]
+    assert [r for r in recs if r["event"] == "start"][-1]["config"]["lr"] == 2.5e-4
+    said = [r["text"] for r in recs if r["event"] == "message" and "learning rate" in r["text"]]
+    assert said == ["learning rate 0.00025 from step 5 (the run stepped at 0.001)"]
+    from sasnet_core.weights.checkpoint import load_model
+
+    assert load_model(run / "last.pth")[1].metadata["train_config"]["lr"] == 2.5e-4
+
+
 def test_log_json_stdout_is_json_lines(blob_set, tmp_path, capsys):
     assert _cli(["train", blob_set, "--out", tmp_path / "r", *TINY, "--steps", 2,
                  "--val-every", 0, "--log-json", "-"]) == 0

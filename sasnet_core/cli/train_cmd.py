@@ -75,7 +75,8 @@ def _schedule_options(p: argparse.ArgumentParser, default, finetune: bool) -> No
     sched.add_argument("--no-flip", dest="flip", action="store_false",
                        help="no random horizontal flips")
     sched.add_argument("--lr", type=positive_float, default=default("lr"),
-                       help="Adam learning rate (default: %(default)s)")
+                       help="Adam learning rate (default: %(default)s; with --resume, the run's "
+                       "own rate, and a rate given here replaces it from the next step)")
     sched.add_argument("--weight-decay", type=non_negative_float, default=default("weight_decay"),
                        help="(default: %(default)s)")
     freeze = sched.add_mutually_exclusive_group()
@@ -185,6 +186,8 @@ def register(subparsers) -> None:
 def config_from_args(args, **extra):
     fields = {k: v.value() if isinstance(v, FromConfig) else v
               for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    if getattr(args, "resume", False) and isinstance(getattr(args, "lr", None), FromConfig):
+        fields["lr"] = None  # not asked: a resumed run goes on at its own rate
     fields.update(extra)
     return TrainConfig(**fields)
 

@@ -18,6 +18,7 @@ from sasnet_core.util.vocab import (
     TRAINING_PRECISIONS,
 )
 
+PAPER_LR = 1e-5
 ENCODER_STAGES = 5  # SASNet's encoder: features1..features5 (VGG16-bn's five stages)
 
 
@@ -38,7 +39,9 @@ class TrainConfig:
     crops_per_image: int = 4
     crop_size: int = 128
     flip: bool = True
-    lr: float = 1e-5
+    # Adam's rate. None: the paper's 1e-5 for a new run; on ``resume`` the run's own rate (an
+    # optimiser state carries it), so only a rate somebody asked for changes a resumed run's.
+    lr: float | None = PAPER_LR
     weight_decay: float = 0.0
     steps: int = 20000  # optimiser steps in total (a resumed run continues up to this)
     max_minutes: float | None = None  # stop cleanly after this much training time
@@ -98,7 +101,9 @@ class TrainConfig:
                              f"k = {self.block_size}, so every crop is whole k x k patches")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
-        for name in ("lr", "sigma"):
+        if self.lr is None and not self.resume:
+            self.lr = PAPER_LR
+        for name in ("lr", "sigma") if self.lr is not None else ("sigma",):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a number above 0, got {value}")

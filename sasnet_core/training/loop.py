@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from torch.utils.data.distributed import DistributedSampler
 from sasnet_core.model.config import SASNetConfig
 from sasnet_core.model.sasnet import sasnet
 from sasnet_core.training import distributed as D
-from sasnet_core.training.config import TrainConfig
+from sasnet_core.training.config import PAPER_LR, TrainConfig
 from sasnet_core.training.data import (
     Sample,
     collate_crops,
@@ -191,6 +191,8 @@ class _Run:
             self.cfg = cfg = resumed.cfg
         elif cfg.resume and info.is_main:
             self.log.write("message", text=f"no {self.last_path} to resume from: starting a new run")
+        if cfg.lr is None:  # a new run after all: the paper's rate
+            self.cfg = cfg = replace(cfg, lr=PAPER_LR)
         if model is None:
             model, provenance = build_model(cfg)
         self.provenance = provenance or {}
@@ -214,7 +216,11 @@ class _Run:
 
     def _restore(self, state: dict) -> None:
         cfg, pos = self.cfg, self.pos
-        restore_optimizer(self.optimizer, state, cfg.out)
+        replaced = restore_optimizer(self.optimizer, state, cfg.out, cfg.lr)
+        if replaced is not None and self.info.is_main:
+            text = f"learning rate {cfg.lr:g} from step {int(state['step']) + 1} (the run stepped at {replaced:g})"
+            self.log.write("message", text=text)
+            logging.getLogger(__name__).info(text)
         pos.step = int(state["step"])
         if pos.step >= cfg.steps and self.info.is_main:  # else "completed" would read as trained
             text = (f"{self.last_path} is at step {pos.step} already, --steps is {cfg.steps}: nothing "

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from sasnet_core.model.config import SASNetConfig
-from sasnet_core.training.config import ENCODER_STAGES, TrainConfig
+from sasnet_core.training.config import ENCODER_STAGES, PAPER_LR, TrainConfig
 from sasnet_core.training.steps import unwrap
 from sasnet_core.util.errors import CheckpointError, OutputExistsError, SettingsError
 from sasnet_core.weights.checkpoint import read_checkpoint_file, save_checkpoint
@@ -156,12 +156,30 @@ def resume_run(cfg: TrainConfig, last_path: Path) -> Resumed:
                             + " (start a new run with another --out, or --overwrite)")
     provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
                                                    "encoder_init") if k in ck.metadata}
-    return Resumed(model, cfg, provenance, load_train_state(last_path))
+    state = load_train_state(last_path)
+    if cfg.lr is None:  # not asked: the rate its optimiser ran at, which its records then say
+        cfg = replace(cfg, lr=run_lr(state) or ck.metadata.get("train_config", {}).get("lr") or PAPER_LR)
+    return Resumed(model, cfg, provenance, state)
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict, out) -> None:
+def run_lr(state: dict) -> float | None:
+    """The learning rate a run's saved optimiser state steps at, or None when it does not say."""
+    try:
+        lr = float(state["optimizer"]["param_groups"][0]["lr"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return lr if lr > 0 and lr == lr and lr != float("inf") else None
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict, out, lr: float) -> float | None:
+    """Load the saved optimiser state, then step at ``lr`` (the run's own rate unless another was
+    asked). Returns the rate it replaced, or None when it kept the run's."""
     try:
         optimizer.load_state_dict(state["optimizer"])
     except (ValueError, KeyError) as exc:
         raise SettingsError("cannot resume: the optimiser state does not fit this run's trainable "
                             f"parameters (were --freeze-stages or --freeze-encoder changed?) ({exc})", out) from None
+    before = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return before if before != lr else None
