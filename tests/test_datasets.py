@@ -214,3 +214,22 @@ def test_train_crops_flip_moves_target_with_image(tmp_path):
         assert bright_left == mass_left
     flipped = [bool(im[0, 64, 64:].mean() > im[0, 64, :64].mean()) for im in imgs]
     assert any(flipped) and not all(flipped)
+
+
+def test_what_a_data_set_reader_noticed_is_said_once_however_often_training_reads_it(tmp_path, caplog):
+    """`sasnet train` reads its data sets for the training images, again for the encoder's
+    statistics pass and for validation: a point off its image was printed once per read."""
+    import scipy.io
+
+    from sasnet_core.training.data import load_samples, training_samples
+
+    for split in ("Train", "Test"):
+        _img(tmp_path / split / "img_0001.jpg", 40, 20)
+        scipy.io.savemat(tmp_path / split / "img_0001_ann.mat", {"annPoints": np.array([[10.0, 5.0], [90.0, 5.0]])})
+    with caplog.at_level("WARNING", logger="sasnet_core"):
+        for _ in range(3):
+            assert len(training_samples([tmp_path])) == 1
+        assert len(load_samples(tmp_path, split="test")) == 1
+    said = [r.getMessage() for r in caplog.records if "outside the 40x20 image" in r.getMessage()]
+    assert len(said) == 2, said  # one per file, Train's and Test's
+    assert {("Train" in s, "Test" in s) for s in said} == {(True, False), (False, True)}

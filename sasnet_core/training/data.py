@@ -34,6 +34,7 @@ from sasnet_core.model.preprocess import normalise
 from sasnet_core.training.crops import TrainCrops
 from sasnet_core.training.crops import collate_crops as collate
 from sasnet_core.util.errors import DatasetLayoutError
+from sasnet_core.util.logs import warn_once
 
 __all__ = ["Sample", "load_samples", "training_samples", "validation_samples", "validation_sets",
            "folds_for", "split_holdout", "FullImageDataset",
@@ -108,7 +109,7 @@ def load_samples(path: str | os.PathLike, split: str | None = "train",
     # What the data set's reader noticed (corrections used, or set aside because they do not fit
     # their image) is said once, as `sasnet eval` says it: a run must not learn from it unseen.
     for line in ds.report:
-        logging.getLogger(__name__).warning(line)
+        warn_once(logging.getLogger(__name__), line)
     splits = set(ds.splits)
     if split is None or split == "all":
         return list(ds)

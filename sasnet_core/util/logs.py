@@ -58,3 +58,16 @@ def setup_logging(name: str = APP_LOG, level: int = logging.INFO) -> Path | None
         root.setLevel(level)
     logging.captureWarnings(True)
     return path
+
+
+# Notes already logged by this process. A data set is read more than once in one run (training
+# images, the encoder's statistics pass, validation; the file list, then the editor), and the same
+# file says the same thing each time: a person needs it once.
+_SAID: set[str] = set()
+
+
+def warn_once(logger: logging.Logger, note: str) -> None:
+    """``logger.warning(note)`` the first time this process says ``note``."""
+    if note not in _SAID:
+        _SAID.add(note)
+        logger.warning(note)

@@ -14,6 +14,7 @@ from sasnet_core.annotations.fields import fail
 from sasnet_core.io.atomic import atomic_write_text
 from sasnet_core.io.imageio import IMAGE_SUFFIXES, image_size
 from sasnet_core.util.errors import ImageReadError
+from sasnet_core.util.logs import warn_once
 
 log = logging.getLogger("sasnet_core.annotations.formats")
 
@@ -83,18 +84,6 @@ def image_size_of(ann: Annotation):
     return None
 
 
-# Notes already logged by this process. A data set is read more than once in one run (training
-# images, then validation; the file list, then the editor), and the same file says the same thing
-# each time: a person needs it once.
-_LOGGED: set[str] = set()
-
-
-def _warn_once(note: str) -> None:
-    if note not in _LOGGED:
-        _LOGGED.add(note)
-        log.warning(note)
-
-
 def validate(ann: Annotation, path, field: str, outside: str = "keep", report=None) -> Annotation:
     """Reject NaN/infinite points; report points off the image and drop them if asked.
 
@@ -137,7 +126,7 @@ def validate(ann: Annotation, path, field: str, outside: str = "keep", report=No
         if report is not None:
             report.append(note)
         else:  # nobody collects reports: leave it to the logging setup, once per file and problem
-            _warn_once(note)
+            warn_once(log, note)
         if outside == "drop":
             keep = ~off
             ann.points, ann.sources = ann.points[keep], ann.sources[keep]
