@@ -65,23 +65,12 @@ def peak_rss_mb() -> float:
 
 
 def random_weights(path: Path, seed: int = 0) -> Path:
-    """A full-size checkpoint in the released layout with random weights (He-initialised,
-    realistic BatchNorm statistics): speed and memory do not depend on the values."""
-    import torch
-
+    """A full-size checkpoint in the released layout with random weights (``stand_in_sasnet``):
+    speed and memory do not depend on the values."""
+    from sasnet_core.model.stand_in import stand_in_sasnet
     from sasnet_core.weights.checkpoint import save_checkpoint
-    from sasnet_core.model.sasnet import SASNet
 
-    torch.manual_seed(seed)
-    model = SASNet().eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return save_checkpoint(path, model, {"name": "random weights in the released layout"})
+    return save_checkpoint(path, stand_in_sasnet(seed), {"name": "random weights in the released layout"})
 
 
 def _child(backend: str, precision: str, width: int, height: int, weights: str, cache: str) -> None:

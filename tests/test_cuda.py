@@ -23,6 +23,7 @@ import torch
 from sasnet_core.engine.choice import default_batch_size
 from sasnet_core.engine.inference import Predictor
 from sasnet_core.model.sasnet import SASNet
+from sasnet_core.model.stand_in import stand_in_sasnet
 from sasnet_core.training.synthetic import blob_image, make_blob_dataset, random_points
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -31,18 +32,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 
 @pytest.fixture(scope="module")
 def released_model() -> SASNet:
-    """The full-size network, He-initialised with BatchNorm statistics away from the identity, so
-    folding and every layer's arithmetic are exercised as with trained weights."""
-    torch.manual_seed(3)
-    model = SASNet()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    """The full-size network with weights that exercise folding and every layer's arithmetic as
+    trained ones do (``stand_in_sasnet``)."""
+    return stand_in_sasnet(3)
 
 
 @pytest.fixture(scope="module")

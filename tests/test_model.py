@@ -106,6 +106,33 @@ def test_model_state_dict_has_exactly_the_released_keys_shapes_and_dtypes():
         assert ours[key].dtype == value.dtype, key
 
 
+def test_the_stand_in_for_trained_weights_is_the_released_layout_and_exercises_every_layer(tmp_path):
+    """Speed, memory and CUDA parity run on ``stand_in_sasnet``: it must load as a released
+    checkpoint does, be the same for the same seed, and keep a crowd's signal alive to the end."""
+    from sasnet_core.model.fast_forward import fold_batchnorm
+    from sasnet_core.model.stand_in import stand_in_sasnet
+
+    state = released_layout_state()
+    model = stand_in_sasnet(3)
+    assert [(k, v.shape) for k, v in model.state_dict().items()] == [(k, v.shape) for k, v in state.items()]
+    twin, other = stand_in_sasnet(3).state_dict(), stand_in_sasnet(4).state_dict()
+    assert all(torch.equal(v, twin[k]) for k, v in model.state_dict().items())
+    assert not torch.equal(model.state_dict()["features1.0.weight"], other["features1.0.weight"])
+    path = tmp_path / "stand_in.pth"
+    torch.save(model.state_dict(), path)
+    loaded, info = load_model(path)
+    assert info.kind == "released"
+    x = _input(96, 160)
+    with torch.no_grad():
+        out = loaded(x).density
+        folded_model = fold_batchnorm(model)
+        folded = folded_model(x).density
+    # BatchNorm away from the identity: folding really changes the kernels, and not the output
+    assert not torch.allclose(folded_model.features1[0].weight, model.features1[0].weight, rtol=0.01)
+    assert ((folded - out).abs().max() / out.abs().max()) < 1e-4
+    assert torch.isfinite(out).all() and out.abs().max() > 1e-6
+
+
 def test_released_checkpoint_loads_strictly_and_matches_the_authors_forward(tmp_path):
     state = released_layout_state()
     path = tmp_path / "SHHA.pth"
