@@ -210,6 +210,23 @@ class FitScrollArea(QScrollArea):
             self.fit_widget(again=True)
 
 
+def reveal(*widgets: QWidget) -> None:
+    """Scroll the scroll area holding ``widgets`` so that they show, the first one kept in view
+    when not all fit: a result that arrives below the fold of a short dock is otherwise unseen."""
+    area = widgets[0].parentWidget()
+    while area is not None and not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    if area is None or area.widget() is None:
+        return
+    if area.widget().layout() is not None:
+        area.widget().layout().activate()  # the new text's height, before measuring where it is
+    if isinstance(area, FitScrollArea):
+        area.fit_widget()
+    for w in reversed(widgets):
+        if w.isVisibleTo(area):  # a hidden button has no place to scroll to
+            area.ensureWidgetVisible(w, 0, 8)
+
+
 class ElidedLabel(QLabel):
     """One line of plain text (a path) that shortens itself with "…" in the middle (or where
     ``elide`` says) to the room it has, rather than widening its row; the whole text is in the

@@ -257,6 +257,38 @@ def test_an_image_reviewed_after_the_panel_opened_is_learnt_from(qtbot, studio_h
     window.document.flush()
 
 
+def test_the_result_of_a_run_is_in_view_in_a_window_of_1280_by_800(qtbot, studio_home, tmp_path):
+    """The Fine-tune dock shares the right side with the counts panel; at 1280 x 800 the run's
+    summary and the Use / Keep buttons were below the fold of its scroll area, unseen."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtWidgets import QScrollArea
+
+    register_tiny_model(tmp_path, "tiny")
+    controller = make_controller(qtbot)
+    make_annotated_images(tmp_path / "street", n=2)
+    window, panel = _window_with_finetune_panel(qtbot, controller, tmp_path / "street", steps=1)
+    window.resize(1280, 800)
+    area = panel.parentWidget()
+    while not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    qtbot.waitUntil(lambda: area.viewport().height() < panel.height(), timeout=5_000)  # it scrolls
+
+    def in_view(w) -> bool:
+        top_left = w.mapTo(area.viewport(), QPoint(0, 0))
+        return area.viewport().rect().contains(QRect(top_left, w.size()))
+
+    assert not in_view(panel.use_button)  # before the run: the settings are what shows
+    with qtbot.waitSignal(panel.runFinished, timeout=RUN_TIMEOUT_MS) as finished:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert finished.args == ["completed"], panel.last_error
+    assert "after 1 steps" in panel.summary_label.text()
+    shown = [w for w in (panel.summary_label, panel.use_button, panel.keep_button) if w.isVisible()]
+    assert panel.summary_label in shown and len(shown) >= 2  # the summary and at least one choice
+    assert all(in_view(w) for w in shown)
+    window.counter.cancel()
+    window.counter.wait_idle()
+
+
 def _answer_next_question(qtbot, button_text: str, seen: list):
     """Click ``button_text`` in the next modal question, as a person would, noting its text."""
     from PySide6.QtCore import QTimer

@@ -55,7 +55,7 @@ from sasnet_core.util.errors import DatasetLayoutError
 from sasnet_core.util.progress import human_duration as fmt_duration
 from sasnet_gui import errors
 from sasnet_gui.finetune.process import FineTuneJob, FineTuneProcess
-from sasnet_gui.widgets import HOW_TO_GET_A_MODEL, themed_plot_init
+from sasnet_gui.widgets import HOW_TO_GET_A_MODEL, reveal, themed_plot_init
 
 QUIT_GRACE_MS = 1000  # how long quitting lets the trainer stop by itself before it is killed
 
@@ -587,6 +587,7 @@ class FineTunePanel(QWidget):
         self.eta_label.setText(f"took {fmt_duration(time.monotonic() - self._t0)}")
         self.phase_label.setText("")
         self._update_state()
+        reveal(self.summary_label, self.use_button, self.keep_button)  # what came of it, and the choice
         self.runFinished.emit(status)
 
     def _failed_cleaned(self, _path) -> None:
@@ -598,6 +599,7 @@ class FineTunePanel(QWidget):
         self.summary_label.setText("<span style='color:#c0392b'>Fine-tuning failed (details in "
                                    "the dialog). Your model and annotations are unchanged.</span>")
         self._update_state()
+        reveal(self.summary_label)
         self._error("Fine-tuning failed", message)
         self.runFinished.emit("failed")
 
