@@ -310,6 +310,10 @@ def test_resume_steps_at_the_runs_own_rate_unless_another_is_asked(blob_set, tmp
     from sasnet_core.weights.checkpoint import load_model
 
     assert load_model(run / "last.pth")[1].metadata["train_config"]["lr"] == 2.5e-4
+    # --resume where there is no run yet starts one, at the paper's rate
+    fresh = tmp_path / "fresh"
+    assert _cli(["train", blob_set, "--out", fresh, *TINY, "--val-every", 0, "--steps", 1, "--resume"]) == 0
+    assert [r["lr"] for r in read_json_lines(fresh / "log.jsonl") if r["event"] == "step"] == [1e-5]
 
 
 def test_log_json_stdout_is_json_lines(blob_set, tmp_path, capsys):

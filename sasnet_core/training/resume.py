@@ -6,6 +6,7 @@ written atomically by rank 0 only.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -158,7 +159,7 @@ def resume_run(cfg: TrainConfig, last_path: Path) -> Resumed:
                                                    "encoder_init") if k in ck.metadata}
     state = load_train_state(last_path)
     if cfg.lr is None:  # not asked: the rate its optimiser ran at, which its records then say
-        cfg = replace(cfg, lr=run_lr(state) or ck.metadata.get("train_config", {}).get("lr") or PAPER_LR)
+        cfg = replace(cfg, lr=run_lr(state) or PAPER_LR)
     return Resumed(model, cfg, provenance, state)
 
 
@@ -168,7 +169,7 @@ def run_lr(state: dict) -> float | None:
         lr = float(state["optimizer"]["param_groups"][0]["lr"])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    return lr if lr > 0 and lr == lr and lr != float("inf") else None
+    return lr if math.isfinite(lr) and lr > 0 else None
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict, out, lr: float) -> float | None:
