@@ -191,7 +191,7 @@ class _Run:
             self.cfg = cfg = resumed.cfg
         elif cfg.resume and info.is_main:
             self.log.write("message", text=f"no {self.last_path} to resume from: starting a new run")
-        if cfg.lr is None:  # a new run after all: the paper's rate
+        if cfg.lr is None:  # a new run after all, or a saved rate unusable: the paper's
             self.cfg = cfg = replace(cfg, lr=PAPER_LR)
         if model is None:
             model, provenance = build_model(cfg)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from sasnet_core.model.config import SASNetConfig
-from sasnet_core.training.config import ENCODER_STAGES, PAPER_LR, TrainConfig
+from sasnet_core.training.config import ENCODER_STAGES, TrainConfig
 from sasnet_core.training.steps import unwrap
 from sasnet_core.util.errors import CheckpointError, OutputExistsError, SettingsError
 from sasnet_core.weights.checkpoint import read_checkpoint_file, save_checkpoint
@@ -158,8 +158,8 @@ def resume_run(cfg: TrainConfig, last_path: Path) -> Resumed:
     provenance = {k: ck.metadata.get(k) for k in ("parent", "parent_name", "parent_kind",
                                                    "encoder_init") if k in ck.metadata}
     state = load_train_state(last_path)
-    if cfg.lr is None:  # not asked: the rate its optimiser ran at, which its records then say
-        cfg = replace(cfg, lr=run_lr(state) or PAPER_LR)
+    if cfg.lr is None:  # not asked: the rate its optimiser ran at (None: the run loop's default)
+        cfg = replace(cfg, lr=run_lr(state))
     return Resumed(model, cfg, provenance, state)
 
 
